@@ -1,0 +1,641 @@
+import { readCard, type CardReadReason, type DetectedKind } from './card/reader';
+import { PlatformClient, type PlatformClientOptions } from './client';
+import { derivePinKey, hexBytes, passwordProof, sha256Hex } from './crypto';
+import { Emitter } from './emitter';
+import { clearCredentials, enrolTerminal, loadCredentials, type TerminalCredentials } from './enrolment';
+import { CardPayError, isCardPayError, type CardPayErrorCode } from './errors';
+import { delay } from './timers';
+import type { Host } from './host';
+import { isValidAmount } from './money';
+import type {
+  AuthPrompt,
+  BiometricMode,
+  CardInput,
+  Confirmation,
+  Factor,
+  InputPort,
+  Payment,
+  SessionState,
+  SessionView,
+} from './protocol';
+
+/** The session states of PROTOCOL.md §5 plus the client's own: `idle` (entry), `enrolling`, `scanning`. */
+export type CheckoutState = 'idle' | 'enrolling' | 'scanning' | SessionState;
+
+/** An error as the UI shows it and the `fail` event carries it. */
+export interface CheckoutError {
+  code: CardPayErrorCode;
+  message: string;
+  retryable: boolean;
+  /** For `invalid_card`: why the code is not a usable card. */
+  reason?: CardReadReason;
+  /** For `invalid_card`: what the code was recognised as (a URL, a wallet payment code…). */
+  detected?: DetectedKind;
+  /** For `payment_declined`: the payment platform's reason. */
+  declineCode?: string;
+  /** For `auth_failed`: attempts before the lockout. */
+  attemptsLeft?: number;
+}
+
+/** Everything the UI renders. A new object per transition, so one transition is one `setData`. */
+export interface CheckoutSnapshot {
+  state: CheckoutState;
+  /** A network step is in flight: controls should not accept input. */
+  busy: boolean;
+  enrolled: boolean;
+  amount?: number;
+  currency: string;
+  description?: string;
+  orderRef?: string;
+  sessionId?: string;
+  confirmation?: Confirmation;
+  authPrompt?: AuthPrompt;
+  /** Biometric modes the host lends and the device has enrolled. */
+  biometricModes: BiometricMode[];
+  payment?: Payment;
+  error?: CheckoutError;
+}
+
+export interface CheckoutEvents extends Record<string, unknown> {
+  change: CheckoutSnapshot;
+  statechange: { state: CheckoutState };
+  success: { payment: Payment };
+  fail: { error: CheckoutError };
+  cancel: Record<string, never>;
+}
+
+export interface CheckoutOptions {
+  host: Host;
+  platformUrl: string;
+  merchantId: string;
+  /** A merchant order made with PROTOCOL.md §7; its amount wins over `amount`. */
+  orderRef?: string;
+  /** Minor units, for merchants that allow open amounts. */
+  amount?: number;
+  /** ISO 4217, default `CNY`. */
+  currency?: string;
+  description?: string;
+  /** Transport settings of the platform client. */
+  network?: Omit<PlatformClientOptions, 'baseUrl' | 'host'>;
+  /** How often `processing` is polled. Default 1 s. */
+  pollIntervalMs?: number;
+  /** How long `processing` is polled before the checkout stops waiting. Default 60 s. */
+  pollTimeoutMs?: number;
+  /** PBKDF2 iterations at enrolment. Default 10,000. */
+  iterations?: number;
+}
+
+/** What the user gives for one authentication factor. */
+export type AuthInput =
+  | { method: 'password'; password: string }
+  | { method: 'cvv'; cvv: string }
+  | { method: 'biometric'; mode?: BiometricMode };
+
+interface LiveSession {
+  id: string;
+  state: SessionState;
+  expiresAt: number;
+  inputPort?: InputPort;
+}
+
+/** A prefetched session is used only while it has this much life left. */
+const SESSION_MARGIN_MS = 30000;
+const LOST_ANSWER: CardPayErrorCode[] = ['network_error', 'timeout', 'internal_error', 'payment_unavailable'];
+
+/**
+ * The checkout flow of PROTOCOL.md §5, driven by method calls, reporting through events.
+ * `change` carries the whole snapshot after each transition; `statechange`, `success`, `fail` and
+ * `cancel` are the component's public events.
+ *
+ * @example
+ * const checkout = new Checkout({ host, platformUrl, merchantId: 'mch_sandbox', amount: 1999 })
+ * checkout.on('change', (s) => render(s))
+ * await checkout.start()      // resumes an unfinished session, or prefetches the input port
+ * await checkout.begin()      // enrolment on first use, else the scanner
+ * await checkout.confirm()
+ * await checkout.authenticate([{ method: 'password', password: '204816' }])
+ */
+export class Checkout extends Emitter<CheckoutEvents> {
+  readonly client: PlatformClient;
+  private readonly options: CheckoutOptions;
+  private readonly host: Host;
+  private snap: CheckoutSnapshot;
+  private credentials?: TerminalCredentials;
+  private session?: LiveSession;
+  private prefetching?: Promise<unknown>;
+  private polling = false;
+  private destroyed = false;
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(options: CheckoutOptions) {
+    super();
+    if (!options || !options.host) throw new CardPayError('invalid_argument', 'createCheckout needs a host');
+    if (typeof options.merchantId !== 'string' || !/^mch_[A-Za-z0-9_]{1,60}$/.test(options.merchantId)) {
+      throw new CardPayError('config_invalid', `merchantId must look like "mch_…", got ${JSON.stringify(options.merchantId)}`);
+    }
+    if (options.orderRef !== undefined && !/^mor_[A-Za-z0-9_]{1,60}$/.test(options.orderRef)) {
+      throw new CardPayError('config_invalid', `orderRef must look like "mor_…", got ${JSON.stringify(options.orderRef)}`);
+    }
+    if (options.orderRef === undefined && !isValidAmount(options.amount)) {
+      throw new CardPayError(
+        'config_invalid',
+        `amount must be an integer of minor units from 1 to 100000000 (or give an orderRef), got ${JSON.stringify(options.amount)}`,
+      );
+    }
+    const currency = options.currency ?? 'CNY';
+    if (!/^[A-Z]{3}$/.test(currency)) {
+      throw new CardPayError('config_invalid', `currency must be an upper-case ISO 4217 code, got ${JSON.stringify(currency)}`);
+    }
+    this.options = options;
+    this.host = options.host;
+    this.sleep = options.network?.sleep ?? delay;
+    this.client = new PlatformClient({ ...options.network, baseUrl: options.platformUrl, host: options.host });
+    this.snap = {
+      state: 'idle',
+      busy: false,
+      enrolled: false,
+      amount: options.amount,
+      currency,
+      description: options.description,
+      orderRef: options.orderRef,
+      biometricModes: [],
+    };
+  }
+
+  /** The current snapshot. */
+  get snapshot(): CheckoutSnapshot {
+    return this.snap;
+  }
+
+  /**
+   * Loads the terminal's credentials, then resumes an unfinished session of this order (showing,
+   * say, the result of a payment that completed while the app was closed) or prefetches a new
+   * input port so that the scanner opens without waiting on the network.
+   */
+  async start(): Promise<void> {
+    this.credentials = await loadCredentials(this.host, this.client.baseUrl);
+    this.client.identity = this.credentials;
+    const biometricModes = await this.biometricModes();
+    this.snap = { ...this.snap, enrolled: !!this.credentials, biometricModes };
+    const stored = this.credentials ? await this.host.storage.get(this.sessionKey()) : undefined;
+    if (stored) {
+      try {
+        const view = await this.client.getSession(stored);
+        if (view.state !== 'cancelled' && view.state !== 'expired') {
+          this.adopt(view);
+          return;
+        }
+      } catch (error) {
+        if (isCardPayError(error) && error.code === 'terminal_unknown') await this.forgetTerminal();
+      }
+      await this.forgetSession();
+    }
+    this.update({ state: 'idle' });
+    this.prefetch();
+  }
+
+  /** The tap on the plugin: enrolment on first use, else the scanner. */
+  async begin(): Promise<void> {
+    if (this.snap.busy || !['idle', 'cancelled', 'expired'].includes(this.snap.state)) return;
+    if (!this.credentials) {
+      this.update({ state: 'enrolling', error: undefined });
+      return;
+    }
+    await this.scan();
+  }
+
+  /** Sets the payment password (entered twice) and registers the terminal, then opens the scanner. */
+  async enrol(password: string, repeat: string): Promise<void> {
+    if (this.snap.state !== 'enrolling' || this.snap.busy) return;
+    try {
+      this.update({ busy: true, error: undefined });
+      this.credentials = await enrolTerminal({
+        host: this.host,
+        client: this.client,
+        password,
+        repeat,
+        iterations: this.options.iterations,
+      });
+      this.snap = { ...this.snap, enrolled: true, busy: false };
+    } catch (error) {
+      this.fail('enrolling', error);
+      return;
+    }
+    this.prefetch();
+    await this.scan();
+  }
+
+  /** Opens the host's scanner with the platform's scan types and submits what it reads. */
+  async scan(): Promise<void> {
+    if (this.snap.busy) return;
+    this.update({ state: 'scanning', error: undefined });
+    let session: LiveSession;
+    try {
+      session = await this.ensureSession();
+    } catch (error) {
+      this.fail('idle', error);
+      return;
+    }
+    const outcome = await this.host.scanCode({ scanType: session.inputPort?.scanTypes ?? ['qrCode', 'barCode'] });
+    if (!outcome.ok) {
+      const code = outcome.reason === 'cancelled' ? 'scan_cancelled' : outcome.reason === 'denied' ? 'scan_denied' : 'scan_failed';
+      this.fail('idle', new CardPayError(code, outcome.message, { retryable: true }));
+      return;
+    }
+    await this.submitCard({ source: 'scan', scanType: outcome.scanType, payload: outcome.result });
+  }
+
+  /** Submits a card number the user typed (when there is nothing to scan or the camera is refused). */
+  async enterManually(digits: string): Promise<void> {
+    if (this.snap.busy) return;
+    await this.submitCard({ source: 'manual', payload: String(digits ?? '') });
+  }
+
+  /** Accepts the order confirmation; the platform answers with the authentication prompt. */
+  async confirm(): Promise<void> {
+    await this.answerConfirmation(true);
+  }
+
+  /** Rejects the order confirmation: the session ends as `cancelled`. */
+  async reject(): Promise<void> {
+    await this.answerConfirmation(false);
+  }
+
+  /**
+   * Answers the authentication prompt with as many factors as it requires.
+   * Wrong answers keep the checkout in `awaiting_authentication` with a fresh prompt.
+   */
+  async authenticate(inputs: AuthInput[]): Promise<void> {
+    const { confirmation, authPrompt } = this.snap;
+    if (this.snap.state !== 'awaiting_authentication' || this.snap.busy || !confirmation || !authPrompt || !this.session) {
+      return;
+    }
+    const session = this.session;
+    let factors: Factor[];
+    try {
+      factors = await this.buildFactors(inputs, session.id, confirmation, authPrompt);
+    } catch (error) {
+      this.fail('awaiting_authentication', error);
+      return;
+    }
+    this.update({ busy: true, error: undefined });
+    try {
+      const key = await this.client.newIdempotencyKey();
+      const result = await this.client.authenticate(session.id, { challenge: authPrompt.challenge, factors }, key);
+      this.adopt({ sessionId: session.id, state: result.state, expiresAt: new Date(session.expiresAt).toISOString(), confirmation, payment: result.payment });
+    } catch (error) {
+      await this.afterError(error, 'awaiting_authentication');
+    }
+  }
+
+  /** Convenience for the most common case: the 6-digit payment password. */
+  payWithPassword(password: string): Promise<void> {
+    return this.authenticate([{ method: 'password', password }]);
+  }
+
+  /** After a failure or at the entry: starts over with a fresh session (another card, another try). */
+  async retry(): Promise<void> {
+    if (this.snap.busy || this.snap.state === 'processing') return;
+    if (this.session && this.session.state !== 'awaiting_order') {
+      this.session = undefined;
+      await this.forgetSession();
+    }
+    this.update({ state: 'idle', error: undefined, confirmation: undefined, authPrompt: undefined, payment: undefined });
+    this.prefetch();
+  }
+
+  /** Asks the platform again where a `processing` payment stands. */
+  async refresh(): Promise<void> {
+    if (!this.session) return;
+    try {
+      this.adopt(await this.client.getSession(this.session.id));
+    } catch (error) {
+      this.fail(this.snap.state, error);
+    }
+  }
+
+  /**
+   * The user backs out. Before `processing` the session is ended on the platform; after it, the
+   * payment goes on and its id is kept, so the result shows when the checkout is opened again.
+   */
+  async cancel(): Promise<void> {
+    const { state } = this.snap;
+    const session = this.session;
+    if (session && ['awaiting_order', 'awaiting_confirmation', 'awaiting_authentication'].includes(session.state)) {
+      try {
+        await this.client.cancel(session.id, await this.client.newIdempotencyKey());
+      } catch {
+        // Best effort: an abandoned session expires on its own within its lifetime.
+      }
+      this.session = undefined;
+      await this.forgetSession();
+    }
+    if (state !== 'processing' && state !== 'succeeded' && state !== 'failed') {
+      this.update({ state: 'cancelled', busy: false, error: undefined });
+    }
+    this.emit('cancel', {});
+  }
+
+  /** Stops polling and drops every listener; the component calls it when detached. */
+  destroy(): void {
+    this.destroyed = true;
+    this.removeAllListeners();
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private async submitCard(card: CardInput): Promise<void> {
+    const read = readCard(card.payload);
+    if (!read.ok) {
+      this.fail('idle', new CardPayError('invalid_card', read.message), { reason: read.reason, detected: read.detected });
+      return;
+    }
+    this.update({ state: 'awaiting_order', busy: true, error: undefined });
+    try {
+      let session = await this.ensureSession();
+      const body = { amount: this.snap.amount ?? 0, currency: this.snap.currency, card };
+      let result;
+      try {
+        result = await this.client.submitOrder(session.id, body, await this.client.newIdempotencyKey());
+      } catch (error) {
+        // A session can lapse while the user lines up the camera: open a new one, once, unseen.
+        if (!isCardPayError(error) || error.code !== 'session_expired') throw error;
+        this.session = undefined;
+        session = await this.ensureSession();
+        result = await this.client.submitOrder(session.id, body, await this.client.newIdempotencyKey());
+      }
+      session.state = result.state;
+      this.update({ state: 'awaiting_confirmation', busy: false, confirmation: result.confirmation });
+    } catch (error) {
+      await this.afterError(error, 'idle');
+    }
+  }
+
+  private async answerConfirmation(accept: boolean): Promise<void> {
+    const { confirmation } = this.snap;
+    if (this.snap.state !== 'awaiting_confirmation' || this.snap.busy || !confirmation || !this.session) return;
+    const session = this.session;
+    this.update({ busy: true, error: undefined });
+    try {
+      const key = await this.client.newIdempotencyKey();
+      const result = await this.client.confirm(session.id, { confirmToken: confirmation.confirmToken, accept }, key);
+      this.adopt({ sessionId: session.id, state: result.state, expiresAt: new Date(session.expiresAt).toISOString(), confirmation, authPrompt: result.authPrompt });
+    } catch (error) {
+      await this.afterError(error, 'awaiting_confirmation');
+    }
+  }
+
+  private async buildFactors(
+    inputs: AuthInput[],
+    sessionId: string,
+    confirmation: Confirmation,
+    prompt: AuthPrompt,
+  ): Promise<Factor[]> {
+    if (!Array.isArray(inputs) || inputs.length === 0) {
+      throw new CardPayError('invalid_argument', 'authenticate expects at least one factor');
+    }
+    const factors: Factor[] = [];
+    for (const input of inputs) {
+      if (input.method === 'password') {
+        if (!/^[0-9]{6}$/.test(input.password)) throw new CardPayError('password_format', 'the payment password is exactly 6 digits');
+        const credentials = this.credentials;
+        const salt = credentials && hexBytes(credentials.salt, 16);
+        if (!credentials || !salt) throw new CardPayError('not_enrolled', 'this terminal has no payment password');
+        const pinKey = derivePinKey(input.password, salt, credentials.iterations);
+        factors.push({
+          method: 'password',
+          proof: passwordProof(pinKey, {
+            sessionId,
+            challenge: prompt.challenge,
+            orderId: confirmation.orderId,
+            amount: confirmation.amount,
+            currency: confirmation.currency,
+          }),
+        });
+        pinKey.fill(0);
+      } else if (input.method === 'cvv') {
+        if (!/^[0-9]{3,4}$/.test(input.cvv)) throw new CardPayError('cvv_format', 'the CVV is the 3 or 4 digits on the card');
+        factors.push({ method: 'cvv', value: input.cvv });
+      } else if (input.method === 'biometric') {
+        const provider = this.host.biometric;
+        const mode = input.mode ?? this.snap.biometricModes[0];
+        if (!provider || !mode) throw new CardPayError('biometric_unavailable', 'no biometric authenticator is lent by the host');
+        const assertion = await provider.authenticate(prompt.challenge, mode);
+        factors.push({ method: 'biometric', mode: assertion.mode, resultJSON: assertion.resultJSON, signature: assertion.signature });
+      } else {
+        throw new CardPayError('invalid_argument', `unknown authentication method ${JSON.stringify((input as { method?: unknown }).method)}`);
+      }
+    }
+    return factors;
+  }
+
+  /** One place that turns a platform's view of the session into the checkout's state. */
+  private adopt(view: SessionView, error?: CheckoutError): void {
+    const previous = this.session;
+    this.session = {
+      id: view.sessionId,
+      state: view.state,
+      expiresAt: Date.parse(view.expiresAt),
+      inputPort: view.inputPort ?? previous?.inputPort,
+    };
+    const order = view.order ? { amount: view.order.amount, currency: view.order.currency } : {};
+    const base = { ...order, busy: false, sessionId: view.sessionId, error };
+    switch (view.state) {
+      case 'awaiting_order':
+        this.update({ ...base, state: 'idle' });
+        return;
+      case 'awaiting_confirmation':
+        this.update({ ...base, state: view.state, confirmation: view.confirmation ?? this.snap.confirmation });
+        return;
+      case 'awaiting_authentication':
+        this.update({
+          ...base,
+          state: view.state,
+          confirmation: view.confirmation ?? this.snap.confirmation,
+          authPrompt: view.authPrompt ?? this.snap.authPrompt,
+        });
+        return;
+      case 'processing':
+        this.update({ ...base, state: view.state, confirmation: view.confirmation ?? this.snap.confirmation, payment: view.payment });
+        void this.poll();
+        return;
+      case 'succeeded':
+        this.update({ ...base, state: view.state, confirmation: view.confirmation ?? this.snap.confirmation, payment: view.payment, authPrompt: undefined });
+        void this.forgetSession();
+        if (view.payment) this.emit('success', { payment: view.payment });
+        return;
+      default: {
+        const failure =
+          error ??
+          (view.error
+            ? toCheckoutError(
+                new CardPayError(view.error.code as CardPayErrorCode, view.error.message, {
+                  retryable: view.error.retryable,
+                  details: view.error.declineCode ? { declineCode: view.error.declineCode } : {},
+                }),
+              )
+            : undefined);
+        this.update({ ...base, state: view.state, error: failure, authPrompt: undefined });
+        void this.forgetSession();
+        if (view.state === 'cancelled') this.emit('cancel', {});
+        else if (failure) this.emit('fail', { error: failure });
+      }
+    }
+  }
+
+  /** Handles an action's error: expected outcomes become states; a lost answer is recovered from the platform. */
+  private async afterError(error: unknown, stayIn: CheckoutState): Promise<void> {
+    const e = toCheckoutError(error);
+    const details = isCardPayError(error) ? error.details : {};
+    const session = this.session;
+    if (session && (LOST_ANSWER.includes(e.code) || e.code === 'challenge_stale' || e.code === 'confirm_token_invalid')) {
+      try {
+        const view = await this.client.getSession(session.id);
+        if (view.state !== session.state || e.code === 'challenge_stale') {
+          this.adopt(view, e.code === 'challenge_stale' ? e : undefined);
+          if (e.code === 'challenge_stale') this.emit('fail', { error: e });
+          return;
+        }
+      } catch {
+        // Fall through: report the original error.
+      }
+    }
+    switch (e.code) {
+      case 'auth_failed':
+        this.update({ state: 'awaiting_authentication', busy: false, authPrompt: details.authPrompt as AuthPrompt, error: e });
+        this.emit('fail', { error: e });
+        return;
+      case 'auth_locked':
+      case 'payment_declined':
+        if (session) session.state = 'failed';
+        this.adopt({ sessionId: session?.id ?? '', state: 'failed', expiresAt: new Date().toISOString() }, e);
+        return;
+      case 'session_expired':
+        if (session) session.state = 'expired';
+        this.adopt({ sessionId: session?.id ?? '', state: 'expired', expiresAt: new Date().toISOString() }, e);
+        return;
+      case 'terminal_unknown':
+        await this.forgetTerminal();
+        this.fail('idle', error);
+        return;
+      default:
+        this.fail(stayIn, error);
+    }
+  }
+
+  private fail(state: CheckoutState, error: unknown, extra: Partial<CheckoutError> = {}): void {
+    const e = { ...toCheckoutError(error), ...extra };
+    this.update({ state, busy: false, error: e });
+    this.emit('fail', { error: e });
+  }
+
+  private async poll(): Promise<void> {
+    if (this.polling || !this.session) return;
+    this.polling = true;
+    const sessionId = this.session.id;
+    const deadline = this.now() + (this.options.pollTimeoutMs ?? 60000);
+    try {
+      while (!this.destroyed && this.now() < deadline) {
+        await this.sleep(this.options.pollIntervalMs ?? 1000);
+        if (this.destroyed || this.session?.id !== sessionId) return;
+        let view: SessionView;
+        try {
+          view = await this.client.getSession(sessionId);
+        } catch {
+          continue; // keep asking until the deadline; the payment is not lost by a failed poll
+        }
+        if (view.state !== 'processing') {
+          this.polling = false;
+          this.adopt(view);
+          return;
+        }
+      }
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private prefetch(): void {
+    if (!this.credentials || this.prefetching) return;
+    this.prefetching = this.ensureSession()
+      .catch(() => undefined) // surfaced when the user taps, through ensureSession again
+      .then(() => {
+        this.prefetching = undefined;
+      });
+  }
+
+  /** A live session in `awaiting_order` with time to spare, made now if the prefetched one is gone. */
+  private async ensureSession(): Promise<LiveSession> {
+    if (this.prefetching) await this.prefetching;
+    const s = this.session;
+    if (s && s.state === 'awaiting_order' && s.expiresAt - this.now() > SESSION_MARGIN_MS) return s;
+    const key = await this.client.newIdempotencyKey();
+    const created = await this.client.createSession(
+      { merchantId: this.options.merchantId, ...(this.options.orderRef ? { orderRef: this.options.orderRef } : {}) },
+      key,
+    );
+    this.session = { id: created.sessionId, state: created.state, expiresAt: Date.parse(created.expiresAt), inputPort: created.inputPort };
+    if (created.order) {
+      // The merchant order's amount wins over the property.
+      this.snap = { ...this.snap, amount: created.order.amount, currency: created.order.currency, description: this.snap.description ?? created.order.description };
+    }
+    await this.host.storage.set(this.sessionKey(), created.sessionId).catch(() => undefined);
+    return this.session;
+  }
+
+  private async biometricModes(): Promise<BiometricMode[]> {
+    const provider = this.host.biometric;
+    if (!provider || this.credentials?.biometricScheme !== provider.scheme) return [];
+    try {
+      return await provider.available();
+    } catch {
+      return [];
+    }
+  }
+
+  private sessionKey(): string {
+    return `cardpay.session.${sha256Hex(this.client.baseUrl).slice(0, 16)}.${this.options.orderRef ?? '_open'}`;
+  }
+
+  private async forgetSession(): Promise<void> {
+    await this.host.storage.remove(this.sessionKey()).catch(() => undefined);
+  }
+
+  private async forgetTerminal(): Promise<void> {
+    await clearCredentials(this.host, this.client.baseUrl).catch(() => undefined);
+    this.credentials = undefined;
+    this.client.identity = undefined;
+    this.session = undefined;
+    this.snap = { ...this.snap, enrolled: false };
+  }
+
+  private now(): number {
+    return this.host.now ? this.host.now() : Date.now();
+  }
+
+  private update(patch: Partial<CheckoutSnapshot>): void {
+    if (this.destroyed) return;
+    const previous = this.snap;
+    this.snap = { ...previous, ...patch };
+    this.emit('change', this.snap);
+    if (previous.state !== this.snap.state) this.emit('statechange', { state: this.snap.state });
+  }
+}
+
+/** Normalises anything thrown into the error the UI and events carry. Never leaks a stack. */
+export function toCheckoutError(error: unknown): CheckoutError {
+  if (isCardPayError(error)) {
+    const out: CheckoutError = { code: error.code, message: error.message, retryable: error.retryable };
+    const declineCode = error.details.declineCode;
+    if (typeof declineCode === 'string') out.declineCode = declineCode;
+    const prompt = error.details.authPrompt as AuthPrompt | undefined;
+    if (prompt && typeof prompt.attemptsLeft === 'number') out.attemptsLeft = prompt.attemptsLeft;
+    return out;
+  }
+  return { code: 'internal_error', message: 'an unexpected error occurred in the checkout', retryable: true };
+}
+
+/** Creates a checkout without UI, for merchants who draw their own. */
+export function createCheckout(options: CheckoutOptions): Checkout {
+  return new Checkout(options);
+}

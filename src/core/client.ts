@@ -1,0 +1,319 @@
+import { constantTimeEqual, EMPTY_BODY_HASH, hexBytes, sha256Hex, signRequest, signResponse } from './crypto';
+import { toHex, utf8Decode } from './encoding';
+import { CardPayError, type CardPayErrorCode } from './errors';
+import { delay } from './timers';
+import type { Host, HostResponse } from './host';
+import {
+  AuthenticateResponseSchema,
+  ConfirmResponseSchema,
+  ErrorBodySchema,
+  OrderResponseSchema,
+  RegisterTerminalResponseSchema,
+  SessionCreatedSchema,
+  SessionViewSchema,
+  type AuthenticateRequest,
+  type AuthenticateResponse,
+  type ConfirmRequest,
+  type ConfirmResponse,
+  type CreateSessionRequest,
+  type ErrorBody,
+  type OrderRequest,
+  type OrderResponse,
+  type RegisterTerminalRequest,
+  type RegisterTerminalResponse,
+  type SessionCreated,
+  type SessionView,
+} from './protocol';
+import { validate, type Schema } from './schema';
+
+/** What a terminal needs to sign requests: the platform's answer to registration. */
+export interface TerminalIdentity {
+  terminalId: string;
+  terminalSecret: string;
+}
+
+export interface PlatformClientOptions {
+  /** The trading platform's base URL, e.g. `https://pay.example.com` (no trailing slash needed). */
+  baseUrl: string;
+  host: Host;
+  /** Per-transmission time limit. Default 10 s. */
+  timeoutMs?: number;
+  /** Transmissions per logical action, the first included. Default 3. */
+  maxAttempts?: number;
+  /** First backoff delay; it doubles each retry, with jitter. Default 300 ms. */
+  backoffMs?: number;
+  /** Longest wait honoured from a `Retry-After` header. Default 5 s. */
+  maxRetryAfterMs?: number;
+  /** How to wait; tests pass a fake. Default `setTimeout`. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+interface Call {
+  method: 'GET' | 'POST';
+  path: string;
+  body?: unknown;
+  idempotencyKey?: string;
+  signed: boolean;
+  schema: Schema;
+}
+
+/**
+ * The terminal's side of PROTOCOL.md §2–§5: signs every request, verifies every response's
+ * signature, keeps an action's `Idempotency-Key` across its retries while drawing a fresh nonce
+ * per transmission, and retries only what is safe to retry.
+ *
+ * @example
+ * const client = new PlatformClient({ baseUrl, host })
+ * client.identity = await loadIdentity()
+ * const session = await client.createSession({ merchantId: 'mch_sandbox' }, await client.newIdempotencyKey())
+ */
+export class PlatformClient {
+  readonly baseUrl: string;
+  /** The signing identity; set after registration or when loaded from storage. */
+  identity?: TerminalIdentity;
+  private readonly host: Host;
+  private readonly timeoutMs: number;
+  private readonly maxAttempts: number;
+  private readonly backoffMs: number;
+  private readonly maxRetryAfterMs: number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  /** Server clock minus ours, learnt from a `timestamp_skew` answer. */
+  private skewMs = 0;
+
+  constructor(options: PlatformClientOptions) {
+    this.baseUrl = normaliseBaseUrl(options.baseUrl);
+    this.host = options.host;
+    this.timeoutMs = options.timeoutMs ?? 10000;
+    this.maxAttempts = Math.max(1, options.maxAttempts ?? 3);
+    this.backoffMs = options.backoffMs ?? 300;
+    this.maxRetryAfterMs = options.maxRetryAfterMs ?? 5000;
+    this.sleep = options.sleep ?? delay;
+  }
+
+  /** A new key for one logical action (32 hex characters). */
+  async newIdempotencyKey(): Promise<string> {
+    return toHex(await this.host.randomBytes(16));
+  }
+
+  /** `POST /v1/terminals` (unsigned). */
+  register(body: RegisterTerminalRequest): Promise<RegisterTerminalResponse> {
+    return this.call({ method: 'POST', path: '/v1/terminals', body, signed: false, schema: RegisterTerminalResponseSchema });
+  }
+
+  /** `POST /v1/sessions`: the card-number input port. */
+  createSession(body: CreateSessionRequest, idempotencyKey: string): Promise<SessionCreated> {
+    return this.call({ method: 'POST', path: '/v1/sessions', body, idempotencyKey, signed: true, schema: SessionCreatedSchema });
+  }
+
+  /** `POST /v1/sessions/{id}/order`. */
+  submitOrder(sessionId: string, body: OrderRequest, idempotencyKey: string): Promise<OrderResponse> {
+    return this.call({ method: 'POST', path: sessionPath(sessionId, '/order'), body, idempotencyKey, signed: true, schema: OrderResponseSchema });
+  }
+
+  /** `POST /v1/sessions/{id}/confirm`. */
+  confirm(sessionId: string, body: ConfirmRequest, idempotencyKey: string): Promise<ConfirmResponse> {
+    return this.call({ method: 'POST', path: sessionPath(sessionId, '/confirm'), body, idempotencyKey, signed: true, schema: ConfirmResponseSchema });
+  }
+
+  /** `POST /v1/sessions/{id}/authenticate`. */
+  authenticate(sessionId: string, body: AuthenticateRequest, idempotencyKey: string): Promise<AuthenticateResponse> {
+    return this.call({ method: 'POST', path: sessionPath(sessionId, '/authenticate'), body, idempotencyKey, signed: true, schema: AuthenticateResponseSchema });
+  }
+
+  /** `POST /v1/sessions/{id}/cancel` (an extension of the reference platform): ends a session before `processing`. */
+  cancel(sessionId: string, idempotencyKey: string): Promise<SessionView> {
+    return this.call({ method: 'POST', path: sessionPath(sessionId, '/cancel'), body: {}, idempotencyKey, signed: true, schema: SessionViewSchema });
+  }
+
+  /** `GET /v1/sessions/{id}`: where a session stands, after a lost response or a restart. */
+  getSession(sessionId: string): Promise<SessionView> {
+    return this.call({ method: 'GET', path: sessionPath(sessionId, ''), signed: true, schema: SessionViewSchema });
+  }
+
+  private async call<T>(call: Call): Promise<T> {
+    if (call.signed && !this.identity) {
+      throw new CardPayError('not_enrolled', 'this terminal is not registered: enrol before making signed requests');
+    }
+    const bodyText = call.body === undefined ? undefined : JSON.stringify(call.body);
+    const bodyHash = bodyText === undefined ? EMPTY_BODY_HASH : sha256Hex(bodyText);
+    // Safe to send again: reads, keyed actions (the server answers a repeat from its record), and
+    // registration (a lost answer at worst leaves an unused terminal behind).
+    const repeatable = call.method === 'GET' || call.idempotencyKey !== undefined || !call.signed;
+    let resynced = false;
+    let attempt = 0;
+    for (;;) {
+      attempt++;
+      const nonce = toHex(await this.host.randomBytes(16));
+      const headers: Record<string, string> = { accept: 'application/json' };
+      if (bodyText !== undefined) headers['content-type'] = 'application/json';
+      if (call.idempotencyKey) headers['idempotency-key'] = call.idempotencyKey;
+      if (call.signed && this.identity) {
+        const timestamp = String(Math.floor((this.now() + this.skewMs) / 1000));
+        headers['x-cardpay-terminal'] = this.identity.terminalId;
+        headers['x-cardpay-timestamp'] = timestamp;
+        headers['x-cardpay-nonce'] = nonce;
+        headers['x-cardpay-signature'] = signRequest(this.secret(), {
+          method: call.method,
+          path: call.path,
+          timestamp,
+          nonce,
+          bodyHash,
+        });
+      }
+
+      let response: HostResponse;
+      try {
+        response = await this.host.request({
+          method: call.method,
+          url: this.baseUrl + call.path,
+          headers,
+          body: bodyText,
+          timeoutMs: this.timeoutMs,
+        });
+      } catch (cause) {
+        const timedOut = (cause as { kind?: string })?.kind === 'timeout';
+        const error = new CardPayError(
+          timedOut ? 'timeout' : 'network_error',
+          `${call.method} ${call.path}: ${timedOut ? 'no answer in time' : 'the platform could not be reached'}`,
+          { retryable: true },
+        );
+        if (repeatable && attempt < this.maxAttempts) {
+          await this.sleep(this.backoff(attempt));
+          continue;
+        }
+        throw error;
+      }
+
+      const text = utf8Decode(response.body);
+      if (call.signed) this.verify(response, nonce, text);
+      const parsed = parseJson(text);
+      if (response.status >= 200 && response.status < 300) {
+        const checked = validate<T>(call.schema, parsed);
+        if (!checked.ok) {
+          throw new CardPayError('response_invalid', `${call.method} ${call.path}: unexpected answer: ${checked.message}`);
+        }
+        return checked.value;
+      }
+
+      const error = toError(response.status, parsed, call);
+      if (error.code === 'timestamp_skew' && !resynced) {
+        const serverSeconds = Number(response.headers['x-cardpay-timestamp']);
+        if (Number.isFinite(serverSeconds)) {
+          this.skewMs = serverSeconds * 1000 - this.now();
+          resynced = true;
+          attempt--; // a re-sync is not a retry
+          continue;
+        }
+      }
+      if (error.retryable && repeatable && attempt < this.maxAttempts && isTransient(error.code, response.status)) {
+        await this.sleep(this.retryDelay(attempt, response));
+        continue;
+      }
+      throw error;
+    }
+  }
+
+  /** Rejects any answer whose signature is missing or wrong: it cannot be told from a forgery or a replay. */
+  private verify(response: HostResponse, nonce: string, text: string): void {
+    const timestamp = response.headers['x-cardpay-timestamp'];
+    const signature = response.headers['x-cardpay-signature'];
+    if (!timestamp || !signature) {
+      // The one answer a server cannot sign: it does not know this terminal.
+      if (response.status === 401 && codeOf(parseJson(text)) === 'terminal_unknown') {
+        throw new CardPayError('terminal_unknown', 'the platform does not know this terminal', { status: 401 });
+      }
+      throw new CardPayError('response_unverified', 'the platform answer carries no signature');
+    }
+    const expected = signResponse(this.secret(), {
+      status: response.status,
+      timestamp,
+      requestNonce: nonce,
+      bodyHash: sha256Hex(response.body),
+    });
+    if (!constantTimeEqual(expected, signature)) {
+      throw new CardPayError('response_unverified', 'the platform answer has a wrong signature');
+    }
+  }
+
+  private secret(): Uint8Array {
+    const bytes = this.identity && hexBytes(this.identity.terminalSecret, 32);
+    if (!bytes) throw new CardPayError('not_enrolled', 'the stored terminal secret is not 32 bytes of hex');
+    return bytes;
+  }
+
+  private now(): number {
+    return this.host.now ? this.host.now() : Date.now();
+  }
+
+  private backoff(attempt: number): number {
+    const base = this.backoffMs * 2 ** (attempt - 1);
+    return Math.round(base * (0.75 + Math.random() * 0.5));
+  }
+
+  private retryDelay(attempt: number, response: HostResponse): number {
+    const retryAfter = Number(response.headers['retry-after']);
+    if (Number.isFinite(retryAfter) && retryAfter >= 0) return Math.min(retryAfter * 1000, this.maxRetryAfterMs);
+    return this.backoff(attempt);
+  }
+}
+
+function isTransient(code: CardPayErrorCode, status: number): boolean {
+  return status >= 500 || code === 'idempotency_in_progress' || code === 'rate_limited';
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function codeOf(body: unknown): string | undefined {
+  const error = (body as ErrorBody | undefined)?.error;
+  return typeof error?.code === 'string' ? error.code : undefined;
+}
+
+function toError(status: number, body: unknown, call: Call): CardPayError {
+  const checked = validate<ErrorBody>(ErrorBodySchema, body);
+  if (!checked.ok) {
+    return new CardPayError(
+      status >= 500 ? 'internal_error' : 'response_invalid',
+      `${call.method} ${call.path}: HTTP ${status} without a CardPay error body`,
+      { status, retryable: status >= 500 },
+    );
+  }
+  const { error, ...details } = checked.value;
+  return new CardPayError(error.code as CardPayErrorCode, error.message, {
+    status,
+    retryable: error.retryable === true,
+    details,
+  });
+}
+
+function sessionPath(sessionId: string, suffix: string): string {
+  if (!/^ses_[A-Za-z0-9_]{1,60}$/.test(sessionId)) {
+    throw new CardPayError('invalid_argument', `expected a session id like "ses_…", got ${JSON.stringify(sessionId)}`);
+  }
+  return `/v1/sessions/${sessionId}${suffix}`;
+}
+
+/**
+ * Checks a platform URL: `https://`, or `http://` on a loopback address during development.
+ * Returns it without a trailing slash; throws `config_invalid` otherwise.
+ */
+export function normaliseBaseUrl(url: string): string {
+  const m = typeof url === 'string' ? /^(https?):\/\/([^/?#]+)(\/[^?#]*)?$/i.exec(url.trim()) : null;
+  if (!m) {
+    throw new CardPayError('config_invalid', `platformUrl must be an absolute http(s) URL, got ${JSON.stringify(url)}`);
+  }
+  const hostname = m[2].replace(/:\d+$/, '').toLowerCase();
+  const loopback = hostname === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(hostname) || hostname === '[::1]';
+  if (m[1].toLowerCase() !== 'https' && !loopback) {
+    throw new CardPayError(
+      'config_invalid',
+      `platformUrl must use https:// (plain http is allowed only for loopback addresses in development), got ${url}`,
+    );
+  }
+  return url.trim().replace(/\/+$/, '');
+}

@@ -1,0 +1,483 @@
+import type { Schema } from './schema';
+
+// The bodies of PROTOCOL.md as types and schemas. Request schemas are strict (an unnamed field is an
+// error); response schemas accept extra fields, since the protocol may be extended.
+
+export type SessionState =
+  | 'awaiting_order'
+  | 'awaiting_confirmation'
+  | 'awaiting_authentication'
+  | 'processing'
+  | 'succeeded'
+  | 'failed'
+  | 'cancelled'
+  | 'expired';
+
+export const FINAL_STATES: readonly SessionState[] = ['succeeded', 'failed', 'cancelled', 'expired'];
+
+export type CardBrand =
+  | 'unionpay'
+  | 'visa'
+  | 'mastercard'
+  | 'amex'
+  | 'jcb'
+  | 'discover'
+  | 'diners'
+  | 'unknown';
+
+export const CARD_BRANDS: readonly CardBrand[] = [
+  'unionpay',
+  'visa',
+  'mastercard',
+  'amex',
+  'jcb',
+  'discover',
+  'diners',
+  'unknown',
+];
+
+export type ScanType = 'qrCode' | 'barCode' | 'datamatrix' | 'pdf417';
+export type CardFormat = 'pan' | 'emv-cpm';
+export type AuthMethod = 'password' | 'biometric' | 'cvv';
+export type BiometricMode = 'fingerPrint' | 'facial' | 'speech';
+export type BiometricScheme = 'soter' | 'sandbox-p256';
+
+export interface ErrorInfo {
+  code: string;
+  message: string;
+  retryable: boolean;
+}
+
+/** Every error answer: `{ error }` plus, for some codes, more top-level fields. */
+export interface ErrorBody {
+  error: ErrorInfo;
+  state?: SessionState;
+  authPrompt?: AuthPrompt;
+  declineCode?: string;
+  [extra: string]: unknown;
+}
+
+export interface RegisterTerminalRequest {
+  deviceLabel?: string;
+  password: { salt: string; iterations: number; key: string };
+  biometric?: { scheme: BiometricScheme; publicKey?: string };
+}
+
+export interface RegisterTerminalResponse {
+  terminalId: string;
+  terminalSecret: string;
+  createdAt: string;
+}
+
+export interface CreateSessionRequest {
+  merchantId: string;
+  orderRef?: string;
+}
+
+export interface InputPort {
+  methods: ('scan' | 'manual')[];
+  scanTypes: ScanType[];
+  formats: CardFormat[];
+}
+
+export interface OrderSummary {
+  orderRef: string;
+  amount: number;
+  currency: string;
+  description?: string;
+}
+
+export interface SessionCreated {
+  sessionId: string;
+  state: SessionState;
+  expiresAt: string;
+  inputPort: InputPort;
+  order?: OrderSummary;
+}
+
+export type CardInput =
+  | { source: 'scan'; scanType: ScanType; payload: string }
+  | { source: 'manual'; payload: string };
+
+export interface OrderRequest {
+  amount: number;
+  currency: string;
+  card: CardInput;
+}
+
+export interface CardSummary {
+  brand: CardBrand;
+  last4: string;
+  masked: string;
+}
+
+export interface Confirmation {
+  orderId: string;
+  amount: number;
+  currency: string;
+  card: CardSummary;
+  confirmToken: string;
+  description?: string;
+}
+
+export interface OrderResponse {
+  sessionId: string;
+  state: SessionState;
+  confirmation: Confirmation;
+}
+
+export interface ConfirmRequest {
+  confirmToken: string;
+  accept: boolean;
+}
+
+export interface AuthPrompt {
+  challenge: string;
+  methods: AuthMethod[];
+  required: number;
+  attemptsLeft: number;
+  expiresAt: string;
+}
+
+export interface ConfirmResponse {
+  sessionId: string;
+  state: SessionState;
+  authPrompt?: AuthPrompt;
+}
+
+export type Factor =
+  | { method: 'password'; proof: string }
+  | { method: 'cvv'; value: string }
+  | { method: 'biometric'; mode: BiometricMode; resultJSON: string; signature: string };
+
+export interface AuthenticateRequest {
+  challenge: string;
+  factors: Factor[];
+}
+
+export interface Discount {
+  rateBps: number;
+  amountOff: number;
+}
+
+export interface Payment {
+  paymentId: string;
+  orderId: string;
+  amount: number;
+  discount: Discount;
+  charged: number;
+  currency: string;
+}
+
+export interface AuthenticateResponse {
+  sessionId: string;
+  state: SessionState;
+  payment: Payment;
+}
+
+/** `GET /v1/sessions/{id}`: the session as it stands. */
+export interface SessionView {
+  sessionId: string;
+  state: SessionState;
+  expiresAt: string;
+  inputPort?: InputPort;
+  order?: OrderSummary;
+  confirmation?: Confirmation;
+  authPrompt?: AuthPrompt;
+  payment?: Payment;
+  error?: ErrorInfo & { declineCode?: string };
+}
+
+export interface CreateMerchantOrderRequest {
+  merchantOrderId: string;
+  amount: number;
+  currency: string;
+  description?: string;
+}
+
+export type MerchantOrderStatus = 'open' | 'paid' | 'failed';
+
+export interface MerchantOrder {
+  orderRef: string;
+  merchantId: string;
+  merchantOrderId: string;
+  amount: number;
+  currency: string;
+  description?: string;
+  status: MerchantOrderStatus;
+  createdAt: string;
+  payment?: Payment;
+}
+
+export interface ChargeRequest {
+  chargeId: string;
+  orderId: string;
+  merchantId: string;
+  pan: string;
+  cvv?: string;
+  amount: number;
+  discount: Discount;
+  charged: number;
+  currency: string;
+}
+
+export interface Charge {
+  chargeId: string;
+  orderId: string;
+  merchantId: string;
+  status: 'succeeded' | 'declined';
+  declineCode?: string;
+  amount: number;
+  discount: Discount;
+  charged: number;
+  currency: string;
+  card: CardSummary;
+  createdAt: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schemas
+
+export const MIN_AMOUNT = 1;
+export const MAX_AMOUNT = 100000000;
+
+/** Ids: a type prefix and at most 64 characters of [A-Za-z0-9_]. */
+export function idPattern(prefix: string): string {
+  return `^${prefix}_[A-Za-z0-9_]{1,${63 - prefix.length}}$`;
+}
+
+export const hex = (bytes: number): Schema => ({ type: 'string', pattern: `^[0-9a-f]{${bytes * 2}}$` });
+const hexRange = (min: number, max: number): Schema => ({
+  type: 'string',
+  pattern: `^(?:[0-9a-f]{2}){${min},${max}}$`,
+});
+const id = (prefix: string): Schema => ({ type: 'string', pattern: idPattern(prefix) });
+const str = (minLength: number, maxLength: number): Schema => ({ type: 'string', minLength, maxLength });
+const amount: Schema = { type: 'integer', minimum: MIN_AMOUNT, maximum: MAX_AMOUNT };
+const minor: Schema = { type: 'integer', minimum: 0, maximum: MAX_AMOUNT };
+const currency: Schema = { type: 'string', pattern: '^[A-Z]{3}$' };
+const time: Schema = { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{3}Z$' };
+const stateSchema: Schema = {
+  type: 'string',
+  enum: [
+    'awaiting_order',
+    'awaiting_confirmation',
+    'awaiting_authentication',
+    'processing',
+    'succeeded',
+    'failed',
+    'cancelled',
+    'expired',
+  ],
+};
+
+function strict(properties: Record<string, Schema>, required: string[] = []): Schema {
+  return { type: 'object', properties, required, additionalProperties: false };
+}
+function loose(properties: Record<string, Schema>, required: string[] = []): Schema {
+  return { type: 'object', properties, required, additionalProperties: true };
+}
+
+export const RegisterTerminalRequestSchema = strict(
+  {
+    deviceLabel: str(0, 64),
+    password: strict(
+      {
+        salt: hex(16),
+        iterations: { type: 'integer', minimum: 10000, maximum: 10000000 },
+        key: hex(32),
+      },
+      ['salt', 'iterations', 'key'],
+    ),
+    biometric: strict(
+      {
+        scheme: { type: 'string', enum: ['soter', 'sandbox-p256'] },
+        publicKey: hexRange(16, 512),
+      },
+      ['scheme'],
+    ),
+  },
+  ['password'],
+);
+
+export const CreateSessionRequestSchema = strict(
+  { merchantId: id('mch'), orderRef: id('mor') },
+  ['merchantId'],
+);
+
+const scanType: Schema = { type: 'string', enum: ['qrCode', 'barCode', 'datamatrix', 'pdf417'] };
+
+export const OrderRequestSchema = strict(
+  {
+    amount,
+    currency,
+    card: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { payload: str(0, 1024) },
+      required: ['payload'],
+      discriminator: 'source',
+      variants: {
+        scan: strict({ source: { type: 'string' }, scanType }, ['scanType']),
+        manual: strict({ source: { type: 'string' } }),
+      },
+    },
+  },
+  ['amount', 'currency', 'card'],
+);
+
+export const ConfirmRequestSchema = strict(
+  { confirmToken: hexRange(8, 64), accept: { type: 'boolean' } },
+  ['confirmToken', 'accept'],
+);
+
+const factorSchema: Schema = {
+  type: 'object',
+  additionalProperties: false,
+  discriminator: 'method',
+  variants: {
+    password: strict({ method: { type: 'string' }, proof: hex(32) }, ['proof']),
+    cvv: strict({ method: { type: 'string' }, value: { type: 'string', pattern: '^[0-9]{3,4}$' } }, [
+      'value',
+    ]),
+    biometric: strict(
+      {
+        method: { type: 'string' },
+        mode: { type: 'string', enum: ['fingerPrint', 'facial', 'speech'] },
+        resultJSON: str(2, 4096),
+        signature: hexRange(8, 1024),
+      },
+      ['mode', 'resultJSON', 'signature'],
+    ),
+  },
+};
+
+export const AuthenticateRequestSchema = strict(
+  { challenge: hex(32), factors: { type: 'array', items: factorSchema, minItems: 1, maxItems: 3 } },
+  ['challenge', 'factors'],
+);
+
+export const CreateMerchantOrderRequestSchema = strict(
+  {
+    merchantOrderId: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+    amount,
+    currency,
+    description: str(0, 256),
+  },
+  ['merchantOrderId', 'amount', 'currency'],
+);
+
+export const ChargeRequestSchema = strict(
+  {
+    chargeId: { type: 'string', pattern: '^[A-Za-z0-9_-]{8,64}$' },
+    orderId: id('ord'),
+    merchantId: id('mch'),
+    pan: { type: 'string', pattern: '^[0-9]{12,19}$' },
+    cvv: { type: 'string', pattern: '^[0-9]{3,4}$' },
+    amount,
+    discount: strict(
+      { rateBps: { type: 'integer', minimum: 0, maximum: 10000 }, amountOff: minor },
+      ['rateBps', 'amountOff'],
+    ),
+    charged: minor,
+    currency,
+  },
+  ['chargeId', 'orderId', 'merchantId', 'pan', 'amount', 'discount', 'charged', 'currency'],
+);
+
+// Response schemas: what the terminal checks before it trusts a (signed) answer.
+
+const inputPortSchema = loose(
+  {
+    methods: { type: 'array', items: { type: 'string', enum: ['scan', 'manual'] } },
+    scanTypes: { type: 'array', items: scanType },
+    formats: { type: 'array', items: { type: 'string' } },
+  },
+  ['methods', 'scanTypes', 'formats'],
+);
+const orderSummarySchema = loose(
+  { orderRef: id('mor'), amount, currency, description: { type: 'string' } },
+  ['orderRef', 'amount', 'currency'],
+);
+const cardSummarySchema = loose(
+  {
+    brand: { type: 'string' },
+    last4: { type: 'string', pattern: '^[0-9]{4}$' },
+    masked: { type: 'string', pattern: '^[0-9*]{12,19}$' },
+  },
+  ['brand', 'last4', 'masked'],
+);
+const confirmationSchema = loose(
+  { orderId: id('ord'), amount, currency, card: cardSummarySchema, confirmToken: hexRange(8, 64) },
+  ['orderId', 'amount', 'currency', 'card', 'confirmToken'],
+);
+const authPromptSchema = loose(
+  {
+    challenge: hex(32),
+    methods: { type: 'array', items: { type: 'string', enum: ['password', 'biometric', 'cvv'] } },
+    required: { type: 'integer', minimum: 1, maximum: 3 },
+    attemptsLeft: { type: 'integer', minimum: 0 },
+    expiresAt: time,
+  },
+  ['challenge', 'methods', 'required', 'attemptsLeft', 'expiresAt'],
+);
+const paymentSchema = loose(
+  {
+    paymentId: id('pay'),
+    orderId: id('ord'),
+    amount,
+    discount: loose({ rateBps: { type: 'integer' }, amountOff: minor }, ['rateBps', 'amountOff']),
+    charged: minor,
+    currency,
+  },
+  ['paymentId', 'orderId', 'amount', 'discount', 'charged', 'currency'],
+);
+
+export const ErrorBodySchema = loose(
+  {
+    error: loose(
+      { code: str(1, 64), message: { type: 'string' }, retryable: { type: 'boolean' } },
+      ['code', 'message'],
+    ),
+  },
+  ['error'],
+);
+
+export const RegisterTerminalResponseSchema = loose(
+  { terminalId: id('trm'), terminalSecret: hex(32), createdAt: time },
+  ['terminalId', 'terminalSecret'],
+);
+
+export const SessionCreatedSchema = loose(
+  { sessionId: id('ses'), state: stateSchema, expiresAt: time, inputPort: inputPortSchema, order: orderSummarySchema },
+  ['sessionId', 'state', 'expiresAt', 'inputPort'],
+);
+
+export const OrderResponseSchema = loose(
+  { sessionId: id('ses'), state: stateSchema, confirmation: confirmationSchema },
+  ['sessionId', 'state', 'confirmation'],
+);
+
+export const ConfirmResponseSchema = loose(
+  { sessionId: id('ses'), state: stateSchema, authPrompt: authPromptSchema },
+  ['sessionId', 'state'],
+);
+
+export const AuthenticateResponseSchema = loose(
+  { sessionId: id('ses'), state: stateSchema, payment: paymentSchema },
+  ['sessionId', 'state'],
+);
+
+export const SessionViewSchema = loose(
+  {
+    sessionId: id('ses'),
+    state: stateSchema,
+    expiresAt: time,
+    inputPort: inputPortSchema,
+    order: orderSummarySchema,
+    confirmation: confirmationSchema,
+    authPrompt: authPromptSchema,
+    payment: paymentSchema,
+  },
+  ['sessionId', 'state', 'expiresAt'],
+);
