@@ -431,6 +431,7 @@ export class Checkout extends Emitter<CheckoutEvents> {
 
   /** One place that turns a platform's view of the session into the checkout's state. */
   private adopt(view: SessionView, error?: CheckoutError): void {
+    if (this.destroyed) return; // an answer that arrives after the component left changes nothing
     const previous = this.session;
     this.session = {
       id: view.sessionId,

@@ -96,37 +96,37 @@ export class PlatformClient {
   }
 
   /** `POST /v1/terminals` (unsigned). */
-  register(body: RegisterTerminalRequest): Promise<RegisterTerminalResponse> {
+  async register(body: RegisterTerminalRequest): Promise<RegisterTerminalResponse> {
     return this.call({ method: 'POST', path: '/v1/terminals', body, signed: false, schema: RegisterTerminalResponseSchema });
   }
 
   /** `POST /v1/sessions`: the card-number input port. */
-  createSession(body: CreateSessionRequest, idempotencyKey: string): Promise<SessionCreated> {
+  async createSession(body: CreateSessionRequest, idempotencyKey: string): Promise<SessionCreated> {
     return this.call({ method: 'POST', path: '/v1/sessions', body, idempotencyKey, signed: true, schema: SessionCreatedSchema });
   }
 
   /** `POST /v1/sessions/{id}/order`. */
-  submitOrder(sessionId: string, body: OrderRequest, idempotencyKey: string): Promise<OrderResponse> {
+  async submitOrder(sessionId: string, body: OrderRequest, idempotencyKey: string): Promise<OrderResponse> {
     return this.call({ method: 'POST', path: sessionPath(sessionId, '/order'), body, idempotencyKey, signed: true, schema: OrderResponseSchema });
   }
 
   /** `POST /v1/sessions/{id}/confirm`. */
-  confirm(sessionId: string, body: ConfirmRequest, idempotencyKey: string): Promise<ConfirmResponse> {
+  async confirm(sessionId: string, body: ConfirmRequest, idempotencyKey: string): Promise<ConfirmResponse> {
     return this.call({ method: 'POST', path: sessionPath(sessionId, '/confirm'), body, idempotencyKey, signed: true, schema: ConfirmResponseSchema });
   }
 
   /** `POST /v1/sessions/{id}/authenticate`. */
-  authenticate(sessionId: string, body: AuthenticateRequest, idempotencyKey: string): Promise<AuthenticateResponse> {
+  async authenticate(sessionId: string, body: AuthenticateRequest, idempotencyKey: string): Promise<AuthenticateResponse> {
     return this.call({ method: 'POST', path: sessionPath(sessionId, '/authenticate'), body, idempotencyKey, signed: true, schema: AuthenticateResponseSchema });
   }
 
   /** `POST /v1/sessions/{id}/cancel` (an extension of the reference platform): ends a session before `processing`. */
-  cancel(sessionId: string, idempotencyKey: string): Promise<SessionView> {
+  async cancel(sessionId: string, idempotencyKey: string): Promise<SessionView> {
     return this.call({ method: 'POST', path: sessionPath(sessionId, '/cancel'), body: {}, idempotencyKey, signed: true, schema: SessionViewSchema });
   }
 
   /** `GET /v1/sessions/{id}`: where a session stands, after a lost response or a restart. */
-  getSession(sessionId: string): Promise<SessionView> {
+  async getSession(sessionId: string): Promise<SessionView> {
     return this.call({ method: 'GET', path: sessionPath(sessionId, ''), signed: true, schema: SessionViewSchema });
   }
 
@@ -185,7 +185,15 @@ export class PlatformClient {
       }
 
       const text = utf8Decode(response.body);
-      if (call.signed) this.verify(response, nonce, text);
+      if (call.signed && !this.verify(response, nonce, text)) {
+        // An unsigned 5xx comes from something in front of the platform (a proxy, a load balancer).
+        // Its body proves nothing, but a retry is safe, so it counts as the network failing.
+        if (repeatable && attempt < this.maxAttempts) {
+          await this.sleep(this.retryDelay(attempt, response));
+          continue;
+        }
+        throw new CardPayError('network_error', `${call.method} ${call.path}: HTTP ${response.status} from in front of the platform`, { retryable: true, status: response.status });
+      }
       const parsed = parseJson(text);
       if (response.status >= 200 && response.status < 300) {
         const checked = validate<T>(call.schema, parsed);
@@ -213,11 +221,15 @@ export class PlatformClient {
     }
   }
 
-  /** Rejects any answer whose signature is missing or wrong: it cannot be told from a forgery or a replay. */
-  private verify(response: HostResponse, nonce: string, text: string): void {
+  /**
+   * Rejects any answer whose signature is missing or wrong: it cannot be told from a forgery or a
+   * replay. Returns false for an unsigned 5xx, which the caller treats as a transport failure.
+   */
+  private verify(response: HostResponse, nonce: string, text: string): boolean {
     const timestamp = response.headers['x-cardpay-timestamp'];
     const signature = response.headers['x-cardpay-signature'];
     if (!timestamp || !signature) {
+      if (response.status >= 500) return false;
       // The one answer a server cannot sign: it does not know this terminal.
       if (response.status === 401 && codeOf(parseJson(text)) === 'terminal_unknown') {
         throw new CardPayError('terminal_unknown', 'the platform does not know this terminal', { status: 401 });
@@ -233,6 +245,7 @@ export class PlatformClient {
     if (!constantTimeEqual(expected, signature)) {
       throw new CardPayError('response_unverified', 'the platform answer has a wrong signature');
     }
+    return true;
   }
 
   private secret(): Uint8Array {
