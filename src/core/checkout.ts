@@ -11,7 +11,7 @@ import type {
   AuthPrompt,
   BiometricMode,
   CardInput,
-  Confirmation,
+  ConfirmationView,
   Factor,
   InputPort,
   Payment,
@@ -48,7 +48,7 @@ export interface CheckoutSnapshot {
   description?: string;
   orderRef?: string;
   sessionId?: string;
-  confirmation?: Confirmation;
+  confirmation?: ConfirmationView;
   authPrompt?: AuthPrompt;
   /** Biometric modes the host lends and the device has enrolled. */
   biometricModes: BiometricMode[];
@@ -373,7 +373,7 @@ export class Checkout extends Emitter<CheckoutEvents> {
 
   private async answerConfirmation(accept: boolean): Promise<void> {
     const { confirmation } = this.snap;
-    if (this.snap.state !== 'awaiting_confirmation' || this.snap.busy || !confirmation || !this.session) return;
+    if (this.snap.state !== 'awaiting_confirmation' || this.snap.busy || !confirmation?.confirmToken || !this.session) return;
     const session = this.session;
     this.update({ busy: true, error: undefined });
     try {
@@ -388,7 +388,7 @@ export class Checkout extends Emitter<CheckoutEvents> {
   private async buildFactors(
     inputs: AuthInput[],
     sessionId: string,
-    confirmation: Confirmation,
+    confirmation: ConfirmationView,
     prompt: AuthPrompt,
   ): Promise<Factor[]> {
     if (!Array.isArray(inputs) || inputs.length === 0) {

@@ -120,6 +120,9 @@ export interface Confirmation {
   description?: string;
 }
 
+/** A confirmation as the status endpoint shows it: `confirmToken` only while it can be used. */
+export type ConfirmationView = Omit<Confirmation, 'confirmToken'> & { confirmToken?: string };
+
 export interface OrderResponse {
   sessionId: string;
   state: SessionState;
@@ -182,7 +185,7 @@ export interface SessionView {
   expiresAt: string;
   inputPort?: InputPort;
   order?: OrderSummary;
-  confirmation?: Confirmation;
+  confirmation?: ConfirmationView;
   authPrompt?: AuthPrompt;
   payment?: Payment;
   error?: ErrorInfo & { declineCode?: string };
@@ -407,10 +410,9 @@ const cardSummarySchema = loose(
   },
   ['brand', 'last4', 'masked'],
 );
-const confirmationSchema = loose(
-  { orderId: id('ord'), amount, currency, card: cardSummarySchema, confirmToken: hexRange(8, 64) },
-  ['orderId', 'amount', 'currency', 'card', 'confirmToken'],
-);
+const confirmationProperties = { orderId: id('ord'), amount, currency, card: cardSummarySchema, confirmToken: hexRange(8, 64) };
+const confirmationSchema = loose(confirmationProperties, ['orderId', 'amount', 'currency', 'card', 'confirmToken']);
+const confirmationViewSchema = loose(confirmationProperties, ['orderId', 'amount', 'currency', 'card']);
 const authPromptSchema = loose(
   {
     challenge: hex(32),
@@ -475,7 +477,7 @@ export const SessionViewSchema = loose(
     expiresAt: time,
     inputPort: inputPortSchema,
     order: orderSummarySchema,
-    confirmation: confirmationSchema,
+    confirmation: confirmationViewSchema,
     authPrompt: authPromptSchema,
     payment: paymentSchema,
   },

@@ -1,4 +1,4 @@
-import { createPublicKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { CardPayError } from '../core/errors';
@@ -89,7 +89,7 @@ export function createSandboxBiometric(options: { modes?: BiometricMode[]; refus
   privateKey: KeyObject;
 } {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const spki = createPublicKey(publicKey).export({ type: 'spki', format: 'der' });
+  const spki = publicKey.export({ type: 'spki', format: 'der' });
   const modes = options.modes ?? ['fingerPrint'];
   return {
     scheme: 'sandbox-p256',

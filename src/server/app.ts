@@ -1,0 +1,224 @@
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import { createHash, createHmac } from 'node:crypto';
+import { validate, type Schema } from '../core/schema';
+import type { PlatformConfig } from './config';
+import { ApiError, invalid } from './errors';
+import { PaymentConnector } from './payments';
+import { Reconciler } from './reconciler';
+import { merchantRoutes } from './routes/merchant';
+import { sessionRoutes } from './routes/sessions';
+import { terminalRoutes } from './routes/terminals';
+import { hexEqual, Sealer } from './secrets';
+import type { SoterVerifier } from './soter';
+import type { Store, TerminalRow } from './store';
+
+export interface AppOptions {
+  store: Store;
+  config: PlatformConfig;
+  masterKey: string;
+  /** The payment platform's base URL. */
+  paymentUrl: string;
+  logger?: FastifyServerOptions['logger'];
+  soter?: SoterVerifier;
+  /** Milliseconds since the epoch; tests move it. */
+  clock?: () => number;
+  /** Start the reconciler's timer (the CLI does; tests may drive it by hand). */
+  reconcile?: boolean;
+}
+
+/** What every route handler shares. */
+export interface Ctx {
+  store: Store;
+  config: PlatformConfig;
+  sealer: Sealer;
+  payments: PaymentConnector;
+  soter?: SoterVerifier;
+  now: () => number;
+  reconciler: Reconciler;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    rawBody?: Buffer;
+    badJson?: string;
+    terminal?: TerminalRow;
+    terminalSecret?: Buffer;
+    idempotency?: { key: string };
+  }
+  interface FastifyContextConfig {
+    /** The route needs a signed request (PROTOCOL.md §3). */
+    signed?: boolean;
+    /** JSON schema of the body, checked with the SDK's validator. */
+    body?: Schema;
+  }
+}
+
+const BODY_LIMIT = 16 * 1024;
+const sha256Hex = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+
+/**
+ * Builds the reference trading platform. It never listens: `cli.ts` does, and tests use
+ * `inject()` or listen on a free port themselves.
+ */
+export async function buildApp(options: AppOptions): Promise<{ app: FastifyInstance; ctx: Ctx }> {
+  const now = options.clock ?? Date.now;
+  const sealer = new Sealer(options.masterKey);
+  const payments = new PaymentConnector(options.paymentUrl, options.config.paymentTimeoutMs);
+  const ctx = { store: options.store, config: options.config, sealer, payments, soter: options.soter, now } as Ctx;
+  ctx.reconciler = new Reconciler(ctx);
+
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: BODY_LIMIT,
+    trustProxy: false,
+    return503OnClosing: true,
+  });
+
+  // Keep the raw bytes (they are what the signature covers); a body that is not JSON is reported
+  // after authentication, so an unauthenticated caller learns nothing first.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: BODY_LIMIT }, (req, body, done) => {
+    const raw = body as Buffer;
+    req.rawBody = raw;
+    if (raw.length === 0) return done(null, undefined);
+    try {
+      done(null, JSON.parse(raw.toString('utf8')));
+    } catch {
+      req.badJson = 'the body is not valid JSON';
+      done(null, undefined);
+    }
+  });
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: BODY_LIMIT }, (req, body, done) => {
+    req.rawBody = body as Buffer;
+    req.badJson = 'Content-Type must be application/json';
+    done(null, undefined);
+  });
+
+  // Identify the terminal early, so that every answer to a known terminal is signed, errors included.
+  app.addHook('onRequest', async (req) => {
+    const id = req.headers['x-cardpay-terminal'];
+    if (typeof id !== 'string' || !/^trm_[A-Za-z0-9_]{1,60}$/.test(id)) return;
+    const terminal = await ctx.store.getTerminal(id);
+    if (!terminal) return;
+    req.terminal = terminal;
+    req.terminalSecret = sealer.open(terminal.secretSealed, `terminal-secret:${terminal.id}`);
+  });
+
+  app.addHook('preValidation', async (req) => {
+    const config = req.routeOptions.config;
+    if (config.signed) await authenticateRequest(req, ctx);
+    if (req.badJson && (req.rawBody?.length ?? 0) > 0) throw invalid(req.badJson);
+    if (config.signed && req.method === 'POST') {
+      const key = req.headers['idempotency-key'];
+      if (typeof key !== 'string' || !/^[A-Za-z0-9_-]{8,64}$/.test(key)) {
+        throw invalid('Idempotency-Key must be 8 to 64 characters of [A-Za-z0-9_-]');
+      }
+    }
+    if (config.body) {
+      if (req.body === undefined) throw invalid('body is required');
+      const checked = validate(config.body, req.body);
+      if (!checked.ok) throw invalid(checked.message);
+    }
+  });
+
+  // Idempotency (PROTOCOL.md §4): the first request with a key acts; a repeat gets its outcome.
+  app.addHook('preHandler', async (req, reply) => {
+    if (!req.routeOptions.config.signed || req.method !== 'POST' || !req.terminal) return;
+    const key = req.headers['idempotency-key'] as string;
+    const fingerprint = `${req.method} ${req.url} ${sha256Hex(req.rawBody ?? Buffer.alloc(0))}`;
+    const seen = await ctx.store.beginIdempotent(req.terminal.id, key, fingerprint, now(), ctx.config.idempotencyTtlMs);
+    if (seen.kind === 'conflict') {
+      throw new ApiError(409, 'idempotency_conflict', 'this Idempotency-Key was used for a different request');
+    }
+    if (seen.kind === 'in_progress') {
+      throw new ApiError(409, 'idempotency_in_progress', 'a request with this Idempotency-Key is still being processed', {}, true);
+    }
+    if (seen.kind === 'replay') {
+      return reply.code(seen.status).header('content-type', 'application/json; charset=utf-8').send(seen.body);
+    }
+    req.idempotency = { key };
+  });
+
+  app.addHook('onSend', async (req, reply, payload) => {
+    const text = payload === null || payload === undefined ? '' : typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload : String(payload);
+    if (req.idempotency && req.terminal) {
+      const { key } = req.idempotency;
+      req.idempotency = undefined;
+      // A 5xx is not an outcome: the same key may act again.
+      if (reply.statusCode >= 500) await ctx.store.abandonIdempotent(req.terminal.id, key);
+      else await ctx.store.finishIdempotent(req.terminal.id, key, reply.statusCode, text.toString());
+    }
+    if (req.terminalSecret) {
+      const timestamp = String(Math.floor(now() / 1000));
+      const nonce = typeof req.headers['x-cardpay-nonce'] === 'string' ? req.headers['x-cardpay-nonce'] : '';
+      const canonical = [reply.statusCode, timestamp, nonce, sha256Hex(text)].join('\n');
+      reply.header('x-cardpay-timestamp', timestamp);
+      reply.header('x-cardpay-signature', createHmac('sha256', req.terminalSecret).update(canonical).digest('hex'));
+    }
+    return payload;
+  });
+
+  app.setErrorHandler((error: Error & { code?: string; statusCode?: number }, req, reply) => {
+    if (error instanceof ApiError) {
+      if (error.status === 429 && error.extra.retryAfter) reply.header('retry-after', String(error.extra.retryAfter));
+      const { retryAfter: _drop, ...extra } = error.extra;
+      return reply.code(error.status).send(new ApiError(error.status, error.code, error.message, extra, error.retryable).body());
+    }
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return reply.code(413).send(new ApiError(413, 'payload_too_large', `the body exceeds ${BODY_LIMIT} bytes`).body());
+    }
+    if (error.statusCode && error.statusCode < 500) {
+      return reply.code(400).send(invalid(error.message).body());
+    }
+    req.log.error({ err: { type: error.name, message: error.message } }, 'unhandled error');
+    return reply.code(500).send(new ApiError(500, 'internal_error', 'internal error', {}, true).body());
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send(new ApiError(404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`).body());
+  });
+
+  app.get('/v1/health', async () => ({ status: 'ok' }));
+  await app.register(async (scope) => terminalRoutes(scope, ctx));
+  await app.register(async (scope) => sessionRoutes(scope, ctx));
+  await app.register(async (scope) => merchantRoutes(scope, ctx));
+
+  if (options.reconcile) ctx.reconciler.start();
+  app.addHook('onClose', async () => {
+    await ctx.reconciler.stop();
+  });
+  return { app, ctx };
+}
+
+/** PROTOCOL.md §3, in its order: terminal_unknown, timestamp_skew, nonce_reused, signature_invalid. */
+async function authenticateRequest(req: FastifyRequest, ctx: Ctx): Promise<void> {
+  const terminal = req.terminal;
+  const secret = req.terminalSecret;
+  if (!terminal || !secret) throw new ApiError(401, 'terminal_unknown', 'X-CardPay-Terminal names no registered terminal');
+  const h = req.headers;
+  const timestamp = h['x-cardpay-timestamp'];
+  const seconds = typeof timestamp === 'string' && /^\d{1,12}$/.test(timestamp) ? Number(timestamp) : NaN;
+  const now = ctx.now();
+  if (!Number.isFinite(seconds) || Math.abs(seconds * 1000 - now) > ctx.config.skewMs) {
+    throw new ApiError(401, 'timestamp_skew', `X-CardPay-Timestamp must be within ${ctx.config.skewMs / 1000} s of the server clock`);
+  }
+  const nonce = h['x-cardpay-nonce'];
+  if (typeof nonce !== 'string' || !/^[0-9a-f]{32}$/.test(nonce)) {
+    throw new ApiError(401, 'signature_invalid', 'X-CardPay-Nonce must be 32 lower-case hex characters');
+  }
+  if (await ctx.store.nonceSeen(terminal.id, nonce, now)) {
+    throw new ApiError(401, 'nonce_reused', 'this nonce was already used by this terminal');
+  }
+  const signature = h['x-cardpay-signature'];
+  const canonical = [req.method.toUpperCase(), req.url, timestamp, nonce, sha256Hex(req.rawBody ?? Buffer.alloc(0))].join('\n');
+  const expected = createHmac('sha256', secret).update(canonical).digest('hex');
+  if (typeof signature !== 'string' || !hexEqual(expected, signature)) {
+    throw new ApiError(401, 'signature_invalid', 'X-CardPay-Signature does not match the request');
+  }
+  // Recorded only once the signature holds; a concurrent twin loses the insert.
+  if (!(await ctx.store.useNonce(terminal.id, nonce, now, now + ctx.config.nonceTtlMs))) {
+    throw new ApiError(401, 'nonce_reused', 'this nonce was already used by this terminal');
+  }
+}
+
+export type { FastifyReply };

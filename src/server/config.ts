@@ -1,0 +1,198 @@
+import { readFileSync } from 'node:fs';
+import { CARD_BRANDS, type AuthMethod, type CardBrand } from '../core/protocol';
+import { validate, type Schema } from '../core/schema';
+import { randomHex, sha256 } from './secrets';
+
+/** How a merchant wants its shoppers to authenticate. */
+export interface AuthPolicy {
+  /** Methods in the platform's order of preference; a terminal sees those it can use. */
+  methods: AuthMethod[];
+  /** From this amount (minor units) on, two different methods are required. */
+  twoFactorsFrom?: number;
+}
+
+export interface MerchantConfig {
+  id: string;
+  name: string;
+  /** SHA-256 (hex) of the merchant's API key: the key itself is never stored. */
+  apiKeySha256: string;
+  acceptedBrands: CardBrand[];
+  currencies: string[];
+  /** Whether sessions without a merchant order (open amounts) are allowed. */
+  openAmounts: boolean;
+  auth: AuthPolicy;
+}
+
+export interface DiscountRange {
+  /** Lower bound of the historical payment amount, minor units. */
+  from: number;
+  rateBps: number;
+}
+
+export interface PlatformConfig {
+  merchants: MerchantConfig[];
+  discounts: DiscountRange[];
+  /** Terminal registrations allowed per source address per minute. */
+  registrationsPerMinute: number;
+  sessionTtlMs: number;
+  paymentTimeoutMs: number;
+  /** Consecutive failed authentications that lock a terminal, and for how long. */
+  maxAuthFailures: number;
+  lockMs: number;
+  /** Accepted distance between a request's timestamp and the server clock. */
+  skewMs: number;
+  nonceTtlMs: number;
+  idempotencyTtlMs: number;
+  /** How often the reconciler looks for payments with an unknown outcome. */
+  reconcileEveryMs: number;
+}
+
+export const SANDBOX_MERCHANT_ID = 'mch_sandbox';
+
+/** The reference defaults (PROTOCOL.md §5, §6). */
+export function defaultConfig(): PlatformConfig {
+  return {
+    merchants: [],
+    discounts: [
+      { from: 0, rateBps: 0 },
+      { from: 100000, rateBps: 200 },
+      { from: 500000, rateBps: 500 },
+    ],
+    registrationsPerMinute: 60,
+    sessionTtlMs: 15 * 60 * 1000,
+    paymentTimeoutMs: 3000,
+    maxAuthFailures: 5,
+    lockMs: 15 * 60 * 1000,
+    skewMs: 300 * 1000,
+    nonceTtlMs: 600 * 1000,
+    idempotencyTtlMs: 24 * 3600 * 1000,
+    reconcileEveryMs: 1000,
+  };
+}
+
+/** The sandbox merchant: open amounts, every brand, CNY, password then biometrics then CVV. */
+export function sandboxMerchant(apiKey: string): MerchantConfig {
+  return {
+    id: SANDBOX_MERCHANT_ID,
+    name: 'CardPay Sandbox Shop',
+    apiKeySha256: sha256(apiKey),
+    acceptedBrands: [...CARD_BRANDS],
+    currencies: ['CNY'],
+    openAmounts: true,
+    auth: { methods: ['password', 'biometric', 'cvv'] },
+  };
+}
+
+const merchantSchema: Schema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'apiKeySha256'],
+  properties: {
+    id: { type: 'string', pattern: '^mch_[A-Za-z0-9_]{1,60}$' },
+    name: { type: 'string', maxLength: 128 },
+    apiKeySha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+    acceptedBrands: { type: 'array', items: { type: 'string', enum: CARD_BRANDS } },
+    currencies: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^[A-Z]{3}$' } },
+    openAmounts: { type: 'boolean' },
+    auth: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        methods: { type: 'array', minItems: 1, items: { type: 'string', enum: ['password', 'biometric', 'cvv'] } },
+        twoFactorsFrom: { type: 'integer', minimum: 1 },
+      },
+    },
+  },
+};
+
+const fileSchema: Schema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    merchants: { type: 'array', items: merchantSchema },
+    discounts: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['from', 'rateBps'],
+        properties: { from: { type: 'integer', minimum: 0 }, rateBps: { type: 'integer', minimum: 0, maximum: 10000 } },
+      },
+    },
+    registrationsPerMinute: { type: 'integer', minimum: 1, maximum: 100000 },
+    maxAuthFailures: { type: 'integer', minimum: 1, maximum: 100 },
+    lockMinutes: { type: 'integer', minimum: 1, maximum: 1440 },
+  },
+};
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Reads a `--config` file over the defaults. Errors name the file and the offending field.
+ *
+ * ```json
+ * { "merchants": [{ "id": "mch_shop", "apiKeySha256": "…", "acceptedBrands": ["unionpay", "visa"],
+ *                   "auth": { "methods": ["password", "cvv"], "twoFactorsFrom": 500000 } }],
+ *   "discounts": [{ "from": 0, "rateBps": 0 }, { "from": 100000, "rateBps": 200 }] }
+ * ```
+ */
+export function loadConfigFile(path: string, base: PlatformConfig): PlatformConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+    throw new ConfigError(`cannot read config ${path}: ${reason}`);
+  }
+  return applyConfig(raw, base, path);
+}
+
+export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config'): PlatformConfig {
+  const checked = validate<{
+    merchants?: Partial<MerchantConfig>[];
+    discounts?: DiscountRange[];
+    registrationsPerMinute?: number;
+    maxAuthFailures?: number;
+    lockMinutes?: number;
+  }>(fileSchema, raw);
+  if (!checked.ok) throw new ConfigError(`invalid ${source}: ${checked.message}`);
+  const c = checked.value;
+  const merchants = (c.merchants ?? []).map(
+    (m): MerchantConfig => ({
+      id: m.id!,
+      name: m.name ?? m.id!,
+      apiKeySha256: m.apiKeySha256!,
+      acceptedBrands: m.acceptedBrands ?? [...CARD_BRANDS],
+      currencies: m.currencies ?? ['CNY'],
+      openAmounts: m.openAmounts ?? false,
+      auth: { methods: m.auth?.methods ?? ['password', 'biometric', 'cvv'], ...(m.auth?.twoFactorsFrom ? { twoFactorsFrom: m.auth.twoFactorsFrom } : {}) },
+    }),
+  );
+  const discounts = c.discounts ? [...c.discounts].sort((a, b) => a.from - b.from) : base.discounts;
+  if (discounts[0].from !== 0) throw new ConfigError(`invalid ${source}: discounts must start with a range from 0`);
+  return {
+    ...base,
+    merchants: [...base.merchants.filter((b) => !merchants.some((m) => m.id === b.id)), ...merchants],
+    discounts,
+    registrationsPerMinute: c.registrationsPerMinute ?? base.registrationsPerMinute,
+    maxAuthFailures: c.maxAuthFailures ?? base.maxAuthFailures,
+    lockMs: c.lockMinutes ? c.lockMinutes * 60000 : base.lockMs,
+  };
+}
+
+/** The discount for a terminal's history: the rate of the highest range whose lower bound it reaches. */
+export function discountFor(history: number, amount: number, ranges: DiscountRange[]): { rateBps: number; amountOff: number } {
+  let rateBps = 0;
+  for (const r of ranges) if (history >= r.from) rateBps = r.rateBps;
+  return { rateBps, amountOff: Math.floor((amount * rateBps) / 10000) };
+}
+
+export function newApiKey(): string {
+  return `sk_sandbox_${randomHex(16)}`;
+}

@@ -1,0 +1,21 @@
+import type { ProtocolErrorCode } from '../core/errors';
+
+/** An error answer of PROTOCOL.md §1: status, code, a developer message, and optional top-level fields. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: ProtocolErrorCode,
+    message: string,
+    readonly extra: Record<string, unknown> = {},
+    readonly retryable = false,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+
+  body(): Record<string, unknown> {
+    return { error: { code: this.code, message: this.message, retryable: this.retryable }, ...this.extra };
+  }
+}
+
+export const invalid = (message: string) => new ApiError(400, 'invalid_request', message);

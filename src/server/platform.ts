@@ -1,0 +1,148 @@
+import type { FastifyInstance } from 'fastify';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, parse } from 'node:path';
+import { buildApp, type Ctx } from './app';
+import { applyConfig, defaultConfig, loadConfigFile, newApiKey, sandboxMerchant, type PlatformConfig } from './config';
+import { loggerOptions } from './log';
+import { buildSandbox } from './sandbox/payment-platform';
+import { randomHex } from './secrets';
+import type { SoterVerifier } from './soter';
+import { SqliteStore } from './store';
+
+export interface PlatformOptions {
+  host?: string;
+  port?: number;
+  /** SQLite file or `:memory:`. */
+  db?: string;
+  /** Production: the payment platform to charge through. Without it, the sandbox starts in-process. */
+  paymentUrl?: string;
+  sandboxPaymentsPort?: number;
+  paymentTimeoutMs?: number;
+  sessionTtlS?: number;
+  /** Path of a JSON config file. */
+  config?: string;
+  /** An already-parsed config object (tests, the merchant kit). */
+  configObject?: unknown;
+  /** 64 hex characters; else CARDPAY_MASTER_KEY; sandbox mode makes and keeps one. */
+  masterKey?: string;
+  /** The sandbox merchant's API key; else CARDPAY_SANDBOX_MERCHANT_KEY; else random. */
+  sandboxMerchantKey?: string;
+  /** The sandbox's delay for the slow card. */
+  sandboxSlowDelayMs?: number;
+  /** pino level, or 'silent'. */
+  logLevel?: string;
+  logStream?: NodeJS.WritableStream;
+  soter?: SoterVerifier;
+  /** Called with a warning line (the CLI prints it to stderr). */
+  warn?: (line: string) => void;
+  clock?: () => number;
+}
+
+export interface RunningPlatform {
+  url: string;
+  app: FastifyInstance;
+  ctx: Ctx;
+  store: SqliteStore;
+  sandbox?: { url: string; app: FastifyInstance; db: string };
+  sandboxMerchant?: { id: string; apiKey: string };
+  close(): Promise<void>;
+}
+
+export class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+function masterKeyFor(options: PlatformOptions, sandbox: boolean, db: string): string {
+  const given = options.masterKey ?? process.env.CARDPAY_MASTER_KEY;
+  if (given) {
+    if (!/^[0-9a-fA-F]{64}$/.test(given)) throw new StartupError('CARDPAY_MASTER_KEY must be 64 hex characters');
+    return given;
+  }
+  if (!sandbox) throw new StartupError('CARDPAY_MASTER_KEY is required with --payment-url (production mode)');
+  const warn = options.warn ?? (() => undefined);
+  if (db === ':memory:') {
+    warn('warning: CARDPAY_MASTER_KEY is not set; using a throw-away key for this in-memory database');
+    return randomHex(32);
+  }
+  const file = `${db}.master-key`;
+  if (existsSync(file)) {
+    const kept = readFileSync(file, 'utf8').trim();
+    if (!/^[0-9a-f]{64}$/.test(kept)) throw new StartupError(`the master key file ${file} is damaged`);
+    return kept;
+  }
+  const key = randomHex(32);
+  writeFileSync(file, key + '\n', { mode: 0o600 });
+  chmodSync(file, 0o600);
+  warn(`warning: CARDPAY_MASTER_KEY is not set; generated one and kept it in ${file} (sandbox only)`);
+  return key;
+}
+
+function sandboxDbFor(db: string): string {
+  if (db === ':memory:') return ':memory:';
+  const p = parse(db);
+  return join(p.dir, `${p.name}-sandbox-payments${p.ext || '.db'}`);
+}
+
+/**
+ * Starts the reference trading platform (and, without a payment URL, the sandbox payment
+ * platform on its own port), listening and reconciling. The CLI and the test kit both use it.
+ */
+export async function startPlatform(options: PlatformOptions = {}): Promise<RunningPlatform> {
+  const sandboxMode = !options.paymentUrl;
+  const db = options.db ?? './data/cardpay.db';
+  if (db !== ':memory:') mkdirSync(dirname(db), { recursive: true });
+  const masterKey = masterKeyFor(options, sandboxMode, db);
+
+  let config: PlatformConfig = defaultConfig();
+  if (options.paymentTimeoutMs !== undefined) config.paymentTimeoutMs = options.paymentTimeoutMs;
+  if (options.sessionTtlS !== undefined) config.sessionTtlMs = options.sessionTtlS * 1000;
+  let merchantKey: string | undefined;
+  if (sandboxMode) {
+    merchantKey = options.sandboxMerchantKey ?? process.env.CARDPAY_SANDBOX_MERCHANT_KEY ?? newApiKey();
+    config.merchants.push(sandboxMerchant(merchantKey));
+  }
+  if (options.config) config = loadConfigFile(options.config, config);
+  if (options.configObject) config = applyConfig(options.configObject, config);
+
+  const logger = options.logLevel === 'silent' ? false : loggerOptions(options.logLevel ?? 'info', options.logStream);
+  const store = new SqliteStore(db);
+  let sandbox: RunningPlatform['sandbox'];
+  let paymentUrl = options.paymentUrl;
+  try {
+    if (sandboxMode) {
+      const sandboxDb = sandboxDbFor(db);
+      const sandboxApp = await buildSandbox({ db: sandboxDb, slowDelayMs: options.sandboxSlowDelayMs, logger });
+      const url = await sandboxApp.listen({ host: options.host ?? '127.0.0.1', port: options.sandboxPaymentsPort ?? 8788 });
+      sandbox = { url: url.replace('[::1]', 'localhost'), app: sandboxApp, db: sandboxDb };
+      paymentUrl = sandbox.url;
+    }
+    const { app, ctx } = await buildApp({ store, config, masterKey, paymentUrl: paymentUrl!, logger, soter: options.soter, reconcile: true, clock: options.clock });
+    await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8787 });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : options.port;
+    const host = options.host ?? '127.0.0.1';
+    const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    return {
+      url,
+      app,
+      ctx,
+      store,
+      sandbox,
+      sandboxMerchant: merchantKey ? { id: 'mch_sandbox', apiKey: merchantKey } : undefined,
+      async close() {
+        await app.close();
+        if (sandbox) await sandbox.app.close();
+        await store.close();
+      },
+    };
+  } catch (error) {
+    if (sandbox) await sandbox.app.close().catch(() => undefined);
+    await store.close();
+    const e = error as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE') throw new StartupError(`the address is already in use (${e.message.replace(/^listen /, '')})`);
+    throw error;
+  }
+}

@@ -1,0 +1,56 @@
+import type { Ctx } from './app';
+import { settle } from './routes/sessions';
+
+/**
+ * Settles payments whose outcome is unknown (the payment platform did not answer in time) by
+ * asking `GET /v1/charges/{chargeId}` until it is final. It works from the database alone, so
+ * a restarted server settles what the previous process left in `processing`.
+ */
+export class Reconciler {
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+
+  constructor(private readonly ctx: Ctx) {}
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.tick(), this.ctx.config.reconcileEveryMs);
+    this.timer.unref();
+    void this.tick();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+
+  /** One pass over the due payments; returns how many were settled. Concurrent calls share one pass. */
+  tick(): Promise<void> {
+    this.running ??= this.pass().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async pass(): Promise<void> {
+    const { store, payments, config } = this.ctx;
+    const now = this.ctx.now();
+    await store.prune(now);
+    for (const p of await store.duePayments(now, 50)) {
+      const found = await payments.lookup(p.chargeId);
+      if (found.status === 'succeeded' || found.status === 'declined') {
+        await settle(this.ctx, p.id, found);
+        continue;
+      }
+      // Not found long after it was sent: the charge never arrived, so no money moved.
+      const grace = config.paymentTimeoutMs * 3 + 30000;
+      if (found.status === 'not_found' && now - p.createdAt > grace) {
+        await settle(this.ctx, p.id, { status: 'failed', reason: 'never received' });
+        continue;
+      }
+      const wait = Math.min(60000, config.reconcileEveryMs * 2 ** Math.min(p.checks, 6));
+      await store.commit([{ kind: 'updatePayment', id: p.id, version: p.version, patch: { checks: p.checks + 1, nextCheckAt: now + wait } }]);
+    }
+  }
+}

@@ -1,0 +1,111 @@
+import Database from 'better-sqlite3';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { detectBrand, maskPan } from '../../core/card/reader';
+import { ChargeRequestSchema, type Charge, type ChargeRequest } from '../../core/protocol';
+import { validate } from '../../core/schema';
+
+/** Sandbox cards of PROTOCOL.md §8 and what they do. */
+export const SANDBOX_CARDS = {
+  approvedUnionPay19: '6222021000000000009',
+  approvedUnionPay16: '6200000000000005',
+  approvedVisa: '4242424242424242',
+  approvedMastercard: '5555555555554444',
+  declined: '4000000000000002',
+  insufficientFunds: '4000000000009995',
+  slow: '6222021000000000017',
+  flaky: '6222021000000000025',
+} as const;
+
+const DECLINES: Record<string, string> = {
+  [SANDBOX_CARDS.declined]: 'card_declined',
+  [SANDBOX_CARDS.insufficientFunds]: 'insufficient_funds',
+};
+
+export interface SandboxOptions {
+  /** SQLite file of its own (beside the platform's), or `:memory:`. */
+  db: string;
+  /** How long the slow card's answer takes: longer than the trading platform waits. */
+  slowDelayMs?: number;
+  logger?: FastifyServerOptions['logger'];
+}
+
+const err = (code: string, message: string, retryable = false) => ({ error: { code, message, retryable } });
+
+/**
+ * The sandbox payment platform. It keeps only masked cards, never a full number or CVV, in a
+ * store that outlives the process, as a real acquirer's records would.
+ */
+export async function buildSandbox(options: SandboxOptions): Promise<FastifyInstance> {
+  const db = new Database(options.db);
+  db.pragma('journal_mode = WAL');
+  db.exec(`CREATE TABLE IF NOT EXISTS charges (
+    charge_id TEXT PRIMARY KEY, order_id TEXT NOT NULL, merchant_id TEXT NOT NULL, status TEXT NOT NULL,
+    decline_code TEXT, amount INTEGER NOT NULL, discount TEXT NOT NULL, charged INTEGER NOT NULL,
+    currency TEXT NOT NULL, card TEXT NOT NULL, created_at TEXT NOT NULL);
+    CREATE INDEX IF NOT EXISTS charges_order ON charges (order_id);
+    CREATE TABLE IF NOT EXISTS flaky_attempts (charge_id TEXT PRIMARY KEY);`);
+  const insert = db.prepare(`INSERT INTO charges VALUES (@chargeId, @orderId, @merchantId, @status, @declineCode, @amount, @discount, @charged, @currency, @card, @createdAt)`);
+  const byId = db.prepare('SELECT * FROM charges WHERE charge_id = ?');
+  const byOrder = db.prepare('SELECT * FROM charges WHERE order_id = ? ORDER BY created_at');
+  const firstFlaky = db.prepare('INSERT OR IGNORE INTO flaky_attempts VALUES (?)');
+  const slowDelayMs = options.slowDelayMs ?? 5000;
+
+  const view = (row: Record<string, unknown>): Charge => ({
+    chargeId: row.charge_id as string,
+    orderId: row.order_id as string,
+    merchantId: row.merchant_id as string,
+    status: row.status as Charge['status'],
+    ...(row.decline_code ? { declineCode: row.decline_code as string } : {}),
+    amount: row.amount as number,
+    discount: JSON.parse(row.discount as string),
+    charged: row.charged as number,
+    currency: row.currency as string,
+    card: JSON.parse(row.card as string),
+    createdAt: row.created_at as string,
+  });
+
+  const app = Fastify({ logger: options.logger ?? false, bodyLimit: 16 * 1024 });
+  app.addHook('onClose', async () => db.close());
+
+  app.post('/v1/charges', async (req, reply) => {
+    const checked = validate<ChargeRequest>(ChargeRequestSchema, req.body);
+    if (!checked.ok) return reply.code(400).send(err('invalid_request', checked.message));
+    const c = checked.value;
+    if (req.headers['idempotency-key'] !== c.chargeId) {
+      return reply.code(400).send(err('invalid_request', 'Idempotency-Key must equal chargeId'));
+    }
+    if (c.charged !== c.amount - c.discount.amountOff) {
+      return reply.code(400).send(err('invalid_request', 'charged must equal amount - discount.amountOff'));
+    }
+    const existing = byId.get(c.chargeId) as Record<string, unknown> | undefined;
+    if (existing) return reply.code(200).send(view(existing));
+    if (c.pan === SANDBOX_CARDS.flaky && firstFlaky.run(c.chargeId).changes === 1) {
+      return reply.code(503).send(err('unavailable', 'the issuer did not answer; retry with the same key', true));
+    }
+    const declineCode = c.cvv === '999' ? 'incorrect_cvc' : DECLINES[c.pan];
+    const row = {
+      chargeId: c.chargeId, orderId: c.orderId, merchantId: c.merchantId, status: declineCode ? 'declined' : 'succeeded',
+      declineCode: declineCode ?? null, amount: c.amount, discount: JSON.stringify(c.discount), charged: c.charged,
+      currency: c.currency, card: JSON.stringify({ brand: detectBrand(c.pan), last4: c.pan.slice(-4), masked: maskPan(c.pan) }),
+      createdAt: new Date().toISOString(),
+    };
+    insert.run(row);
+    // The slow card is charged at once, but the answer arrives after the caller stopped waiting.
+    if (c.pan === SANDBOX_CARDS.slow) await new Promise((r) => setTimeout(r, slowDelayMs));
+    return reply.code(201).send(view(byId.get(c.chargeId) as Record<string, unknown>));
+  });
+
+  app.get('/v1/charges/:chargeId', async (req, reply) => {
+    const row = byId.get((req.params as { chargeId: string }).chargeId) as Record<string, unknown> | undefined;
+    if (!row) return reply.code(404).send(err('not_found', 'no such charge'));
+    return view(row);
+  });
+
+  app.get('/v1/charges', async (req, reply) => {
+    const orderId = (req.query as { orderId?: string }).orderId;
+    if (!orderId) return reply.code(400).send(err('invalid_request', 'orderId is required'));
+    return { charges: (byOrder.all(orderId) as Record<string, unknown>[]).map(view) };
+  });
+
+  return app;
+}
