@@ -29,7 +29,7 @@ export function loggerOptions(level: string, stream?: NodeJS.WritableStream): Fa
     ...(stream ? { stream } : {}),
     redact: { paths: ['req.headers.authorization', 'req.headers["x-cardpay-signature"]'], censor: '[redacted]' },
     serializers: {
-      req: (req: { method: string; url: string; ip?: string }) => ({ method: req.method, url: maskDigits(req.url), ip: req.ip }),
+      req: (req: { method?: string; url?: string; ip?: string }) => ({ method: req.method, url: maskDigits(String(req.url ?? '')), ip: req.ip }),
     },
     hooks: {
       logMethod(args: unknown[], method: (...a: unknown[]) => void) {

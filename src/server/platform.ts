@@ -36,6 +36,8 @@ export interface PlatformOptions {
   /** Called with a warning line (the CLI prints it to stderr). */
   warn?: (line: string) => void;
   clock?: () => number;
+  /** How often the reconciler runs (default 1 s). */
+  reconcileEveryMs?: number;
 }
 
 export interface RunningPlatform {
@@ -93,12 +95,19 @@ function sandboxDbFor(db: string): string {
 export async function startPlatform(options: PlatformOptions = {}): Promise<RunningPlatform> {
   const sandboxMode = !options.paymentUrl;
   const db = options.db ?? './data/cardpay.db';
-  if (db !== ':memory:') mkdirSync(dirname(db), { recursive: true });
+  if (db !== ':memory:') {
+    try {
+      mkdirSync(dirname(db), { recursive: true });
+    } catch (error) {
+      throw new StartupError(`cannot create the database folder ${dirname(db)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+  }
   const masterKey = masterKeyFor(options, sandboxMode, db);
 
   let config: PlatformConfig = defaultConfig();
   if (options.paymentTimeoutMs !== undefined) config.paymentTimeoutMs = options.paymentTimeoutMs;
   if (options.sessionTtlS !== undefined) config.sessionTtlMs = options.sessionTtlS * 1000;
+  if (options.reconcileEveryMs !== undefined) config.reconcileEveryMs = options.reconcileEveryMs;
   let merchantKey: string | undefined;
   if (sandboxMode) {
     merchantKey = options.sandboxMerchantKey ?? process.env.CARDPAY_SANDBOX_MERCHANT_KEY ?? newApiKey();

@@ -1,0 +1,115 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { buildServer } from '../../scripts/build.js';
+import { PlatformClient } from '../../src/core/client';
+import { startSandboxPlatform } from '../../src/testing/platform';
+import { pay, terminal } from '../support/server-harness';
+
+const bin = join(__dirname, '../../bin/cardpay-platform.js');
+beforeAll(() => buildServer());
+
+async function settled(t: Awaited<ReturnType<typeof terminal>>, sessionId: string) {
+  for (let i = 0; i < 100; i++) {
+    const view = await t.client.getSession(sessionId);
+    if (view.state !== 'processing') return view;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('still processing');
+}
+
+describe('the platform in operation', () => {
+  it('settles a payment left processing by a stopped server to exactly one charge after restart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cardpay-restart-'));
+    const db = join(dir, 'cardpay.db');
+    const first = await startSandboxPlatform({ db, reconcileEveryMs: 600000 });
+    const t = await terminal(first);
+    const r = (await pay(t, '6222021000000000017')) as { state: string; sessionId: string; payment: { orderId: string } };
+    expect(r.state).toBe('processing');
+    await first.close();
+
+    const second = await startSandboxPlatform({ db });
+    try {
+      const client = new PlatformClient({ baseUrl: second.url, host: t.host });
+      client.identity = t.client.identity;
+      const view = await settled({ ...t, client }, r.sessionId);
+      expect(view.state).toBe('succeeded');
+      const charges = (await (await fetch(`${second.sandbox!.url}/v1/charges?orderId=${r.payment.orderId}`)).json()) as { charges: unknown[] };
+      expect(charges.charges).toHaveLength(1);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('leaves no card number, password key, terminal secret or merchant key in its database files or logs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cardpay-scan-'));
+    const logs: Buffer[] = [];
+    const stream = new PassThrough();
+    stream.on('data', (c: Buffer) => logs.push(c));
+    const platform = await startSandboxPlatform({ db: join(dir, 'cardpay.db'), logLevel: 'debug', logStream: stream });
+    const t = await terminal(platform);
+    const cards = ['6222021000000000009', '4242424242424242', '4000000000000002', '6222021000000000025'];
+    for (const card of cards) await pay(t, card);
+    const open = (await t.client.createSession({ merchantId: 'mch_sandbox' }, 'scan-key-01')).sessionId;
+    await t.client.submitOrder(open, { amount: 5, currency: 'CNY', card: { source: 'manual', payload: '5555555555554444' } }, 'scan-key-02');
+    await platform.close();
+
+    const files = readdirSync(dir).map((f) => readFileSync(join(dir, f)).toString('latin1'));
+    const haystack = files.join('\n') + Buffer.concat(logs).toString('utf8');
+    expect(Buffer.concat(logs).length).toBeGreaterThan(0);
+    for (const secret of [...cards, '5555555555554444', t.key, t.secret, platform.merchantKey]) {
+      expect(haystack).not.toContain(secret);
+    }
+    expect(haystack).toContain('622202*********0009');
+  });
+});
+
+describe('cardpay-platform on the command line', () => {
+  const run = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 20000 });
+
+  it.each([
+    [['--bogus'], /unknown option --bogus/],
+    [['--port', 'x'], /--port expects a whole number/],
+    [['--config', '/nonexistent/cardpay.json'], /cannot read config .*no such file/],
+    [['--db', '/etc/hostname/cardpay.db', '--port', '0', '--sandbox-payments-port', '0'], /cardpay-platform: cannot (create the database folder|open the database)/],
+  ])('exits 2 with one clear line for %j', (args, message) => {
+    const r = run(args);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n').filter((l) => !l.startsWith('warning:'))).toHaveLength(1);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('refuses a config file with a bad field, naming it', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cardpay-cfg-')), 'c.json');
+    writeFileSync(file, JSON.stringify({ discounts: [{ from: 0, rateBps: 20000 }] }));
+    const r = run(['--config', file]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/discounts\[0\]\.rateBps must be at most 10000/);
+  });
+
+  it('prints its help', () => {
+    const r = run(['--help']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/--payment-timeout-ms/);
+  });
+
+  it('prints the listening line and the sandbox merchant, then stops cleanly on SIGTERM', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cardpay-cli-'));
+    const child = spawn(process.execPath, [bin, '--port', '0', '--sandbox-payments-port', '0', '--db', join(dir, 'c.db'), '--log-level', 'warn'], { env: { ...process.env, CARDPAY_SANDBOX_MERCHANT_KEY: 'sk_test_fixed_key_1' } });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    const started = Date.now();
+    while (!/sandbox payment platform: /.test(out) && Date.now() - started < 10000) await new Promise((r) => setTimeout(r, 50));
+    expect(out).toMatch(/^cardpay platform listening on http:\/\/127\.0\.0\.1:\d+$/m);
+    expect(out).toMatch(/sandbox merchant: mch_sandbox/);
+    expect(out).toMatch(/sandbox merchant key: sk_test_fixed_key_1/);
+    const url = /listening on (\S+)/.exec(out)![1];
+    expect((await fetch(`${url}/v1/health`)).status).toBe(200);
+    const exit = new Promise((r) => child.on('exit', r));
+    child.kill('SIGTERM');
+    expect(await exit).toBe(0);
+  });
+});
