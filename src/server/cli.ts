@@ -114,6 +114,10 @@ export async function main(argv: string[]): Promise<void> {
       `sandbox cards: ${SANDBOX_CARDS.approvedUnionPay19} (approved), ${SANDBOX_CARDS.approvedVisa} (approved), ${SANDBOX_CARDS.declined} (declined), ${SANDBOX_CARDS.slow} (slow), ${SANDBOX_CARDS.flaky} (flaky); CVV 999 is declined`,
     );
   }
+  lines.push(
+    'WeChat DevTools: the plugin and demo are not built yet (see plugin/README.md); the SDK and this platform are ready.',
+    'Stop with Ctrl+C.',
+  );
   process.stdout.write(lines.join('\n') + '\n');
 
   let stopping = false;
