@@ -125,6 +125,8 @@ export class Checkout extends Emitter<CheckoutEvents> {
   private prefetching?: Promise<unknown>;
   private polling = false;
   private destroyed = false;
+  /** Start-up in progress or done: every action waits for it, so a tap during start-up is not lost. */
+  private ready?: Promise<void>;
   private readonly sleep: (ms: number) => Promise<void>;
 
   constructor(options: CheckoutOptions) {
@@ -172,7 +174,12 @@ export class Checkout extends Emitter<CheckoutEvents> {
    * say, the result of a payment that completed while the app was closed) or prefetches a new
    * input port so that the scanner opens without waiting on the network.
    */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.ready ??= this.load();
+    return this.ready;
+  }
+
+  private async load(): Promise<void> {
     this.credentials = await loadCredentials(this.host, this.client.baseUrl);
     this.client.identity = this.credentials;
     const biometricModes = await this.biometricModes();
@@ -196,6 +203,7 @@ export class Checkout extends Emitter<CheckoutEvents> {
 
   /** The tap on the plugin: enrolment on first use, else the scanner. */
   async begin(): Promise<void> {
+    await this.start();
     if (this.snap.busy || !['idle', 'cancelled', 'expired'].includes(this.snap.state)) return;
     if (!this.credentials) {
       this.update({ state: 'enrolling', error: undefined });
@@ -206,6 +214,7 @@ export class Checkout extends Emitter<CheckoutEvents> {
 
   /** Sets the payment password (entered twice) and registers the terminal, then opens the scanner. */
   async enrol(password: string, repeat: string): Promise<void> {
+    await this.start();
     if (this.snap.state !== 'enrolling' || this.snap.busy) return;
     try {
       this.update({ busy: true, error: undefined });
@@ -227,6 +236,7 @@ export class Checkout extends Emitter<CheckoutEvents> {
 
   /** Opens the host's scanner with the platform's scan types and submits what it reads. */
   async scan(): Promise<void> {
+    await this.start();
     if (this.snap.busy) return;
     this.update({ state: 'scanning', error: undefined });
     let session: LiveSession;
@@ -247,6 +257,7 @@ export class Checkout extends Emitter<CheckoutEvents> {
 
   /** Submits a card number the user typed (when there is nothing to scan or the camera is refused). */
   async enterManually(digits: string): Promise<void> {
+    await this.start();
     if (this.snap.busy) return;
     await this.submitCard({ source: 'manual', payload: String(digits ?? '') });
   }
@@ -266,6 +277,7 @@ export class Checkout extends Emitter<CheckoutEvents> {
    * Wrong answers keep the checkout in `awaiting_authentication` with a fresh prompt.
    */
   async authenticate(inputs: AuthInput[]): Promise<void> {
+    await this.start();
     const { confirmation, authPrompt } = this.snap;
     if (this.snap.state !== 'awaiting_authentication' || this.snap.busy || !confirmation || !authPrompt || !this.session) {
       return;
@@ -295,6 +307,7 @@ export class Checkout extends Emitter<CheckoutEvents> {
 
   /** After a failure or at the entry: starts over with a fresh session (another card, another try). */
   async retry(): Promise<void> {
+    await this.start();
     if (this.snap.busy || this.snap.state === 'processing') return;
     if (this.session && this.session.state !== 'awaiting_order') {
       this.session = undefined;
@@ -319,6 +332,7 @@ export class Checkout extends Emitter<CheckoutEvents> {
    * payment goes on and its id is kept, so the result shows when the checkout is opened again.
    */
   async cancel(): Promise<void> {
+    await this.start();
     const { state } = this.snap;
     const session = this.session;
     if (session && ['awaiting_order', 'awaiting_confirmation', 'awaiting_authentication'].includes(session.state)) {
@@ -372,6 +386,7 @@ export class Checkout extends Emitter<CheckoutEvents> {
   }
 
   private async answerConfirmation(accept: boolean): Promise<void> {
+    await this.start();
     const { confirmation } = this.snap;
     if (this.snap.state !== 'awaiting_confirmation' || this.snap.busy || !confirmation?.confirmToken || !this.session) return;
     const session = this.session;

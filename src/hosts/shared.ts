@@ -39,7 +39,8 @@ export function lowerHeaders(headers: Record<string, unknown> | undefined): Reco
 
 /** Turns an ArrayBuffer, typed array or string body into bytes. */
 export function bodyBytes(data: unknown, encode: (s: string) => Uint8Array): Uint8Array {
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  // Checked by tag, not instanceof: the buffer may come from another realm (a test DOM, a worker).
+  if (Object.prototype.toString.call(data) === '[object ArrayBuffer]') return new Uint8Array(data as ArrayBuffer);
   if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (typeof data === 'string') return encode(data);
   return encode(data === undefined || data === null ? '' : JSON.stringify(data));

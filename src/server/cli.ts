@@ -17,6 +17,7 @@ Options:
   --payment-timeout-ms <n>       how long one charge may take before its outcome is unknown (default 3000)
   --session-ttl-s <n>            checkout session lifetime (default 900)
   --config <file>                JSON: merchants, discount ranges, authentication policy, brands
+  --sandbox-slow-ms <n>          how late the sandbox answers for the slow card (default 5000)
   --log-level <level>            pino level: fatal, error, warn, info, debug, silent (default info)
   -h, --help                     show this help
 
@@ -44,7 +45,7 @@ export function parseArgs(argv: string[]): PlatformOptions & { help?: boolean } 
       continue;
     }
     const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
-    const known = ['--host', '--port', '--db', '--payment-url', '--sandbox-payments-port', '--payment-timeout-ms', '--session-ttl-s', '--config', '--log-level'];
+    const known = ['--host', '--port', '--db', '--payment-url', '--sandbox-payments-port', '--payment-timeout-ms', '--session-ttl-s', '--config', '--log-level', '--sandbox-slow-ms'];
     if (!known.includes(flag)) throw new UsageError(`unknown option ${flag} (see --help)`);
     const value = inline ?? argv[++i];
     if (value === undefined || (inline === undefined && value.startsWith('--'))) throw new UsageError(`${flag} needs a value`);
@@ -74,6 +75,9 @@ export function parseArgs(argv: string[]): PlatformOptions & { help?: boolean } 
         break;
       case '--config':
         out.config = value;
+        break;
+      case '--sandbox-slow-ms':
+        out.sandboxSlowDelayMs = int(flag, value, 0, 600000);
         break;
       case '--log-level':
         if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(value)) throw new UsageError(`--log-level must be a pino level, got "${value}"`);

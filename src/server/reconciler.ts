@@ -15,7 +15,7 @@ export class Reconciler {
   start(): void {
     if (this.timer) return;
     this.timer = setInterval(() => void this.tick(), this.ctx.config.reconcileEveryMs);
-    this.timer.unref();
+    this.timer.unref?.();
     void this.tick();
   }
 

@@ -23,3 +23,61 @@ export async function startSandboxPlatform(options: PlatformOptions = {}): Promi
   });
   return Object.assign(running, { merchantKey: running.sandboxMerchant?.apiKey ?? '' });
 }
+
+export interface SpawnedPlatform {
+  url: string;
+  merchantKey: string;
+  sandboxUrl: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Runs `cardpay-platform` as a separate process on free ports with an in-memory database, and
+ * resolves once it prints its listening lines. For tests whose own environment cannot host a
+ * server (jest's jsdom environment, used by miniprogram-simulate).
+ *
+ * @example
+ * const platform = await spawnSandboxPlatform(['--payment-timeout-ms', '300'])
+ * afterAll(() => platform.close())
+ */
+export function spawnSandboxPlatform(extraArgs: string[] = []): Promise<SpawnedPlatform> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { spawn } = require('node:child_process') as typeof import('node:child_process');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { join } = require('node:path') as typeof import('node:path');
+  const bin = join(__dirname, '../../bin/cardpay-platform.js');
+  const child = spawn(process.execPath, [bin, '--port', '0', '--sandbox-payments-port', '0', '--db', ':memory:', '--log-level', 'warn', ...extraArgs], {
+    env: { ...process.env, CARDPAY_MASTER_KEY: '42'.repeat(32) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`cardpay-platform did not start in 15 s: ${err || out}`));
+    }, 15000);
+    child.stderr.on('data', (c: Buffer) => (err += c));
+    child.on('exit', (code) => reject(new Error(`cardpay-platform exited with ${code}: ${err.trim()}`)));
+    child.stdout.on('data', (c: Buffer) => {
+      out += c;
+      const url = /listening on (\S+)/.exec(out)?.[1];
+      const merchantKey = /sandbox merchant key: (\S+)/.exec(out)?.[1];
+      const sandboxUrl = /sandbox payment platform: (\S+)/.exec(out)?.[1];
+      if (!url || !merchantKey || !sandboxUrl) return;
+      clearTimeout(timer);
+      child.removeAllListeners('exit');
+      resolve({
+        url,
+        merchantKey,
+        sandboxUrl,
+        close: () =>
+          new Promise<void>((done) => {
+            if (child.exitCode !== null) return done();
+            child.once('exit', () => done());
+            child.kill('SIGTERM');
+          }),
+      });
+    });
+  });
+}

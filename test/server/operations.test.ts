@@ -3,13 +3,11 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { buildServer } from '../../scripts/build.js';
 import { PlatformClient } from '../../src/core/client';
 import { startSandboxPlatform } from '../../src/testing/platform';
 import { pay, terminal } from '../support/server-harness';
 
 const bin = join(__dirname, '../../bin/cardpay-platform.js');
-beforeAll(() => buildServer());
 
 async function settled(t: Awaited<ReturnType<typeof terminal>>, sessionId: string) {
   for (let i = 0; i < 100; i++) {

@@ -1,0 +1,46 @@
+// The authentication sheet: the methods the platform offered, in its order: our password
+// keypad, biometrics (only where the host lent SOTER), and the card's CVV.
+Component({
+  options: { styleIsolation: 'apply-shared' },
+  properties: {
+    t: { type: Object, value: {} },
+    amountText: { type: String, value: '' },
+    showPassword: { type: Boolean, value: true },
+    showBiometric: { type: Boolean, value: false },
+    showCvv: { type: Boolean, value: false },
+    /** The last error, in words; cleared by the checkout. Default ''. */
+    errorText: { type: String, value: '' },
+    /** A note such as "one more method needed". Default ''. */
+    hint: { type: String, value: '' },
+    busy: { type: Boolean, value: false },
+  },
+  data: { cvv: '' },
+  observers: {
+    errorText(text: string) {
+      // After a wrong answer the keypad starts empty again.
+      if (text) this.selectComponent('#cardpay-keypad')?.clear?.();
+    },
+  },
+  methods: {
+    onPassword(event: WechatMiniprogram.CustomEvent<{ value: string }>) {
+      this.triggerEvent('factor', { method: 'password', password: event.detail.value });
+    },
+    onBiometric() {
+      if (!this.data.busy) this.triggerEvent('factor', { method: 'biometric' });
+    },
+    onCvvInput(event: WechatMiniprogram.Input) {
+      this.setData({ cvv: String(event.detail.value).replace(/\D/g, '').slice(0, 4) });
+    },
+    onCvvSubmit() {
+      if (this.data.busy) return;
+      const cvv = this.data.cvv;
+      this.setData({ cvv: '' });
+      this.triggerEvent('factor', { method: 'cvv', cvv });
+    },
+    onCancel() {
+      this.triggerEvent('cancel', {});
+    },
+  },
+});
+
+export {};

@@ -1,0 +1,170 @@
+// The plugin's public component: the card-number input port a shopper taps on the checkout page.
+// It renders the SDK's checkout state machine: every state change arrives as one snapshot and
+// becomes one setData; taps become method calls on the machine.
+import type { AuthInput, Checkout } from '../../../src/core/checkout';
+import {
+  Checkout as CheckoutMachine,
+  checkoutView,
+  currentConfig,
+  errorText,
+  passwordWeakness,
+  pickLocale,
+  pluginHost,
+  stringsFor,
+  themeStyle,
+  CardPayError,
+  type Locale,
+} from '../../lib/sdk';
+
+interface Local {
+  checkout?: Checkout;
+  locale: Locale;
+  firstPassword?: string;
+  factors: AuthInput[];
+  manual: string;
+}
+
+const locals = new WeakMap<object, Local>();
+
+Component({
+  properties: {
+    /** A merchant order (PROTOCOL.md §7); its amount wins. Default ''. */
+    orderRef: { type: String, value: '' },
+    /** Minor units, for open amounts. Default 0 (none). */
+    amount: { type: Number, value: 0 },
+    /** ISO 4217. Default 'CNY'. */
+    currency: { type: String, value: 'CNY' },
+    /** Shown on the confirmation sheet. Default ''. */
+    description: { type: String, value: '' },
+    /** Overrides configure() for this instance. Default ''. */
+    platformUrl: { type: String, value: '' },
+    /** Overrides configure() for this instance. Default ''. */
+    merchantId: { type: String, value: '' },
+    /** 'zh_CN' (default) or 'en_US'. */
+    locale: { type: String, value: '' },
+  },
+  data: {
+    t: stringsFor('zh_CN'),
+    view: null as ReturnType<typeof checkoutView> | null,
+    themeStyle: '',
+    enrolStep: 'first',
+    hint: '',
+    manualOpen: false,
+  },
+  lifetimes: {
+    attached() {
+      this.boot();
+    },
+    detached() {
+      locals.get(this)?.checkout?.destroy();
+      locals.delete(this);
+    },
+  },
+  methods: {
+    boot() {
+      const config = currentConfig();
+      const locale = pickLocale(this.data.locale || config?.locale);
+      const local: Local = { locale, factors: [], manual: '' };
+      locals.set(this, local);
+      let checkout: Checkout;
+      try {
+        checkout = new CheckoutMachine({
+          host: pluginHost(),
+          platformUrl: this.data.platformUrl || config?.platformUrl || '',
+          merchantId: this.data.merchantId || config?.merchantId || '',
+          ...(this.data.orderRef ? { orderRef: this.data.orderRef } : {}),
+          ...(this.data.amount ? { amount: this.data.amount } : {}),
+          currency: this.data.currency || 'CNY',
+          ...(this.data.description ? { description: this.data.description } : {}),
+        });
+      } catch (error) {
+        // A misconfigured host: say so in words, and tell the host why through `fail`.
+        const e = error instanceof CardPayError ? error : new CardPayError('config_invalid', String(error));
+        const failure = { code: e.code, message: e.message, retryable: false };
+        this.setData({ t: stringsFor(locale), view: { ...emptyView(locale), errorText: errorText(locale, failure) } });
+        this.triggerEvent('fail', { error: { code: e.code, message: e.message } });
+        return;
+      }
+      local.checkout = checkout;
+      checkout.on('change', (snapshot) => {
+        if (snapshot.state !== 'awaiting_authentication') local.factors = [];
+        this.setData({ view: checkoutView(snapshot, local.locale), ...(snapshot.state === 'enrolling' ? {} : { enrolStep: 'first', hint: '' }) });
+      });
+      checkout.on('statechange', (detail) => this.triggerEvent('statechange', detail));
+      checkout.on('success', (detail) => this.triggerEvent('success', detail));
+      checkout.on('fail', ({ error }) => this.triggerEvent('fail', { error: { code: error.code, message: error.message } }));
+      checkout.on('cancel', () => this.triggerEvent('cancel', {}));
+      this.setData({ t: stringsFor(locale), themeStyle: themeStyle(config?.theme), view: checkoutView(checkout.snapshot, locale) });
+      void checkout.start();
+    },
+    machine(): Checkout | undefined {
+      return locals.get(this)?.checkout;
+    },
+    onStart() {
+      void this.machine()?.begin();
+    },
+    onManual() {
+      this.setData({ manualOpen: !this.data.manualOpen });
+    },
+    onManualInput(event: WechatMiniprogram.Input) {
+      const local = locals.get(this);
+      if (local) local.manual = String(event.detail.value);
+    },
+    onManualSubmit() {
+      const local = locals.get(this);
+      if (local) void local.checkout?.enterManually(local.manual);
+    },
+    onEnrolDigits(event: WechatMiniprogram.CustomEvent<{ value: string }>) {
+      const local = locals.get(this);
+      if (!local?.checkout) return;
+      const value = event.detail.value;
+      if (this.data.enrolStep === 'first') {
+        const weakness = passwordWeakness(value);
+        if (weakness) {
+          const code = weakness === 'weak' ? 'password_weak' : 'password_format';
+          this.setData({ hint: errorText(local.locale, { code, message: '', retryable: true }) });
+          return;
+        }
+        local.firstPassword = value;
+        this.setData({ enrolStep: 'repeat', hint: '' });
+        return;
+      }
+      const first = local.firstPassword ?? '';
+      local.firstPassword = undefined;
+      this.setData({ enrolStep: 'first', hint: '' });
+      void local.checkout.enrol(first, value);
+    },
+    onConfirm() {
+      void this.machine()?.confirm();
+    },
+    onReject() {
+      void this.machine()?.reject();
+    },
+    onFactor(event: WechatMiniprogram.CustomEvent<AuthInput>) {
+      const local = locals.get(this);
+      const view = this.data.view;
+      if (!local?.checkout || !view) return;
+      local.factors = [...local.factors.filter((f) => f.method !== event.detail.method), event.detail];
+      if (local.factors.length < view.required) {
+        // Two methods are required above the merchant's threshold: ask for the next one.
+        this.setData({ hint: local.locale === 'zh_CN' ? '此金额需要再验证一种方式' : 'This amount needs one more method' });
+        return;
+      }
+      const factors = local.factors;
+      local.factors = [];
+      void local.checkout.authenticate(factors);
+    },
+    onRetry() {
+      void this.machine()?.retry();
+    },
+    onClose() {
+      void this.machine()?.cancel();
+    },
+  },
+});
+
+function emptyView(locale: Locale): ReturnType<typeof checkoutView> {
+  return checkoutView({ state: 'idle', busy: false, enrolled: false, currency: 'CNY', biometricModes: [] }, locale);
+}
+
+export {};

@@ -1,0 +1,93 @@
+// Everything the plugin's pages and API share, bundled once (dist/plugin/lib/sdk.js) and required
+// by each component and the main module, so the SDK is not copied into every file.
+import { Checkout, type CheckoutOptions } from '../../src/core/checkout';
+import { normaliseBaseUrl } from '../../src/core/client';
+import { passwordWeakness } from '../../src/core/enrolment';
+import { CardPayError } from '../../src/core/errors';
+import { VERSION } from '../../src/core/version';
+import { createWxHost } from '../../src/hosts/wx';
+import type { HostBridge } from '../../src/hosts/shared';
+import { pickLocale, stringsFor, errorText, type Locale } from './i18n';
+import { checkoutView } from './view';
+
+export interface Theme {
+  /** Brand colour of buttons and highlights, e.g. `#07c160`. */
+  primary?: string;
+  /** Colour of text on the primary colour. */
+  onPrimary?: string;
+  /** Corner radius in rpx. */
+  radius?: number;
+}
+
+export interface PluginConfig {
+  platformUrl: string;
+  merchantId: string;
+  locale?: Locale;
+  theme?: Theme;
+}
+
+let config: PluginConfig | undefined;
+let bridge: HostBridge | undefined;
+
+/**
+ * Defaults for every checkout of this host. `platformUrl` must be `https://` (plain http only
+ * on loopback addresses, for development).
+ *
+ * @example requirePlugin('cardpay').configure({ platformUrl: 'https://pay.example.com', merchantId: 'mch_shop' })
+ */
+export function configure(options: PluginConfig): void {
+  if (!options || typeof options !== 'object') {
+    throw new CardPayError('config_invalid', 'configure expects { platformUrl, merchantId, locale?, theme? }');
+  }
+  const platformUrl = normaliseBaseUrl(options.platformUrl);
+  if (typeof options.merchantId !== 'string' || !/^mch_[A-Za-z0-9_]{1,60}$/.test(options.merchantId)) {
+    throw new CardPayError('config_invalid', `merchantId must look like "mch_…", got ${JSON.stringify(options.merchantId)}`);
+  }
+  config = { ...options, platformUrl, locale: pickLocale(options.locale) };
+}
+
+/** What the host lends: SOTER functions, for biometric payment. Only members given are used. */
+export function setHostBridge(value: HostBridge | undefined): void {
+  bridge = value ? { ...value } : undefined;
+}
+
+export function currentConfig(): PluginConfig | undefined {
+  return config;
+}
+
+/** The plugin's wx host, with whatever the host lent. */
+export function pluginHost() {
+  return createWxHost(wx, { bridge });
+}
+
+export type CreateCheckoutOptions = Omit<CheckoutOptions, 'host' | 'platformUrl' | 'merchantId'> & {
+  platformUrl?: string;
+  merchantId?: string;
+};
+
+/**
+ * A checkout without UI, on the plugin's own wx: the same flow, states and events as the
+ * component, for merchants who draw their own screens.
+ */
+export function createCheckout(options: CreateCheckoutOptions): Checkout {
+  const platformUrl = options.platformUrl ?? config?.platformUrl;
+  const merchantId = options.merchantId ?? config?.merchantId;
+  if (!platformUrl || !merchantId) {
+    throw new CardPayError('config_invalid', 'call configure({ platformUrl, merchantId }) first, or pass both to createCheckout');
+  }
+  return new Checkout({ ...options, host: pluginHost(), platformUrl, merchantId });
+}
+
+/** CSS custom properties for a theme, as an inline style. */
+export function themeStyle(theme: Theme | undefined): string {
+  if (!theme) return '';
+  const parts: string[] = [];
+  if (theme.primary && /^#[0-9a-fA-F]{3,8}$/.test(theme.primary)) parts.push(`--cardpay-primary:${theme.primary}`);
+  if (theme.onPrimary && /^#[0-9a-fA-F]{3,8}$/.test(theme.onPrimary)) parts.push(`--cardpay-on-primary:${theme.onPrimary}`);
+  if (typeof theme.radius === 'number' && theme.radius >= 0 && theme.radius <= 64) parts.push(`--cardpay-radius:${theme.radius}rpx`);
+  return parts.join(';');
+}
+
+export const version = VERSION;
+export { Checkout, checkoutView, pickLocale, stringsFor, errorText, passwordWeakness, CardPayError };
+export type { HostBridge, Locale };

@@ -1,0 +1,87 @@
+import type { CheckoutSnapshot, CheckoutState } from '../../src/core/checkout';
+import { formatAmount } from '../../src/core/money';
+import { errorText, format, stringsFor, type Locale } from './i18n';
+
+export type Screen = 'entry' | 'enrol' | 'scanning' | 'working' | 'confirm' | 'auth' | 'processing' | 'result';
+
+/** What the checkout component renders: derived from the snapshot alone, no `undefined` anywhere. */
+export interface CheckoutView {
+  state: CheckoutState;
+  screen: Screen;
+  busy: boolean;
+  amountText: string;
+  description: string;
+  brandName: string;
+  masked: string;
+  /** The masked card spoken digit by digit rather than as one long number. */
+  maskedLabel: string;
+  methods: string[];
+  showPassword: boolean;
+  showBiometric: boolean;
+  showCvv: boolean;
+  required: number;
+  attemptsText: string;
+  resultKind: 'success' | 'failure' | '';
+  resultText: string;
+  discountText: string;
+  chargedText: string;
+  errorText: string;
+  retryable: boolean;
+}
+
+const SCREENS: Record<CheckoutState, Screen> = {
+  idle: 'entry',
+  cancelled: 'entry',
+  enrolling: 'enrol',
+  scanning: 'scanning',
+  awaiting_order: 'working',
+  awaiting_confirmation: 'confirm',
+  awaiting_authentication: 'auth',
+  processing: 'processing',
+  succeeded: 'result',
+  failed: 'result',
+  expired: 'result',
+};
+
+/** Errors that a retry of the same step (or a new attempt) can cure. */
+const RETRYABLE_AFTER_FAILURE = new Set(['payment_declined', 'session_expired', 'network_error', 'timeout', 'payment_unavailable', 'response_unverified']);
+
+export function checkoutView(s: CheckoutSnapshot, locale: Locale): CheckoutView {
+  const t = stringsFor(locale);
+  const currency = s.confirmation?.currency ?? s.currency;
+  const amount = s.confirmation?.amount ?? s.amount;
+  const prompt = s.authPrompt;
+  const methods = prompt?.methods ?? [];
+  const payment = s.payment;
+  const screen = SCREENS[s.state];
+  const error = s.error && s.error.code !== 'scan_cancelled' ? errorText(locale, s.error) : '';
+  let resultKind: CheckoutView['resultKind'] = '';
+  let resultText = '';
+  if (screen === 'result') {
+    resultKind = s.state === 'succeeded' ? 'success' : 'failure';
+    resultText = s.state === 'succeeded' ? t.paid : s.state === 'expired' ? t.expired : t.failed;
+  }
+  const masked = s.confirmation?.card.masked ?? '';
+  return {
+    state: s.state,
+    screen,
+    busy: s.busy,
+    amountText: amount ? formatAmount(amount, currency) : '',
+    description: s.description ?? '',
+    brandName: s.confirmation ? t.brands[s.confirmation.card.brand] ?? t.brands.unknown : '',
+    masked,
+    maskedLabel: masked ? `${t.card} ${masked.replace(/\*+/g, ' … ').split('').join(' ')}` : '',
+    methods,
+    showPassword: methods.includes('password'),
+    showBiometric: methods.includes('biometric') && s.biometricModes.length > 0,
+    showCvv: methods.includes('cvv'),
+    required: prompt?.required ?? 1,
+    attemptsText: prompt && prompt.attemptsLeft < 5 ? format(t.attemptsLeft, prompt.attemptsLeft) : '',
+    resultKind,
+    resultText,
+    discountText: payment && payment.discount.amountOff > 0 ? `${t.discount} -${formatAmount(payment.discount.amountOff, payment.currency)}` : '',
+    chargedText: payment ? `${t.charged} ${formatAmount(payment.charged, payment.currency)}` : '',
+    errorText: error,
+    retryable: s.state === 'failed' || s.state === 'expired' ? RETRYABLE_AFTER_FAILURE.has(s.error?.code ?? '') || s.state === 'expired' : false,
+  };
+}

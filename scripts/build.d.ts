@@ -1,2 +1,0 @@
-/** Bundles the platform server into dist/server/cli.js. */
-export function buildServer(): void;

@@ -1,0 +1,224 @@
+import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { join } from 'node:path';
+import { ScriptedScanner } from '../hosts/node';
+
+// The merchant test kit for miniprogram-simulate (run under jest's jsdom environment): load our
+// component under its plugin:// name, give it a wx whose requests really cross the network to a
+// sandbox platform, script the scanner, and drive it through its stable element ids.
+
+/** Where the plugin's sources live (the kit loads them as miniprogram-simulate loads any component). */
+export const PLUGIN_ROOT = join(__dirname, '../../plugin');
+export const CHECKOUT_PATH = join(PLUGIN_ROOT, 'components/checkout/index');
+
+type Simulate = {
+  load(path: string, tagOrOptions?: unknown, options?: unknown): string;
+  render(id: string, props?: Record<string, unknown>): SimComponent;
+};
+
+/** The wrapper miniprogram-simulate returns for a rendered component or element. */
+export interface SimComponent {
+  dom: { textContent: string | null; innerHTML: string; outerHTML: string };
+  instance: { data: Record<string, any>; setData(data: Record<string, unknown>): void };
+  attach(parent: unknown): void;
+  detach(): void;
+  querySelector(selector: string): SimComponent | null;
+  dispatchEvent(name: string, options?: Record<string, unknown>): void;
+  addEventListener(name: string, listener: (event: { detail: any }) => void): void;
+}
+
+function simulate(): Simulate {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('miniprogram-simulate') as Simulate;
+}
+
+export interface WxStandIn {
+  scanner: ScriptedScanner;
+  storage: Map<string, unknown>;
+  /** Every wx.request made, in order. */
+  requests: { method: string; url: string }[];
+  /** Alters the next response's body bytes in flight, once (for tamper tests). */
+  tamperNextResponse(change: (body: Buffer) => Buffer): void;
+}
+
+/**
+ * Gives the simulated `wx` what the checkout uses: `request` over real HTTP (raw bytes, so the
+ * SDK checks response signatures for real), a scripted `scanCode`, plugin storage in memory, and
+ * `getRandomValues` from node:crypto. Call once per test file; `reset()` between tests.
+ */
+export function installWx(): WxStandIn & { reset(): void } {
+  const wx = (globalThis as { wx?: Record<string, unknown> }).wx ?? {};
+  (globalThis as { wx?: unknown }).wx = wx;
+  const state = {
+    scanner: new ScriptedScanner(),
+    storage: new Map<string, unknown>(),
+    requests: [] as { method: string; url: string }[],
+    tamper: undefined as ((body: Buffer) => Buffer) | undefined,
+  };
+  wx.request = (o: any) => {
+    state.requests.push({ method: o.method, url: o.url });
+    const url = new URL(o.url);
+    const req = httpRequest(
+      { hostname: url.hostname, port: url.port, path: url.pathname + url.search, method: o.method, headers: o.header, timeout: o.timeout },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          let body: Buffer = Buffer.concat(chunks);
+          if (state.tamper) {
+            body = state.tamper(body);
+            state.tamper = undefined;
+          }
+          const data = body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength);
+          o.success?.({ statusCode: res.statusCode, header: res.headers, data });
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (e) => o.fail?.({ errMsg: `request:fail ${e.message}` }));
+    if (o.data !== undefined) req.write(o.data);
+    req.end();
+  };
+  wx.scanCode = (o: any) => {
+    void state.scanner.scanCode({ scanType: o.scanType }).then((r) =>
+      r.ok ? o.success?.({ result: r.result, scanType: r.scanType === 'qrCode' ? 'QR_CODE' : 'EAN_13' }) : o.fail?.({ errMsg: `scanCode:fail ${r.reason === 'cancelled' ? 'cancel' : 'auth deny'}` }),
+    );
+  };
+  wx.getStorage = (o: any) => (state.storage.has(o.key) ? o.success?.({ data: state.storage.get(o.key) }) : o.fail?.({ errMsg: 'getStorage:fail data not found' }));
+  wx.setStorage = (o: any) => {
+    state.storage.set(o.key, o.data);
+    o.success?.({});
+  };
+  wx.removeStorage = (o: any) => {
+    state.storage.delete(o.key);
+    o.success?.({});
+  };
+  wx.getRandomValues = (o: any) => {
+    const b = randomBytes(o.length);
+    o.success?.({ randomValues: b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) });
+  };
+  return {
+    get scanner() {
+      return state.scanner;
+    },
+    get storage() {
+      return state.storage;
+    },
+    get requests() {
+      return state.requests;
+    },
+    tamperNextResponse(change) {
+      state.tamper = change;
+    },
+    reset() {
+      state.scanner = new ScriptedScanner();
+      state.storage.clear();
+      state.requests.length = 0;
+      state.tamper = undefined;
+    },
+  };
+}
+
+/**
+ * Shims what miniprogram-simulate lacks for plugins: `requirePlugin('cardpay')` (our main
+ * module), `getApp` and `Page` for host pages written with `Component`.
+ */
+export function shimPluginGlobals(app: Record<string, unknown> = {}): void {
+  const g = globalThis as Record<string, unknown>;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  g.requirePlugin = (name: string) => {
+    if (name !== 'cardpay') throw new Error(`requirePlugin: no plugin "${name}" in this test`);
+    return require(join(PLUGIN_ROOT, 'index'));
+  };
+  g.getApp = () => app;
+  g.Page = (options: Record<string, unknown>) => (g.Component as (o: unknown) => unknown)(options);
+}
+
+/**
+ * Loads the checkout component under its plugin name. Load once per test file (jest caches the
+ * module, and a second load of the same path renders nothing).
+ */
+export function loadCheckout(): string {
+  return simulate().load(CHECKOUT_PATH, 'cardpay-checkout');
+}
+
+/** Loads a host page or component whose JSON uses `plugin://cardpay/checkout`, with our component mapped in. */
+export function loadWithPlugin(path: string): string {
+  return simulate().load(path, { usingComponents: { 'cardpay-checkout': CHECKOUT_PATH } });
+}
+
+/** Renders and attaches a loaded component, as a page would. */
+export function mount(id: string, props: Record<string, unknown> = {}): SimComponent {
+  const comp = simulate().render(id, props);
+  const doc = (globalThis as { document?: { createElement(tag: string): unknown } }).document;
+  if (!doc) throw new Error('mount needs a DOM: run this test file with @jest-environment jsdom');
+  comp.attach(doc.createElement('parent-wrapper'));
+  return comp;
+}
+
+const CONTAINERS = ['cardpay-checkout', 'cardpay-confirm-sheet', 'cardpay-auth-sheet', 'cardpay-keypad'];
+
+/** Finds an element by its stable id anywhere in the checkout, inside its sheets and keypad too. */
+export function find(root: SimComponent, id: string): SimComponent | null {
+  const here = root.querySelector(`#${id}`);
+  if (here) return here;
+  for (const container of CONTAINERS) {
+    const child = root.querySelector(`#${container}`);
+    if (child && child !== root) {
+      const found = find(child, id);
+      if (found) return found;
+    }
+  }
+  return null;
+}
+
+/** The text of an element found by id ('' when absent). */
+export function text(root: SimComponent, id: string): string {
+  return find(root, id)?.dom.textContent?.trim() ?? '';
+}
+
+/** Taps the element with this stable id; throws, naming it, when it is not on screen. */
+export function tap(root: SimComponent, id: string): void {
+  const el = find(root, id);
+  if (!el) throw new Error(`#${id} is not on screen (screen: ${JSON.stringify(screenOf(root))})`);
+  el.dispatchEvent('tap');
+}
+
+/** Types digits on the password keypad, one tap a key, as fast as a user can. */
+export function typeDigits(root: SimComponent, digits: string): void {
+  for (const d of digits) tap(root, `cardpay-key-${d}`);
+}
+
+/** Types into an input by id (the CVV, the manual card number). */
+export function input(root: SimComponent, id: string, value: string): void {
+  const el = find(root, id);
+  if (!el) throw new Error(`#${id} is not on screen`);
+  el.dispatchEvent('input', { detail: { value } });
+}
+
+/** The checkout's current screen, for assertions and messages. */
+export function screenOf(root: SimComponent): string | undefined {
+  const checkout = root.querySelector('#cardpay-checkout') ?? root;
+  return (checkout.instance?.data?.view as { screen?: string } | undefined)?.screen;
+}
+
+/** Waits (in real time: the platform is real) until the predicate holds. */
+export async function waitFor(predicate: () => boolean, what = 'condition', timeoutMs = 10000): Promise<void> {
+  const started = Date.now();
+  while (!predicate()) {
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Waits for the checkout to show a screen (entry, enrol, confirm, auth, processing, result…). */
+export function waitForScreen(root: SimComponent, screen: string, timeoutMs?: number): Promise<void> {
+  return waitFor(() => screenOf(root) === screen, `screen "${screen}" (now "${screenOf(root)}")`, timeoutMs);
+}
+
+/** Records the component's events: statechange, success, fail, cancel. */
+export function recordEvents(comp: SimComponent): { name: string; detail: any }[] {
+  const events: { name: string; detail: any }[] = [];
+  for (const name of ['statechange', 'success', 'fail', 'cancel']) comp.addEventListener(name, (e) => events.push({ name, detail: e.detail }));
+  return events;
+}
