@@ -2,7 +2,7 @@
  * @jest-environment jsdom
  */
 import { spawnSandboxPlatform, type SpawnedPlatform } from '../../src/testing/platform';
-import { find, installWx, loadCheckout, mount, recordEvents, shimPluginGlobals, tap, text, typeDigits, waitForScreen } from '../../src/testing/simulate';
+import { find, input, installWx, loadCheckout, mount, recordEvents, screenOf, shimPluginGlobals, tap, text, typeDigits, waitFor, waitForScreen, type SimComponent } from '../../src/testing/simulate';
 
 const PASSWORD = '204816';
 let platform: SpawnedPlatform;
@@ -22,32 +22,214 @@ function open(props: Record<string, unknown> = {}) {
   return { comp, events: recordEvents(comp) };
 }
 
-async function enrolAndScan(comp: ReturnType<typeof open>['comp'], card: string) {
-  wx.scanner.push(card);
+async function enrol(comp: SimComponent) {
   await waitForScreen(comp, 'entry');
   tap(comp, 'cardpay-start');
   await waitForScreen(comp, 'enrol');
   typeDigits(comp, PASSWORD);
   typeDigits(comp, PASSWORD);
+}
+
+async function toConfirmation(comp: SimComponent, card: string) {
+  wx.scanner.push(card);
+  await enrol(comp);
   await waitForScreen(comp, 'confirm');
 }
 
+async function toPassword(comp: SimComponent, card: string) {
+  await toConfirmation(comp, card);
+  tap(comp, 'cardpay-confirm');
+  await waitForScreen(comp, 'auth');
+}
+
+const states = (events: { name: string; detail: any }[]) => events.filter((e) => e.name === 'statechange').map((e) => e.detail.state);
+const fails = (events: { name: string; detail: any }[]) => events.filter((e) => e.name === 'fail').map((e) => e.detail.error.code);
+
 describe('the checkout component against the real platform', () => {
-  it('enrols, scans, confirms and pays with the password, then reports success with the discount', async () => {
+  it('enrols, scans, confirms and pays with the password, one setData per state change', async () => {
     const { comp, events } = open();
-    await enrolAndScan(comp, '6222021000000000009');
+    const calls: Record<string, unknown>[] = [];
+    const setData = comp.instance.setData.bind(comp.instance);
+    comp.instance.setData = (data) => {
+      calls.push(data);
+      setData(data);
+    };
+    await toPassword(comp, '6222021000000000009');
     expect(text(comp, 'cardpay-amount')).toBe('¥19.99');
-    expect(text(comp, 'cardpay-card')).toBe('银联 622202*********0009');
-    tap(comp, 'cardpay-confirm');
-    await waitForScreen(comp, 'auth');
     typeDigits(comp, PASSWORD);
     await waitForScreen(comp, 'result');
     expect(text(comp, 'cardpay-result')).toBe('支付成功');
-    const success = events.find((e) => e.name === 'success');
-    expect(success?.detail.payment).toMatchObject({ amount: 1999, charged: 1999 });
-    expect(events.filter((e) => e.name === 'statechange').map((e) => e.detail.state)).toEqual([
-      'enrolling', 'scanning', 'awaiting_order', 'awaiting_confirmation', 'awaiting_authentication', 'succeeded',
-    ]);
+    expect(events.find((e) => e.name === 'success')?.detail.payment).toMatchObject({ amount: 1999, charged: 1999 });
+    expect(states(events)).toEqual(['enrolling', 'scanning', 'awaiting_order', 'awaiting_confirmation', 'awaiting_authentication', 'succeeded']);
     expect(find(comp, 'cardpay-retry')).toBeNull();
+    // Each state change is one setData; the others show a request in flight or the enrolment step.
+    const viewStates = calls.filter((c) => c.view).map((c) => (c.view as { state: string }).state);
+    const transitions = viewStates.filter((s, i) => s !== viewStates[i - 1]);
+    expect(transitions.slice(1)).toEqual(states(events));
+    // start, 6 state changes, 3 requests in flight (enrol, confirm, pay), 1 enrolment step.
+    expect(calls).toHaveLength(11);
+  });
+
+  it('shows the masked card with its brand on the confirmation sheet', async () => {
+    const { comp } = open();
+    await toConfirmation(comp, '4242 4242 4242 4242');
+    expect(text(comp, 'cardpay-card')).toBe('Visa 424242******4242');
+  });
+
+  it.each([['6200000000000005'], ['5555555555554444'], ['6222021000000000025']])('pays with sandbox card %s', async (card) => {
+    const { comp } = open();
+    await toPassword(comp, card);
+    typeDigits(comp, PASSWORD);
+    await waitForScreen(comp, 'result');
+    expect(text(comp, 'cardpay-result')).toBe('支付成功');
+  });
+
+  it('shows progress for the slow card until the platform settles it', async () => {
+    const { comp, events } = open();
+    await toPassword(comp, '6222021000000000017');
+    typeDigits(comp, PASSWORD);
+    await waitForScreen(comp, 'processing');
+    await waitForScreen(comp, 'result', 15000);
+    expect(states(events).slice(-2)).toEqual(['processing', 'succeeded']);
+  });
+
+  it.each([
+    ['4000000000000002', '银行拒绝了此次交易，请换一张卡'],
+    ['4000000000009995', '余额不足，请换一张卡'],
+  ])('explains the decline of %s and offers a retry', async (card, words) => {
+    const { comp, events } = open();
+    await toPassword(comp, card);
+    typeDigits(comp, PASSWORD);
+    await waitForScreen(comp, 'result');
+    expect(text(comp, 'cardpay-result')).toBe('支付未完成');
+    expect(text(comp, 'cardpay-error')).toBe(words);
+    expect(fails(events)).toEqual(['payment_declined']);
+    tap(comp, 'cardpay-retry');
+    await waitForScreen(comp, 'entry');
+  });
+
+  it('says how many attempts are left after a wrong password, then pays with the right one', async () => {
+    const { comp } = open();
+    await toPassword(comp, '4242424242424242');
+    typeDigits(comp, '999999');
+    await waitFor(() => text(comp, 'cardpay-error') !== '', 'the error');
+    expect(text(comp, 'cardpay-error')).toBe('支付密码错误，还可尝试4次');
+    typeDigits(comp, PASSWORD);
+    await waitForScreen(comp, 'result');
+    expect(text(comp, 'cardpay-result')).toBe('支付成功');
+  });
+
+  it('explains the lockout after the fifth wrong password', async () => {
+    const { comp, events } = open();
+    await toPassword(comp, '4242424242424242');
+    for (let i = 0; i < 5; i++) {
+      const before = fails(events).length;
+      typeDigits(comp, '999999');
+      await waitFor(() => fails(events).length > before, `failure ${i + 1}`);
+    }
+    await waitForScreen(comp, 'result');
+    expect(text(comp, 'cardpay-error')).toBe('密码错误次数过多，已锁定15分钟，请稍后再试');
+    expect(find(comp, 'cardpay-retry')).toBeNull();
+  });
+
+  it('returns quietly to the entry when the scanner is closed', async () => {
+    const { comp, events } = open();
+    wx.scanner.pushCancel();
+    await enrol(comp);
+    await waitFor(() => fails(events).includes('scan_cancelled'), 'scan_cancelled');
+    expect(screenOf(comp)).toBe('entry');
+    expect(find(comp, 'cardpay-error')).toBeNull();
+  });
+
+  it.each([
+    ['134567890123456789', '这是微信支付付款码，不是银行卡'],
+    ['281234567890123456', '这是支付宝付款码，不是银行卡'],
+    ['00020101021229300012D156000000000510A93FO3230Q31280012D15600000001030812345678520441115802CN5914BEST TRANSPORT6007BEIJING6304A13A', '这是商家收款码，不是银行卡'],
+    ['https://shop.example.com/item/42', '这是一个网址，不是银行卡'],
+  ])('says what a scanned code is when it is not a card: %s', async (code, words) => {
+    const { comp } = open();
+    wx.scanner.push(code);
+    await enrol(comp);
+    await waitFor(() => text(comp, 'cardpay-error') !== '', 'the error');
+    expect(text(comp, 'cardpay-error')).toBe(words);
+    expect(wx.requests.some((r) => r.url.endsWith('/order'))).toBe(false);
+  });
+
+  it('takes a typed card number when there is nothing to scan', async () => {
+    const { comp } = open();
+    wx.scanner.pushCancel();
+    await enrol(comp);
+    await waitForScreen(comp, 'entry');
+    await waitFor(() => !comp.instance.data.view.busy, 'idle');
+    tap(comp, 'cardpay-manual');
+    await waitFor(() => find(comp, 'cardpay-manual-input') !== null, 'the input');
+    input(comp, 'cardpay-manual-input', '5555555555554444');
+    tap(comp, 'cardpay-manual-submit');
+    await waitForScreen(comp, 'confirm');
+    expect(text(comp, 'cardpay-card')).toBe('Mastercard 555555******4444');
+  });
+
+  it('ends with a cancel event when the confirmation is rejected', async () => {
+    const { comp, events } = open();
+    await toConfirmation(comp, '4242424242424242');
+    tap(comp, 'cardpay-reject');
+    await waitFor(() => events.some((e) => e.name === 'cancel'), 'cancel');
+    expect(screenOf(comp)).toBe('entry');
+  });
+
+  it('refuses an answer altered in flight', async () => {
+    const { comp, events } = open();
+    await toConfirmation(comp, '4242424242424242');
+    wx.tamperNextResponse((body) => Buffer.from(body.toString('utf8').replace('"state"', '"state" ')));
+    tap(comp, 'cardpay-confirm');
+    await waitFor(() => fails(events).includes('response_unverified'), 'response_unverified');
+    expect(screenOf(comp)).toBe('confirm');
+  });
+
+  it('refuses a weak password at enrolment, with a reason', async () => {
+    const { comp } = open();
+    await waitForScreen(comp, 'entry');
+    tap(comp, 'cardpay-start');
+    await waitForScreen(comp, 'enrol');
+    typeDigits(comp, '123456');
+    await waitFor(() => text(comp, 'cardpay-error') !== '', 'the reason');
+    expect(text(comp, 'cardpay-error')).toBe('密码太简单（重复、连续或常见数字），请换一个');
+    expect(wx.requests).toHaveLength(0);
+  });
+
+  it('pays with the card’s CVV, and explains a wrong one', async () => {
+    const { comp } = open();
+    await toPassword(comp, '4242424242424242');
+    input(comp, 'cardpay-cvv', '999');
+    tap(comp, 'cardpay-cvv-submit');
+    await waitForScreen(comp, 'result');
+    expect(text(comp, 'cardpay-error')).toBe('安全码错误');
+  });
+
+  it('speaks English when asked to', async () => {
+    const { comp } = open({ locale: 'en_US' });
+    await toConfirmation(comp, '6222021000000000009');
+    expect(text(comp, 'cardpay-confirm')).toBe('Pay now');
+    expect(text(comp, 'cardpay-card')).toBe('UnionPay 622202*********0009');
+  });
+
+  it('shows the result of a payment that completed while it was detached', async () => {
+    const { comp } = open();
+    await toPassword(comp, '6222021000000000017');
+    typeDigits(comp, PASSWORD);
+    await waitForScreen(comp, 'processing');
+    comp.detach();
+    await new Promise((r) => setTimeout(r, 1800));
+    const again = open();
+    await waitForScreen(again.comp, 'result');
+    expect(text(again.comp, 'cardpay-result')).toBe('支付成功');
+    expect(again.events.map((e) => e.name)).toContain('success');
+  });
+
+  it('says plainly when the host forgot to configure it', async () => {
+    const { comp, events } = open({ platformUrl: '', merchantId: '' });
+    await waitFor(() => fails(events).length > 0, 'fail');
+    expect(fails(events)).toEqual(['config_invalid']);
+    expect(text(comp, 'cardpay-error')).toBe('支付组件配置有误，请联系商家');
   });
 });

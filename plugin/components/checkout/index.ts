@@ -82,13 +82,17 @@ Component({
         const e = error instanceof CardPayError ? error : new CardPayError('config_invalid', String(error));
         const failure = { code: e.code, message: e.message, retryable: false };
         this.setData({ t: stringsFor(locale), view: { ...emptyView(locale), errorText: errorText(locale, failure) } });
-        this.triggerEvent('fail', { error: { code: e.code, message: e.message } });
+        // After attach completes, so that listeners added right after mounting hear it too.
+        void Promise.resolve().then(() => this.triggerEvent('fail', { error: { code: e.code, message: e.message } }));
         return;
       }
       local.checkout = checkout;
       checkout.on('change', (snapshot) => {
         if (snapshot.state !== 'awaiting_authentication') local.factors = [];
-        this.setData({ view: checkoutView(snapshot, local.locale), ...(snapshot.state === 'enrolling' ? {} : { enrolStep: 'first', hint: '' }) });
+        // The enrolment keypad keeps its step only while the user is still typing; anything else
+        // (a request, an error, another screen) starts it over. Still one setData per change.
+        const typing = snapshot.state === 'enrolling' && !snapshot.busy && !snapshot.error;
+        this.setData({ view: checkoutView(snapshot, local.locale), ...(typing ? {} : { enrolStep: 'first', hint: '' }) });
       });
       checkout.on('statechange', (detail) => this.triggerEvent('statechange', detail));
       checkout.on('success', (detail) => this.triggerEvent('success', detail));
@@ -131,7 +135,6 @@ Component({
       }
       const first = local.firstPassword ?? '';
       local.firstPassword = undefined;
-      this.setData({ enrolStep: 'first', hint: '' });
       void local.checkout.enrol(first, value);
     },
     onConfirm() {
