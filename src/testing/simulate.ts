@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
-import { join } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { ScriptedScanner } from '../hosts/node';
 
 // The merchant test kit for miniprogram-simulate (run under jest's jsdom environment): load our
@@ -142,9 +142,20 @@ export function loadCheckout(): string {
   return simulate().load(CHECKOUT_PATH, 'cardpay-checkout');
 }
 
-/** Loads a host page or component whose JSON uses `plugin://cardpay/checkout`, with our component mapped in. */
-export function loadWithPlugin(path: string): string {
-  return simulate().load(path, { usingComponents: { 'cardpay-checkout': CHECKOUT_PATH } });
+/** Loads a host page or component whose JSON uses `plugin://cardpay/checkout` (under `tag`), with our component mapped in. */
+export function loadWithPlugin(path: string, tag = 'cardpay-checkout'): string {
+  // Relative to the page: simulate joins absolute paths onto its root and would miss the file,
+  // and an unmapped tag renders empty without an error.
+  // The WXML compiler sees only files under rootPath: use the folder that holds both.
+  return simulate().load(path, { rootPath: commonFolder(path, PLUGIN_ROOT), usingComponents: { [tag]: relative(dirname(path), CHECKOUT_PATH) } });
+}
+
+function commonFolder(a: string, b: string): string {
+  const pa = resolve(a).split(sep);
+  const pb = resolve(b).split(sep);
+  let i = 0;
+  while (i < pa.length && i < pb.length && pa[i] === pb[i]) i++;
+  return pa.slice(0, i).join(sep) || sep;
 }
 
 /** Renders and attaches a loaded component, as a page would. */

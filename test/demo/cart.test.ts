@@ -1,0 +1,44 @@
+/**
+ * @jest-environment jsdom
+ */
+// The demo shop's cart page, tested the way a merchant tests theirs: with the CardPay kit.
+import { join } from 'node:path';
+import { spawnSandboxPlatform, type SpawnedPlatform } from '../../src/testing/platform';
+import { installWx, loadWithPlugin, mount, shimPluginGlobals, tap, text, typeDigits, waitFor, waitForScreen } from '../../src/testing/simulate';
+
+const wx = installWx();
+let platform: SpawnedPlatform;
+let cartId: string;
+
+beforeAll(async () => {
+  shimPluginGlobals();
+  platform = await spawnSandboxPlatform();
+  requirePlugin('cardpay').configure({ platformUrl: platform.url, merchantId: 'mch_sandbox' });
+  cartId = loadWithPlugin(join(__dirname, '../../demo/pages/cart/index'));
+});
+afterAll(() => platform.close());
+
+it('pays the cart total by card and shows the outcome on the page', async () => {
+  const page = mount(cartId);
+  expect(text(page, 'demo-total')).toBe('合计 ¥19.99');
+  wx.scanner.push('6222021000000000009');
+  await waitForScreen(page, 'entry');
+  tap(page, 'cardpay-start');
+  await waitForScreen(page, 'enrol');
+  typeDigits(page, '204816');
+  typeDigits(page, '204816');
+  await waitForScreen(page, 'confirm');
+  expect(text(page, 'cardpay-amount')).toBe('¥19.99');
+  tap(page, 'cardpay-confirm');
+  await waitForScreen(page, 'auth');
+  typeDigits(page, '204816');
+  await waitFor(() => text(page, 'demo-outcome') !== '', 'the outcome');
+  expect(text(page, 'demo-outcome')).toMatch(/^已支付 ¥19\.99（pay_\w+）$/);
+});
+
+it('exposes the plugin API to the host: configure refuses plain http to another host', () => {
+  const cardpay = requirePlugin('cardpay');
+  expect(cardpay.version).toMatch(/^\d+\.\d+\.\d+$/);
+  expect(() => cardpay.configure({ platformUrl: 'http://pay.example.com', merchantId: 'mch_sandbox' })).toThrow(/https/);
+  expect(() => cardpay.createCheckout({ amount: 1 })).not.toThrow();
+});
