@@ -281,7 +281,7 @@ function loose(properties: Record<string, Schema>, required: string[] = []): Sch
   return { type: 'object', properties, required, additionalProperties: true };
 }
 
-export const RegisterTerminalRequestSchema = strict(
+export const RegisterTerminalRequestSchema = /* @__PURE__ */ strict(
   {
     deviceLabel: str(0, 64),
     password: strict(
@@ -303,14 +303,14 @@ export const RegisterTerminalRequestSchema = strict(
   ['password'],
 );
 
-export const CreateSessionRequestSchema = strict(
+export const CreateSessionRequestSchema = /* @__PURE__ */ strict(
   { merchantId: id('mch'), orderRef: id('mor') },
   ['merchantId'],
 );
 
 const scanType: Schema = { type: 'string', enum: ['qrCode', 'barCode', 'datamatrix', 'pdf417'] };
 
-export const OrderRequestSchema = strict(
+export const OrderRequestSchema = /* @__PURE__ */ strict(
   {
     amount,
     currency,
@@ -329,7 +329,7 @@ export const OrderRequestSchema = strict(
   ['amount', 'currency', 'card'],
 );
 
-export const ConfirmRequestSchema = strict(
+export const ConfirmRequestSchema = /* @__PURE__ */ strict(
   { confirmToken: hexRange(8, 64), accept: { type: 'boolean' } },
   ['confirmToken', 'accept'],
 );
@@ -355,12 +355,12 @@ const factorSchema: Schema = {
   },
 };
 
-export const AuthenticateRequestSchema = strict(
+export const AuthenticateRequestSchema = /* @__PURE__ */ strict(
   { challenge: hex(32), factors: { type: 'array', items: factorSchema, minItems: 1, maxItems: 3 } },
   ['challenge', 'factors'],
 );
 
-export const CreateMerchantOrderRequestSchema = strict(
+export const CreateMerchantOrderRequestSchema = /* @__PURE__ */ strict(
   {
     merchantOrderId: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
     amount,
@@ -370,7 +370,7 @@ export const CreateMerchantOrderRequestSchema = strict(
   ['merchantOrderId', 'amount', 'currency'],
 );
 
-export const ChargeRequestSchema = strict(
+export const ChargeRequestSchema = /* @__PURE__ */ strict(
   {
     chargeId: { type: 'string', pattern: '^[A-Za-z0-9_-]{8,64}$' },
     orderId: id('ord'),
@@ -390,7 +390,7 @@ export const ChargeRequestSchema = strict(
 
 // Response schemas: what the terminal checks before it trusts a (signed) answer.
 
-const inputPortSchema = loose(
+const inputPortSchema = /* @__PURE__ */ loose(
   {
     methods: { type: 'array', items: { type: 'string', enum: ['scan', 'manual'] } },
     scanTypes: { type: 'array', items: scanType },
@@ -398,11 +398,11 @@ const inputPortSchema = loose(
   },
   ['methods', 'scanTypes', 'formats'],
 );
-const orderSummarySchema = loose(
+const orderSummarySchema = /* @__PURE__ */ loose(
   { orderRef: id('mor'), amount, currency, description: { type: 'string' } },
   ['orderRef', 'amount', 'currency'],
 );
-const cardSummarySchema = loose(
+const cardSummarySchema = /* @__PURE__ */ loose(
   {
     brand: { type: 'string' },
     last4: { type: 'string', pattern: '^[0-9]{4}$' },
@@ -411,9 +411,9 @@ const cardSummarySchema = loose(
   ['brand', 'last4', 'masked'],
 );
 const confirmationProperties = { orderId: id('ord'), amount, currency, card: cardSummarySchema, confirmToken: hexRange(8, 64) };
-const confirmationSchema = loose(confirmationProperties, ['orderId', 'amount', 'currency', 'card', 'confirmToken']);
-const confirmationViewSchema = loose(confirmationProperties, ['orderId', 'amount', 'currency', 'card']);
-const authPromptSchema = loose(
+const confirmationSchema = /* @__PURE__ */ loose(confirmationProperties, ['orderId', 'amount', 'currency', 'card', 'confirmToken']);
+const confirmationViewSchema = /* @__PURE__ */ loose(confirmationProperties, ['orderId', 'amount', 'currency', 'card']);
+const authPromptSchema = /* @__PURE__ */ loose(
   {
     challenge: hex(32),
     methods: { type: 'array', items: { type: 'string', enum: ['password', 'biometric', 'cvv'] } },
@@ -423,7 +423,7 @@ const authPromptSchema = loose(
   },
   ['challenge', 'methods', 'required', 'attemptsLeft', 'expiresAt'],
 );
-const paymentSchema = loose(
+const paymentSchema = /* @__PURE__ */ loose(
   {
     paymentId: id('pay'),
     orderId: id('ord'),
@@ -435,7 +435,7 @@ const paymentSchema = loose(
   ['paymentId', 'orderId', 'amount', 'discount', 'charged', 'currency'],
 );
 
-export const ErrorBodySchema = loose(
+export const ErrorBodySchema = /* @__PURE__ */ loose(
   {
     error: loose(
       { code: str(1, 64), message: { type: 'string' }, retryable: { type: 'boolean' } },
@@ -445,32 +445,32 @@ export const ErrorBodySchema = loose(
   ['error'],
 );
 
-export const RegisterTerminalResponseSchema = loose(
+export const RegisterTerminalResponseSchema = /* @__PURE__ */ loose(
   { terminalId: id('trm'), terminalSecret: hex(32), createdAt: time },
   ['terminalId', 'terminalSecret'],
 );
 
-export const SessionCreatedSchema = loose(
+export const SessionCreatedSchema = /* @__PURE__ */ loose(
   { sessionId: id('ses'), state: stateSchema, expiresAt: time, inputPort: inputPortSchema, order: orderSummarySchema },
   ['sessionId', 'state', 'expiresAt', 'inputPort'],
 );
 
-export const OrderResponseSchema = loose(
+export const OrderResponseSchema = /* @__PURE__ */ loose(
   { sessionId: id('ses'), state: stateSchema, confirmation: confirmationSchema },
   ['sessionId', 'state', 'confirmation'],
 );
 
-export const ConfirmResponseSchema = loose(
+export const ConfirmResponseSchema = /* @__PURE__ */ loose(
   { sessionId: id('ses'), state: stateSchema, authPrompt: authPromptSchema },
   ['sessionId', 'state'],
 );
 
-export const AuthenticateResponseSchema = loose(
+export const AuthenticateResponseSchema = /* @__PURE__ */ loose(
   { sessionId: id('ses'), state: stateSchema, payment: paymentSchema },
   ['sessionId', 'state'],
 );
 
-export const SessionViewSchema = loose(
+export const SessionViewSchema = /* @__PURE__ */ loose(
   {
     sessionId: id('ses'),
     state: stateSchema,

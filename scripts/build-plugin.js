@@ -1,0 +1,65 @@
+// Builds the WeChat plugin (dist/plugin) and the demo host (dist/demo) for DevTools: esbuild for
+// the TypeScript (browser platform, CommonJS, es2017, minified), WXML and WXSS minified, JSON as is.
+// The SDK is bundled once into lib/sdk.js; every component and the main module require it.
+const { buildSync } = require('esbuild');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const BUDGET = 48 * 1024;
+
+function walk(dir) {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+}
+
+function minifyWxml(text) {
+  return text.replace(/<!--[\s\S]*?-->/g, '').replace(/>\s+</g, '><').replace(/\s{2,}/g, ' ').trim();
+}
+
+function minifyWxss(text) {
+  return text
+    .replace(/\/\*[\s\S]*?\*\//g, '')
+    .replace(/\s+/g, ' ')
+    .replace(/\s*([{}:;,>])\s*/g, '$1')
+    .replace(/;}/g, '}')
+    .trim();
+}
+
+// Imports of the shared SDK stay requires of the built lib/sdk.js (the mini-program runtime adds
+// the .js); everything else is bundled in.
+const SHARED = ['./lib/sdk', '../../lib/sdk'];
+
+function bundle(entry, outfile, shared) {
+  buildSync({
+    entryPoints: [entry], outfile, bundle: true, minify: true, platform: 'browser', format: 'cjs',
+    target: 'es2017', charset: 'utf8', legalComments: 'none', logLevel: 'warning', external: shared ? SHARED : [],
+  });
+}
+
+/** Copies a mini-program folder: .ts bundled, .wxml/.wxss minified, .json copied. */
+function buildTree(srcRoot, outRoot, skip = () => false) {
+  fs.rmSync(outRoot, { recursive: true, force: true });
+  for (const file of walk(srcRoot)) {
+    const rel = path.relative(srcRoot, file);
+    if (skip(rel) || rel.endsWith('.md')) continue;
+    const out = path.join(outRoot, rel);
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+    if (rel.endsWith('.ts')) bundle(file, out.replace(/\.ts$/, '.js'), rel !== path.join('lib', 'sdk.ts'));
+    else if (rel.endsWith('.wxml')) fs.writeFileSync(out, minifyWxml(fs.readFileSync(file, 'utf8')));
+    else if (rel.endsWith('.wxss')) fs.writeFileSync(out, minifyWxss(fs.readFileSync(file, 'utf8')));
+    else fs.copyFileSync(file, out);
+  }
+}
+
+function buildPlugin(root) {
+  const src = path.join(root, 'plugin');
+  const out = path.join(root, 'dist/plugin');
+  buildTree(src, out, (rel) => rel === path.join('lib', 'i18n.ts') || rel === path.join('lib', 'view.ts'));
+  const files = walk(out);
+  const size = files.reduce((n, f) => n + fs.statSync(f).size, 0);
+  buildTree(path.join(root, 'demo'), path.join(root, 'dist/demo'));
+  const line = `plugin: ${files.length} files, ${(size / 1024).toFixed(1)} KB (budget ${BUDGET / 1024} KB)`;
+  console.log(line);
+  return { size, files: files.map((f) => path.relative(out, f)), budget: BUDGET };
+}
+
+module.exports = { buildPlugin, BUDGET };

@@ -1,0 +1,35 @@
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { buildPlugin } from '../scripts/build-plugin.js';
+
+const root = join(__dirname, '..');
+const walk = (dir: string): string[] => readdirSync(dir).flatMap((f) => (statSync(join(dir, f)).isDirectory() ? walk(join(dir, f)) : [join(dir, f)]));
+
+describe('the plugin build', () => {
+  const report = buildPlugin(root);
+  const out = join(root, 'dist/plugin');
+
+  it('is self-contained: every require stays inside the plugin and names no Node built-in', () => {
+    for (const file of walk(out).filter((f) => f.endsWith('.js'))) {
+      for (const [, target] of readFileSync(file, 'utf8').matchAll(/require\("([^"]+)"\)/g)) {
+        expect(target.startsWith('.')).toBe(true);
+        const resolved = resolve(dirname(file), target);
+        expect(relative(out, resolved).startsWith('..')).toBe(false);
+        expect(existsSync(resolved.endsWith('.js') ? resolved : `${resolved}.js`)).toBe(true);
+      }
+    }
+  });
+
+  it('declares the public checkout component and the main module that exist in the build', () => {
+    const manifest = JSON.parse(readFileSync(join(out, 'plugin.json'), 'utf8'));
+    expect(existsSync(join(out, `${manifest.publicComponents.checkout}.js`))).toBe(true);
+    expect(existsSync(join(out, `${manifest.publicComponents.checkout}.wxml`))).toBe(true);
+    expect(existsSync(join(out, manifest.main))).toBe(true);
+  });
+
+  it('builds the demo host with the plugin under the alias cardpay', () => {
+    const app = JSON.parse(readFileSync(join(root, 'dist/demo/app.json'), 'utf8'));
+    expect(Object.keys(app.plugins)).toEqual(['cardpay']);
+    expect(existsSync(join(root, 'dist/demo/pages/cart/index.js'))).toBe(true);
+  });
+});
