@@ -119,7 +119,7 @@ export async function main(argv: string[]): Promise<void> {
     );
   }
   lines.push(
-    'WeChat DevTools: the plugin and demo are not built yet (see plugin/README.md); the SDK and this platform are ready.',
+    'WeChat DevTools: import this folder (project.config.json: plugin in dist/plugin, demo in dist/demo) and allow non-HTTPS local requests; the demo pays here.',
     'Stop with Ctrl+C.',
   );
   process.stdout.write(lines.join('\n') + '\n');

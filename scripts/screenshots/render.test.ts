@@ -1,0 +1,91 @@
+/**
+ * @jest-environment jsdom
+ */
+// Renders each step of the checkout from the real components (miniprogram-simulate, real platform)
+// into standalone HTML with the component styles; scripts/screenshots.js shoots them.
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSandboxPlatform, type SpawnedPlatform } from '../../src/testing/platform';
+import { input, installWx, loadCheckout, mount, shimPluginGlobals, tap, text, typeDigits, waitFor, waitForScreen, type SimComponent } from '../../src/testing/simulate';
+
+const OUT = join(__dirname, '../../screenshots/html');
+const wx = installWx();
+let platform: SpawnedPlatform;
+let id: string;
+
+// What a mini-program gives its built-in tags, roughly, so that the page looks like one.
+const BASE = `
+  body { margin: 0; font-family: -apple-system, "PingFang SC", "Noto Sans CJK SC", sans-serif; background: #ededed; }
+  @media (prefers-color-scheme: dark) { body { background: #000000; } }
+  .frame { width: 750px; padding: 24px 0; }
+  wx-view, wx-button, wx-input { display: block; box-sizing: border-box; }
+  wx-text { display: inline; }
+  wx-button { position: relative; margin: 0 auto; padding: 0 28px; width: 100%; line-height: 2.6; text-align: center; border-radius: 10px; font-weight: 600; }
+  wx-input { line-height: 88px; }
+  wx-input::before { content: attr(placeholder); color: #9a9a9a; }`;
+
+function snap(comp: SimComponent, name: string) {
+  const styles = Array.from(document.head.querySelectorAll('style')).map((s) => s.outerHTML).join('\n');
+  // Inputs render empty under simulate: show their placeholders as text for the picture.
+  const body = comp.dom.outerHTML;
+  writeFileSync(join(OUT, `${name}.html`), `<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=750"><style>${BASE}</style>${styles}</head><body><div class="frame">${body}</div></body></html>`);
+}
+
+beforeAll(async () => {
+  mkdirSync(OUT, { recursive: true });
+  shimPluginGlobals();
+  const config = join(mkdtempSync(join(tmpdir(), 'cardpay-shots-')), 'config.json');
+  writeFileSync(config, JSON.stringify({ discounts: [{ from: 0, rateBps: 0 }, { from: 1000, rateBps: 200 }] }));
+  platform = await spawnSandboxPlatform(['--config', config]);
+  id = loadCheckout();
+});
+afterAll(() => platform.close());
+
+it('renders every step of the checkout', async () => {
+  const comp = mount(id, { platformUrl: platform.url, merchantId: 'mch_sandbox', amount: 5680, description: '拿铁 × 2, 可颂 × 1' });
+  await waitForScreen(comp, 'entry');
+  await waitFor(() => !comp.instance.data.view.busy, 'start-up');
+  snap(comp, '1-entry');
+  wx.scanner.push('6222021000000000009', '4242424242424242', '134567890123456789');
+  tap(comp, 'cardpay-start');
+  await waitForScreen(comp, 'enrol');
+  typeDigits(comp, '204');
+  await waitFor(() => (comp.dom.innerHTML.match(/dot--on/g) ?? []).length === 3, 'three dots');
+  snap(comp, '2-enrolment');
+  typeDigits(comp, '816');
+  typeDigits(comp, '204816');
+  await waitForScreen(comp, 'confirm');
+  snap(comp, '3-confirmation');
+  tap(comp, 'cardpay-confirm');
+  await waitForScreen(comp, 'auth');
+  typeDigits(comp, '9999');
+  await waitFor(() => (comp.dom.innerHTML.match(/dot--on/g) ?? []).length === 4, 'four dots');
+  snap(comp, '4-password');
+  typeDigits(comp, '99');
+  await waitFor(() => text(comp, 'cardpay-error') !== '', 'the wrong-password message');
+  typeDigits(comp, '204816');
+  await waitForScreen(comp, 'result');
+  // A second payment, to show the loyalty discount the first one earned.
+  tap(comp, 'cardpay-close');
+  const again = mount(id, { platformUrl: platform.url, merchantId: 'mch_sandbox', amount: 5680 });
+  await waitForScreen(again, 'entry');
+  await waitFor(() => !again.instance.data.view.busy, 'start-up');
+  wx.scanner.push('4242424242424242');
+  tap(again, 'cardpay-start');
+  await waitForScreen(again, 'confirm');
+  tap(again, 'cardpay-confirm');
+  await waitForScreen(again, 'auth');
+  input(again, 'cardpay-cvv', '123');
+  tap(again, 'cardpay-cvv-submit');
+  await waitForScreen(again, 'result');
+  snap(again, '5-result');
+  wx.scanner.push('134567890123456789');
+  tap(again, 'cardpay-close');
+  const third = mount(id, { platformUrl: platform.url, merchantId: 'mch_sandbox', amount: 5680, locale: 'en_US' });
+  await waitForScreen(third, 'entry');
+  await waitFor(() => !third.instance.data.view.busy, 'start-up');
+  tap(third, 'cardpay-start');
+  await waitFor(() => text(third, 'cardpay-error') !== '', 'the error');
+  snap(third, '6-error-en');
+}, 60000);

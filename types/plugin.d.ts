@@ -1,0 +1,35 @@
+// What `requirePlugin('cardpay')` returns (INTERFACES.md §2.2), for TypeScript hosts:
+//   const cardpay = requirePlugin('cardpay') as import('<path>/types/plugin').CardPayPlugin
+import type { Checkout, CheckoutOptions } from '../src/core/checkout';
+import type { HostBridge } from '../src/hosts/shared';
+
+export interface CardPayTheme {
+  /** Brand colour of buttons and highlights, e.g. '#07c160'. */
+  primary?: string;
+  /** Colour of text on the primary colour. */
+  onPrimary?: string;
+  /** Corner radius in rpx (0 to 64). */
+  radius?: number;
+}
+
+export interface CardPayPlugin {
+  /** Defaults for every checkout: `platformUrl` must be https:// (http only on loopback, for development). */
+  configure(options: { platformUrl: string; merchantId: string; locale?: 'zh_CN' | 'en_US'; theme?: CardPayTheme }): void;
+  /** Lend SOTER to the plugin (plugins cannot call it): biometrics are offered only with it. */
+  setHostBridge(bridge: HostBridge | undefined): void;
+  /** The checkout without UI: same states and events as the component. */
+  createCheckout(options: Omit<CheckoutOptions, 'host' | 'platformUrl' | 'merchantId'> & { platformUrl?: string; merchantId?: string }): Checkout;
+  /** The SDK version. */
+  version: string;
+}
+
+/** The `<cardpay-checkout>` element's properties (INTERFACES.md §2.1), for JSX typings and docs. */
+export interface CardPayCheckoutProps {
+  orderRef?: string;
+  amount?: number;
+  currency?: string;
+  description?: string;
+  platformUrl?: string;
+  merchantId?: string;
+  locale?: 'zh_CN' | 'en_US';
+}
