@@ -26,7 +26,8 @@ const BASE = `
   wx-input::before { content: attr(placeholder); color: #9a9a9a; }`;
 
 function snap(comp: SimComponent, name: string) {
-  const styles = Array.from(document.head.querySelectorAll('style')).map((s) => s.outerHTML).join('\n');
+  const doc = (globalThis as unknown as { document: { head: { querySelectorAll(q: string): ArrayLike<{ outerHTML: string }> } } }).document;
+  const styles = Array.from(doc.head.querySelectorAll('style')).map((s) => s.outerHTML).join('\n');
   // Inputs render empty under simulate: show their placeholders as text for the picture.
   const body = comp.dom.outerHTML;
   writeFileSync(join(OUT, `${name}.html`), `<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=750"><style>${BASE}</style>${styles}</head><body><div class="frame">${body}</div></body></html>`);
