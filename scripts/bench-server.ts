@@ -1,100 +1,191 @@
-// Full checkouts per second and step latency on the reference platform, with bare Fastify's
-// request rate measured in the same run as the baseline. Run: npm run bench:server
+// Full checkouts per second and step latency on the reference platform, against bare Fastify's
+// request rate measured in the same run. Each server runs in its own process; the load generator
+// (this process) uses keep-alive node:http and node:crypto signing, the same for both.
+// Run: npm run bench:server   (BENCH_CONCURRENCY, BENCH_CHECKOUTS to change the load)
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { Agent, request } from 'node:http';
 import Fastify from 'fastify';
-import { PlatformClient } from '../src/core/client';
-import { derivePinKey, passwordProof } from '../src/core/crypto';
-import { toHex } from '../src/core/encoding';
-import { createNodeHost } from '../src/hosts/node';
 import { startSandboxPlatform } from '../src/testing/platform';
 
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
-const CHECKOUTS = Number(process.env.BENCH_CHECKOUTS ?? 1500);
+const CHECKOUTS = Number(process.env.BENCH_CHECKOUTS ?? 2000);
 const STEPS = ['session', 'order', 'confirm', 'authenticate'] as const;
+const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+
+// ---- servers, each in a child process -------------------------------------------------------
+
+async function serve(kind: string): Promise<void> {
+  if (kind === 'bare') {
+    const app = Fastify();
+    app.get('/v1/health', async () => ({ status: 'ok' }));
+    console.log(`URL ${await app.listen({ port: 0, host: '127.0.0.1' })}`);
+  } else {
+    const p = await startSandboxPlatform({ paymentTimeoutMs: 3000, configObject: { registrationsPerMinute: 100000 } });
+    console.log(`URL ${p.url}`);
+  }
+}
+
+function child(kind: string): Promise<{ url: string; proc: ChildProcess }> {
+  const flags = process.env.BENCH_PROFILE && kind === 'platform' ? ['--cpu-prof', '--cpu-prof-dir=/tmp/cardpay-prof'] : [];
+  const proc = spawn(process.execPath, [...flags, __filename, 'serve', kind], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    proc.stdout!.on('data', (c: Buffer) => {
+      out += c;
+      const m = /URL (\S+)/.exec(out);
+      if (m) resolve({ url: m[1], proc });
+    });
+    proc.on('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
+  });
+}
+
+function stop(proc: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    proc.removeAllListeners('exit');
+    proc.once('exit', () => resolve());
+    // SIGINT lets a profiled child write its profile; SIGKILL would lose it.
+    proc.kill(process.env.BENCH_PROFILE ? 'SIGINT' : 'SIGKILL');
+  });
+}
+
+// ---- a lean client --------------------------------------------------------------------------
+
+function http(url: string, method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const req = request({ agent, hostname: u.hostname, port: u.port, method, path, headers: body ? { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', reject);
+    if (body) req.write(body);
+    req.end();
+  });
+}
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+interface Terminal {
+  id: string;
+  secret: Buffer;
+}
+
+async function signed(url: string, t: Terminal, method: string, path: string, payload?: unknown) {
+  const body = payload === undefined ? undefined : JSON.stringify(payload);
+  const ts = String(Math.floor(Date.now() / 1000));
+  const nonce = randomBytes(16).toString('hex');
+  const sig = createHmac('sha256', t.secret).update([method, path, ts, nonce, sha(body ?? '')].join('\n')).digest('hex');
+  const headers: Record<string, string> = { 'x-cardpay-terminal': t.id, 'x-cardpay-timestamp': ts, 'x-cardpay-nonce': nonce, 'x-cardpay-signature': sig };
+  if (method === 'POST') headers['idempotency-key'] = randomBytes(12).toString('hex');
+  const res = await http(url, method, path, headers, body);
+  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${res.body}`);
+  return JSON.parse(res.body);
+}
+
+/** CPU seconds a process has used (user + system), from /proc: the server's own cost, whoever waits on whom. */
+function cpuSeconds(pid: number): number {
+  const fields = require('node:fs').readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (CLK_TCK 100)
+}
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
 };
+const summary = (lat: Record<string, number[]>) => STEPS.map((s) => `${s} p50 ${pct(lat[s], 50).toFixed(1)} / p99 ${pct(lat[s], 99).toFixed(1)} ms`).join('; ');
 
-async function bareFastify(requests: number): Promise<number> {
-  const app = Fastify();
-  app.get('/v1/health', async () => ({ status: 'ok' }));
-  const url = await app.listen({ port: 0, host: '127.0.0.1' });
+async function bare(requests: number): Promise<{ rate: number; cpuPerRequest: number }> {
+  const { url, proc } = await child('bare');
   let next = 0;
+  const cpu0 = cpuSeconds(proc.pid!);
   const t0 = performance.now();
   await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (next++ < requests) await (await fetch(`${url}/v1/health`)).text();
+    while (next++ < requests) await http(url, 'GET', '/v1/health', {});
   }));
   const rate = requests / ((performance.now() - t0) / 1000);
-  await app.close();
-  return rate;
+  const cpuPerRequest = (cpuSeconds(proc.pid!) - cpu0) / requests;
+  await stop(proc);
+  return { rate, cpuPerRequest };
 }
 
 async function main() {
-  const platform = await startSandboxPlatform({ paymentTimeoutMs: 3000, configObject: { registrationsPerMinute: 100000 } });
-  const salt = '0f'.repeat(16);
-  const pinKey = derivePinKey('204816', Buffer.from(salt, 'hex'), 10000);
-  const terminals = await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    const client = new PlatformClient({ baseUrl: platform.url, host: createNodeHost(), maxAttempts: 1 });
-    client.identity = await client.register({ password: { salt, iterations: 10000, key: toHex(pinKey) } });
-    return client;
-  }));
-  const cards = ['6222021000000000009', '4242424242424242', '5555555555554444', '6200000000000005'];
+  const salt = Buffer.alloc(16, 15);
+  const pinKey = pbkdf2Sync('204816', salt, 10000, 32, 'sha256');
+  const bareBefore = await bare(CHECKOUTS * 4);
 
-  const latencies: Record<string, number[]> = Object.fromEntries(STEPS.map((s) => [s, []]));
-  async function checkout(client: PlatformClient, n: number) {
-    const timed = async <T>(step: (typeof STEPS)[number], fn: () => Promise<T>) => {
-      const t = performance.now();
-      const r = await fn();
-      latencies[step].push(performance.now() - t);
-      return r;
-    };
-    const key = () => client.newIdempotencyKey();
-    const s = await timed('session', async () => client.createSession({ merchantId: 'mch_sandbox' }, await key()));
-    const o = await timed('order', async () => client.submitOrder(s.sessionId, { amount: 1000 + (n % 500), currency: 'CNY', card: { source: 'scan', scanType: 'qrCode', payload: cards[n % cards.length] } }, await key()));
-    const c = await timed('confirm', async () => client.confirm(s.sessionId, { confirmToken: o.confirmation.confirmToken, accept: true }, await key()));
-    const challenge = c.authPrompt!.challenge;
-    const proof = passwordProof(pinKey, { sessionId: s.sessionId, challenge, orderId: o.confirmation.orderId, amount: o.confirmation.amount, currency: 'CNY' });
-    const a = await timed('authenticate', async () => client.authenticate(s.sessionId, { challenge, factors: [{ method: 'password', proof }] }, await key()));
+  const { url, proc } = await child('platform');
+  const terminals: Terminal[] = [];
+  for (let i = 0; i < CONCURRENCY; i++) {
+    const r = await http(url, 'POST', '/v1/terminals', {}, JSON.stringify({ password: { salt: salt.toString('hex'), iterations: 10000, key: pinKey.toString('hex') } }));
+    const body = JSON.parse(r.body);
+    terminals.push({ id: body.terminalId, secret: Buffer.from(body.terminalSecret, 'hex') });
+  }
+  const cards = ['6222021000000000009', '4242424242424242', '5555555555554444', '6200000000000005'];
+  let latencies: Record<string, number[]> = Object.fromEntries(STEPS.map((s) => [s, []]));
+  const timed = async <T>(step: (typeof STEPS)[number], fn: () => Promise<T>) => {
+    const t = performance.now();
+    const r = await fn();
+    latencies[step].push(performance.now() - t);
+    return r;
+  };
+  async function checkout(t: Terminal, n: number) {
+    const s = await timed('session', () => signed(url, t, 'POST', '/v1/sessions', { merchantId: 'mch_sandbox' }));
+    const o = await timed('order', () => signed(url, t, 'POST', `/v1/sessions/${s.sessionId}/order`, { amount: 1000 + (n % 500), currency: 'CNY', card: { source: 'scan', scanType: 'qrCode', payload: cards[n % cards.length] } }));
+    const c = await timed('confirm', () => signed(url, t, 'POST', `/v1/sessions/${s.sessionId}/confirm`, { confirmToken: o.confirmation.confirmToken, accept: true }));
+    const { challenge } = c.authPrompt;
+    const message = ['cardpay-auth-v1', s.sessionId, challenge, o.confirmation.orderId, o.confirmation.amount, 'CNY'].join('\n');
+    const proof = createHmac('sha256', pinKey).update(message).digest('hex');
+    const a = await timed('authenticate', () => signed(url, t, 'POST', `/v1/sessions/${s.sessionId}/authenticate`, { challenge, factors: [{ method: 'password', proof }] }));
     if (a.state !== 'succeeded') throw new Error(`checkout ended ${a.state}`);
   }
 
   // 1. Capacity: every terminal runs checkouts back to back.
-  const bareBefore = await bareFastify(CHECKOUTS * 4);
   let started = 0;
+  const cpu0 = cpuSeconds(proc.pid!);
   const t0 = performance.now();
-  await Promise.all(terminals.map(async (client) => {
-    while (started < CHECKOUTS) await checkout(client, started++);
+  await Promise.all(terminals.map(async (t) => {
+    while (started < CHECKOUTS) await checkout(t, started++);
   }));
-  const seconds = (performance.now() - t0) / 1000;
-  const bareAfter = await bareFastify(CHECKOUTS * 4);
-  const bare = (bareBefore + bareAfter) / 2;
-  const checkoutsPerS = CHECKOUTS / seconds;
-  console.log(`bare Fastify GET /v1/health: ${bare.toFixed(0)} req/s (${bareBefore.toFixed(0)} before, ${bareAfter.toFixed(0)} after), ${CONCURRENCY} connections`);
-  console.log(`full checkouts: ${checkoutsPerS.toFixed(1)}/s = ${(checkoutsPerS * 4).toFixed(0)} signed req/s, ${((checkoutsPerS * 4 * 100) / bare).toFixed(1)}% of bare Fastify (budget >= 30%)`);
-  console.log(`  at saturation: ${STEPS.map((s) => `${s} p50 ${pct(latencies[s], 50).toFixed(1)} / p99 ${pct(latencies[s], 99).toFixed(1)} ms`).join('; ')}`);
+  const checkoutsPerS = CHECKOUTS / ((performance.now() - t0) / 1000);
+  const cpuPerSignedRequest = (cpuSeconds(proc.pid!) - cpu0) / (CHECKOUTS * 4);
+  const saturated = summary(latencies);
 
-  // 2. Steady offered load at half the measured capacity: latency without the queue.
-  for (const s of STEPS) latencies[s] = [];
+  // 2. A steady offered load at half that capacity: latency without the queue.
+  latencies = Object.fromEntries(STEPS.map((s) => [s, []]));
   const rate = checkoutsPerS / 2;
-  const total = Math.max(100, Math.round(rate * 10));
+  const total = Math.max(200, Math.round(rate * 10));
   const free = [...terminals];
-  const waiting: Promise<void>[] = [];
+  const running: Promise<void>[] = [];
   const t1 = performance.now();
   for (let n = 0; n < total; n++) {
-    const due = t1 + (n * 1000) / rate;
-    const wait = due - performance.now();
+    const wait = t1 + (n * 1000) / rate - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     while (free.length === 0) await new Promise((r) => setTimeout(r, 1));
-    const client = free.pop()!;
-    waiting.push(checkout(client, n).finally(() => free.push(client)));
+    const t = free.pop()!;
+    running.push(checkout(t, n).finally(() => free.push(t)));
   }
-  await Promise.all(waiting);
-  console.log(`steady ${rate.toFixed(1)} checkouts/s for ${total}: ${STEPS.map((s) => `${s} p50 ${pct(latencies[s], 50).toFixed(1)} / p99 ${pct(latencies[s], 99).toFixed(1)} ms`).join('; ')} (budget p99 <= 10 ms)`);
-  await platform.close();
+  await Promise.all(running);
+  await stop(proc);
+  const bareAfter = await bare(CHECKOUTS * 4);
+  const bareRate = (bareBefore.rate + bareAfter.rate) / 2;
+  const bareCpu = (bareBefore.cpuPerRequest + bareAfter.cpuPerRequest) / 2;
+
+  console.log(`bare Fastify GET /v1/health: ${bareRate.toFixed(0)} req/s (${bareBefore.rate.toFixed(0)} before, ${bareAfter.rate.toFixed(0)} after), ${CONCURRENCY} connections, ${(bareCpu * 1e6).toFixed(0)} µs of server CPU per request`);
+  console.log(`full checkouts (${CHECKOUTS}, ${CONCURRENCY} terminals): ${checkoutsPerS.toFixed(0)}/s = ${(checkoutsPerS * 4).toFixed(0)} signed req/s = ${((checkoutsPerS * 400) / bareRate).toFixed(1)}% of bare Fastify's rate (budget >= 30%)`);
+  console.log(`  server CPU per signed request ${(cpuPerSignedRequest * 1e6).toFixed(0)} µs (payment platform included): at equal CPU, ${((100 * bareCpu) / cpuPerSignedRequest).toFixed(1)}% of bare Fastify's rate`);
+  console.log(`  at saturation: ${saturated}`);
+  console.log(`steady ${rate.toFixed(0)} checkouts/s (half capacity) for ${total}: ${summary(latencies)} (budget p99 <= 10 ms)`);
+  agent.destroy();
 }
 
-main().catch((error) => {
-  console.error(error);
-  process.exit(1);
-});
+if (process.argv[2] === 'serve') {
+  process.on('SIGINT', () => process.exit(0));
+  void serve(process.argv[3]);
+}
+else
+  main().catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });

@@ -123,8 +123,15 @@ export interface Store {
   close(): Promise<void>;
 }
 
-const SNAKE = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-const CAMEL = (s: string) => s.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+// Column names are few and fixed: convert each once, not on every row.
+const names = new Map<string, string>();
+function memo(s: string, convert: (s: string) => string): string {
+  let out = names.get(s);
+  if (out === undefined) names.set(s, (out = convert(s)));
+  return out;
+}
+const SNAKE = (s: string) => memo(`>${s}`, (x) => x.slice(1).replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`));
+const CAMEL = (s: string) => memo(`<${s}`, (x) => x.slice(1).replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()));
 const JSON_COLUMNS = new Set(['methods', 'error']);
 
 function toRow<T>(record: Record<string, unknown> | undefined): T | undefined {
@@ -254,10 +261,9 @@ export class SqliteStore implements Store {
     })();
   }
   async useNonce(terminalId: string, nonce: string, now: number, expiresAt: number) {
-    return this.db.transaction(() => {
-      this.stmt('DELETE FROM nonces WHERE terminal_id = ? AND nonce = ? AND expires_at <= ?').run(terminalId, nonce, now);
-      return this.stmt('INSERT OR IGNORE INTO nonces (terminal_id, nonce, expires_at) VALUES (?, ?, ?)').run(terminalId, nonce, expiresAt).changes === 1;
-    })();
+    // One statement: a new nonce is inserted, an expired one taken over, a live one refused.
+    const sql = 'INSERT INTO nonces (terminal_id, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT (terminal_id, nonce) DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at <= ?';
+    return this.stmt(sql).run(terminalId, nonce, expiresAt, now).changes === 1;
   }
   async nonceSeen(terminalId: string, nonce: string, now: number) {
     return !!this.stmt('SELECT 1 FROM nonces WHERE terminal_id = ? AND nonce = ? AND expires_at > ?').get(terminalId, nonce, now);

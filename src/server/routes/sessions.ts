@@ -39,7 +39,7 @@ export function paymentView(p: PaymentRow): Payment {
 }
 
 /** The session as the status endpoint shows it (PROTOCOL.md §5.5). */
-export async function sessionView(ctx: Ctx, s: SessionRow): Promise<SessionView> {
+export async function sessionView(ctx: Ctx, s: SessionRow, known?: TerminalRow): Promise<SessionView> {
   const view: SessionView = { sessionId: s.id, state: s.state, expiresAt: iso(s.expiresAt) };
   if (s.state === 'awaiting_order') view.inputPort = INPUT_PORT as SessionView['inputPort'];
   if (s.orderRef) {
@@ -58,7 +58,7 @@ export async function sessionView(ctx: Ctx, s: SessionRow): Promise<SessionView>
     };
   }
   if (s.state === 'awaiting_authentication' && s.challenge) {
-    const terminal = await ctx.store.getTerminal(s.terminalId);
+    const terminal = known?.id === s.terminalId ? known : await ctx.store.getTerminal(s.terminalId);
     view.authPrompt = prompt(ctx, s, s.challenge, terminal!);
   }
   if (s.paymentId) {
@@ -167,7 +167,7 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
     return reply.code(201).send(await sessionView(ctx, row));
   });
 
-  app.get('/v1/sessions/:id', { config: signed }, async (req) => sessionView(ctx, await owned(ctx, req)));
+  app.get('/v1/sessions/:id', { config: signed }, async (req) => sessionView(ctx, await owned(ctx, req), req.terminal));
 
   app.post('/v1/sessions/:id/order', { config: { ...signed, body: OrderRequestSchema } }, async (req) => {
     const body = req.body as OrderRequest;
@@ -226,7 +226,7 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
     const body = req.body as AuthenticateRequest;
     const s = await owned(ctx, req);
     expect(s, 'awaiting_authentication');
-    const terminal = (await ctx.store.getTerminal(req.terminal!.id))!;
+    const terminal = req.terminal!; // read at the start of this request
     if (terminal.lockedUntil > ctx.now()) {
       throw new ApiError(423, 'auth_locked', `authentication is locked until ${iso(terminal.lockedUntil)}`);
     }
