@@ -1,4 +1,5 @@
-import { number as cardNumber } from 'card-validator';
+// The card-number module alone: the package index also bundles every other validator it has.
+import { cardNumber } from 'card-validator/dist/card-number';
 import { base64Decode } from '../encoding';
 import type { CardBrand, CardFormat } from '../protocol';
 import { findCpmPan, looksLikeCpm } from './emv';
