@@ -1,5 +1,6 @@
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { createHash, createHmac } from 'node:crypto';
+import { canonicalRequest, canonicalResponse } from '../core/crypto';
 import { validate, type Schema } from '../core/schema';
 import type { PlatformConfig } from './config';
 import { ApiError, invalid } from './errors';
@@ -159,7 +160,7 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
     if (req.terminalSecret) {
       const timestamp = String(Math.floor(now() / 1000));
       const nonce = typeof req.headers['x-cardpay-nonce'] === 'string' ? req.headers['x-cardpay-nonce'] : '';
-      const canonical = [reply.statusCode, timestamp, nonce, sha256Hex(text)].join('\n');
+      const canonical = canonicalResponse({ status: reply.statusCode, timestamp, requestNonce: nonce, bodyHash: sha256Hex(text) });
       reply.header('x-cardpay-timestamp', timestamp);
       reply.header('x-cardpay-signature', createHmac('sha256', req.terminalSecret).update(canonical).digest('hex'));
     }
@@ -218,7 +219,7 @@ async function authenticateRequest(req: FastifyRequest, ctx: Ctx): Promise<void>
     throw new ApiError(401, 'nonce_reused', 'this nonce was already used by this terminal');
   }
   const signature = h['x-cardpay-signature'];
-  const canonical = [req.method.toUpperCase(), req.url, timestamp, nonce, sha256Hex(req.rawBody ?? Buffer.alloc(0))].join('\n');
+  const canonical = canonicalRequest({ method: req.method, path: req.url, timestamp: String(timestamp), nonce, bodyHash: sha256Hex(req.rawBody ?? Buffer.alloc(0)) });
   const expected = createHmac('sha256', secret).update(canonical).digest('hex');
   if (typeof signature !== 'string' || !hexEqual(expected, signature)) {
     throw new ApiError(401, 'signature_invalid', 'X-CardPay-Signature does not match the request');
@@ -229,4 +230,3 @@ async function authenticateRequest(req: FastifyRequest, ctx: Ctx): Promise<void>
   }
 }
 
-export type { FastifyReply };

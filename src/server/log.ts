@@ -1,11 +1,9 @@
 import type { FastifyServerOptions } from 'fastify';
+import { maskPan } from '../core/card/reader';
 
 /** Masks every run of 12-19 digits (optionally spaced) to its first 6 and last 4: a safety net under all logging. */
 export function maskDigits(text: string): string {
-  return text.replace(/\d(?:[ -]?\d){11,18}/g, (run) => {
-    const digits = run.replace(/[ -]/g, '');
-    return digits.slice(0, 6) + '*'.repeat(digits.length - 10) + digits.slice(-4);
-  });
+  return text.replace(/\d(?:[ -]?\d){11,18}/g, (run) => maskPan(run.replace(/[ -]/g, '')));
 }
 
 function scrub(value: unknown, depth = 0): unknown {

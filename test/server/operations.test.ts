@@ -65,12 +65,16 @@ describe('the platform in operation', () => {
 });
 
 describe('cardpay-platform on the command line', () => {
-  const run = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 20000 });
+  const env = { ...process.env };
+  delete env.CARDPAY_MASTER_KEY;
+  const run = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 20000, env });
 
   it.each([
     [['--bogus'], /unknown option --bogus/],
     [['--port', 'x'], /--port expects a whole number/],
     [['--config', '/nonexistent/cardpay.json'], /cannot read config .*no such file/],
+    [['--payment-url', 'http://127.0.0.1:9', '--db', ':memory:'], /CARDPAY_MASTER_KEY is required with --payment-url/],
+    [['--db', 'postgres://localhost/cardpay'], /postgres:\/\/ is not supported yet/],
     [['--db', '/etc/hostname/cardpay.db', '--port', '0', '--sandbox-payments-port', '0'], /cardpay-platform: cannot (create the database folder|open the database)/],
   ])('exits 2 with one clear line for %j', (args, message) => {
     const r = run(args);

@@ -1,4 +1,4 @@
-import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { HostRequest, HostResponse } from '../../src/core/host';
 
 // A trading platform written from PROTOCOL.md for the SDK's unit tests: in memory, no HTTP,
@@ -242,10 +242,5 @@ export class FakePlatform {
       ...(s.payment ? { payment: s.payment } : {}),
       ...(s.error ? { error: s.error } : {}),
     };
-  }
-
-  /** The pinKey a password yields with this terminal's registration (for cross-checks). */
-  static pinKey(password: string, saltHex: string, iterations: number): Buffer {
-    return pbkdf2Sync(password, Buffer.from(saltHex, 'hex'), iterations, 32, 'sha256');
   }
 }

@@ -1,12 +1,12 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { createPublicKey, verify as verifySignature } from 'node:crypto';
+import { createHmac, createPublicKey, verify as verifySignature } from 'node:crypto';
 import { readCard } from '../../core/card/reader';
+import { authMessage } from '../../core/crypto';
 import {
   AuthenticateRequestSchema,
   ConfirmRequestSchema,
   CreateSessionRequestSchema,
   OrderRequestSchema,
-  type AuthMethod,
   type AuthenticateRequest,
   type ConfirmRequest,
   type CreateSessionRequest,
@@ -21,7 +21,6 @@ import { ApiError, invalid } from '../errors';
 import { hexEqual, newId, randomHex } from '../secrets';
 import type { PaymentRow, SessionRow, TerminalRow, Write } from '../store';
 import type { ChargeOutcome } from '../payments';
-import { createHmac } from 'node:crypto';
 
 const INPUT_PORT = { methods: ['scan', 'manual'], scanTypes: ['qrCode', 'barCode'], formats: ['pan', 'emv-cpm'] };
 const BEFORE_PROCESSING = ['awaiting_order', 'awaiting_confirmation', 'awaiting_authentication'];
@@ -294,7 +293,7 @@ async function checkFactor(ctx: Ctx, factor: Factor, s: SessionRow, terminal: Te
   switch (factor.method) {
     case 'password': {
       const pinKey = ctx.sealer.open(terminal.pinKeySealed, `pin-key:${terminal.id}`);
-      const message = ['cardpay-auth-v1', s.id, s.challenge, s.orderId, String(s.amount), s.currency].join('\n');
+      const message = authMessage({ sessionId: s.id, challenge: s.challenge!, orderId: s.orderId!, amount: s.amount!, currency: s.currency! });
       const expected = createHmac('sha256', pinKey).update(message, 'utf8').digest('hex');
       pinKey.fill(0);
       return hexEqual(expected, factor.proof);
@@ -325,4 +324,3 @@ async function checkFactor(ctx: Ctx, factor: Factor, s: SessionRow, terminal: Te
   }
 }
 
-export type { AuthMethod };
