@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import Fastify from 'fastify';
+import { PlatformClient } from '../../src/core/client';
 import { startSandboxPlatform, type SandboxPlatform } from '../../src/testing/platform';
 import { proof, terminal, toPrompt } from '../support/server-harness';
 
@@ -38,6 +39,22 @@ describe('exactly one charge per order', () => {
     expect(paid.length).toBeGreaterThan(0);
     expect(new Set(paid.map((r) => r.value.payment.paymentId)).size).toBe(1);
     expect(await charges(paid[0].value.payment.orderId)).toHaveLength(1);
+  });
+});
+
+describe('a repeat while the first is still being processed', () => {
+  it('is answered idempotency_in_progress, retryable, and the first outcome stands', async () => {
+    const t = await terminal(platform);
+    const { sessionId, confirmation, prompt } = await toPrompt(t, '6222021000000000017');
+    const body = { challenge: prompt.challenge, factors: [{ method: 'password' as const, proof: proof(sessionId, prompt, confirmation) }] };
+    const noRetry = new PlatformClient({ baseUrl: platform.url, host: t.host, maxAttempts: 1 });
+    noRetry.identity = t.client.identity;
+    // The slow card keeps the first request waiting on the payment platform.
+    const first = noRetry.authenticate(sessionId, body, 'in-flight-key-1');
+    await new Promise((r) => setTimeout(r, 100));
+    await expect(noRetry.authenticate(sessionId, body, 'in-flight-key-1')).rejects.toMatchObject({ code: 'idempotency_in_progress', status: 409, retryable: true });
+    expect((await first).state).toBe('processing');
+    expect(await noRetry.authenticate(sessionId, body, 'in-flight-key-1')).toMatchObject({ state: 'processing' });
   });
 });
 

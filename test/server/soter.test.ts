@@ -58,3 +58,16 @@ describe('SOTER biometrics', () => {
     await expect(t.client.authenticate(sessionId, { challenge: prompt.challenge, factors: [{ method: 'biometric', ...assertion }] }, 'soter-key-02')).rejects.toMatchObject({ code: 'auth_failed' });
   });
 });
+
+describe('SOTER without a verifier', () => {
+  it('is not offered, since the platform could not check it', async () => {
+    const plain = await startSandboxPlatform();
+    try {
+      const t = await terminal(plain, { biometric: soterLike() });
+      const { prompt } = await toPrompt(t, '4242424242424242');
+      expect(prompt.methods).toEqual(['password', 'cvv']);
+    } finally {
+      await plain.close();
+    }
+  });
+});

@@ -205,7 +205,9 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
     }
     const terminal = req.terminal!;
     const policy = merchantOf(ctx, s.merchantId).auth;
-    const methods = policy.methods.filter((m) => m !== 'biometric' || terminal.biometricScheme);
+    // Biometrics only where this platform can check them: a sandbox key always, SOTER with a verifier.
+    const canVerifyBiometric = terminal.biometricScheme === 'sandbox-p256' || (terminal.biometricScheme === 'soter' && !!ctx.soter);
+    const methods = policy.methods.filter((m) => m !== 'biometric' || canVerifyBiometric);
     const required = policy.twoFactorsFrom && s.amount! >= policy.twoFactorsFrom && methods.length >= 2 ? 2 : 1;
     const challenge = randomHex(32);
     const patch: Partial<SessionRow> = { state: 'awaiting_authentication', methods, required, challenge };
