@@ -1,6 +1,10 @@
 /**
  * @jest-environment jsdom
  */
+import { createHash } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { spawnSandboxPlatform, type SpawnedPlatform } from '../../src/testing/platform';
 import { find, input, installWx, loadCheckout, mount, recordEvents, screenOf, shimPluginGlobals, tap, text, typeDigits, waitFor, waitForScreen, type SimComponent } from '../../src/testing/simulate';
 
@@ -224,6 +228,26 @@ describe('the checkout component against the real platform', () => {
     await waitForScreen(again.comp, 'result');
     expect(text(again.comp, 'cardpay-result')).toBe('支付成功');
     expect(again.events.map((e) => e.name)).toContain('success');
+  });
+
+  it('asks for a second method when the merchant requires two, then pays', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cardpay-2fa-')), 'config.json');
+    const apiKeySha256 = createHash('sha256').update('strict-key').digest('hex');
+    writeFileSync(file, JSON.stringify({ merchants: [{ id: 'mch_strict', apiKeySha256, openAmounts: true, auth: { methods: ['password', 'cvv'], twoFactorsFrom: 1000 } }] }));
+    const strict = await spawnSandboxPlatform(['--config', file]);
+    try {
+      const comp = mount(checkoutId, { platformUrl: strict.url, merchantId: 'mch_strict', amount: 1999 });
+      await toPassword(comp, '4242424242424242');
+      typeDigits(comp, PASSWORD);
+      await waitFor(() => comp.instance.data.hint !== '', 'the hint');
+      expect(comp.instance.data.hint).toBe('此金额需要再验证一种方式');
+      input(comp, 'cardpay-cvv', '123');
+      tap(comp, 'cardpay-cvv-submit');
+      await waitForScreen(comp, 'result');
+      expect(text(comp, 'cardpay-result')).toBe('支付成功');
+    } finally {
+      await strict.close();
+    }
   });
 
   it('says plainly when the host forgot to configure it', async () => {
