@@ -20,6 +20,8 @@ type Simulate = {
 export interface SimComponent {
   dom: { textContent: string | null; innerHTML: string; outerHTML: string };
   instance: { data: Record<string, any>; setData(data: Record<string, unknown>): void };
+  /** Changes the component's properties, as the host page's next render would. */
+  setData(data: Record<string, unknown>): void;
   attach(parent: unknown): void;
   detach(): void;
   querySelector(selector: string): SimComponent | null;

@@ -250,6 +250,17 @@ describe('the checkout component against the real platform', () => {
     }
   });
 
+  it('follows a new cart total until the shopper starts, and a new locale at any time', async () => {
+    const { comp } = open();
+    await waitForScreen(comp, 'entry');
+    comp.setData({ amount: 2500 });
+    await waitFor(() => text(comp, 'cardpay-amount') === '¥25.00', 'the new total');
+    comp.setData({ locale: 'en_US' });
+    await waitFor(() => text(comp, 'cardpay-start') === 'Pay by card', 'English');
+    await toConfirmation(comp, '4242424242424242');
+    expect(text(comp, 'cardpay-amount')).toBe('¥25.00');
+  });
+
   it('says plainly when the host forgot to configure it', async () => {
     const { comp, events } = open({ platformUrl: '', merchantId: '' });
     await waitFor(() => fails(events).length > 0, 'fail');

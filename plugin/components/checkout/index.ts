@@ -51,6 +51,26 @@ Component({
     hint: '',
     manualOpen: false,
   },
+  observers: {
+    // The order can change after the component is shown (the cart changed): follow it while the
+    // shopper has not started; once a session carries an order, its amount is what was confirmed.
+    'orderRef, amount, currency, description, platformUrl, merchantId'() {
+      const local = locals.get(this);
+      if (!local) return; // not attached yet: boot() reads the properties
+      const snap = local.checkout?.snapshot;
+      if (!snap || ((snap.state === 'idle' || snap.state === 'cancelled') && !snap.busy && !snap.confirmation)) {
+        local.checkout?.destroy();
+        this.boot();
+      }
+    },
+    locale(value: string) {
+      const local = locals.get(this);
+      if (!local) return;
+      local.locale = pickLocale(value || currentConfig()?.locale);
+      const snapshot = local.checkout?.snapshot;
+      this.setData({ t: stringsFor(local.locale), ...(snapshot ? { view: checkoutView(snapshot, local.locale) } : {}) });
+    },
+  },
   lifetimes: {
     attached() {
       this.boot();
