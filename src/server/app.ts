@@ -195,6 +195,7 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   if (options.reconcile) ctx.reconciler.start();
   app.addHook('onClose', async () => {
     await ctx.reconciler.stop();
+    payments.close();
   });
   return { app, ctx };
 }

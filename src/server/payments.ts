@@ -1,3 +1,5 @@
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Charge, ChargeRequest } from '../core/protocol';
 
 /** What the trading platform learns from one charge attempt. */
@@ -9,41 +11,47 @@ export type ChargeOutcome =
 
 export type LookupOutcome = ChargeOutcome | { status: 'not_found' };
 
+class TimedOut extends Error {}
+
 /**
  * The connection to the payment platform (PROTOCOL.md §8). A charge carries the charge id as its
  * `Idempotency-Key`, so retrying after a 5xx or a dropped connection can never charge twice.
+ * Connections are kept alive: the payment platform is called once per checkout.
  */
 export class PaymentConnector {
+  private readonly url: URL;
+  private readonly agent: HttpAgent;
+
   constructor(
     readonly baseUrl: string,
     private readonly timeoutMs: number,
     private readonly attempts = 3,
-  ) {}
+  ) {
+    this.url = new URL(baseUrl);
+    const Agent = this.url.protocol === 'https:' ? HttpsAgent : HttpAgent;
+    this.agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  }
 
   async charge(request: ChargeRequest): Promise<ChargeOutcome> {
     const deadline = Date.now() + this.timeoutMs;
+    const body = JSON.stringify(request);
     let last = 'no attempt';
     for (let attempt = 1; attempt <= this.attempts; attempt++) {
       const left = deadline - Date.now();
       if (left <= 0) break;
       try {
-        const res = await fetch(`${this.baseUrl}/v1/charges`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'idempotency-key': request.chargeId },
-          body: JSON.stringify(request),
-          signal: AbortSignal.timeout(left),
-        });
-        const text = await res.text();
+        const res = await this.send('POST', '/v1/charges', left, { 'content-type': 'application/json', 'idempotency-key': request.chargeId }, body);
         if (res.status >= 500) {
           last = `HTTP ${res.status}`;
           await pause(Math.min(50 * attempt, Math.max(0, deadline - Date.now())));
           continue;
         }
-        if (res.status === 200 || res.status === 201) return outcomeOf(JSON.parse(text) as Charge);
+        if (res.status === 200 || res.status === 201) return outcomeOf(JSON.parse(res.text) as Charge);
         return { status: 'declined', declineCode: 'processing_error' };
       } catch (error) {
-        const name = (error as Error).name;
-        if (name === 'TimeoutError' || name === 'AbortError') return { status: 'unknown', reason: 'timed out' };
+        // A time-out leaves the outcome unknown: the charge may have been made. Only the
+        // reconciler, asking by charge id, may decide.
+        if (error instanceof TimedOut) return { status: 'unknown', reason: 'timed out' };
         last = (error as Error).message;
       }
     }
@@ -53,15 +61,51 @@ export class PaymentConnector {
   /** `GET /v1/charges/{id}`: how an unknown outcome is settled. */
   async lookup(chargeId: string): Promise<LookupOutcome> {
     try {
-      const res = await fetch(`${this.baseUrl}/v1/charges/${encodeURIComponent(chargeId)}`, {
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
+      const res = await this.send('GET', `/v1/charges/${encodeURIComponent(chargeId)}`, this.timeoutMs, {});
       if (res.status === 404) return { status: 'not_found' };
       if (res.status !== 200) return { status: 'unknown', reason: `HTTP ${res.status}` };
-      return outcomeOf((await res.json()) as Charge);
+      return outcomeOf(JSON.parse(res.text) as Charge);
     } catch (error) {
       return { status: 'unknown', reason: (error as Error).message };
     }
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private send(method: string, path: string, timeoutMs: number, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
+    const request = this.url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const base = this.url.pathname.replace(/\/+$/, '');
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          agent: this.agent,
+          protocol: this.url.protocol,
+          hostname: this.url.hostname,
+          port: this.url.port,
+          method,
+          path: base + path,
+          headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+        },
+        (res: IncomingMessage) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            clearTimeout(timer);
+            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+          });
+          res.on('error', reject);
+        },
+      );
+      const timer = setTimeout(() => req.destroy(new TimedOut('timed out')), timeoutMs);
+      req.on('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+      if (body !== undefined) req.write(body);
+      req.end();
+    });
   }
 }
 
