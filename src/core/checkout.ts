@@ -192,10 +192,19 @@ export class Checkout extends Emitter<CheckoutEvents> {
           this.adopt(view);
           return;
         }
+        await this.forgetSession();
       } catch (error) {
-        if (isCardPayError(error) && error.code === 'terminal_unknown') await this.forgetTerminal();
+        const code = isCardPayError(error) ? error.code : 'internal_error';
+        if (code === 'terminal_unknown') await this.forgetTerminal();
+        if (code === 'terminal_unknown' || code === 'session_not_found') {
+          await this.forgetSession();
+        } else {
+          // The platform could not be asked: keep the id, which may be a payment still going
+          // on, and do not open a second session that could charge again.
+          this.update({ state: 'idle', error: toCheckoutError(error) });
+          return;
+        }
       }
-      await this.forgetSession();
     }
     this.update({ state: 'idle' });
     this.prefetch();
@@ -205,6 +214,7 @@ export class Checkout extends Emitter<CheckoutEvents> {
   async begin(): Promise<void> {
     await this.start();
     if (this.snap.busy || !['idle', 'cancelled', 'expired'].includes(this.snap.state)) return;
+    if (await this.resumeStored()) return;
     if (!this.credentials) {
       this.update({ state: 'enrolling', error: undefined });
       return;
@@ -597,6 +607,33 @@ export class Checkout extends Emitter<CheckoutEvents> {
     }
     await this.host.storage.set(this.sessionKey(), created.sessionId).catch(() => undefined);
     return this.session;
+  }
+
+  /**
+   * A session id kept from an earlier visit that could not be checked at start-up (no network):
+   * check it now, before anything could open a second charge. True when it was adopted.
+   */
+  private async resumeStored(): Promise<boolean> {
+    if (this.session || !this.credentials) return false;
+    const stored = await this.host.storage.get(this.sessionKey());
+    if (!stored) return false;
+    try {
+      const view = await this.client.getSession(stored);
+      if (view.state === 'cancelled' || view.state === 'expired') {
+        await this.forgetSession();
+        return false;
+      }
+      this.adopt(view);
+      return view.state !== 'awaiting_order';
+    } catch (error) {
+      const code = isCardPayError(error) ? error.code : 'internal_error';
+      if (code === 'session_not_found' || code === 'terminal_unknown') {
+        await this.forgetSession();
+        return false;
+      }
+      this.fail('idle', error);
+      return true;
+    }
   }
 
   private async biometricModes(): Promise<BiometricMode[]> {

@@ -232,3 +232,28 @@ describe('Checkout against a platform written from the protocol', () => {
     expect(() => new Checkout({ host: h.host, platformUrl: h.platform.baseUrl, merchantId: 'shop', amount: 1 })).toThrow(/mch_/);
   });
 });
+
+describe('Checkout when the platform cannot be reached at start-up', () => {
+  it('keeps the id of a payment in progress and shows its result once the network is back', async () => {
+    const h = checkoutOnFake();
+    await enrolAndScan(h, '6222021000000000017');
+    await h.checkout.confirm();
+    h.platform.processingPolls = 1000;
+    await h.checkout.payWithPassword(PASSWORD);
+    h.checkout.destroy();
+
+    const offline = checkoutOnFake({}, h.platform, h.storage);
+    offline.host.request = async () => {
+      throw Object.assign(new Error('offline'), { kind: 'network' });
+    };
+    await offline.checkout.start();
+    expect(offline.checkout.snapshot).toMatchObject({ state: 'idle', error: { code: 'network_error' } });
+    expect(h.platform.sessions.size).toBe(1); // no second session was opened
+
+    for (const s of h.platform.sessions.values()) s.state = 'succeeded';
+    offline.host.request = h.platform.request;
+    await offline.checkout.begin();
+    expect(offline.checkout.snapshot.state).toBe('succeeded');
+    expect(h.platform.sessions.size).toBe(1);
+  });
+});
