@@ -1,4 +1,4 @@
-import { readCard, type CardReadReason, type DetectedKind } from './card/reader';
+import { parseCard, type CardReadReason, type DetectedKind } from './card/reader';
 import { PlatformClient, type PlatformClientOptions } from './client';
 import { derivePinKey, hexBytes, passwordProof, sha256Hex } from './crypto';
 import { Emitter } from './emitter';
@@ -369,7 +369,7 @@ export class Checkout extends Emitter<CheckoutEvents> {
   // -------------------------------------------------------------------------------------------
 
   private async submitCard(card: CardInput): Promise<void> {
-    const read = readCard(card.payload);
+    const read = parseCard(card.payload);
     if (!read.ok) {
       this.fail('idle', new CardPayError('invalid_card', read.message), { reason: read.reason, detected: read.detected });
       return;

@@ -4,8 +4,10 @@ export type { CardPayErrorCode, CardPayErrorOptions, ProtocolErrorCode, SdkError
 export * from './protocol';
 export { validate } from './schema';
 export type { Schema, ValidationResult } from './schema';
-export { readCard, detectBrand, luhnValid, maskPan, MIN_PAN_LENGTH, MAX_PAN_LENGTH } from './card/reader';
-export type { CardRead, CardReadResult, CardReadReason, DetectedKind } from './card/reader';
+export { parseCard, luhnValid, maskPan, MIN_PAN_LENGTH, MAX_PAN_LENGTH } from './card/reader';
+export type { CardParse, CardParseResult, CardReadFailure, CardReadReason, DetectedKind } from './card/reader';
+export { readCard, detectBrand } from './card/brand';
+export type { CardRead, CardReadResult } from './card/brand';
 export { parseTlv, findCpmPan } from './card/emv';
 export {
   sha256Hex,

@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { base64Encode } from '../../src/core/encoding';
-import { detectBrand, luhnValid, maskPan, readCard } from '../../src/core/card/reader';
+import { detectBrand, readCard } from '../../src/core/card/brand';
+import { luhnValid, maskPan } from '../../src/core/card/reader';
 
 interface FixtureCase {
   payload: string;

@@ -1,7 +1,5 @@
-// The card-number module alone: the package index also bundles every other validator it has.
-import { cardNumber } from 'card-validator/dist/card-number';
 import { base64Decode } from '../encoding';
-import type { CardBrand, CardFormat } from '../protocol';
+import type { CardFormat } from '../protocol';
 import { findCpmPan, looksLikeCpm } from './emv';
 
 /** Why a payload did not read as a card; each has words in the plugin's string tables. */
@@ -18,17 +16,15 @@ export type CardReadReason =
 /** What a non-card payload was recognised as, where that can be told. */
 export type DetectedKind = 'url' | 'wechat_pay' | 'alipay' | 'text';
 
-export interface CardRead {
+/** A payload read as a card number; the brand is added by `readCard` (card/brand.ts). */
+export interface CardParse {
   pan: string;
-  brand: CardBrand;
   last4: string;
   masked: string;
   format: CardFormat;
 }
 
-export type CardReadResult =
-  | { ok: true; card: CardRead }
-  | {
+export type CardReadFailure = {
       ok: false;
       error: 'invalid_card';
       reason: CardReadReason;
@@ -36,6 +32,8 @@ export type CardReadResult =
       /** For developers, in English; never contains the payload's digits. */
       message: string;
     };
+
+export type CardParseResult = { ok: true; card: CardParse } | CardReadFailure;
 
 export const MIN_PAN_LENGTH = 12;
 export const MAX_PAN_LENGTH = 19;
@@ -57,22 +55,6 @@ export function luhnValid(digits: string): boolean {
   return digits.length > 0 && sum % 10 === 0;
 }
 
-const BRANDS: Record<string, CardBrand> = {
-  visa: 'visa',
-  mastercard: 'mastercard',
-  'american-express': 'amex',
-  'diners-club': 'diners',
-  discover: 'discover',
-  jcb: 'jcb',
-  unionpay: 'unionpay',
-};
-
-/** The card brand from the number's prefix and length; `unknown` where no scheme claims it. */
-export function detectBrand(pan: string): CardBrand {
-  const type = cardNumber(pan).card?.type;
-  return (type && BRANDS[type]) || 'unknown';
-}
-
 /**
  * Masks a PAN for display and storage: never more than the first 6 and last 4 digits, and at
  * least 6 digits hidden, so short PANs show fewer leading digits.
@@ -90,7 +72,7 @@ function invalid(
   reason: CardReadReason,
   message: string,
   detected?: DetectedKind,
-): CardReadResult & { ok: false } {
+): CardReadFailure {
   return detected
     ? { ok: false, error: 'invalid_card', reason, detected, message }
     : { ok: false, error: 'invalid_card', reason, message };
@@ -117,29 +99,30 @@ function walletCode(digits: string): DetectedKind | undefined {
   return undefined;
 }
 
-function fromPan(pan: string, format: CardFormat): CardReadResult {
+function fromPan(pan: string, format: CardFormat): CardParseResult {
   if (pan.length < MIN_PAN_LENGTH || pan.length > MAX_PAN_LENGTH) {
     return invalid('length', `a card number has ${MIN_PAN_LENGTH} to ${MAX_PAN_LENGTH} digits, got ${pan.length}`);
   }
   if (!luhnValid(pan)) return invalid('luhn', 'the card number fails its check digit (Luhn)');
   return {
     ok: true,
-    card: { pan, brand: detectBrand(pan), last4: pan.slice(-4), masked: maskPan(pan), format },
+    card: { pan, last4: pan.slice(-4), masked: maskPan(pan), format },
   };
 }
 
 /**
- * Reads a scanned (or typed) payload as a payment card. Accepts a plain card number (spaces and
- * dashes allowed) and an EMVCo consumer-presented QR (base64 BER-TLV). Recognises and names what
- * is not a card: merchant-presented QR codes, WeChat Pay and Alipay payment codes, URLs.
- * Never throws, whatever the input.
+ * Reads a scanned (or typed) payload as a card number, without naming the brand: what the
+ * terminal needs to refuse a non-card at once, without shipping brand tables. Accepts a plain
+ * card number (spaces and dashes allowed) and an EMVCo consumer-presented QR (base64 BER-TLV).
+ * Recognises and names what is not a card: merchant-presented QR codes, WeChat Pay and Alipay
+ * payment codes, URLs. Never throws, whatever the input. `readCard` adds the brand.
  *
  * @example
- * const r = readCard('4242 4242 4242 4242')
+ * const r = parseCard('4242 4242 4242 4242')
  * if (r.ok) show(r.card.masked) // '424242******4242'
  * else explain(r.reason)        // e.g. 'wallet_payment_code'
  */
-export function readCard(payload: string): CardReadResult {
+export function parseCard(payload: string): CardParseResult {
   if (typeof payload !== 'string') return invalid('empty', 'the payload is not a string');
   const text = payload.trim();
   if (text === '') return invalid('empty', 'the scan is empty');

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { createHmac, createPublicKey, verify as verifySignature } from 'node:crypto';
-import { readCard } from '../../core/card/reader';
+import { readCard } from '../../core/card/brand';
 import { authMessage } from '../../core/crypto';
 import {
   AuthenticateRequestSchema,

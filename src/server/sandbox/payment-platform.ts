@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import { detectBrand, maskPan } from '../../core/card/reader';
+import { detectBrand } from '../../core/card/brand';
+import { maskPan } from '../../core/card/reader';
 import { ChargeRequestSchema, type Charge, type ChargeRequest } from '../../core/protocol';
 import { validate } from '../../core/schema';
 
