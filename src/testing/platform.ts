@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { startPlatform, type PlatformOptions, type RunningPlatform } from '../server/platform';
 
 export type SandboxPlatform = RunningPlatform & { merchantKey: string };
@@ -41,10 +43,6 @@ export interface SpawnedPlatform {
  * afterAll(() => platform.close())
  */
 export function spawnSandboxPlatform(extraArgs: string[] = []): Promise<SpawnedPlatform> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { spawn } = require('node:child_process') as typeof import('node:child_process');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { join } = require('node:path') as typeof import('node:path');
   const bin = join(__dirname, '../../bin/cardpay-platform.js');
   const child = spawn(process.execPath, [bin, '--port', '0', '--sandbox-payments-port', '0', '--db', ':memory:', '--log-level', 'warn', ...extraArgs], {
     env: { ...process.env, CARDPAY_MASTER_KEY: '42'.repeat(32) },

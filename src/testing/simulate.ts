@@ -29,8 +29,9 @@ export interface SimComponent {
   addEventListener(name: string, listener: (event: { detail: any }) => void): void;
 }
 
+// Required lazily: miniprogram-simulate touches the DOM when loaded, and the kit's other helpers
+// (and its types) are also used from plain Node.
 function simulate(): Simulate {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   return require('miniprogram-simulate') as Simulate;
 }
 
@@ -127,7 +128,6 @@ export function installWx(): WxStandIn & { reset(): void } {
  */
 export function shimPluginGlobals(app: Record<string, unknown> = {}): void {
   const g = globalThis as Record<string, unknown>;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   g.requirePlugin = (name: string) => {
     if (name !== 'cardpay') throw new Error(`requirePlugin: no plugin "${name}" in this test`);
     return require(join(PLUGIN_ROOT, 'index'));
