@@ -53,7 +53,8 @@ function buildTree(srcRoot, outRoot, skip = () => false) {
 function buildPlugin(root) {
   const src = path.join(root, 'plugin');
   const out = path.join(root, 'dist/plugin');
-  buildTree(src, out, (rel) => rel === path.join('lib', 'i18n.ts') || rel === path.join('lib', 'view.ts'));
+  // Under lib/ only sdk.ts is an entry point; the other modules are bundled into it.
+  buildTree(src, out, (rel) => rel.startsWith(`lib${path.sep}`) && rel !== path.join('lib', 'sdk.ts'));
   const files = walk(out);
   const size = files.reduce((n, f) => n + fs.statSync(f).size, 0);
   buildTree(path.join(root, 'demo'), path.join(root, 'dist/demo'));

@@ -6,7 +6,7 @@ const root = join(__dirname, '..');
 const walk = (dir: string): string[] => readdirSync(dir).flatMap((f) => (statSync(join(dir, f)).isDirectory() ? walk(join(dir, f)) : [join(dir, f)]));
 
 describe('the plugin build', () => {
-  const report = buildPlugin(root);
+  buildPlugin(root);
   const out = join(root, 'dist/plugin');
 
   it('is self-contained: every require stays inside the plugin and names no Node built-in', () => {

@@ -184,27 +184,11 @@ export class Checkout extends Emitter<CheckoutEvents> {
     this.client.identity = this.credentials;
     const biometricModes = await this.biometricModes();
     this.snap = { ...this.snap, enrolled: !!this.credentials, biometricModes };
-    const stored = this.credentials ? await this.host.storage.get(this.sessionKey()) : undefined;
-    if (stored) {
-      try {
-        const view = await this.client.getSession(stored);
-        if (view.state !== 'cancelled' && view.state !== 'expired') {
-          this.adopt(view);
-          return;
-        }
-        await this.forgetSession();
-      } catch (error) {
-        const code = isCardPayError(error) ? error.code : 'internal_error';
-        if (code === 'terminal_unknown') await this.forgetTerminal();
-        if (code === 'terminal_unknown' || code === 'session_not_found') {
-          await this.forgetSession();
-        } else {
-          // The platform could not be asked: keep the id, which may be a payment still going
-          // on, and do not open a second session that could charge again.
-          this.update({ state: 'idle', error: toCheckoutError(error) });
-          return;
-        }
-      }
+    const stored = await this.resumeStored();
+    if (stored.kind === 'adopted') return;
+    if (stored.kind === 'unreachable') {
+      this.update({ state: 'idle', error: toCheckoutError(stored.error) });
+      return;
     }
     this.update({ state: 'idle' });
     this.prefetch();
@@ -214,7 +198,11 @@ export class Checkout extends Emitter<CheckoutEvents> {
   async begin(): Promise<void> {
     await this.start();
     if (this.snap.busy || !['idle', 'cancelled', 'expired'].includes(this.snap.state)) return;
-    if (await this.resumeStored()) return;
+    // A session kept from a visit when the platform could not be asked: check it before anything
+    // could open a second charge.
+    const stored = await this.resumeStored();
+    if (stored.kind === 'unreachable') return this.fail('idle', stored.error);
+    if (stored.kind === 'adopted' && this.snap.state !== 'idle') return;
     if (!this.credentials) {
       this.update({ state: 'enrolling', error: undefined });
       return;
@@ -610,30 +598,27 @@ export class Checkout extends Emitter<CheckoutEvents> {
   }
 
   /**
-   * A session id kept from an earlier visit that could not be checked at start-up (no network):
-   * check it now, before anything could open a second charge. True when it was adopted.
+   * Where the session id kept from an earlier visit stands. Forgotten only on an answer that proves
+   * it is over (cancelled, expired, unknown); when the platform cannot be asked the id is kept,
+   * since it may be a payment still going on.
    */
-  private async resumeStored(): Promise<boolean> {
-    if (this.session || !this.credentials) return false;
+  private async resumeStored(): Promise<{ kind: 'none' | 'adopted' } | { kind: 'unreachable'; error: unknown }> {
+    if (this.session || !this.credentials) return { kind: 'none' };
     const stored = await this.host.storage.get(this.sessionKey());
-    if (!stored) return false;
+    if (!stored) return { kind: 'none' };
     try {
       const view = await this.client.getSession(stored);
-      if (view.state === 'cancelled' || view.state === 'expired') {
-        await this.forgetSession();
-        return false;
+      if (view.state !== 'cancelled' && view.state !== 'expired') {
+        this.adopt(view);
+        return { kind: 'adopted' };
       }
-      this.adopt(view);
-      return view.state !== 'awaiting_order';
     } catch (error) {
       const code = isCardPayError(error) ? error.code : 'internal_error';
-      if (code === 'session_not_found' || code === 'terminal_unknown') {
-        await this.forgetSession();
-        return false;
-      }
-      this.fail('idle', error);
-      return true;
+      if (code === 'terminal_unknown') await this.forgetTerminal();
+      else if (code !== 'session_not_found') return { kind: 'unreachable', error };
     }
+    await this.forgetSession();
+    return { kind: 'none' };
   }
 
   private async biometricModes(): Promise<BiometricMode[]> {

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { canonicalRequest, canonicalResponse } from '../core/crypto';
 import { validate, type Schema } from '../core/schema';
 import type { PlatformConfig } from './config';
@@ -9,7 +9,7 @@ import { Reconciler } from './reconciler';
 import { merchantRoutes } from './routes/merchant';
 import { sessionRoutes } from './routes/sessions';
 import { terminalRoutes } from './routes/terminals';
-import { hexEqual, Sealer } from './secrets';
+import { hexEqual, Sealer, sha256 } from './secrets';
 import type { SoterVerifier } from './soter';
 import type { Store, TerminalRow } from './store';
 
@@ -55,7 +55,6 @@ declare module 'fastify' {
 }
 
 const BODY_LIMIT = 16 * 1024;
-const sha256Hex = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
 /**
  * Builds the reference trading platform. It never listens: `cli.ts` does, and tests use
@@ -134,7 +133,7 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   app.addHook('preHandler', async (req, reply) => {
     if (!req.routeOptions.config.signed || req.method !== 'POST' || !req.terminal) return;
     const key = req.headers['idempotency-key'] as string;
-    const fingerprint = `${req.method} ${req.url} ${sha256Hex(req.rawBody ?? Buffer.alloc(0))}`;
+    const fingerprint = `${req.method} ${req.url} ${sha256(req.rawBody ?? Buffer.alloc(0))}`;
     const seen = await ctx.store.beginIdempotent(req.terminal.id, key, fingerprint, now(), ctx.config.idempotencyTtlMs);
     if (seen.kind === 'conflict') {
       throw new ApiError(409, 'idempotency_conflict', 'this Idempotency-Key was used for a different request');
@@ -160,7 +159,7 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
     if (req.terminalSecret) {
       const timestamp = String(Math.floor(now() / 1000));
       const nonce = typeof req.headers['x-cardpay-nonce'] === 'string' ? req.headers['x-cardpay-nonce'] : '';
-      const canonical = canonicalResponse({ status: reply.statusCode, timestamp, requestNonce: nonce, bodyHash: sha256Hex(text) });
+      const canonical = canonicalResponse({ status: reply.statusCode, timestamp, requestNonce: nonce, bodyHash: sha256(text) });
       reply.header('x-cardpay-timestamp', timestamp);
       reply.header('x-cardpay-signature', createHmac('sha256', req.terminalSecret).update(canonical).digest('hex'));
     }
@@ -220,7 +219,7 @@ async function authenticateRequest(req: FastifyRequest, ctx: Ctx): Promise<void>
     throw new ApiError(401, 'nonce_reused', 'this nonce was already used by this terminal');
   }
   const signature = h['x-cardpay-signature'];
-  const canonical = canonicalRequest({ method: req.method, path: req.url, timestamp: String(timestamp), nonce, bodyHash: sha256Hex(req.rawBody ?? Buffer.alloc(0)) });
+  const canonical = canonicalRequest({ method: req.method, path: req.url, timestamp: String(timestamp), nonce, bodyHash: sha256(req.rawBody ?? Buffer.alloc(0)) });
   const expected = createHmac('sha256', secret).update(canonical).digest('hex');
   if (typeof signature !== 'string' || !hexEqual(expected, signature)) {
     throw new ApiError(401, 'signature_invalid', 'X-CardPay-Signature does not match the request');

@@ -25,7 +25,7 @@ export class Reconciler {
     await this.running;
   }
 
-  /** One pass over the due payments; returns how many were settled. Concurrent calls share one pass. */
+  /** One pass over the due payments; concurrent calls share the pass in progress. */
   tick(): Promise<void> {
     this.running ??= this.pass().finally(() => {
       this.running = undefined;

@@ -31,8 +31,9 @@ export class Sealer {
   }
 }
 
-export function sha256(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
+/** hex(SHA-256), strings as UTF-8. */
+export function sha256(data: Buffer | string): string {
+  return createHash('sha256').update(data).digest('hex');
 }
 
 /** Constant-time equality of two hex strings (false for different lengths, without early exit on content). */

@@ -2,6 +2,18 @@ import { Checkout } from '../../src/core/checkout';
 import { credentialsKey } from '../../src/core/enrolment';
 import { checkoutOnFake, enrolAndScan, PASSWORD } from '../support/core-harness';
 
+/** Pays with the slow card, then closes the app while the payment is still processing. */
+async function payAndLeaveProcessing() {
+  const h = checkoutOnFake();
+  await enrolAndScan(h, '6222021000000000017');
+  await h.checkout.confirm();
+  h.platform.processingPolls = 1000;
+  await h.checkout.payWithPassword(PASSWORD);
+  expect(h.checkout.snapshot.state).toBe('processing');
+  h.checkout.destroy();
+  return h;
+}
+
 describe('Checkout against a platform written from the protocol', () => {
   it('enrols, scans, confirms and pays with the password, one change per transition', async () => {
     const h = checkoutOnFake();
@@ -207,12 +219,7 @@ describe('Checkout against a platform written from the protocol', () => {
   });
 
   it('shows the result of a payment that completed while the app was closed', async () => {
-    const h = checkoutOnFake();
-    await enrolAndScan(h, '6222021000000000017');
-    await h.checkout.confirm();
-    h.platform.processingPolls = 1000;
-    await h.checkout.payWithPassword(PASSWORD);
-    h.checkout.destroy();
+    const h = await payAndLeaveProcessing();
     for (const s of h.platform.sessions.values()) if (s.state === 'processing') s.state = 'succeeded';
 
     const again = checkoutOnFake({}, h.platform, h.storage);
@@ -235,12 +242,7 @@ describe('Checkout against a platform written from the protocol', () => {
 
 describe('Checkout when the platform cannot be reached at start-up', () => {
   it('keeps the id of a payment in progress and shows its result once the network is back', async () => {
-    const h = checkoutOnFake();
-    await enrolAndScan(h, '6222021000000000017');
-    await h.checkout.confirm();
-    h.platform.processingPolls = 1000;
-    await h.checkout.payWithPassword(PASSWORD);
-    h.checkout.destroy();
+    const h = await payAndLeaveProcessing();
 
     const offline = checkoutOnFake({}, h.platform, h.storage);
     offline.host.request = async () => {
