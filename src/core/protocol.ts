@@ -245,17 +245,18 @@ export const MIN_AMOUNT = 1;
 export const MAX_AMOUNT = 100000000;
 
 /** Ids: a type prefix and at most 64 characters of [A-Za-z0-9_]. */
+/* @__NO_SIDE_EFFECTS__ */
 export function idPattern(prefix: string): string {
   return `^${prefix}_[A-Za-z0-9_]{1,${63 - prefix.length}}$`;
 }
 
-export const hex = (bytes: number): Schema => ({ type: 'string', pattern: `^[0-9a-f]{${bytes * 2}}$` });
-const hexRange = (min: number, max: number): Schema => ({
+export const hex = /* @__NO_SIDE_EFFECTS__ */ (bytes: number): Schema => ({ type: 'string', pattern: `^[0-9a-f]{${bytes * 2}}$` });
+const hexRange = /* @__NO_SIDE_EFFECTS__ */ (min: number, max: number): Schema => ({
   type: 'string',
   pattern: `^(?:[0-9a-f]{2}){${min},${max}}$`,
 });
-const id = (prefix: string): Schema => ({ type: 'string', pattern: idPattern(prefix) });
-const str = (minLength: number, maxLength: number): Schema => ({ type: 'string', minLength, maxLength });
+const id = /* @__NO_SIDE_EFFECTS__ */ (prefix: string): Schema => ({ type: 'string', pattern: idPattern(prefix) });
+const str = /* @__NO_SIDE_EFFECTS__ */ (minLength: number, maxLength: number): Schema => ({ type: 'string', minLength, maxLength });
 const amount: Schema = { type: 'integer', minimum: MIN_AMOUNT, maximum: MAX_AMOUNT };
 const minor: Schema = { type: 'integer', minimum: 0, maximum: MAX_AMOUNT };
 const currency: Schema = { type: 'string', pattern: '^[A-Z]{3}$' };
@@ -274,14 +275,16 @@ const stateSchema: Schema = {
   ],
 };
 
+/* @__NO_SIDE_EFFECTS__ */
 function strict(properties: Record<string, Schema>, required: string[] = []): Schema {
   return { type: 'object', properties, required, additionalProperties: false };
 }
+/* @__NO_SIDE_EFFECTS__ */
 function loose(properties: Record<string, Schema>, required: string[] = []): Schema {
   return { type: 'object', properties, required, additionalProperties: true };
 }
 
-export const RegisterTerminalRequestSchema = /* @__PURE__ */ strict(
+export const RegisterTerminalRequestSchema = strict(
   {
     deviceLabel: str(0, 64),
     password: strict(
@@ -303,14 +306,14 @@ export const RegisterTerminalRequestSchema = /* @__PURE__ */ strict(
   ['password'],
 );
 
-export const CreateSessionRequestSchema = /* @__PURE__ */ strict(
+export const CreateSessionRequestSchema = strict(
   { merchantId: id('mch'), orderRef: id('mor') },
   ['merchantId'],
 );
 
 const scanType: Schema = { type: 'string', enum: ['qrCode', 'barCode', 'datamatrix', 'pdf417'] };
 
-export const OrderRequestSchema = /* @__PURE__ */ strict(
+export const OrderRequestSchema = strict(
   {
     amount,
     currency,
@@ -329,7 +332,7 @@ export const OrderRequestSchema = /* @__PURE__ */ strict(
   ['amount', 'currency', 'card'],
 );
 
-export const ConfirmRequestSchema = /* @__PURE__ */ strict(
+export const ConfirmRequestSchema = strict(
   { confirmToken: hexRange(8, 64), accept: { type: 'boolean' } },
   ['confirmToken', 'accept'],
 );
@@ -355,12 +358,12 @@ const factorSchema: Schema = {
   },
 };
 
-export const AuthenticateRequestSchema = /* @__PURE__ */ strict(
+export const AuthenticateRequestSchema = strict(
   { challenge: hex(32), factors: { type: 'array', items: factorSchema, minItems: 1, maxItems: 3 } },
   ['challenge', 'factors'],
 );
 
-export const CreateMerchantOrderRequestSchema = /* @__PURE__ */ strict(
+export const CreateMerchantOrderRequestSchema = strict(
   {
     merchantOrderId: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
     amount,
@@ -370,7 +373,7 @@ export const CreateMerchantOrderRequestSchema = /* @__PURE__ */ strict(
   ['merchantOrderId', 'amount', 'currency'],
 );
 
-export const ChargeRequestSchema = /* @__PURE__ */ strict(
+export const ChargeRequestSchema = strict(
   {
     chargeId: { type: 'string', pattern: '^[A-Za-z0-9_-]{8,64}$' },
     orderId: id('ord'),
@@ -390,7 +393,7 @@ export const ChargeRequestSchema = /* @__PURE__ */ strict(
 
 // Response schemas: what the terminal checks before it trusts a (signed) answer.
 
-const inputPortSchema = /* @__PURE__ */ loose(
+const inputPortSchema = loose(
   {
     methods: { type: 'array', items: { type: 'string', enum: ['scan', 'manual'] } },
     scanTypes: { type: 'array', items: scanType },
@@ -398,11 +401,11 @@ const inputPortSchema = /* @__PURE__ */ loose(
   },
   ['methods', 'scanTypes', 'formats'],
 );
-const orderSummarySchema = /* @__PURE__ */ loose(
+const orderSummarySchema = loose(
   { orderRef: id('mor'), amount, currency, description: { type: 'string' } },
   ['orderRef', 'amount', 'currency'],
 );
-const cardSummarySchema = /* @__PURE__ */ loose(
+const cardSummarySchema = loose(
   {
     brand: { type: 'string' },
     last4: { type: 'string', pattern: '^[0-9]{4}$' },
@@ -411,9 +414,9 @@ const cardSummarySchema = /* @__PURE__ */ loose(
   ['brand', 'last4', 'masked'],
 );
 const confirmationProperties = { orderId: id('ord'), amount, currency, card: cardSummarySchema, confirmToken: hexRange(8, 64) };
-const confirmationSchema = /* @__PURE__ */ loose(confirmationProperties, ['orderId', 'amount', 'currency', 'card', 'confirmToken']);
-const confirmationViewSchema = /* @__PURE__ */ loose(confirmationProperties, ['orderId', 'amount', 'currency', 'card']);
-const authPromptSchema = /* @__PURE__ */ loose(
+const confirmationSchema = loose(confirmationProperties, ['orderId', 'amount', 'currency', 'card', 'confirmToken']);
+const confirmationViewSchema = loose(confirmationProperties, ['orderId', 'amount', 'currency', 'card']);
+const authPromptSchema = loose(
   {
     challenge: hex(32),
     methods: { type: 'array', items: { type: 'string', enum: ['password', 'biometric', 'cvv'] } },
@@ -423,7 +426,7 @@ const authPromptSchema = /* @__PURE__ */ loose(
   },
   ['challenge', 'methods', 'required', 'attemptsLeft', 'expiresAt'],
 );
-const paymentSchema = /* @__PURE__ */ loose(
+const paymentSchema = loose(
   {
     paymentId: id('pay'),
     orderId: id('ord'),
@@ -435,7 +438,7 @@ const paymentSchema = /* @__PURE__ */ loose(
   ['paymentId', 'orderId', 'amount', 'discount', 'charged', 'currency'],
 );
 
-export const ErrorBodySchema = /* @__PURE__ */ loose(
+export const ErrorBodySchema = loose(
   {
     error: loose(
       { code: str(1, 64), message: { type: 'string' }, retryable: { type: 'boolean' } },
@@ -445,32 +448,32 @@ export const ErrorBodySchema = /* @__PURE__ */ loose(
   ['error'],
 );
 
-export const RegisterTerminalResponseSchema = /* @__PURE__ */ loose(
+export const RegisterTerminalResponseSchema = loose(
   { terminalId: id('trm'), terminalSecret: hex(32), createdAt: time },
   ['terminalId', 'terminalSecret'],
 );
 
-export const SessionCreatedSchema = /* @__PURE__ */ loose(
+export const SessionCreatedSchema = loose(
   { sessionId: id('ses'), state: stateSchema, expiresAt: time, inputPort: inputPortSchema, order: orderSummarySchema },
   ['sessionId', 'state', 'expiresAt', 'inputPort'],
 );
 
-export const OrderResponseSchema = /* @__PURE__ */ loose(
+export const OrderResponseSchema = loose(
   { sessionId: id('ses'), state: stateSchema, confirmation: confirmationSchema },
   ['sessionId', 'state', 'confirmation'],
 );
 
-export const ConfirmResponseSchema = /* @__PURE__ */ loose(
+export const ConfirmResponseSchema = loose(
   { sessionId: id('ses'), state: stateSchema, authPrompt: authPromptSchema },
   ['sessionId', 'state'],
 );
 
-export const AuthenticateResponseSchema = /* @__PURE__ */ loose(
+export const AuthenticateResponseSchema = loose(
   { sessionId: id('ses'), state: stateSchema, payment: paymentSchema },
   ['sessionId', 'state'],
 );
 
-export const SessionViewSchema = /* @__PURE__ */ loose(
+export const SessionViewSchema = loose(
   {
     sessionId: id('ses'),
     state: stateSchema,
