@@ -1,12 +1,12 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { buildPlugin } from '../scripts/build-plugin.js';
 
 const root = join(__dirname, '..');
 const walk = (dir: string): string[] => readdirSync(dir).flatMap((f) => (statSync(join(dir, f)).isDirectory() ? walk(join(dir, f)) : [join(dir, f)]));
 
+// The build itself ran once in jest's global setup (the component tests load it concurrently,
+// so a second build here would pull files from under them).
 describe('the plugin build', () => {
-  buildPlugin(root);
   const out = join(root, 'dist/plugin');
 
   it('is self-contained: every require stays inside the plugin and names no Node built-in', () => {

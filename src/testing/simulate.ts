@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { ScriptedScanner } from '../hosts/node';
@@ -7,8 +8,11 @@ import { ScriptedScanner } from '../hosts/node';
 // component under its plugin:// name, give it a wx whose requests really cross the network to a
 // sandbox platform, script the scanner, and drive it through its stable element ids.
 
-/** Where the plugin's sources live (the kit loads them as miniprogram-simulate loads any component). */
-export const PLUGIN_ROOT = join(__dirname, '../../plugin');
+/**
+ * The built plugin (`npm run build` writes it): the kit loads what ships, minified and bundled,
+ * as miniprogram-simulate loads any component.
+ */
+export const PLUGIN_ROOT = join(__dirname, '../../dist/plugin');
 export const CHECKOUT_PATH = join(PLUGIN_ROOT, 'components/checkout/index');
 
 type Simulate = {
@@ -32,6 +36,9 @@ export interface SimComponent {
 // Required lazily: miniprogram-simulate touches the DOM when loaded, and the kit's other helpers
 // (and its types) are also used from plain Node.
 function simulate(): Simulate {
+  if (!existsSync(join(PLUGIN_ROOT, 'plugin.json'))) {
+    throw new Error(`the built plugin is missing at ${PLUGIN_ROOT}: run \`npm run build\` before these tests`);
+  }
   return require('miniprogram-simulate') as Simulate;
 }
 
