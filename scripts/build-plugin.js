@@ -28,10 +28,15 @@ function minifyWxss(text) {
 // the .js); everything else is bundled in.
 const SHARED = ['./lib/sdk', '../../lib/sdk'];
 
+// Private members end in `_` (the SDK's convention for that), so they can be renamed short: they
+// never cross a file boundary, and nothing public or on the wire ends in `_`.
+const PRIVATE = /[^_]_$/;
+
 function bundle(entry, outfile, shared) {
   buildSync({
     entryPoints: [entry], outfile, bundle: true, minify: true, platform: 'browser', format: 'cjs',
     target: 'es2017', charset: 'utf8', legalComments: 'none', logLevel: 'warning', external: shared ? SHARED : [],
+    mangleProps: PRIVATE,
   });
 }
 

@@ -2,7 +2,10 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 
 const root = join(__dirname, '..');
-const walk = (dir: string): string[] => readdirSync(dir).flatMap((f) => (statSync(join(dir, f)).isDirectory() ? walk(join(dir, f)) : [join(dir, f)]));
+const walk = (dir: string): string[] =>
+  readdirSync(dir).flatMap((f) =>
+    statSync(join(dir, f)).isDirectory() ? walk(join(dir, f)) : [join(dir, f)],
+  );
 
 // The build itself ran once in jest's global setup (the component tests load it concurrently,
 // so a second build here would pull files from under them).
@@ -31,5 +34,23 @@ describe('the plugin build', () => {
     const app = JSON.parse(readFileSync(join(root, 'dist/demo/app.json'), 'utf8'));
     expect(Object.keys(app.plugins)).toEqual(['cardpay']);
     expect(existsSync(join(root, 'dist/demo/pages/cart/index.js'))).toBe(true);
+  });
+});
+
+describe('the SDK sources', () => {
+  it('name every private member with a trailing underscore, so the plugin build can shorten it', () => {
+    const sources = [...walk(join(root, 'src/core')), ...walk(join(root, 'src/hosts'))].filter(
+      (f) => f.endsWith('.ts'),
+    );
+    const offenders = sources.flatMap((file) =>
+      [
+        ...readFileSync(file, 'utf8').matchAll(
+          /^\s+(?:private|protected)\s+(?:(?:readonly|async)\s+)*(\w+)/gm,
+        ),
+      ]
+        .filter(([, name]) => !name.endsWith('_'))
+        .map(([, name]) => `${relative(root, file)}: ${name}`),
+    );
+    expect(offenders).toEqual([]);
   });
 });

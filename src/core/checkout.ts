@@ -2,7 +2,12 @@ import { parseCard, type CardReadReason, type DetectedKind } from './card/reader
 import { PlatformClient, type PlatformClientOptions } from './client';
 import { derivePinKey, hexBytes, passwordProof, sha256Hex } from './crypto';
 import { Emitter } from './emitter';
-import { clearCredentials, enrolTerminal, loadCredentials, type TerminalCredentials } from './enrolment';
+import {
+  clearCredentials,
+  enrolTerminal,
+  loadCredentials,
+  type TerminalCredentials,
+} from './enrolment';
 import { CardPayError, isCardPayError, type CardPayErrorCode } from './errors';
 import { delay } from './timers';
 import type { Host } from './host';
@@ -100,7 +105,12 @@ interface LiveSession {
 
 /** A prefetched session is used only while it has this much life left. */
 const SESSION_MARGIN_MS = 30000;
-const LOST_ANSWER: CardPayErrorCode[] = ['network_error', 'timeout', 'internal_error', 'payment_unavailable'];
+const LOST_ANSWER: CardPayErrorCode[] = [
+  'network_error',
+  'timeout',
+  'internal_error',
+  'payment_unavailable',
+];
 
 /**
  * The checkout flow of PROTOCOL.md §5, driven by method calls, reporting through events.
@@ -117,26 +127,36 @@ const LOST_ANSWER: CardPayErrorCode[] = ['network_error', 'timeout', 'internal_e
  */
 export class Checkout extends Emitter<CheckoutEvents> {
   readonly client: PlatformClient;
-  private readonly options: CheckoutOptions;
-  private readonly host: Host;
-  private snap: CheckoutSnapshot;
-  private credentials?: TerminalCredentials;
-  private session?: LiveSession;
-  private prefetching?: Promise<unknown>;
-  private polling = false;
-  private destroyed = false;
+  private readonly options_: CheckoutOptions;
+  private readonly host_: Host;
+  private snap_: CheckoutSnapshot;
+  private credentials_?: TerminalCredentials;
+  private session_?: LiveSession;
+  private prefetching_?: Promise<unknown>;
+  private polling_ = false;
+  private destroyed_ = false;
   /** Start-up in progress or done: every action waits for it, so a tap during start-up is not lost. */
-  private ready?: Promise<void>;
-  private readonly sleep: (ms: number) => Promise<void>;
+  private ready_?: Promise<void>;
+  private readonly sleep_: (ms: number) => Promise<void>;
 
   constructor(options: CheckoutOptions) {
     super();
-    if (!options || !options.host) throw new CardPayError('invalid_argument', 'createCheckout needs a host');
-    if (typeof options.merchantId !== 'string' || !/^mch_[A-Za-z0-9_]{1,60}$/.test(options.merchantId)) {
-      throw new CardPayError('config_invalid', `merchantId must look like "mch_…", got ${JSON.stringify(options.merchantId)}`);
+    if (!options || !options.host)
+      throw new CardPayError('invalid_argument', 'createCheckout needs a host');
+    if (
+      typeof options.merchantId !== 'string' ||
+      !/^mch_[A-Za-z0-9_]{1,60}$/.test(options.merchantId)
+    ) {
+      throw new CardPayError(
+        'config_invalid',
+        `merchantId must look like "mch_…", got ${JSON.stringify(options.merchantId)}`,
+      );
     }
     if (options.orderRef !== undefined && !/^mor_[A-Za-z0-9_]{1,60}$/.test(options.orderRef)) {
-      throw new CardPayError('config_invalid', `orderRef must look like "mor_…", got ${JSON.stringify(options.orderRef)}`);
+      throw new CardPayError(
+        'config_invalid',
+        `orderRef must look like "mor_…", got ${JSON.stringify(options.orderRef)}`,
+      );
     }
     if (options.orderRef === undefined && !isValidAmount(options.amount)) {
       throw new CardPayError(
@@ -146,13 +166,20 @@ export class Checkout extends Emitter<CheckoutEvents> {
     }
     const currency = options.currency ?? 'CNY';
     if (!/^[A-Z]{3}$/.test(currency)) {
-      throw new CardPayError('config_invalid', `currency must be an upper-case ISO 4217 code, got ${JSON.stringify(currency)}`);
+      throw new CardPayError(
+        'config_invalid',
+        `currency must be an upper-case ISO 4217 code, got ${JSON.stringify(currency)}`,
+      );
     }
-    this.options = options;
-    this.host = options.host;
-    this.sleep = options.network?.sleep ?? delay;
-    this.client = new PlatformClient({ ...options.network, baseUrl: options.platformUrl, host: options.host });
-    this.snap = {
+    this.options_ = options;
+    this.host_ = options.host;
+    this.sleep_ = options.network?.sleep ?? delay;
+    this.client = new PlatformClient({
+      ...options.network,
+      baseUrl: options.platformUrl,
+      host: options.host,
+    });
+    this.snap_ = {
       state: 'idle',
       busy: false,
       enrolled: false,
@@ -166,7 +193,7 @@ export class Checkout extends Emitter<CheckoutEvents> {
 
   /** The current snapshot. */
   get snapshot(): CheckoutSnapshot {
-    return this.snap;
+    return this.snap_;
   }
 
   /**
@@ -175,36 +202,36 @@ export class Checkout extends Emitter<CheckoutEvents> {
    * input port so that the scanner opens without waiting on the network.
    */
   start(): Promise<void> {
-    this.ready ??= this.load();
-    return this.ready;
+    this.ready_ ??= this.load_();
+    return this.ready_;
   }
 
-  private async load(): Promise<void> {
-    this.credentials = await loadCredentials(this.host, this.client.baseUrl);
-    this.client.identity = this.credentials;
-    const biometricModes = await this.biometricModes();
-    this.snap = { ...this.snap, enrolled: !!this.credentials, biometricModes };
-    const stored = await this.resumeStored();
+  private async load_(): Promise<void> {
+    this.credentials_ = await loadCredentials(this.host_, this.client.baseUrl);
+    this.client.identity = this.credentials_;
+    const biometricModes = await this.biometricModes_();
+    this.snap_ = { ...this.snap_, enrolled: !!this.credentials_, biometricModes };
+    const stored = await this.resumeStored_();
     if (stored.kind === 'adopted') return;
     if (stored.kind === 'unreachable') {
-      this.update({ state: 'idle', error: toCheckoutError(stored.error) });
+      this.update_({ state: 'idle', error: toCheckoutError(stored.error) });
       return;
     }
-    this.update({ state: 'idle' });
-    this.prefetch();
+    this.update_({ state: 'idle' });
+    this.prefetch_();
   }
 
   /** The tap on the plugin: enrolment on first use, else the scanner. */
   async begin(): Promise<void> {
     await this.start();
-    if (this.snap.busy || !['idle', 'cancelled', 'expired'].includes(this.snap.state)) return;
+    if (this.snap_.busy || !['idle', 'cancelled', 'expired'].includes(this.snap_.state)) return;
     // A session kept from a visit when the platform could not be asked: check it before anything
     // could open a second charge.
-    const stored = await this.resumeStored();
-    if (stored.kind === 'unreachable') return this.fail('idle', stored.error);
-    if (stored.kind === 'adopted' && this.snap.state !== 'idle') return;
-    if (!this.credentials) {
-      this.update({ state: 'enrolling', error: undefined });
+    const stored = await this.resumeStored_();
+    if (stored.kind === 'unreachable') return this.fail_('idle', stored.error);
+    if (stored.kind === 'adopted' && this.snap_.state !== 'idle') return;
+    if (!this.credentials_) {
+      this.update_({ state: 'enrolling', error: undefined });
       return;
     }
     await this.scan();
@@ -213,61 +240,68 @@ export class Checkout extends Emitter<CheckoutEvents> {
   /** Sets the payment password (entered twice) and registers the terminal, then opens the scanner. */
   async enrol(password: string, repeat: string): Promise<void> {
     await this.start();
-    if (this.snap.state !== 'enrolling' || this.snap.busy) return;
+    if (this.snap_.state !== 'enrolling' || this.snap_.busy) return;
     try {
-      this.update({ busy: true, error: undefined });
-      this.credentials = await enrolTerminal({
-        host: this.host,
+      this.update_({ busy: true, error: undefined });
+      this.credentials_ = await enrolTerminal({
+        host: this.host_,
         client: this.client,
         password,
         repeat,
-        iterations: this.options.iterations,
+        iterations: this.options_.iterations,
       });
-      this.snap = { ...this.snap, enrolled: true, busy: false };
+      this.snap_ = { ...this.snap_, enrolled: true, busy: false };
     } catch (error) {
-      this.fail('enrolling', error);
+      this.fail_('enrolling', error);
       return;
     }
-    this.prefetch();
+    this.prefetch_();
     await this.scan();
   }
 
   /** Opens the host's scanner with the platform's scan types and submits what it reads. */
   async scan(): Promise<void> {
     await this.start();
-    if (this.snap.busy) return;
-    this.update({ state: 'scanning', error: undefined });
+    if (this.snap_.busy) return;
+    this.update_({ state: 'scanning', error: undefined });
     let session: LiveSession;
     try {
-      session = await this.ensureSession();
+      session = await this.ensureSession_();
     } catch (error) {
-      this.fail('idle', error);
+      this.fail_('idle', error);
       return;
     }
-    const outcome = await this.host.scanCode({ scanType: session.inputPort?.scanTypes ?? ['qrCode', 'barCode'] });
+    const outcome = await this.host_.scanCode({
+      scanType: session.inputPort?.scanTypes ?? ['qrCode', 'barCode'],
+    });
     if (!outcome.ok) {
-      const code = outcome.reason === 'cancelled' ? 'scan_cancelled' : outcome.reason === 'denied' ? 'scan_denied' : 'scan_failed';
-      this.fail('idle', new CardPayError(code, outcome.message, { retryable: true }));
+      const code =
+        outcome.reason === 'cancelled'
+          ? 'scan_cancelled'
+          : outcome.reason === 'denied'
+            ? 'scan_denied'
+            : 'scan_failed';
+      this.fail_('idle', new CardPayError(code, outcome.message, { retryable: true }));
       return;
     }
-    await this.submitCard({ source: 'scan', scanType: outcome.scanType, payload: outcome.result });
+    await this.submitCard_({ source: 'scan', scanType: outcome.scanType, payload: outcome.result });
   }
 
   /** Submits a card number the user typed (when there is nothing to scan or the camera is refused). */
   async enterManually(digits: string): Promise<void> {
     await this.start();
-    if (this.snap.busy) return;
-    await this.submitCard({ source: 'manual', payload: String(digits ?? '') });
+    if (this.snap_.busy) return;
+    await this.submitCard_({ source: 'manual', payload: String(digits ?? '') });
   }
 
   /** Accepts the order confirmation; the platform answers with the authentication prompt. */
   async confirm(): Promise<void> {
-    await this.answerConfirmation(true);
+    await this.answerConfirmation_(true);
   }
 
   /** Rejects the order confirmation: the session ends as `cancelled`. */
   async reject(): Promise<void> {
-    await this.answerConfirmation(false);
+    await this.answerConfirmation_(false);
   }
 
   /**
@@ -276,25 +310,41 @@ export class Checkout extends Emitter<CheckoutEvents> {
    */
   async authenticate(inputs: AuthInput[]): Promise<void> {
     await this.start();
-    const { confirmation, authPrompt } = this.snap;
-    if (this.snap.state !== 'awaiting_authentication' || this.snap.busy || !confirmation || !authPrompt || !this.session) {
+    const { confirmation, authPrompt } = this.snap_;
+    if (
+      this.snap_.state !== 'awaiting_authentication' ||
+      this.snap_.busy ||
+      !confirmation ||
+      !authPrompt ||
+      !this.session_
+    ) {
       return;
     }
-    const session = this.session;
+    const session = this.session_;
     let factors: Factor[];
     try {
-      factors = await this.buildFactors(inputs, session.id, confirmation, authPrompt);
+      factors = await this.buildFactors_(inputs, session.id, confirmation, authPrompt);
     } catch (error) {
-      this.fail('awaiting_authentication', error);
+      this.fail_('awaiting_authentication', error);
       return;
     }
-    this.update({ busy: true, error: undefined });
+    this.update_({ busy: true, error: undefined });
     try {
       const key = await this.client.newIdempotencyKey();
-      const result = await this.client.authenticate(session.id, { challenge: authPrompt.challenge, factors }, key);
-      this.adopt({ sessionId: session.id, state: result.state, expiresAt: new Date(session.expiresAt).toISOString(), confirmation, payment: result.payment });
+      const result = await this.client.authenticate(
+        session.id,
+        { challenge: authPrompt.challenge, factors },
+        key,
+      );
+      this.adopt_({
+        sessionId: session.id,
+        state: result.state,
+        expiresAt: new Date(session.expiresAt).toISOString(),
+        confirmation,
+        payment: result.payment,
+      });
     } catch (error) {
-      await this.afterError(error, 'awaiting_authentication');
+      await this.afterError_(error, 'awaiting_authentication');
     }
   }
 
@@ -306,22 +356,28 @@ export class Checkout extends Emitter<CheckoutEvents> {
   /** After a failure or at the entry: starts over with a fresh session (another card, another try). */
   async retry(): Promise<void> {
     await this.start();
-    if (this.snap.busy || this.snap.state === 'processing') return;
-    if (this.session && this.session.state !== 'awaiting_order') {
-      this.session = undefined;
-      await this.forgetSession();
+    if (this.snap_.busy || this.snap_.state === 'processing') return;
+    if (this.session_ && this.session_.state !== 'awaiting_order') {
+      this.session_ = undefined;
+      await this.forgetSession_();
     }
-    this.update({ state: 'idle', error: undefined, confirmation: undefined, authPrompt: undefined, payment: undefined });
-    this.prefetch();
+    this.update_({
+      state: 'idle',
+      error: undefined,
+      confirmation: undefined,
+      authPrompt: undefined,
+      payment: undefined,
+    });
+    this.prefetch_();
   }
 
   /** Asks the platform again where a `processing` payment stands. */
   async refresh(): Promise<void> {
-    if (!this.session) return;
+    if (!this.session_) return;
     try {
-      this.adopt(await this.client.getSession(this.session.id));
+      this.adopt_(await this.client.getSession(this.session_.id));
     } catch (error) {
-      this.fail(this.snap.state, error);
+      this.fail_(this.snap_.state, error);
     }
   }
 
@@ -331,74 +387,108 @@ export class Checkout extends Emitter<CheckoutEvents> {
    */
   async cancel(): Promise<void> {
     await this.start();
-    const { state } = this.snap;
-    const session = this.session;
-    if (session && ['awaiting_order', 'awaiting_confirmation', 'awaiting_authentication'].includes(session.state)) {
+    const { state } = this.snap_;
+    const session = this.session_;
+    if (
+      session &&
+      ['awaiting_order', 'awaiting_confirmation', 'awaiting_authentication'].includes(session.state)
+    ) {
       try {
         await this.client.cancel(session.id, await this.client.newIdempotencyKey());
       } catch {
         // Best effort: an abandoned session expires on its own within its lifetime.
       }
-      this.session = undefined;
-      await this.forgetSession();
+      this.session_ = undefined;
+      await this.forgetSession_();
     }
     if (state !== 'processing' && state !== 'succeeded' && state !== 'failed') {
-      this.update({ state: 'cancelled', busy: false, error: undefined });
+      this.update_({ state: 'cancelled', busy: false, error: undefined });
     }
-    this.emit('cancel', {});
+    this.emit_('cancel', {});
   }
 
   /** Stops polling and drops every listener; the component calls it when detached. */
   destroy(): void {
-    this.destroyed = true;
-    this.removeAllListeners();
+    this.destroyed_ = true;
+    this.removeAllListeners_();
   }
 
   // -------------------------------------------------------------------------------------------
 
-  private async submitCard(card: CardInput): Promise<void> {
+  private async submitCard_(card: CardInput): Promise<void> {
     const read = parseCard(card.payload);
     if (!read.ok) {
-      this.fail('idle', new CardPayError('invalid_card', read.message), { reason: read.reason, detected: read.detected });
+      this.fail_('idle', new CardPayError('invalid_card', read.message), {
+        reason: read.reason,
+        detected: read.detected,
+      });
       return;
     }
-    this.update({ state: 'awaiting_order', busy: true, error: undefined });
+    this.update_({ state: 'awaiting_order', busy: true, error: undefined });
     try {
-      let session = await this.ensureSession();
-      const body = { amount: this.snap.amount ?? 0, currency: this.snap.currency, card };
+      let session = await this.ensureSession_();
+      const body = { amount: this.snap_.amount ?? 0, currency: this.snap_.currency, card };
       let result;
       try {
-        result = await this.client.submitOrder(session.id, body, await this.client.newIdempotencyKey());
+        result = await this.client.submitOrder(
+          session.id,
+          body,
+          await this.client.newIdempotencyKey(),
+        );
       } catch (error) {
         // A session can lapse while the user lines up the camera: open a new one, once, unseen.
         if (!isCardPayError(error) || error.code !== 'session_expired') throw error;
-        this.session = undefined;
-        session = await this.ensureSession();
-        result = await this.client.submitOrder(session.id, body, await this.client.newIdempotencyKey());
+        this.session_ = undefined;
+        session = await this.ensureSession_();
+        result = await this.client.submitOrder(
+          session.id,
+          body,
+          await this.client.newIdempotencyKey(),
+        );
       }
       session.state = result.state;
-      this.update({ state: 'awaiting_confirmation', busy: false, confirmation: result.confirmation });
+      this.update_({
+        state: 'awaiting_confirmation',
+        busy: false,
+        confirmation: result.confirmation,
+      });
     } catch (error) {
-      await this.afterError(error, 'idle');
+      await this.afterError_(error, 'idle');
     }
   }
 
-  private async answerConfirmation(accept: boolean): Promise<void> {
+  private async answerConfirmation_(accept: boolean): Promise<void> {
     await this.start();
-    const { confirmation } = this.snap;
-    if (this.snap.state !== 'awaiting_confirmation' || this.snap.busy || !confirmation?.confirmToken || !this.session) return;
-    const session = this.session;
-    this.update({ busy: true, error: undefined });
+    const { confirmation } = this.snap_;
+    if (
+      this.snap_.state !== 'awaiting_confirmation' ||
+      this.snap_.busy ||
+      !confirmation?.confirmToken ||
+      !this.session_
+    )
+      return;
+    const session = this.session_;
+    this.update_({ busy: true, error: undefined });
     try {
       const key = await this.client.newIdempotencyKey();
-      const result = await this.client.confirm(session.id, { confirmToken: confirmation.confirmToken, accept }, key);
-      this.adopt({ sessionId: session.id, state: result.state, expiresAt: new Date(session.expiresAt).toISOString(), confirmation, authPrompt: result.authPrompt });
+      const result = await this.client.confirm(
+        session.id,
+        { confirmToken: confirmation.confirmToken, accept },
+        key,
+      );
+      this.adopt_({
+        sessionId: session.id,
+        state: result.state,
+        expiresAt: new Date(session.expiresAt).toISOString(),
+        confirmation,
+        authPrompt: result.authPrompt,
+      });
     } catch (error) {
-      await this.afterError(error, 'awaiting_confirmation');
+      await this.afterError_(error, 'awaiting_confirmation');
     }
   }
 
-  private async buildFactors(
+  private async buildFactors_(
     inputs: AuthInput[],
     sessionId: string,
     confirmation: ConfirmationView,
@@ -410,10 +500,12 @@ export class Checkout extends Emitter<CheckoutEvents> {
     const factors: Factor[] = [];
     for (const input of inputs) {
       if (input.method === 'password') {
-        if (!/^[0-9]{6}$/.test(input.password)) throw new CardPayError('password_format', 'the payment password is exactly 6 digits');
-        const credentials = this.credentials;
+        if (!/^[0-9]{6}$/.test(input.password))
+          throw new CardPayError('password_format', 'the payment password is exactly 6 digits');
+        const credentials = this.credentials_;
         const salt = credentials && hexBytes(credentials.salt, 16);
-        if (!credentials || !salt) throw new CardPayError('not_enrolled', 'this terminal has no payment password');
+        if (!credentials || !salt)
+          throw new CardPayError('not_enrolled', 'this terminal has no payment password');
         const pinKey = derivePinKey(input.password, salt, credentials.iterations);
         factors.push({
           method: 'password',
@@ -427,26 +519,39 @@ export class Checkout extends Emitter<CheckoutEvents> {
         });
         pinKey.fill(0);
       } else if (input.method === 'cvv') {
-        if (!/^[0-9]{3,4}$/.test(input.cvv)) throw new CardPayError('cvv_format', 'the CVV is the 3 or 4 digits on the card');
+        if (!/^[0-9]{3,4}$/.test(input.cvv))
+          throw new CardPayError('cvv_format', 'the CVV is the 3 or 4 digits on the card');
         factors.push({ method: 'cvv', value: input.cvv });
       } else if (input.method === 'biometric') {
-        const provider = this.host.biometric;
-        const mode = input.mode ?? this.snap.biometricModes[0];
-        if (!provider || !mode) throw new CardPayError('biometric_unavailable', 'no biometric authenticator is lent by the host');
+        const provider = this.host_.biometric;
+        const mode = input.mode ?? this.snap_.biometricModes[0];
+        if (!provider || !mode)
+          throw new CardPayError(
+            'biometric_unavailable',
+            'no biometric authenticator is lent by the host',
+          );
         const assertion = await provider.authenticate(prompt.challenge, mode);
-        factors.push({ method: 'biometric', mode: assertion.mode, resultJSON: assertion.resultJSON, signature: assertion.signature });
+        factors.push({
+          method: 'biometric',
+          mode: assertion.mode,
+          resultJSON: assertion.resultJSON,
+          signature: assertion.signature,
+        });
       } else {
-        throw new CardPayError('invalid_argument', `unknown authentication method ${JSON.stringify((input as { method?: unknown }).method)}`);
+        throw new CardPayError(
+          'invalid_argument',
+          `unknown authentication method ${JSON.stringify((input as { method?: unknown }).method)}`,
+        );
       }
     }
     return factors;
   }
 
   /** One place that turns a platform's view of the session into the checkout's state. */
-  private adopt(view: SessionView, error?: CheckoutError): void {
-    if (this.destroyed) return; // an answer that arrives after the component left changes nothing
-    const previous = this.session;
-    this.session = {
+  private adopt_(view: SessionView, error?: CheckoutError): void {
+    if (this.destroyed_) return; // an answer that arrives after the component left changes nothing
+    const previous = this.session_;
+    this.session_ = {
       id: view.sessionId,
       state: view.state,
       expiresAt: Date.parse(view.expiresAt),
@@ -456,27 +561,42 @@ export class Checkout extends Emitter<CheckoutEvents> {
     const base = { ...order, busy: false, sessionId: view.sessionId, error };
     switch (view.state) {
       case 'awaiting_order':
-        this.update({ ...base, state: 'idle' });
+        this.update_({ ...base, state: 'idle' });
         return;
       case 'awaiting_confirmation':
-        this.update({ ...base, state: view.state, confirmation: view.confirmation ?? this.snap.confirmation });
-        return;
-      case 'awaiting_authentication':
-        this.update({
+        this.update_({
           ...base,
           state: view.state,
-          confirmation: view.confirmation ?? this.snap.confirmation,
-          authPrompt: view.authPrompt ?? this.snap.authPrompt,
+          confirmation: view.confirmation ?? this.snap_.confirmation,
+        });
+        return;
+      case 'awaiting_authentication':
+        this.update_({
+          ...base,
+          state: view.state,
+          confirmation: view.confirmation ?? this.snap_.confirmation,
+          authPrompt: view.authPrompt ?? this.snap_.authPrompt,
         });
         return;
       case 'processing':
-        this.update({ ...base, state: view.state, confirmation: view.confirmation ?? this.snap.confirmation, payment: view.payment });
-        void this.poll();
+        this.update_({
+          ...base,
+          state: view.state,
+          confirmation: view.confirmation ?? this.snap_.confirmation,
+          payment: view.payment,
+        });
+        void this.poll_();
         return;
       case 'succeeded':
-        this.update({ ...base, state: view.state, confirmation: view.confirmation ?? this.snap.confirmation, payment: view.payment, authPrompt: undefined });
-        void this.forgetSession();
-        if (view.payment) this.emit('success', { payment: view.payment });
+        this.update_({
+          ...base,
+          state: view.state,
+          confirmation: view.confirmation ?? this.snap_.confirmation,
+          payment: view.payment,
+          authPrompt: undefined,
+        });
+        void this.forgetSession_();
+        if (view.payment) this.emit_('success', { payment: view.payment });
         return;
       default: {
         const failure =
@@ -489,25 +609,30 @@ export class Checkout extends Emitter<CheckoutEvents> {
                 }),
               )
             : undefined);
-        this.update({ ...base, state: view.state, error: failure, authPrompt: undefined });
-        void this.forgetSession();
-        if (view.state === 'cancelled') this.emit('cancel', {});
-        else if (failure) this.emit('fail', { error: failure });
+        this.update_({ ...base, state: view.state, error: failure, authPrompt: undefined });
+        void this.forgetSession_();
+        if (view.state === 'cancelled') this.emit_('cancel', {});
+        else if (failure) this.emit_('fail', { error: failure });
       }
     }
   }
 
   /** Handles an action's error: expected outcomes become states; a lost answer is recovered from the platform. */
-  private async afterError(error: unknown, stayIn: CheckoutState): Promise<void> {
+  private async afterError_(error: unknown, stayIn: CheckoutState): Promise<void> {
     const e = toCheckoutError(error);
     const details = isCardPayError(error) ? error.details : {};
-    const session = this.session;
-    if (session && (LOST_ANSWER.includes(e.code) || e.code === 'challenge_stale' || e.code === 'confirm_token_invalid')) {
+    const session = this.session_;
+    if (
+      session &&
+      (LOST_ANSWER.includes(e.code) ||
+        e.code === 'challenge_stale' ||
+        e.code === 'confirm_token_invalid')
+    ) {
       try {
         const view = await this.client.getSession(session.id);
         if (view.state !== session.state || e.code === 'challenge_stale') {
-          this.adopt(view, e.code === 'challenge_stale' ? e : undefined);
-          if (e.code === 'challenge_stale') this.emit('fail', { error: e });
+          this.adopt_(view, e.code === 'challenge_stale' ? e : undefined);
+          if (e.code === 'challenge_stale') this.emit_('fail', { error: e });
           return;
         }
       } catch {
@@ -516,42 +641,53 @@ export class Checkout extends Emitter<CheckoutEvents> {
     }
     switch (e.code) {
       case 'auth_failed':
-        this.update({ state: 'awaiting_authentication', busy: false, authPrompt: details.authPrompt as AuthPrompt, error: e });
-        this.emit('fail', { error: e });
+        this.update_({
+          state: 'awaiting_authentication',
+          busy: false,
+          authPrompt: details.authPrompt as AuthPrompt,
+          error: e,
+        });
+        this.emit_('fail', { error: e });
         return;
       case 'auth_locked':
       case 'payment_declined':
         if (session) session.state = 'failed';
-        this.adopt({ sessionId: session?.id ?? '', state: 'failed', expiresAt: new Date().toISOString() }, e);
+        this.adopt_(
+          { sessionId: session?.id ?? '', state: 'failed', expiresAt: new Date().toISOString() },
+          e,
+        );
         return;
       case 'session_expired':
         if (session) session.state = 'expired';
-        this.adopt({ sessionId: session?.id ?? '', state: 'expired', expiresAt: new Date().toISOString() }, e);
+        this.adopt_(
+          { sessionId: session?.id ?? '', state: 'expired', expiresAt: new Date().toISOString() },
+          e,
+        );
         return;
       case 'terminal_unknown':
-        await this.forgetTerminal();
-        this.fail('idle', error);
+        await this.forgetTerminal_();
+        this.fail_('idle', error);
         return;
       default:
-        this.fail(stayIn, error);
+        this.fail_(stayIn, error);
     }
   }
 
-  private fail(state: CheckoutState, error: unknown, extra: Partial<CheckoutError> = {}): void {
+  private fail_(state: CheckoutState, error: unknown, extra: Partial<CheckoutError> = {}): void {
     const e = { ...toCheckoutError(error), ...extra };
-    this.update({ state, busy: false, error: e });
-    this.emit('fail', { error: e });
+    this.update_({ state, busy: false, error: e });
+    this.emit_('fail', { error: e });
   }
 
-  private async poll(): Promise<void> {
-    if (this.polling || !this.session) return;
-    this.polling = true;
-    const sessionId = this.session.id;
-    const deadline = this.now() + (this.options.pollTimeoutMs ?? 60000);
+  private async poll_(): Promise<void> {
+    if (this.polling_ || !this.session_) return;
+    this.polling_ = true;
+    const sessionId = this.session_.id;
+    const deadline = this.now_() + (this.options_.pollTimeoutMs ?? 60000);
     try {
-      while (!this.destroyed && this.now() < deadline) {
-        await this.sleep(this.options.pollIntervalMs ?? 1000);
-        if (this.destroyed || this.session?.id !== sessionId) return;
+      while (!this.destroyed_ && this.now_() < deadline) {
+        await this.sleep_(this.options_.pollIntervalMs ?? 1000);
+        if (this.destroyed_ || this.session_?.id !== sessionId) return;
         let view: SessionView;
         try {
           view = await this.client.getSession(sessionId);
@@ -559,42 +695,56 @@ export class Checkout extends Emitter<CheckoutEvents> {
           continue; // keep asking until the deadline; the payment is not lost by a failed poll
         }
         if (view.state !== 'processing') {
-          this.polling = false;
-          this.adopt(view);
+          this.polling_ = false;
+          this.adopt_(view);
           return;
         }
       }
     } finally {
-      this.polling = false;
+      this.polling_ = false;
     }
   }
 
-  private prefetch(): void {
-    if (!this.credentials || this.prefetching) return;
-    this.prefetching = this.ensureSession()
+  private prefetch_(): void {
+    if (!this.credentials_ || this.prefetching_) return;
+    this.prefetching_ = this.ensureSession_()
       .catch(() => undefined) // surfaced when the user taps, through ensureSession again
       .then(() => {
-        this.prefetching = undefined;
+        this.prefetching_ = undefined;
       });
   }
 
   /** A live session in `awaiting_order` with time to spare, made now if the prefetched one is gone. */
-  private async ensureSession(): Promise<LiveSession> {
-    if (this.prefetching) await this.prefetching;
-    const s = this.session;
-    if (s && s.state === 'awaiting_order' && s.expiresAt - this.now() > SESSION_MARGIN_MS) return s;
+  private async ensureSession_(): Promise<LiveSession> {
+    if (this.prefetching_) await this.prefetching_;
+    const s = this.session_;
+    if (s && s.state === 'awaiting_order' && s.expiresAt - this.now_() > SESSION_MARGIN_MS)
+      return s;
     const key = await this.client.newIdempotencyKey();
     const created = await this.client.createSession(
-      { merchantId: this.options.merchantId, ...(this.options.orderRef ? { orderRef: this.options.orderRef } : {}) },
+      {
+        merchantId: this.options_.merchantId,
+        ...(this.options_.orderRef ? { orderRef: this.options_.orderRef } : {}),
+      },
       key,
     );
-    this.session = { id: created.sessionId, state: created.state, expiresAt: Date.parse(created.expiresAt), inputPort: created.inputPort };
+    this.session_ = {
+      id: created.sessionId,
+      state: created.state,
+      expiresAt: Date.parse(created.expiresAt),
+      inputPort: created.inputPort,
+    };
     if (created.order) {
       // The merchant order's amount wins over the property.
-      this.snap = { ...this.snap, amount: created.order.amount, currency: created.order.currency, description: this.snap.description ?? created.order.description };
+      this.snap_ = {
+        ...this.snap_,
+        amount: created.order.amount,
+        currency: created.order.currency,
+        description: this.snap_.description ?? created.order.description,
+      };
     }
-    await this.host.storage.set(this.sessionKey(), created.sessionId).catch(() => undefined);
-    return this.session;
+    await this.host_.storage.set(this.sessionKey_(), created.sessionId).catch(() => undefined);
+    return this.session_;
   }
 
   /**
@@ -602,28 +752,30 @@ export class Checkout extends Emitter<CheckoutEvents> {
    * it is over (cancelled, expired, unknown); when the platform cannot be asked the id is kept,
    * since it may be a payment still going on.
    */
-  private async resumeStored(): Promise<{ kind: 'none' | 'adopted' } | { kind: 'unreachable'; error: unknown }> {
-    if (this.session || !this.credentials) return { kind: 'none' };
-    const stored = await this.host.storage.get(this.sessionKey());
+  private async resumeStored_(): Promise<
+    { kind: 'none' | 'adopted' } | { kind: 'unreachable'; error: unknown }
+  > {
+    if (this.session_ || !this.credentials_) return { kind: 'none' };
+    const stored = await this.host_.storage.get(this.sessionKey_());
     if (!stored) return { kind: 'none' };
     try {
       const view = await this.client.getSession(stored);
       if (view.state !== 'cancelled' && view.state !== 'expired') {
-        this.adopt(view);
+        this.adopt_(view);
         return { kind: 'adopted' };
       }
     } catch (error) {
       const code = isCardPayError(error) ? error.code : 'internal_error';
-      if (code === 'terminal_unknown') await this.forgetTerminal();
+      if (code === 'terminal_unknown') await this.forgetTerminal_();
       else if (code !== 'session_not_found') return { kind: 'unreachable', error };
     }
-    await this.forgetSession();
+    await this.forgetSession_();
     return { kind: 'none' };
   }
 
-  private async biometricModes(): Promise<BiometricMode[]> {
-    const provider = this.host.biometric;
-    if (!provider || this.credentials?.biometricScheme !== provider.scheme) return [];
+  private async biometricModes_(): Promise<BiometricMode[]> {
+    const provider = this.host_.biometric;
+    if (!provider || this.credentials_?.biometricScheme !== provider.scheme) return [];
     try {
       return await provider.available();
     } catch {
@@ -631,46 +783,54 @@ export class Checkout extends Emitter<CheckoutEvents> {
     }
   }
 
-  private sessionKey(): string {
-    return `cardpay.session.${sha256Hex(this.client.baseUrl).slice(0, 16)}.${this.options.orderRef ?? '_open'}`;
+  private sessionKey_(): string {
+    return `cardpay.session.${sha256Hex(this.client.baseUrl).slice(0, 16)}.${this.options_.orderRef ?? '_open'}`;
   }
 
-  private async forgetSession(): Promise<void> {
-    await this.host.storage.remove(this.sessionKey()).catch(() => undefined);
+  private async forgetSession_(): Promise<void> {
+    await this.host_.storage.remove(this.sessionKey_()).catch(() => undefined);
   }
 
-  private async forgetTerminal(): Promise<void> {
-    await clearCredentials(this.host, this.client.baseUrl).catch(() => undefined);
-    this.credentials = undefined;
+  private async forgetTerminal_(): Promise<void> {
+    await clearCredentials(this.host_, this.client.baseUrl).catch(() => undefined);
+    this.credentials_ = undefined;
     this.client.identity = undefined;
-    this.session = undefined;
-    this.snap = { ...this.snap, enrolled: false };
+    this.session_ = undefined;
+    this.snap_ = { ...this.snap_, enrolled: false };
   }
 
-  private now(): number {
-    return this.host.now ? this.host.now() : Date.now();
+  private now_(): number {
+    return this.host_.now ? this.host_.now() : Date.now();
   }
 
-  private update(patch: Partial<CheckoutSnapshot>): void {
-    if (this.destroyed) return;
-    const previous = this.snap;
-    this.snap = { ...previous, ...patch };
-    this.emit('change', this.snap);
-    if (previous.state !== this.snap.state) this.emit('statechange', { state: this.snap.state });
+  private update_(patch: Partial<CheckoutSnapshot>): void {
+    if (this.destroyed_) return;
+    const previous = this.snap_;
+    this.snap_ = { ...previous, ...patch };
+    this.emit_('change', this.snap_);
+    if (previous.state !== this.snap_.state) this.emit_('statechange', { state: this.snap_.state });
   }
 }
 
 /** Normalises anything thrown into the error the UI and events carry. Never leaks a stack. */
 export function toCheckoutError(error: unknown): CheckoutError {
   if (isCardPayError(error)) {
-    const out: CheckoutError = { code: error.code, message: error.message, retryable: error.retryable };
+    const out: CheckoutError = {
+      code: error.code,
+      message: error.message,
+      retryable: error.retryable,
+    };
     const declineCode = error.details.declineCode;
     if (typeof declineCode === 'string') out.declineCode = declineCode;
     const prompt = error.details.authPrompt as AuthPrompt | undefined;
     if (prompt && typeof prompt.attemptsLeft === 'number') out.attemptsLeft = prompt.attemptsLeft;
     return out;
   }
-  return { code: 'internal_error', message: 'an unexpected error occurred in the checkout', retryable: true };
+  return {
+    code: 'internal_error',
+    message: 'an unexpected error occurred in the checkout',
+    retryable: true,
+  };
 }
 
 /** Creates a checkout without UI, for merchants who draw their own. */

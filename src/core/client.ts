@@ -1,4 +1,11 @@
-import { constantTimeEqual, EMPTY_BODY_HASH, hexBytes, sha256Hex, signRequest, signResponse } from './crypto';
+import {
+  constantTimeEqual,
+  EMPTY_BODY_HASH,
+  hexBytes,
+  sha256Hex,
+  signRequest,
+  signResponse,
+} from './crypto';
 import { toHex, utf8Decode } from './encoding';
 import { CardPayError, type CardPayErrorCode } from './errors';
 import { delay } from './timers';
@@ -71,68 +78,129 @@ export class PlatformClient {
   readonly baseUrl: string;
   /** The signing identity; set after registration or when loaded from storage. */
   identity?: TerminalIdentity;
-  private readonly host: Host;
-  private readonly timeoutMs: number;
-  private readonly maxAttempts: number;
-  private readonly backoffMs: number;
-  private readonly maxRetryAfterMs: number;
-  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly host_: Host;
+  private readonly timeoutMs_: number;
+  private readonly maxAttempts_: number;
+  private readonly backoffMs_: number;
+  private readonly maxRetryAfterMs_: number;
+  private readonly sleep_: (ms: number) => Promise<void>;
   /** Server clock minus ours, learnt from a `timestamp_skew` answer. */
-  private skewMs = 0;
+  private skewMs_ = 0;
 
   constructor(options: PlatformClientOptions) {
     this.baseUrl = normaliseBaseUrl(options.baseUrl);
-    this.host = options.host;
-    this.timeoutMs = options.timeoutMs ?? 10000;
-    this.maxAttempts = Math.max(1, options.maxAttempts ?? 3);
-    this.backoffMs = options.backoffMs ?? 300;
-    this.maxRetryAfterMs = options.maxRetryAfterMs ?? 5000;
-    this.sleep = options.sleep ?? delay;
+    this.host_ = options.host;
+    this.timeoutMs_ = options.timeoutMs ?? 10000;
+    this.maxAttempts_ = Math.max(1, options.maxAttempts ?? 3);
+    this.backoffMs_ = options.backoffMs ?? 300;
+    this.maxRetryAfterMs_ = options.maxRetryAfterMs ?? 5000;
+    this.sleep_ = options.sleep ?? delay;
   }
 
   /** A new key for one logical action (32 hex characters). */
   async newIdempotencyKey(): Promise<string> {
-    return toHex(await this.host.randomBytes(16));
+    return toHex(await this.host_.randomBytes(16));
   }
 
   /** `POST /v1/terminals` (unsigned). */
   async register(body: RegisterTerminalRequest): Promise<RegisterTerminalResponse> {
-    return this.call({ method: 'POST', path: '/v1/terminals', body, signed: false, schema: RegisterTerminalResponseSchema });
+    return this.call_({
+      method: 'POST',
+      path: '/v1/terminals',
+      body,
+      signed: false,
+      schema: RegisterTerminalResponseSchema,
+    });
   }
 
   /** `POST /v1/sessions`: the card-number input port. */
   async createSession(body: CreateSessionRequest, idempotencyKey: string): Promise<SessionCreated> {
-    return this.call({ method: 'POST', path: '/v1/sessions', body, idempotencyKey, signed: true, schema: SessionCreatedSchema });
+    return this.call_({
+      method: 'POST',
+      path: '/v1/sessions',
+      body,
+      idempotencyKey,
+      signed: true,
+      schema: SessionCreatedSchema,
+    });
   }
 
   /** `POST /v1/sessions/{id}/order`. */
-  async submitOrder(sessionId: string, body: OrderRequest, idempotencyKey: string): Promise<OrderResponse> {
-    return this.call({ method: 'POST', path: sessionPath(sessionId, '/order'), body, idempotencyKey, signed: true, schema: OrderResponseSchema });
+  async submitOrder(
+    sessionId: string,
+    body: OrderRequest,
+    idempotencyKey: string,
+  ): Promise<OrderResponse> {
+    return this.call_({
+      method: 'POST',
+      path: sessionPath(sessionId, '/order'),
+      body,
+      idempotencyKey,
+      signed: true,
+      schema: OrderResponseSchema,
+    });
   }
 
   /** `POST /v1/sessions/{id}/confirm`. */
-  async confirm(sessionId: string, body: ConfirmRequest, idempotencyKey: string): Promise<ConfirmResponse> {
-    return this.call({ method: 'POST', path: sessionPath(sessionId, '/confirm'), body, idempotencyKey, signed: true, schema: ConfirmResponseSchema });
+  async confirm(
+    sessionId: string,
+    body: ConfirmRequest,
+    idempotencyKey: string,
+  ): Promise<ConfirmResponse> {
+    return this.call_({
+      method: 'POST',
+      path: sessionPath(sessionId, '/confirm'),
+      body,
+      idempotencyKey,
+      signed: true,
+      schema: ConfirmResponseSchema,
+    });
   }
 
   /** `POST /v1/sessions/{id}/authenticate`. */
-  async authenticate(sessionId: string, body: AuthenticateRequest, idempotencyKey: string): Promise<AuthenticateResponse> {
-    return this.call({ method: 'POST', path: sessionPath(sessionId, '/authenticate'), body, idempotencyKey, signed: true, schema: AuthenticateResponseSchema });
+  async authenticate(
+    sessionId: string,
+    body: AuthenticateRequest,
+    idempotencyKey: string,
+  ): Promise<AuthenticateResponse> {
+    return this.call_({
+      method: 'POST',
+      path: sessionPath(sessionId, '/authenticate'),
+      body,
+      idempotencyKey,
+      signed: true,
+      schema: AuthenticateResponseSchema,
+    });
   }
 
   /** `POST /v1/sessions/{id}/cancel` (an extension of the reference platform): ends a session before `processing`. */
   async cancel(sessionId: string, idempotencyKey: string): Promise<SessionView> {
-    return this.call({ method: 'POST', path: sessionPath(sessionId, '/cancel'), body: {}, idempotencyKey, signed: true, schema: SessionViewSchema });
+    return this.call_({
+      method: 'POST',
+      path: sessionPath(sessionId, '/cancel'),
+      body: {},
+      idempotencyKey,
+      signed: true,
+      schema: SessionViewSchema,
+    });
   }
 
   /** `GET /v1/sessions/{id}`: where a session stands, after a lost response or a restart. */
   async getSession(sessionId: string): Promise<SessionView> {
-    return this.call({ method: 'GET', path: sessionPath(sessionId, ''), signed: true, schema: SessionViewSchema });
+    return this.call_({
+      method: 'GET',
+      path: sessionPath(sessionId, ''),
+      signed: true,
+      schema: SessionViewSchema,
+    });
   }
 
-  private async call<T>(call: Call): Promise<T> {
+  private async call_<T>(call: Call): Promise<T> {
     if (call.signed && !this.identity) {
-      throw new CardPayError('not_enrolled', 'this terminal is not registered: enrol before making signed requests');
+      throw new CardPayError(
+        'not_enrolled',
+        'this terminal is not registered: enrol before making signed requests',
+      );
     }
     const bodyText = call.body === undefined ? undefined : JSON.stringify(call.body);
     const bodyHash = bodyText === undefined ? EMPTY_BODY_HASH : sha256Hex(bodyText);
@@ -143,16 +211,16 @@ export class PlatformClient {
     let attempt = 0;
     for (;;) {
       attempt++;
-      const nonce = toHex(await this.host.randomBytes(16));
+      const nonce = toHex(await this.host_.randomBytes(16));
       const headers: Record<string, string> = { accept: 'application/json' };
       if (bodyText !== undefined) headers['content-type'] = 'application/json';
       if (call.idempotencyKey) headers['idempotency-key'] = call.idempotencyKey;
       if (call.signed && this.identity) {
-        const timestamp = String(Math.floor((this.now() + this.skewMs) / 1000));
+        const timestamp = String(Math.floor((this.now_() + this.skewMs_) / 1000));
         headers['x-cardpay-terminal'] = this.identity.terminalId;
         headers['x-cardpay-timestamp'] = timestamp;
         headers['x-cardpay-nonce'] = nonce;
-        headers['x-cardpay-signature'] = signRequest(this.secret(), {
+        headers['x-cardpay-signature'] = signRequest(this.secret_(), {
           method: call.method,
           path: call.path,
           timestamp,
@@ -163,12 +231,12 @@ export class PlatformClient {
 
       let response: HostResponse;
       try {
-        response = await this.host.request({
+        response = await this.host_.request({
           method: call.method,
           url: this.baseUrl + call.path,
           headers,
           body: bodyText,
-          timeoutMs: this.timeoutMs,
+          timeoutMs: this.timeoutMs_,
         });
       } catch (cause) {
         const timedOut = (cause as { kind?: string })?.kind === 'timeout';
@@ -177,28 +245,35 @@ export class PlatformClient {
           `${call.method} ${call.path}: ${timedOut ? 'no answer in time' : 'the platform could not be reached'}`,
           { retryable: true },
         );
-        if (repeatable && attempt < this.maxAttempts) {
-          await this.sleep(this.backoff(attempt));
+        if (repeatable && attempt < this.maxAttempts_) {
+          await this.sleep_(this.backoff_(attempt));
           continue;
         }
         throw error;
       }
 
       const text = utf8Decode(response.body);
-      if (call.signed && !this.verify(response, nonce, text)) {
+      if (call.signed && !this.verify_(response, nonce, text)) {
         // An unsigned 5xx comes from something in front of the platform (a proxy, a load balancer).
         // Its body proves nothing, but a retry is safe, so it counts as the network failing.
-        if (repeatable && attempt < this.maxAttempts) {
-          await this.sleep(this.retryDelay(attempt, response));
+        if (repeatable && attempt < this.maxAttempts_) {
+          await this.sleep_(this.retryDelay_(attempt, response));
           continue;
         }
-        throw new CardPayError('network_error', `${call.method} ${call.path}: HTTP ${response.status} from in front of the platform`, { retryable: true, status: response.status });
+        throw new CardPayError(
+          'network_error',
+          `${call.method} ${call.path}: HTTP ${response.status} from in front of the platform`,
+          { retryable: true, status: response.status },
+        );
       }
       const parsed = parseJson(text);
       if (response.status >= 200 && response.status < 300) {
         const checked = validate<T>(call.schema, parsed);
         if (!checked.ok) {
-          throw new CardPayError('response_invalid', `${call.method} ${call.path}: unexpected answer: ${checked.message}`);
+          throw new CardPayError(
+            'response_invalid',
+            `${call.method} ${call.path}: unexpected answer: ${checked.message}`,
+          );
         }
         return checked.value;
       }
@@ -207,14 +282,19 @@ export class PlatformClient {
       if (error.code === 'timestamp_skew' && !resynced) {
         const serverSeconds = Number(response.headers['x-cardpay-timestamp']);
         if (Number.isFinite(serverSeconds)) {
-          this.skewMs = serverSeconds * 1000 - this.now();
+          this.skewMs_ = serverSeconds * 1000 - this.now_();
           resynced = true;
           attempt--; // a re-sync is not a retry
           continue;
         }
       }
-      if (error.retryable && repeatable && attempt < this.maxAttempts && isTransient(error.code, response.status)) {
-        await this.sleep(this.retryDelay(attempt, response));
+      if (
+        error.retryable &&
+        repeatable &&
+        attempt < this.maxAttempts_ &&
+        isTransient(error.code, response.status)
+      ) {
+        await this.sleep_(this.retryDelay_(attempt, response));
         continue;
       }
       throw error;
@@ -225,18 +305,20 @@ export class PlatformClient {
    * Rejects any answer whose signature is missing or wrong: it cannot be told from a forgery or a
    * replay. Returns false for an unsigned 5xx, which the caller treats as a transport failure.
    */
-  private verify(response: HostResponse, nonce: string, text: string): boolean {
+  private verify_(response: HostResponse, nonce: string, text: string): boolean {
     const timestamp = response.headers['x-cardpay-timestamp'];
     const signature = response.headers['x-cardpay-signature'];
     if (!timestamp || !signature) {
       if (response.status >= 500) return false;
       // The one answer a server cannot sign: it does not know this terminal.
       if (response.status === 401 && codeOf(parseJson(text)) === 'terminal_unknown') {
-        throw new CardPayError('terminal_unknown', 'the platform does not know this terminal', { status: 401 });
+        throw new CardPayError('terminal_unknown', 'the platform does not know this terminal', {
+          status: 401,
+        });
       }
       throw new CardPayError('response_unverified', 'the platform answer carries no signature');
     }
-    const expected = signResponse(this.secret(), {
+    const expected = signResponse(this.secret_(), {
       status: response.status,
       timestamp,
       requestNonce: nonce,
@@ -248,25 +330,27 @@ export class PlatformClient {
     return true;
   }
 
-  private secret(): Uint8Array {
+  private secret_(): Uint8Array {
     const bytes = this.identity && hexBytes(this.identity.terminalSecret, 32);
-    if (!bytes) throw new CardPayError('not_enrolled', 'the stored terminal secret is not 32 bytes of hex');
+    if (!bytes)
+      throw new CardPayError('not_enrolled', 'the stored terminal secret is not 32 bytes of hex');
     return bytes;
   }
 
-  private now(): number {
-    return this.host.now ? this.host.now() : Date.now();
+  private now_(): number {
+    return this.host_.now ? this.host_.now() : Date.now();
   }
 
-  private backoff(attempt: number): number {
-    const base = this.backoffMs * 2 ** (attempt - 1);
+  private backoff_(attempt: number): number {
+    const base = this.backoffMs_ * 2 ** (attempt - 1);
     return Math.round(base * (0.75 + Math.random() * 0.5));
   }
 
-  private retryDelay(attempt: number, response: HostResponse): number {
+  private retryDelay_(attempt: number, response: HostResponse): number {
     const retryAfter = Number(response.headers['retry-after']);
-    if (Number.isFinite(retryAfter) && retryAfter >= 0) return Math.min(retryAfter * 1000, this.maxRetryAfterMs);
-    return this.backoff(attempt);
+    if (Number.isFinite(retryAfter) && retryAfter >= 0)
+      return Math.min(retryAfter * 1000, this.maxRetryAfterMs_);
+    return this.backoff_(attempt);
   }
 }
 
@@ -306,7 +390,10 @@ function toError(status: number, body: unknown, call: Call): CardPayError {
 
 function sessionPath(sessionId: string, suffix: string): string {
   if (!/^ses_[A-Za-z0-9_]{1,60}$/.test(sessionId)) {
-    throw new CardPayError('invalid_argument', `expected a session id like "ses_…", got ${JSON.stringify(sessionId)}`);
+    throw new CardPayError(
+      'invalid_argument',
+      `expected a session id like "ses_…", got ${JSON.stringify(sessionId)}`,
+    );
   }
   return `/v1/sessions/${sessionId}${suffix}`;
 }
@@ -316,12 +403,17 @@ function sessionPath(sessionId: string, suffix: string): string {
  * Returns it without a trailing slash; throws `config_invalid` otherwise.
  */
 export function normaliseBaseUrl(url: string): string {
-  const m = typeof url === 'string' ? /^(https?):\/\/([^/?#]+)(\/[^?#]*)?$/i.exec(url.trim()) : null;
+  const m =
+    typeof url === 'string' ? /^(https?):\/\/([^/?#]+)(\/[^?#]*)?$/i.exec(url.trim()) : null;
   if (!m) {
-    throw new CardPayError('config_invalid', `platformUrl must be an absolute http(s) URL, got ${JSON.stringify(url)}`);
+    throw new CardPayError(
+      'config_invalid',
+      `platformUrl must be an absolute http(s) URL, got ${JSON.stringify(url)}`,
+    );
   }
   const hostname = m[2].replace(/:\d+$/, '').toLowerCase();
-  const loopback = hostname === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(hostname) || hostname === '[::1]';
+  const loopback =
+    hostname === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(hostname) || hostname === '[::1]';
   if (m[1].toLowerCase() !== 'https' && !loopback) {
     throw new CardPayError(
       'config_invalid',

@@ -2,21 +2,21 @@ import { setTimer } from './timers';
 
 /** A minimal typed event emitter: listeners run in order; one that throws does not stop the others. */
 export class Emitter<Events extends Record<string, unknown>> {
-  private listeners: { [K in keyof Events]?: ((payload: Events[K]) => void)[] } = {};
+  private listeners_: { [K in keyof Events]?: ((payload: Events[K]) => void)[] } = {};
 
   /** Adds a listener; returns the function that removes it. */
   on<K extends keyof Events>(event: K, listener: (payload: Events[K]) => void): () => void {
-    (this.listeners[event] ??= []).push(listener);
+    (this.listeners_[event] ??= []).push(listener);
     return () => this.off(event, listener);
   }
 
   off<K extends keyof Events>(event: K, listener: (payload: Events[K]) => void): void {
-    const list = this.listeners[event];
-    if (list) this.listeners[event] = list.filter((l) => l !== listener);
+    const list = this.listeners_[event];
+    if (list) this.listeners_[event] = list.filter((l) => l !== listener);
   }
 
-  protected emit<K extends keyof Events>(event: K, payload: Events[K]): void {
-    for (const listener of this.listeners[event] ?? []) {
+  protected emit_<K extends keyof Events>(event: K, payload: Events[K]): void {
+    for (const listener of this.listeners_[event] ?? []) {
       try {
         listener(payload);
       } catch (error) {
@@ -28,7 +28,7 @@ export class Emitter<Events extends Record<string, unknown>> {
     }
   }
 
-  protected removeAllListeners(): void {
-    this.listeners = {};
+  protected removeAllListeners_(): void {
+    this.listeners_ = {};
   }
 }

@@ -22,29 +22,29 @@ export class MemoryStorage implements HostStorage {
 /** Storage in one JSON file, written atomically (tools that keep a terminal between runs). */
 export class FileStorage implements HostStorage {
   constructor(readonly path: string) {}
-  private read(): Record<string, string> {
+  private read_(): Record<string, string> {
     try {
       return JSON.parse(readFileSync(this.path, 'utf8')) as Record<string, string>;
     } catch {
       return {};
     }
   }
-  private write(data: Record<string, string>): void {
+  private write_(data: Record<string, string>): void {
     mkdirSync(dirname(this.path), { recursive: true });
     const tmp = `${this.path}.${process.pid}.tmp`;
     writeFileSync(tmp, JSON.stringify(data), { mode: 0o600 });
     renameSync(tmp, this.path);
   }
   async get(key: string) {
-    return this.read()[key];
+    return this.read_()[key];
   }
   async set(key: string, value: string) {
-    this.write({ ...this.read(), [key]: value });
+    this.write_({ ...this.read_(), [key]: value });
   }
   async remove(key: string) {
-    const data = this.read();
+    const data = this.read_();
     delete data[key];
-    this.write(data);
+    this.write_(data);
   }
 }
 
@@ -55,12 +55,12 @@ export type ScriptedScan = string | ScanOutcome | { payload: string; scanType?: 
  * closed the scanner. It records the scan types it was opened with.
  */
 export class ScriptedScanner {
-  private readonly queue: ScriptedScan[] = [];
+  private readonly queue_: ScriptedScan[] = [];
   readonly openedWith: ScanType[][] = [];
 
   /** Queues payloads (or whole outcomes) for the next scans. */
   push(...scans: ScriptedScan[]): this {
-    this.queue.push(...scans);
+    this.queue_.push(...scans);
     return this;
   }
   /** Queues a user backing out of the scanner. */
@@ -68,11 +68,11 @@ export class ScriptedScanner {
     return this.push({ ok: false, reason: 'cancelled', message: 'the user closed the scanner' });
   }
   get pending(): number {
-    return this.queue.length;
+    return this.queue_.length;
   }
   async scanCode(options: { scanType: ScanType[] }): Promise<ScanOutcome> {
     this.openedWith.push([...options.scanType]);
-    const next = this.queue.shift();
+    const next = this.queue_.shift();
     if (next === undefined) return { ok: false, reason: 'cancelled', message: 'no scan was scripted' };
     if (typeof next === 'string') return { ok: true, result: next, scanType: 'qrCode' };
     if ('payload' in next) return { ok: true, result: next.payload, scanType: next.scanType ?? 'qrCode' };
