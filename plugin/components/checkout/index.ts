@@ -170,7 +170,7 @@ Component({
       local.factors = [...local.factors.filter((f) => f.method !== event.detail.method), event.detail];
       if (local.factors.length < view.required) {
         // Two methods are required above the merchant's threshold: ask for the next one.
-        this.setData({ hint: local.locale === 'zh_CN' ? '此金额需要再验证一种方式' : 'This amount needs one more method' });
+        this.setData({ hint: stringsFor(local.locale).oneMoreMethod });
         return;
       }
       const factors = local.factors;
