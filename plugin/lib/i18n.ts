@@ -117,6 +117,7 @@ const ERRORS: Record<string, Texts> = {
     'The two entries differ; please set the password again',
   ],
   auth_failed: ['支付密码错误', 'Wrong payment password'],
+  'auth_failed/biometric': ['生物识别未通过', 'Biometrics did not match'],
   auth_locked: [
     '密码错误次数过多，已锁定15分钟，请稍后再试',
     'Too many wrong attempts: locked for 15 minutes',
@@ -193,7 +194,7 @@ export function errorText(locale: Locale, error: CheckoutError): string {
   const refined =
     error.detected && error.detected !== 'text'
       ? error.detected
-      : (error.reason ?? error.declineCode);
+      : (error.reason ?? error.declineCode ?? error.method);
   let text = ((refined && ERRORS[`${error.code}/${refined}`]) ||
     ERRORS[error.code] ||
     ERRORS.default)[index];

@@ -13,6 +13,7 @@ import { delay } from './timers';
 import type { Host } from './host';
 import { isValidAmount } from './money';
 import type {
+  AuthMethod,
   AuthPrompt,
   BiometricMode,
   CardInput,
@@ -40,6 +41,8 @@ export interface CheckoutError {
   declineCode?: string;
   /** For `auth_failed`: attempts before the lockout. */
   attemptsLeft?: number;
+  /** For `auth_failed` after a single factor: the method that did not match. */
+  method?: AuthMethod;
 }
 
 /** Everything the UI renders. A new object per transition, so one transition is one `setData`. */
@@ -250,7 +253,9 @@ export class Checkout extends Emitter<CheckoutEvents> {
         repeat,
         iterations: this.options_.iterations,
       });
-      this.snap_ = { ...this.snap_, enrolled: true, busy: false };
+      // The biometric key was registered just now: the first payment may already use it.
+      const biometricModes = await this.biometricModes_();
+      this.snap_ = { ...this.snap_, enrolled: true, busy: false, biometricModes };
     } catch (error) {
       this.fail_('enrolling', error);
       return;
@@ -344,7 +349,11 @@ export class Checkout extends Emitter<CheckoutEvents> {
         payment: result.payment,
       });
     } catch (error) {
-      await this.afterError_(error, 'awaiting_authentication');
+      await this.afterError_(
+        error,
+        'awaiting_authentication',
+        inputs.length === 1 ? inputs[0].method : undefined,
+      );
     }
   }
 
@@ -618,8 +627,13 @@ export class Checkout extends Emitter<CheckoutEvents> {
   }
 
   /** Handles an action's error: expected outcomes become states; a lost answer is recovered from the platform. */
-  private async afterError_(error: unknown, stayIn: CheckoutState): Promise<void> {
+  private async afterError_(
+    error: unknown,
+    stayIn: CheckoutState,
+    method?: AuthMethod,
+  ): Promise<void> {
     const e = toCheckoutError(error);
+    if (e.code === 'auth_failed' && method) e.method = method;
     const details = isCardPayError(error) ? error.details : {};
     const session = this.session_;
     if (

@@ -116,6 +116,7 @@ export async function main(argv: string[]): Promise<void> {
       `sandbox merchant key: ${platform.sandboxMerchant.apiKey}`,
       `sandbox payment platform: ${platform.sandbox.url}`,
       `sandbox cards: ${SANDBOX_CARDS.approvedUnionPay19} (approved), ${SANDBOX_CARDS.approvedVisa} (approved), ${SANDBOX_CARDS.declined} (declined), ${SANDBOX_CARDS.slow} (slow), ${SANDBOX_CARDS.flaky} (flaky); CVV 999 is declined`,
+      "sandbox SOTER: any signature over an assertion of the session challenge passes, except all zeros (WeChat's own check is out of reach)",
     );
   }
   lines.push(

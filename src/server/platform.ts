@@ -5,6 +5,7 @@ import { buildApp, type Ctx } from './app';
 import { applyConfig, defaultConfig, loadConfigFile, newApiKey, sandboxMerchant, type PlatformConfig } from './config';
 import { loggerOptions } from './log';
 import { buildSandbox } from './sandbox/payment-platform';
+import { SandboxSoterVerifier } from './sandbox/soter';
 import { randomHex } from './secrets';
 import type { SoterVerifier } from './soter';
 import { SqliteStore } from './store';
@@ -32,7 +33,11 @@ export interface PlatformOptions {
   /** pino level, or 'silent'. */
   logLevel?: string;
   logStream?: NodeJS.WritableStream;
-  soter?: SoterVerifier;
+  /**
+   * Checks SOTER assertions. Sandbox mode installs the sandbox's stand-in unless one is given;
+   * `false` leaves SOTER unverifiable (then the platform does not offer it).
+   */
+  soter?: SoterVerifier | false;
   /** Called with a warning line (the CLI prints it to stderr). */
   warn?: (line: string) => void;
   clock?: () => number;
@@ -82,6 +87,11 @@ function masterKeyFor(options: PlatformOptions, sandbox: boolean, db: string): s
   return key;
 }
 
+function soterFor(options: PlatformOptions, sandbox: boolean): SoterVerifier | undefined {
+  if (options.soter === false) return undefined;
+  return options.soter ?? (sandbox ? new SandboxSoterVerifier() : undefined);
+}
+
 function sandboxDbFor(db: string): string {
   if (db === ':memory:') return ':memory:';
   const p = parse(db);
@@ -128,7 +138,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Runn
       sandbox = { url: url.replace('[::1]', 'localhost'), app: sandboxApp, db: sandboxDb };
       paymentUrl = sandbox.url;
     }
-    const { app, ctx } = await buildApp({ store, config, masterKey, paymentUrl: paymentUrl!, logger, soter: options.soter, reconcile: true, clock: options.clock });
+    const { app, ctx } = await buildApp({ store, config, masterKey, paymentUrl: paymentUrl!, logger, soter: soterFor(options, sandboxMode), reconcile: true, clock: options.clock });
     await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8787 });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : options.port;

@@ -6,6 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSandboxPlatform, type SpawnedPlatform } from '../../src/testing/platform';
+import { sandboxSoterBridge } from '../../src/testing/soter';
 import { find, input, installWx, loadCheckout, mount, recordEvents, screenOf, shimPluginGlobals, tap, text, typeDigits, waitFor, waitForScreen, type SimComponent } from '../../src/testing/simulate';
 
 const PASSWORD = '204816';
@@ -259,6 +260,48 @@ describe('the checkout component against the real platform', () => {
     await waitFor(() => text(comp, 'cardpay-start') === 'Pay by card', 'English');
     await toConfirmation(comp, '4242424242424242');
     expect(text(comp, 'cardpay-amount')).toBe('¥25.00');
+  });
+
+  describe('with SOTER lent by the host', () => {
+    const lend = (bridge: ReturnType<typeof sandboxSoterBridge> | undefined) => requirePlugin('cardpay').setHostBridge(bridge);
+    afterEach(() => lend(undefined));
+
+    it('pays with a fingerprint after a cancelled first try, the password still at hand', async () => {
+      const soter = sandboxSoterBridge({ outcomes: ['cancel'] });
+      lend(soter);
+      const { comp, events } = open();
+      await toPassword(comp, '4242424242424242');
+      expect(find(comp, 'cardpay-keypad')).not.toBeNull();
+      tap(comp, 'cardpay-biometric');
+      await waitFor(() => text(comp, 'cardpay-error') !== '', 'the cancel');
+      expect(text(comp, 'cardpay-error')).toBe('已取消生物识别，可改用支付密码');
+      tap(comp, 'cardpay-biometric');
+      await waitForScreen(comp, 'result');
+      expect(text(comp, 'cardpay-result')).toBe('支付成功');
+      expect(soter.calls.map((c) => c.modes)).toEqual([['fingerPrint'], ['fingerPrint']]);
+      expect(soter.calls[1].challenge).toMatch(/^[0-9a-f]{64}$/);
+      expect(events.find((e) => e.name === 'success')?.detail.payment).toMatchObject({ amount: 1999 });
+    });
+
+    it('counts a signature the platform refuses as a failed attempt, in words about biometrics', async () => {
+      lend(sandboxSoterBridge({ outcomes: ['mismatch'] }));
+      const { comp, events } = open();
+      await toPassword(comp, '4242424242424242');
+      tap(comp, 'cardpay-biometric');
+      await waitFor(() => text(comp, 'cardpay-error') !== '', 'the refusal');
+      expect(text(comp, 'cardpay-error')).toBe('生物识别未通过，还可尝试4次');
+      expect(fails(events)).toEqual(['auth_failed']);
+      typeDigits(comp, PASSWORD);
+      await waitForScreen(comp, 'result');
+      expect(text(comp, 'cardpay-result')).toBe('支付成功');
+    });
+
+    it('offers no biometric button on a device with nothing enrolled', async () => {
+      lend(sandboxSoterBridge({ modes: [] }));
+      const { comp } = open();
+      await toPassword(comp, '4242424242424242');
+      expect(find(comp, 'cardpay-biometric')).toBeNull();
+    });
   });
 
   it('says plainly when the host forgot to configure it', async () => {

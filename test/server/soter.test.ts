@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import Fastify from 'fastify';
 import type { BiometricProvider } from '../../src/core/host';
+import { SANDBOX_SOTER_REFUSED } from '../../src/server/sandbox/soter';
 import { WeChatSoterVerifier } from '../../src/server/soter';
 import { startSandboxPlatform, type SandboxPlatform } from '../../src/testing/platform';
 import { terminal, toPrompt } from '../support/server-harness';
@@ -16,15 +17,24 @@ standIn.post('/cgi-bin/soter/verify_signature', async (req) => {
   return { errcode: 0, errmsg: 'ok', is_ok: body.openid === 'openid-1' && body.json_signature === expected };
 });
 
-const soterLike = (tamper = false): BiometricProvider => ({
+// SOTER's resultJSON carries the challenge as `raw`, beside the device's TEE details.
+const soterLike = (options: { tamper?: boolean; raw?: string; signature?: string } = {}): BiometricProvider => ({
   scheme: 'soter',
   available: async () => ['fingerPrint'],
   authenticate: async (challenge, mode) => {
-    const resultJSON = JSON.stringify({ raw: challenge, challenge, fid: '101' });
-    const sig = createHash('sha256').update(tamper ? resultJSON + ' ' : resultJSON).digest('hex');
-    return { mode, resultJSON, signature: sig };
+    const resultJSON = JSON.stringify({ raw: options.raw ?? challenge, fid: '101', counter: 7, tee_n: 'TEE', tee_v: '1.0', cpu_id: 'c', uid: '10086' });
+    const sig = createHash('sha256').update(options.tamper ? resultJSON + ' ' : resultJSON).digest('hex');
+    return { mode, resultJSON, signature: options.signature ?? sig };
   },
 });
+
+async function pay(platform: SandboxPlatform, bio: BiometricProvider, key: string) {
+  const t = await terminal(platform, { biometric: bio });
+  const { sessionId, prompt } = await toPrompt(t, '4242424242424242');
+  expect(prompt.methods).toContain('biometric');
+  const assertion = await bio.authenticate(prompt.challenge, 'fingerPrint');
+  return { assertion, result: t.client.authenticate(sessionId, { challenge: prompt.challenge, factors: [{ method: 'biometric', ...assertion }] }, key) };
+}
 
 let platform: SandboxPlatform;
 beforeAll(async () => {
@@ -40,28 +50,45 @@ afterAll(async () => {
 
 describe('SOTER biometrics', () => {
   it('asks the verification service and pays when it says the signature holds', async () => {
-    const bio = soterLike();
-    const t = await terminal(platform, { biometric: bio });
-    const { sessionId, prompt } = await toPrompt(t, '4242424242424242');
-    expect(prompt.methods).toContain('biometric');
-    const assertion = await bio.authenticate(prompt.challenge, 'fingerPrint');
-    const r = await t.client.authenticate(sessionId, { challenge: prompt.challenge, factors: [{ method: 'biometric', ...assertion }] }, 'soter-key-01');
-    expect(r.state).toBe('succeeded');
+    const { assertion, result } = await pay(platform, soterLike(), 'soter-key-01');
+    expect((await result).state).toBe('succeeded');
     expect(seen.at(-1)).toMatchObject({ access_token: 'token-1', openid: 'openid-1', json_string: assertion.resultJSON });
   });
 
   it('counts a signature the service rejects as a failed attempt', async () => {
-    const bio = soterLike(true);
-    const t = await terminal(platform, { biometric: bio });
-    const { sessionId, prompt } = await toPrompt(t, '4242424242424242');
-    const assertion = await bio.authenticate(prompt.challenge, 'fingerPrint');
-    await expect(t.client.authenticate(sessionId, { challenge: prompt.challenge, factors: [{ method: 'biometric', ...assertion }] }, 'soter-key-02')).rejects.toMatchObject({ code: 'auth_failed' });
+    const { result } = await pay(platform, soterLike({ tamper: true }), 'soter-key-02');
+    await expect(result).rejects.toMatchObject({ code: 'auth_failed' });
+  });
+
+  it('refuses a genuine assertion of another challenge without asking the service', async () => {
+    const asked = seen.length;
+    const { result } = await pay(platform, soterLike({ raw: 'ab'.repeat(32) }), 'soter-key-03');
+    await expect(result).rejects.toMatchObject({ code: 'auth_failed' });
+    expect(seen).toHaveLength(asked);
+  });
+});
+
+describe('SOTER in the sandbox', () => {
+  let sandbox: SandboxPlatform;
+  beforeAll(async () => {
+    sandbox = await startSandboxPlatform();
+  });
+  afterAll(() => sandbox.close());
+
+  it('is offered and passes an assertion of the session challenge, WeChat being out of reach', async () => {
+    const { result } = await pay(sandbox, soterLike(), 'soter-key-04');
+    expect((await result).state).toBe('succeeded');
+  });
+
+  it('refuses the documented all-zero signature and an assertion of another challenge', async () => {
+    await expect((await pay(sandbox, soterLike({ signature: SANDBOX_SOTER_REFUSED }), 'soter-key-05')).result).rejects.toMatchObject({ code: 'auth_failed' });
+    await expect((await pay(sandbox, soterLike({ raw: 'cd'.repeat(32) }), 'soter-key-06')).result).rejects.toMatchObject({ code: 'auth_failed' });
   });
 });
 
 describe('SOTER without a verifier', () => {
   it('is not offered, since the platform could not check it', async () => {
-    const plain = await startSandboxPlatform();
+    const plain = await startSandboxPlatform({ soter: false });
     try {
       const t = await terminal(plain, { biometric: soterLike() });
       const { prompt } = await toPrompt(t, '4242424242424242');

@@ -303,12 +303,16 @@ async function checkFactor(ctx: Ctx, factor: Factor, s: SessionRow, terminal: Te
     case 'cvv':
       return true; // checked by the payment platform with the charge; never stored here
     case 'biometric': {
-      let claimed: unknown;
+      let assertion: { challenge?: unknown; raw?: unknown } | null;
       try {
-        claimed = (JSON.parse(factor.resultJSON) as { challenge?: unknown }).challenge;
+        assertion = JSON.parse(factor.resultJSON) as typeof assertion;
       } catch {
         return false;
       }
+      if (!assertion || typeof assertion !== 'object') return false;
+      // SOTER carries the caller's challenge as `raw` (its resultJSON has no `challenge` field);
+      // PROTOCOL.md §5.4 names it `challenge`. A SOTER assertion may bind through either.
+      const claimed = terminal.biometricScheme === 'soter' ? (assertion.raw ?? assertion.challenge) : assertion.challenge;
       if (typeof claimed !== 'string' || !hexEqual(s.challenge!, claimed)) return false;
       if (terminal.biometricScheme === 'sandbox-p256' && terminal.biometricPublicKey) {
         try {
