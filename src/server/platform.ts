@@ -34,10 +34,10 @@ export interface PlatformOptions {
   logLevel?: string;
   logStream?: NodeJS.WritableStream;
   /**
-   * Checks SOTER assertions. Sandbox mode installs the sandbox's stand-in unless one is given;
-   * `false` leaves SOTER unverifiable (then the platform does not offer it).
+   * Checks SOTER assertions (production: `WeChatSoterVerifier`). Sandbox mode installs the
+   * sandbox's stand-in unless one is given; without one, the platform does not offer SOTER.
    */
-  soter?: SoterVerifier | false;
+  soter?: SoterVerifier;
   /** Called with a warning line (the CLI prints it to stderr). */
   warn?: (line: string) => void;
   clock?: () => number;
@@ -88,7 +88,6 @@ function masterKeyFor(options: PlatformOptions, sandbox: boolean, db: string): s
 }
 
 function soterFor(options: PlatformOptions, sandbox: boolean): SoterVerifier | undefined {
-  if (options.soter === false) return undefined;
   return options.soter ?? (sandbox ? new SandboxSoterVerifier() : undefined);
 }
 

@@ -87,9 +87,12 @@ describe('SOTER in the sandbox', () => {
 });
 
 describe('SOTER without a verifier', () => {
-  it('is not offered, since the platform could not check it', async () => {
-    const plain = await startSandboxPlatform({ soter: false });
+  it('is not offered in production mode, since the platform could not check it', async () => {
+    // Production mode: a payment URL of its own (the sandbox's, borrowed) and no sandbox stand-in.
+    const merchants = [{ id: 'mch_sandbox', apiKeySha256: createHash('sha256').update('k').digest('hex'), openAmounts: true }];
+    const plain = await startSandboxPlatform({ paymentUrl: platform.sandbox!.url, configObject: { merchants } });
     try {
+      expect(plain.sandbox).toBeUndefined();
       const t = await terminal(plain, { biometric: soterLike() });
       const { prompt } = await toPrompt(t, '4242424242424242');
       expect(prompt.methods).toEqual(['password', 'cvv']);
