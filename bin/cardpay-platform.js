@@ -8,7 +8,9 @@ if (!fs.existsSync(cli)) {
   try {
     require('../scripts/build.js').buildServer();
   } catch (error) {
-    process.stderr.write(`cardpay-platform: the server is not built and building it failed (${error.message}); run npm install, then npm run build\n`);
+    process.stderr.write(
+      `cardpay-platform: the server is not built and building it failed (${error.message}); run npm install, then npm run build\n`,
+    );
     process.exit(2);
   }
 }

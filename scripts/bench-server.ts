@@ -21,14 +21,22 @@ async function serve(kind: string): Promise<void> {
     app.get('/v1/health', async () => ({ status: 'ok' }));
     console.log(`URL ${await app.listen({ port: 0, host: '127.0.0.1' })}`);
   } else {
-    const p = await startSandboxPlatform({ paymentTimeoutMs: 3000, configObject: { registrationsPerMinute: 100000 } });
+    const p = await startSandboxPlatform({
+      paymentTimeoutMs: 3000,
+      configObject: { registrationsPerMinute: 100000 },
+    });
     console.log(`URL ${p.url}`);
   }
 }
 
 function child(kind: string): Promise<{ url: string; proc: ChildProcess }> {
-  const flags = process.env.BENCH_PROFILE && kind === 'platform' ? ['--cpu-prof', '--cpu-prof-dir=/tmp/cardpay-prof'] : [];
-  const proc = spawn(process.execPath, [...flags, __filename, 'serve', kind], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const flags =
+    process.env.BENCH_PROFILE && kind === 'platform'
+      ? ['--cpu-prof', '--cpu-prof-dir=/tmp/cardpay-prof']
+      : [];
+  const proc = spawn(process.execPath, [...flags, __filename, 'serve', kind], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   return new Promise((resolve, reject) => {
     let out = '';
     proc.stdout!.on('data', (c: Buffer) => {
@@ -51,14 +59,38 @@ function stop(proc: ChildProcess): Promise<void> {
 
 // ---- a lean client --------------------------------------------------------------------------
 
-function http(url: string, method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; body: string }> {
+function http(
+  url: string,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
-    const req = request({ agent, hostname: u.hostname, port: u.port, method, path, headers: body ? { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-    });
+    const req = request(
+      {
+        agent,
+        hostname: u.hostname,
+        port: u.port,
+        method,
+        path,
+        headers: body
+          ? {
+              ...headers,
+              'content-type': 'application/json',
+              'content-length': String(Buffer.byteLength(body)),
+            }
+          : headers,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+        );
+      },
+    );
     req.on('error', reject);
     if (body) req.write(body);
     req.end();
@@ -76,8 +108,15 @@ async function signed(url: string, t: Terminal, method: string, path: string, pa
   const body = payload === undefined ? undefined : JSON.stringify(payload);
   const ts = String(Math.floor(Date.now() / 1000));
   const nonce = randomBytes(16).toString('hex');
-  const sig = createHmac('sha256', t.secret).update([method, path, ts, nonce, sha(body ?? '')].join('\n')).digest('hex');
-  const headers: Record<string, string> = { 'x-cardpay-terminal': t.id, 'x-cardpay-timestamp': ts, 'x-cardpay-nonce': nonce, 'x-cardpay-signature': sig };
+  const sig = createHmac('sha256', t.secret)
+    .update([method, path, ts, nonce, sha(body ?? '')].join('\n'))
+    .digest('hex');
+  const headers: Record<string, string> = {
+    'x-cardpay-terminal': t.id,
+    'x-cardpay-timestamp': ts,
+    'x-cardpay-nonce': nonce,
+    'x-cardpay-signature': sig,
+  };
   if (method === 'POST') headers['idempotency-key'] = randomBytes(12).toString('hex');
   const res = await http(url, method, path, headers, body);
   if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${res.body}`);
@@ -86,7 +125,10 @@ async function signed(url: string, t: Terminal, method: string, path: string, pa
 
 /** CPU seconds a process has used (user + system), from /proc: the server's own cost, whoever waits on whom. */
 function cpuSeconds(pid: number): number {
-  const fields = require('node:fs').readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  const fields = require('node:fs')
+    .readFileSync(`/proc/${pid}/stat`, 'utf8')
+    .split(') ')[1]
+    .split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (CLK_TCK 100)
 }
 
@@ -94,21 +136,28 @@ const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
 };
-const summary = (lat: Record<string, number[]>) => STEPS.map((s) => `${s} p50 ${pct(lat[s], 50).toFixed(1)} / p99 ${pct(lat[s], 99).toFixed(1)} ms`).join('; ');
+const summary = (lat: Record<string, number[]>) =>
+  STEPS.map(
+    (s) => `${s} p50 ${pct(lat[s], 50).toFixed(1)} / p99 ${pct(lat[s], 99).toFixed(1)} ms`,
+  ).join('; ');
 
 async function bare(requests: number): Promise<{ rate: number; cpuPerRequest: number }> {
   const { url, proc } = await child('bare');
   // Warm up (JIT, sockets) before measuring, as for the platform below.
   let next = -Math.round(requests / 4);
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (next++ < 0) await http(url, 'GET', '/v1/health', {});
-  }));
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next++ < 0) await http(url, 'GET', '/v1/health', {});
+    }),
+  );
   next = 0;
   const cpu0 = cpuSeconds(proc.pid!);
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (next++ < requests) await http(url, 'GET', '/v1/health', {});
-  }));
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next++ < requests) await http(url, 'GET', '/v1/health', {});
+    }),
+  );
   const rate = requests / ((performance.now() - t0) / 1000);
   const cpuPerRequest = (cpuSeconds(proc.pid!) - cpu0) / requests;
   await stop(proc);
@@ -123,7 +172,15 @@ async function main() {
   const { url, proc } = await child('platform');
   const terminals: Terminal[] = [];
   for (let i = 0; i < CONCURRENCY; i++) {
-    const r = await http(url, 'POST', '/v1/terminals', {}, JSON.stringify({ password: { salt: salt.toString('hex'), iterations: 10000, key: pinKey.toString('hex') } }));
+    const r = await http(
+      url,
+      'POST',
+      '/v1/terminals',
+      {},
+      JSON.stringify({
+        password: { salt: salt.toString('hex'), iterations: 10000, key: pinKey.toString('hex') },
+      }),
+    );
     const body = JSON.parse(r.body);
     terminals.push({ id: body.terminalId, secret: Buffer.from(body.terminalSecret, 'hex') });
   }
@@ -136,28 +193,57 @@ async function main() {
     return r;
   };
   async function checkout(t: Terminal, n: number) {
-    const s = await timed('session', () => signed(url, t, 'POST', '/v1/sessions', { merchantId: 'mch_sandbox' }));
-    const o = await timed('order', () => signed(url, t, 'POST', `/v1/sessions/${s.sessionId}/order`, { amount: 1000 + (n % 500), currency: 'CNY', card: { source: 'scan', scanType: 'qrCode', payload: cards[n % cards.length] } }));
-    const c = await timed('confirm', () => signed(url, t, 'POST', `/v1/sessions/${s.sessionId}/confirm`, { confirmToken: o.confirmation.confirmToken, accept: true }));
+    const s = await timed('session', () =>
+      signed(url, t, 'POST', '/v1/sessions', { merchantId: 'mch_sandbox' }),
+    );
+    const o = await timed('order', () =>
+      signed(url, t, 'POST', `/v1/sessions/${s.sessionId}/order`, {
+        amount: 1000 + (n % 500),
+        currency: 'CNY',
+        card: { source: 'scan', scanType: 'qrCode', payload: cards[n % cards.length] },
+      }),
+    );
+    const c = await timed('confirm', () =>
+      signed(url, t, 'POST', `/v1/sessions/${s.sessionId}/confirm`, {
+        confirmToken: o.confirmation.confirmToken,
+        accept: true,
+      }),
+    );
     const { challenge } = c.authPrompt;
-    const message = ['cardpay-auth-v1', s.sessionId, challenge, o.confirmation.orderId, o.confirmation.amount, 'CNY'].join('\n');
+    const message = [
+      'cardpay-auth-v1',
+      s.sessionId,
+      challenge,
+      o.confirmation.orderId,
+      o.confirmation.amount,
+      'CNY',
+    ].join('\n');
     const proof = createHmac('sha256', pinKey).update(message).digest('hex');
-    const a = await timed('authenticate', () => signed(url, t, 'POST', `/v1/sessions/${s.sessionId}/authenticate`, { challenge, factors: [{ method: 'password', proof }] }));
+    const a = await timed('authenticate', () =>
+      signed(url, t, 'POST', `/v1/sessions/${s.sessionId}/authenticate`, {
+        challenge,
+        factors: [{ method: 'password', proof }],
+      }),
+    );
     if (a.state !== 'succeeded') throw new Error(`checkout ended ${a.state}`);
   }
 
   // 1. Capacity: every terminal runs checkouts back to back, after an unmeasured warm-up.
   let started = -Math.round(CHECKOUTS / 4);
-  await Promise.all(terminals.map(async (t) => {
-    while (started < 0) await checkout(t, started++ + CHECKOUTS);
-  }));
+  await Promise.all(
+    terminals.map(async (t) => {
+      while (started < 0) await checkout(t, started++ + CHECKOUTS);
+    }),
+  );
   latencies = Object.fromEntries(STEPS.map((s) => [s, []]));
   started = 0;
   const cpu0 = cpuSeconds(proc.pid!);
   const t0 = performance.now();
-  await Promise.all(terminals.map(async (t) => {
-    while (started < CHECKOUTS) await checkout(t, started++);
-  }));
+  await Promise.all(
+    terminals.map(async (t) => {
+      while (started < CHECKOUTS) await checkout(t, started++);
+    }),
+  );
   const checkoutsPerS = CHECKOUTS / ((performance.now() - t0) / 1000);
   const cpuPerSignedRequest = (cpuSeconds(proc.pid!) - cpu0) / (CHECKOUTS * 4);
   const saturated = summary(latencies);
@@ -182,19 +268,26 @@ async function main() {
   const bareRate = (bareBefore.rate + bareAfter.rate) / 2;
   const bareCpu = (bareBefore.cpuPerRequest + bareAfter.cpuPerRequest) / 2;
 
-  console.log(`bare Fastify GET /v1/health: ${bareRate.toFixed(0)} req/s (${bareBefore.rate.toFixed(0)} before, ${bareAfter.rate.toFixed(0)} after), ${CONCURRENCY} connections, ${(bareCpu * 1e6).toFixed(0)} µs of server CPU per request`);
-  console.log(`full checkouts (${CHECKOUTS}, ${CONCURRENCY} terminals): ${checkoutsPerS.toFixed(0)}/s = ${(checkoutsPerS * 4).toFixed(0)} signed req/s = ${((checkoutsPerS * 400) / bareRate).toFixed(1)}% of bare Fastify's rate (budget >= 30%)`);
-  console.log(`  server CPU per signed request ${(cpuPerSignedRequest * 1e6).toFixed(0)} µs (payment platform included): at equal CPU, ${((100 * bareCpu) / cpuPerSignedRequest).toFixed(1)}% of bare Fastify's rate`);
+  console.log(
+    `bare Fastify GET /v1/health: ${bareRate.toFixed(0)} req/s (${bareBefore.rate.toFixed(0)} before, ${bareAfter.rate.toFixed(0)} after), ${CONCURRENCY} connections, ${(bareCpu * 1e6).toFixed(0)} µs of server CPU per request`,
+  );
+  console.log(
+    `full checkouts (${CHECKOUTS}, ${CONCURRENCY} terminals): ${checkoutsPerS.toFixed(0)}/s = ${(checkoutsPerS * 4).toFixed(0)} signed req/s = ${((checkoutsPerS * 400) / bareRate).toFixed(1)}% of bare Fastify's rate (budget >= 30%)`,
+  );
+  console.log(
+    `  server CPU per signed request ${(cpuPerSignedRequest * 1e6).toFixed(0)} µs (payment platform included): at equal CPU, ${((100 * bareCpu) / cpuPerSignedRequest).toFixed(1)}% of bare Fastify's rate`,
+  );
   console.log(`  at saturation: ${saturated}`);
-  console.log(`steady ${rate.toFixed(0)} checkouts/s (half capacity) for ${total}: ${summary(latencies)} (budget p99 <= 10 ms)`);
+  console.log(
+    `steady ${rate.toFixed(0)} checkouts/s (half capacity) for ${total}: ${summary(latencies)} (budget p99 <= 10 ms)`,
+  );
   agent.destroy();
 }
 
 if (process.argv[2] === 'serve') {
   process.on('SIGINT', () => process.exit(0));
   void serve(process.argv[3]);
-}
-else
+} else
   main().catch((error) => {
     console.error(error);
     process.exit(1);

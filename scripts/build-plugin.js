@@ -8,11 +8,17 @@ const path = require('node:path');
 const BUDGET = 48 * 1024;
 
 function walk(dir) {
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
 }
 
 function minifyWxml(text) {
-  return text.replace(/<!--[\s\S]*?-->/g, '').replace(/>\s+</g, '><').replace(/\s{2,}/g, ' ').trim();
+  return text
+    .replace(/<!--[\s\S]*?-->/g, '')
+    .replace(/>\s+</g, '><')
+    .replace(/\s{2,}/g, ' ')
+    .trim();
 }
 
 function minifyWxss(text) {
@@ -34,8 +40,17 @@ const PRIVATE = /[^_]_$/;
 
 function bundle(entry, outfile, shared) {
   buildSync({
-    entryPoints: [entry], outfile, bundle: true, minify: true, platform: 'browser', format: 'cjs',
-    target: 'es2017', charset: 'utf8', legalComments: 'none', logLevel: 'warning', external: shared ? SHARED : [],
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    minify: true,
+    platform: 'browser',
+    format: 'cjs',
+    target: 'es2017',
+    charset: 'utf8',
+    legalComments: 'none',
+    logLevel: 'warning',
+    external: shared ? SHARED : [],
     mangleProps: PRIVATE,
   });
 }
@@ -48,9 +63,12 @@ function buildTree(srcRoot, outRoot, skip = () => false) {
     if (skip(rel) || rel.endsWith('.md')) continue;
     const out = path.join(outRoot, rel);
     fs.mkdirSync(path.dirname(out), { recursive: true });
-    if (rel.endsWith('.ts')) bundle(file, out.replace(/\.ts$/, '.js'), rel !== path.join('lib', 'sdk.ts'));
-    else if (rel.endsWith('.wxml')) fs.writeFileSync(out, minifyWxml(fs.readFileSync(file, 'utf8')));
-    else if (rel.endsWith('.wxss')) fs.writeFileSync(out, minifyWxss(fs.readFileSync(file, 'utf8')));
+    if (rel.endsWith('.ts'))
+      bundle(file, out.replace(/\.ts$/, '.js'), rel !== path.join('lib', 'sdk.ts'));
+    else if (rel.endsWith('.wxml'))
+      fs.writeFileSync(out, minifyWxml(fs.readFileSync(file, 'utf8')));
+    else if (rel.endsWith('.wxss'))
+      fs.writeFileSync(out, minifyWxss(fs.readFileSync(file, 'utf8')));
     else fs.copyFileSync(file, out);
   }
 }
@@ -59,7 +77,11 @@ function buildPlugin(root) {
   const src = path.join(root, 'plugin');
   const out = path.join(root, 'dist/plugin');
   // Under lib/ only sdk.ts is an entry point; the other modules are bundled into it.
-  buildTree(src, out, (rel) => rel.startsWith(`lib${path.sep}`) && rel !== path.join('lib', 'sdk.ts'));
+  buildTree(
+    src,
+    out,
+    (rel) => rel.startsWith(`lib${path.sep}`) && rel !== path.join('lib', 'sdk.ts'),
+  );
   const files = walk(out);
   const size = files.reduce((n, f) => n + fs.statSync(f).size, 0);
   buildTree(path.join(root, 'demo'), path.join(root, 'dist/demo'));

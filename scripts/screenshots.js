@@ -6,30 +6,53 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
-const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) => fs.existsSync(p));
+const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find(
+  (p) => fs.existsSync(p),
+);
 if (!chromium) {
   console.error('screenshots: headless Chromium is not installed.');
   console.error('  On Debian: apt-get update && apt-get install -y chromium fonts-noto-cjk');
   process.exit(1);
 }
 
-const jest = spawnSync(process.execPath, [require.resolve('jest/bin/jest'), '-c', 'jest.screenshots.config.js'], { cwd: root, stdio: 'inherit' });
+const jest = spawnSync(
+  process.execPath,
+  [require.resolve('jest/bin/jest'), '-c', 'jest.screenshots.config.js'],
+  { cwd: root, stdio: 'inherit' },
+);
 if (jest.status !== 0) process.exit(jest.status ?? 1);
 
 const html = path.join(root, 'screenshots/html');
 const out = path.join(root, 'screenshots');
-for (const file of fs.readdirSync(html).filter((f) => f.endsWith('.html')).sort()) {
+for (const file of fs
+  .readdirSync(html)
+  .filter((f) => f.endsWith('.html'))
+  .sort()) {
   for (const theme of ['light', 'dark']) {
     const png = path.join(out, `${file.replace(/\.html$/, '')}-${theme}.png`);
     const args = [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--hide-scrollbars', `--user-data-dir=${fs.mkdtempSync('/tmp/cardpay-chromium-')}`,
-      '--window-size=750,1200', `--screenshot=${png}`, ...(theme === 'dark' ? ['--force-dark-mode', '--blink-settings=preferredColorScheme=0'] : ['--blink-settings=preferredColorScheme=1']),
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--hide-scrollbars',
+      `--user-data-dir=${fs.mkdtempSync('/tmp/cardpay-chromium-')}`,
+      '--window-size=750,1200',
+      `--screenshot=${png}`,
+      ...(theme === 'dark'
+        ? ['--force-dark-mode', '--blink-settings=preferredColorScheme=0']
+        : ['--blink-settings=preferredColorScheme=1']),
       `file://${path.join(html, file)}`,
     ];
     const r = spawnSync(chromium, args, { encoding: 'utf8', timeout: 60000 });
     if (r.status !== 0 || !fs.existsSync(png)) {
-      console.error(`screenshots: Chromium failed on ${file} (${theme}): ${(r.stderr || '').split('\n').slice(-3).join(' ')}`);
+      console.error(
+        `screenshots: Chromium failed on ${file} (${theme}): ${(r.stderr || '').split('\n').slice(-3).join(' ')}`,
+      );
       process.exit(1);
     }
     console.log(`screenshots/${path.basename(png)}`);

@@ -14,11 +14,21 @@ export interface CardPayTheme {
 
 export interface CardPayPlugin {
   /** Defaults for every checkout: `platformUrl` must be https:// (http only on loopback, for development). */
-  configure(options: { platformUrl: string; merchantId: string; locale?: 'zh_CN' | 'en_US'; theme?: CardPayTheme }): void;
+  configure(options: {
+    platformUrl: string;
+    merchantId: string;
+    locale?: 'zh_CN' | 'en_US';
+    theme?: CardPayTheme;
+  }): void;
   /** Lend SOTER to the plugin (plugins cannot call it): biometrics are offered only with it. */
   setHostBridge(bridge: HostBridge | undefined): void;
   /** The checkout without UI: same states and events as the component. */
-  createCheckout(options: Omit<CheckoutOptions, 'host' | 'platformUrl' | 'merchantId'> & { platformUrl?: string; merchantId?: string }): Checkout;
+  createCheckout(
+    options: Omit<CheckoutOptions, 'host' | 'platformUrl' | 'merchantId'> & {
+      platformUrl?: string;
+      merchantId?: string;
+    },
+  ): Checkout;
   /** The SDK version. */
   version: string;
 }

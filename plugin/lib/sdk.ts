@@ -37,11 +37,20 @@ let bridge: HostBridge | undefined;
  */
 export function configure(options: PluginConfig): void {
   if (!options || typeof options !== 'object') {
-    throw new CardPayError('config_invalid', 'configure expects { platformUrl, merchantId, locale?, theme? }');
+    throw new CardPayError(
+      'config_invalid',
+      'configure expects { platformUrl, merchantId, locale?, theme? }',
+    );
   }
   const platformUrl = normaliseBaseUrl(options.platformUrl);
-  if (typeof options.merchantId !== 'string' || !/^mch_[A-Za-z0-9_]{1,60}$/.test(options.merchantId)) {
-    throw new CardPayError('config_invalid', `merchantId must look like "mch_…", got ${JSON.stringify(options.merchantId)}`);
+  if (
+    typeof options.merchantId !== 'string' ||
+    !/^mch_[A-Za-z0-9_]{1,60}$/.test(options.merchantId)
+  ) {
+    throw new CardPayError(
+      'config_invalid',
+      `merchantId must look like "mch_…", got ${JSON.stringify(options.merchantId)}`,
+    );
   }
   config = { ...options, platformUrl, locale: pickLocale(options.locale) };
 }
@@ -73,7 +82,10 @@ export function createCheckout(options: CreateCheckoutOptions): Checkout {
   const platformUrl = options.platformUrl ?? config?.platformUrl;
   const merchantId = options.merchantId ?? config?.merchantId;
   if (!platformUrl || !merchantId) {
-    throw new CardPayError('config_invalid', 'call configure({ platformUrl, merchantId }) first, or pass both to createCheckout');
+    throw new CardPayError(
+      'config_invalid',
+      'call configure({ platformUrl, merchantId }) first, or pass both to createCheckout',
+    );
   }
   return new Checkout({ ...options, host: pluginHost(), platformUrl, merchantId });
 }
@@ -82,12 +94,23 @@ export function createCheckout(options: CreateCheckoutOptions): Checkout {
 export function themeStyle(theme: Theme | undefined): string {
   if (!theme) return '';
   const parts: string[] = [];
-  if (theme.primary && /^#[0-9a-fA-F]{3,8}$/.test(theme.primary)) parts.push(`--cardpay-primary:${theme.primary}`);
-  if (theme.onPrimary && /^#[0-9a-fA-F]{3,8}$/.test(theme.onPrimary)) parts.push(`--cardpay-on-primary:${theme.onPrimary}`);
-  if (typeof theme.radius === 'number' && theme.radius >= 0 && theme.radius <= 64) parts.push(`--cardpay-radius:${theme.radius}rpx`);
+  if (theme.primary && /^#[0-9a-fA-F]{3,8}$/.test(theme.primary))
+    parts.push(`--cardpay-primary:${theme.primary}`);
+  if (theme.onPrimary && /^#[0-9a-fA-F]{3,8}$/.test(theme.onPrimary))
+    parts.push(`--cardpay-on-primary:${theme.onPrimary}`);
+  if (typeof theme.radius === 'number' && theme.radius >= 0 && theme.radius <= 64)
+    parts.push(`--cardpay-radius:${theme.radius}rpx`);
   return parts.join(';');
 }
 
 export const version = VERSION;
-export { Checkout, checkoutView, pickLocale, stringsFor, errorText, passwordWeakness, CardPayError };
+export {
+  Checkout,
+  checkoutView,
+  pickLocale,
+  stringsFor,
+  errorText,
+  passwordWeakness,
+  CardPayError,
+};
 export type { HostBridge, Locale };

@@ -2,7 +2,8 @@ import type { CheckoutSnapshot, CheckoutState } from '../../src/core/checkout';
 import { formatAmount } from '../../src/core/money';
 import { errorText, format, stringsFor, type Locale } from './i18n';
 
-export type Screen = 'entry' | 'enrol' | 'scanning' | 'working' | 'confirm' | 'auth' | 'processing' | 'result';
+export type Screen =
+  'entry' | 'enrol' | 'scanning' | 'working' | 'confirm' | 'auth' | 'processing' | 'result';
 
 /** What the checkout component renders: derived from the snapshot alone, no `undefined` anywhere. */
 export interface CheckoutView {
@@ -44,7 +45,14 @@ const SCREENS: Record<CheckoutState, Screen> = {
 };
 
 /** Errors that a retry of the same step (or a new attempt) can cure. */
-const RETRYABLE_AFTER_FAILURE = new Set(['payment_declined', 'session_expired', 'network_error', 'timeout', 'payment_unavailable', 'response_unverified']);
+const RETRYABLE_AFTER_FAILURE = new Set([
+  'payment_declined',
+  'session_expired',
+  'network_error',
+  'timeout',
+  'payment_unavailable',
+  'response_unverified',
+]);
 
 export function checkoutView(s: CheckoutSnapshot, locale: Locale): CheckoutView {
   const t = stringsFor(locale);
@@ -68,7 +76,7 @@ export function checkoutView(s: CheckoutSnapshot, locale: Locale): CheckoutView 
     busy: s.busy,
     amountText: amount ? formatAmount(amount, currency) : '',
     description: s.description ?? '',
-    brandName: s.confirmation ? t.brands[s.confirmation.card.brand] ?? t.brands.unknown : '',
+    brandName: s.confirmation ? (t.brands[s.confirmation.card.brand] ?? t.brands.unknown) : '',
     masked,
     maskedLabel: masked ? `${t.card} ${masked.replace(/\*+/g, ' … ').split('').join(' ')}` : '',
     methods,
@@ -76,12 +84,19 @@ export function checkoutView(s: CheckoutSnapshot, locale: Locale): CheckoutView 
     showBiometric: methods.includes('biometric') && s.biometricModes.length > 0,
     showCvv: methods.includes('cvv'),
     required: prompt?.required ?? 1,
-    attemptsText: prompt && prompt.attemptsLeft < 5 ? format(t.attemptsLeft, prompt.attemptsLeft) : '',
+    attemptsText:
+      prompt && prompt.attemptsLeft < 5 ? format(t.attemptsLeft, prompt.attemptsLeft) : '',
     resultKind,
     resultText,
-    discountText: payment && payment.discount.amountOff > 0 ? `${t.discount} -${formatAmount(payment.discount.amountOff, payment.currency)}` : '',
+    discountText:
+      payment && payment.discount.amountOff > 0
+        ? `${t.discount} -${formatAmount(payment.discount.amountOff, payment.currency)}`
+        : '',
     chargedText: payment ? `${t.charged} ${formatAmount(payment.charged, payment.currency)}` : '',
     errorText: error,
-    retryable: s.state === 'failed' || s.state === 'expired' ? RETRYABLE_AFTER_FAILURE.has(s.error?.code ?? '') || s.state === 'expired' : false,
+    retryable:
+      s.state === 'failed' || s.state === 'expired'
+        ? RETRYABLE_AFTER_FAILURE.has(s.error?.code ?? '') || s.state === 'expired'
+        : false,
   };
 }

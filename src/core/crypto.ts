@@ -96,9 +96,14 @@ export interface ProofInput {
 
 /** The message a password proof signs: bound to this prompt and the amount the user confirmed. */
 export function authMessage(p: ProofInput): string {
-  return ['cardpay-auth-v1', p.sessionId, p.challenge, p.orderId, String(p.amount), p.currency].join(
-    '\n',
-  );
+  return [
+    'cardpay-auth-v1',
+    p.sessionId,
+    p.challenge,
+    p.orderId,
+    String(p.amount),
+    p.currency,
+  ].join('\n');
 }
 
 /** `proof` of a `password` factor: hex(HMAC-SHA256(pinKey, message)). */

@@ -16,7 +16,21 @@ export interface TerminalCredentials extends TerminalIdentity {
 export type PasswordProblem = 'format' | 'weak' | 'mismatch';
 
 // Common choices that no simple rule below catches (date-like and keypad-shape favourites).
-const COMMON = new Set(['520131', '520520', '521521', '147258', '258369', '369258', '159357', '147852', '741852', '123321', '654123', '123654', '110110']);
+const COMMON = new Set([
+  '520131',
+  '520520',
+  '521521',
+  '147258',
+  '258369',
+  '369258',
+  '159357',
+  '147852',
+  '741852',
+  '123321',
+  '654123',
+  '123654',
+  '110110',
+]);
 
 /**
  * Why a 6-digit payment password is refused, or undefined when it is acceptable. Refuses repeated
@@ -27,8 +41,10 @@ export function passwordWeakness(password: string): 'format' | 'weak' | undefine
   if (!/^[0-9]{6}$/.test(password)) return 'format';
   const d = Array.from(password, (c) => c.charCodeAt(0) - 48);
   const steps = d.slice(1).map((v, i) => (v - d[i] + 10) % 10);
-  if (steps.every((s) => s === steps[0]) && (steps[0] === 0 || steps[0] === 1 || steps[0] === 9)) return 'weak';
-  if (password.slice(0, 2).repeat(3) === password || password.slice(0, 3).repeat(2) === password) return 'weak';
+  if (steps.every((s) => s === steps[0]) && (steps[0] === 0 || steps[0] === 1 || steps[0] === 9))
+    return 'weak';
+  if (password.slice(0, 2).repeat(3) === password || password.slice(0, 3).repeat(2) === password)
+    return 'weak';
   if (d[0] === d[1] && d[2] === d[3] && d[4] === d[5]) return 'weak';
   if (COMMON.has(password)) return 'weak';
   return undefined;
@@ -37,11 +53,16 @@ export function passwordWeakness(password: string): 'format' | 'weak' | undefine
 /** Throws the matching CardPayError when a new password and its repetition cannot be used. */
 export function checkNewPassword(password: string, repeat: string): void {
   const weakness = passwordWeakness(password);
-  if (weakness === 'format') throw new CardPayError('password_format', 'the payment password is exactly 6 digits');
+  if (weakness === 'format')
+    throw new CardPayError('password_format', 'the payment password is exactly 6 digits');
   if (weakness === 'weak') {
-    throw new CardPayError('password_weak', 'the payment password is too easy to guess (repeated, sequential or common)');
+    throw new CardPayError(
+      'password_weak',
+      'the payment password is too easy to guess (repeated, sequential or common)',
+    );
   }
-  if (password !== repeat) throw new CardPayError('password_mismatch', 'the two entries of the new password differ');
+  if (password !== repeat)
+    throw new CardPayError('password_mismatch', 'the two entries of the new password differ');
 }
 
 /** The storage key of a terminal's credentials: one terminal per platform URL. */
@@ -49,7 +70,10 @@ export function credentialsKey(baseUrl: string): string {
   return `cardpay.terminal.${sha256Hex(baseUrl).slice(0, 16)}`;
 }
 
-export async function loadCredentials(host: Host, baseUrl: string): Promise<TerminalCredentials | undefined> {
+export async function loadCredentials(
+  host: Host,
+  baseUrl: string,
+): Promise<TerminalCredentials | undefined> {
   const raw = await host.storage.get(credentialsKey(baseUrl));
   if (!raw) return undefined;
   try {
@@ -95,7 +119,11 @@ export async function enrolTerminal(options: EnrolOptions): Promise<TerminalCred
     ...(host.deviceLabel ? { deviceLabel: host.deviceLabel.slice(0, 64) } : {}),
     password: { salt: toHex(salt), iterations, key: toHex(key) },
     ...(biometric
-      ? { biometric: biometric.publicKey ? { scheme: biometric.scheme, publicKey: biometric.publicKey } : { scheme: biometric.scheme } }
+      ? {
+          biometric: biometric.publicKey
+            ? { scheme: biometric.scheme, publicKey: biometric.publicKey }
+            : { scheme: biometric.scheme },
+        }
       : {}),
   });
   key.fill(0);
@@ -110,7 +138,10 @@ export async function enrolTerminal(options: EnrolOptions): Promise<TerminalCred
   try {
     await host.storage.set(credentialsKey(client.baseUrl), JSON.stringify(credentials));
   } catch {
-    throw new CardPayError('storage_error', 'the terminal was registered but its credentials could not be stored');
+    throw new CardPayError(
+      'storage_error',
+      'the terminal was registered but its credentials could not be stored',
+    );
   }
   client.identity = credentials;
   return credentials;

@@ -1,11 +1,22 @@
 // The SDK core: host-agnostic (no wx, no Node built-ins, no DOM).
 export { CardPayError, isCardPayError } from './errors';
-export type { CardPayErrorCode, CardPayErrorOptions, ProtocolErrorCode, SdkErrorCode } from './errors';
+export type {
+  CardPayErrorCode,
+  CardPayErrorOptions,
+  ProtocolErrorCode,
+  SdkErrorCode,
+} from './errors';
 export * from './protocol';
 export { validate } from './schema';
 export type { Schema, ValidationResult } from './schema';
 export { parseCard, luhnValid, maskPan, MIN_PAN_LENGTH, MAX_PAN_LENGTH } from './card/reader';
-export type { CardParse, CardParseResult, CardReadFailure, CardReadReason, DetectedKind } from './card/reader';
+export type {
+  CardParse,
+  CardParseResult,
+  CardReadFailure,
+  CardReadReason,
+  DetectedKind,
+} from './card/reader';
 export { readCard, detectBrand } from './card/brand';
 export type { CardRead, CardReadResult } from './card/brand';
 export { parseTlv, findCpmPan } from './card/emv';

@@ -2,7 +2,14 @@
 
 /** ISO 4217 minor-unit exponents that differ from 2. */
 const EXPONENTS: Record<string, number> = { JPY: 0, KRW: 0, VND: 0, BHD: 3, KWD: 3, OMR: 3 };
-const SYMBOLS: Record<string, string> = { CNY: '¥', USD: '$', EUR: '€', GBP: '£', JPY: '¥', HKD: 'HK$' };
+const SYMBOLS: Record<string, string> = {
+  CNY: '¥',
+  USD: '$',
+  EUR: '€',
+  GBP: '£',
+  JPY: '¥',
+  HKD: 'HK$',
+};
 
 /** The number of decimal places of a currency's minor unit (2 unless listed otherwise). */
 export function currencyExponent(currency: string): number {

@@ -13,17 +13,15 @@ export type SessionState =
   | 'cancelled'
   | 'expired';
 
-export const FINAL_STATES: readonly SessionState[] = ['succeeded', 'failed', 'cancelled', 'expired'];
+export const FINAL_STATES: readonly SessionState[] = [
+  'succeeded',
+  'failed',
+  'cancelled',
+  'expired',
+];
 
 export type CardBrand =
-  | 'unionpay'
-  | 'visa'
-  | 'mastercard'
-  | 'amex'
-  | 'jcb'
-  | 'discover'
-  | 'diners'
-  | 'unknown';
+  'unionpay' | 'visa' | 'mastercard' | 'amex' | 'jcb' | 'discover' | 'diners' | 'unknown';
 
 export const CARD_BRANDS: readonly CardBrand[] = [
   'unionpay',
@@ -96,8 +94,7 @@ export interface SessionCreated {
 }
 
 export type CardInput =
-  | { source: 'scan'; scanType: ScanType; payload: string }
-  | { source: 'manual'; payload: string };
+  { source: 'scan'; scanType: ScanType; payload: string } | { source: 'manual'; payload: string };
 
 export interface OrderRequest {
   amount: number;
@@ -250,17 +247,30 @@ export function idPattern(prefix: string): string {
   return `^${prefix}_[A-Za-z0-9_]{1,${63 - prefix.length}}$`;
 }
 
-export const hex = /* @__NO_SIDE_EFFECTS__ */ (bytes: number): Schema => ({ type: 'string', pattern: `^[0-9a-f]{${bytes * 2}}$` });
+export const hex = /* @__NO_SIDE_EFFECTS__ */ (bytes: number): Schema => ({
+  type: 'string',
+  pattern: `^[0-9a-f]{${bytes * 2}}$`,
+});
 const hexRange = /* @__NO_SIDE_EFFECTS__ */ (min: number, max: number): Schema => ({
   type: 'string',
   pattern: `^(?:[0-9a-f]{2}){${min},${max}}$`,
 });
-const id = /* @__NO_SIDE_EFFECTS__ */ (prefix: string): Schema => ({ type: 'string', pattern: idPattern(prefix) });
-const str = /* @__NO_SIDE_EFFECTS__ */ (minLength: number, maxLength: number): Schema => ({ type: 'string', minLength, maxLength });
+const id = /* @__NO_SIDE_EFFECTS__ */ (prefix: string): Schema => ({
+  type: 'string',
+  pattern: idPattern(prefix),
+});
+const str = /* @__NO_SIDE_EFFECTS__ */ (minLength: number, maxLength: number): Schema => ({
+  type: 'string',
+  minLength,
+  maxLength,
+});
 const amount: Schema = { type: 'integer', minimum: MIN_AMOUNT, maximum: MAX_AMOUNT };
 const minor: Schema = { type: 'integer', minimum: 0, maximum: MAX_AMOUNT };
 const currency: Schema = { type: 'string', pattern: '^[A-Z]{3}$' };
-const time: Schema = { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{3}Z$' };
+const time: Schema = {
+  type: 'string',
+  pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{3}Z$',
+};
 const stateSchema: Schema = {
   type: 'string',
   enum: [
@@ -306,10 +316,9 @@ export const RegisterTerminalRequestSchema = strict(
   ['password'],
 );
 
-export const CreateSessionRequestSchema = strict(
-  { merchantId: id('mch'), orderRef: id('mor') },
-  ['merchantId'],
-);
+export const CreateSessionRequestSchema = strict({ merchantId: id('mch'), orderRef: id('mor') }, [
+  'merchantId',
+]);
 
 const scanType: Schema = { type: 'string', enum: ['qrCode', 'barCode', 'datamatrix', 'pdf417'] };
 
@@ -343,9 +352,10 @@ const factorSchema: Schema = {
   discriminator: 'method',
   variants: {
     password: strict({ method: { type: 'string' }, proof: hex(32) }, ['proof']),
-    cvv: strict({ method: { type: 'string' }, value: { type: 'string', pattern: '^[0-9]{3,4}$' } }, [
-      'value',
-    ]),
+    cvv: strict(
+      { method: { type: 'string' }, value: { type: 'string', pattern: '^[0-9]{3,4}$' } },
+      ['value'],
+    ),
     biometric: strict(
       {
         method: { type: 'string' },
@@ -413,9 +423,26 @@ const cardSummarySchema = loose(
   },
   ['brand', 'last4', 'masked'],
 );
-const confirmationProperties = { orderId: id('ord'), amount, currency, card: cardSummarySchema, confirmToken: hexRange(8, 64) };
-const confirmationSchema = loose(confirmationProperties, ['orderId', 'amount', 'currency', 'card', 'confirmToken']);
-const confirmationViewSchema = loose(confirmationProperties, ['orderId', 'amount', 'currency', 'card']);
+const confirmationProperties = {
+  orderId: id('ord'),
+  amount,
+  currency,
+  card: cardSummarySchema,
+  confirmToken: hexRange(8, 64),
+};
+const confirmationSchema = loose(confirmationProperties, [
+  'orderId',
+  'amount',
+  'currency',
+  'card',
+  'confirmToken',
+]);
+const confirmationViewSchema = loose(confirmationProperties, [
+  'orderId',
+  'amount',
+  'currency',
+  'card',
+]);
 const authPromptSchema = loose(
   {
     challenge: hex(32),
@@ -454,7 +481,13 @@ export const RegisterTerminalResponseSchema = loose(
 );
 
 export const SessionCreatedSchema = loose(
-  { sessionId: id('ses'), state: stateSchema, expiresAt: time, inputPort: inputPortSchema, order: orderSummarySchema },
+  {
+    sessionId: id('ses'),
+    state: stateSchema,
+    expiresAt: time,
+    inputPort: inputPortSchema,
+    order: orderSummarySchema,
+  },
   ['sessionId', 'state', 'expiresAt', 'inputPort'],
 );
 

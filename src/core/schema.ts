@@ -26,8 +26,7 @@ export interface Schema {
 }
 
 export type ValidationResult<T> =
-  | { ok: true; value: T }
-  | { ok: false; field: string; message: string };
+  { ok: true; value: T } | { ok: false; field: string; message: string };
 
 const patternCache = new Map<string, RegExp>();
 
@@ -56,7 +55,11 @@ function fail(field: string, message: string): { field: string; message: string 
   return { field, message: `${field || 'body'} ${message}` };
 }
 
-function check(schema: Schema, value: unknown, path: string): { field: string; message: string } | null {
+function check(
+  schema: Schema,
+  value: unknown,
+  path: string,
+): { field: string; message: string } | null {
   if (schema.type) {
     const actual = typeName(value);
     if (schema.type !== actual) {
@@ -154,5 +157,7 @@ function article(type: string): string {
  */
 export function validate<T>(schema: Schema, value: unknown): ValidationResult<T> {
   const err = check(schema, value, '');
-  return err ? { ok: false, field: err.field, message: err.message } : { ok: true, value: value as T };
+  return err
+    ? { ok: false, field: err.field, message: err.message }
+    : { ok: true, value: value as T };
 }

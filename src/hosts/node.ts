@@ -2,7 +2,13 @@ import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:cry
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { CardPayError } from '../core/errors';
-import { HostError, type BiometricProvider, type Host, type HostStorage, type ScanOutcome } from '../core/host';
+import {
+  HostError,
+  type BiometricProvider,
+  type Host,
+  type HostStorage,
+  type ScanOutcome,
+} from '../core/host';
 import type { BiometricMode, ScanType } from '../core/protocol';
 
 /** Storage in memory: what a fresh install looks like. */
@@ -73,9 +79,11 @@ export class ScriptedScanner {
   async scanCode(options: { scanType: ScanType[] }): Promise<ScanOutcome> {
     this.openedWith.push([...options.scanType]);
     const next = this.queue_.shift();
-    if (next === undefined) return { ok: false, reason: 'cancelled', message: 'no scan was scripted' };
+    if (next === undefined)
+      return { ok: false, reason: 'cancelled', message: 'no scan was scripted' };
     if (typeof next === 'string') return { ok: true, result: next, scanType: 'qrCode' };
-    if ('payload' in next) return { ok: true, result: next.payload, scanType: next.scanType ?? 'qrCode' };
+    if ('payload' in next)
+      return { ok: true, result: next.payload, scanType: next.scanType ?? 'qrCode' };
     return next;
   }
 }
@@ -84,7 +92,9 @@ export class ScriptedScanner {
  * A software biometric authenticator of scheme `sandbox-p256` (PROTOCOL.md §5.4): an ECDSA P-256
  * key made on the "device"; `resultJSON` carries the challenge, signed with SHA-256, DER-encoded.
  */
-export function createSandboxBiometric(options: { modes?: BiometricMode[]; refuse?: boolean } = {}): BiometricProvider & {
+export function createSandboxBiometric(
+  options: { modes?: BiometricMode[]; refuse?: boolean } = {},
+): BiometricProvider & {
   publicKey: string;
   privateKey: KeyObject;
 } {
@@ -99,7 +109,11 @@ export function createSandboxBiometric(options: { modes?: BiometricMode[]; refus
       return modes;
     },
     async authenticate(challenge, mode) {
-      if (options.refuse) throw new CardPayError('biometric_cancelled', 'the user cancelled biometric authentication');
+      if (options.refuse)
+        throw new CardPayError(
+          'biometric_cancelled',
+          'the user cancelled biometric authentication',
+        );
       const resultJSON = JSON.stringify({ challenge, mode, issuedAt: new Date().toISOString() });
       const signature = sign('sha256', Buffer.from(resultJSON, 'utf8'), privateKey).toString('hex');
       return { mode, resultJSON, signature };
@@ -158,7 +172,10 @@ export function createNodeHost(options: NodeHostOptions = {}): NodeHost {
         return { status: res.status, headers, body };
       } catch (err) {
         const timedOut = controller.signal.aborted;
-        throw new HostError(timedOut ? 'timeout' : 'network', timedOut ? 'request timed out' : `request failed: ${(err as Error).message}`);
+        throw new HostError(
+          timedOut ? 'timeout' : 'network',
+          timedOut ? 'request timed out' : `request failed: ${(err as Error).message}`,
+        );
       } finally {
         clearTimeout(timer);
       }

@@ -23,7 +23,8 @@ export function scanTypeOf(reported: string | undefined): ScanType {
 /** Classifies a scanner failure by its `errMsg`: a user who backs out is not an error. */
 export function scanFailure(errMsg: string | undefined): ScanOutcome & { ok: false } {
   const msg = errMsg ?? 'scanCode:fail';
-  if (/cancel/i.test(msg)) return { ok: false, reason: 'cancelled', message: 'the user closed the scanner' };
+  if (/cancel/i.test(msg))
+    return { ok: false, reason: 'cancelled', message: 'the user closed the scanner' };
   if (/auth|deny|denied|permission/i.test(msg)) {
     return { ok: false, reason: 'denied', message: 'the camera permission was refused' };
   }
@@ -40,8 +41,10 @@ export function lowerHeaders(headers: Record<string, unknown> | undefined): Reco
 /** Turns an ArrayBuffer, typed array or string body into bytes. */
 export function bodyBytes(data: unknown, encode: (s: string) => Uint8Array): Uint8Array {
   // Checked by tag, not instanceof: the buffer may come from another realm (a test DOM, a worker).
-  if (Object.prototype.toString.call(data) === '[object ArrayBuffer]') return new Uint8Array(data as ArrayBuffer);
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (Object.prototype.toString.call(data) === '[object ArrayBuffer]')
+    return new Uint8Array(data as ArrayBuffer);
+  if (ArrayBuffer.isView(data))
+    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (typeof data === 'string') return encode(data);
   return encode(data === undefined || data === null ? '' : JSON.stringify(data));
 }
@@ -66,10 +69,14 @@ export interface HostBridge {
 }
 
 /** Calls a callback-style mini-program function, also accepting one that returns a promise. */
-export function callWx<R>(fn: (options: any) => unknown, options: Record<string, unknown>): Promise<R> {
+export function callWx<R>(
+  fn: (options: any) => unknown,
+  options: Record<string, unknown>,
+): Promise<R> {
   return new Promise<R>((resolve, reject) => {
     const returned = fn({ ...options, success: resolve, fail: reject });
-    if (returned && typeof (returned as Promise<R>).then === 'function') (returned as Promise<R>).then(resolve, reject);
+    if (returned && typeof (returned as Promise<R>).then === 'function')
+      (returned as Promise<R>).then(resolve, reject);
   });
 }
 
@@ -77,7 +84,10 @@ export function callWx<R>(fn: (options: any) => unknown, options: Record<string,
  * A SOTER authenticator built from the host bridge. SOTER signs with a key kept by the messaging
  * app; the platform verifies through WeChat's service, so no public key is registered.
  */
-export function soterProvider(bridge: HostBridge, authContent = '验证以完成支付'): BiometricProvider | undefined {
+export function soterProvider(
+  bridge: HostBridge,
+  authContent = '验证以完成支付',
+): BiometricProvider | undefined {
   const start = bridge.startSoterAuthentication;
   const check = bridge.checkIsSoterEnrolledInDevice;
   if (!start || !check) return undefined;
@@ -105,13 +115,16 @@ export function soterProvider(bridge: HostBridge, authContent = '验证以完成
         const cancelled = e?.errCode === 90008 || /cancel/i.test(e?.errMsg ?? '');
         throw new CardPayError(
           cancelled ? 'biometric_cancelled' : 'biometric_failed',
-          cancelled ? 'the user cancelled biometric authentication' : 'biometric authentication failed',
+          cancelled
+            ? 'the user cancelled biometric authentication'
+            : 'biometric authentication failed',
           { retryable: true },
         );
       }
       // SOTER's signature arrives in base64; the protocol carries hex.
       const signature = base64Decode(res.resultJSONSignature);
-      if (!signature) throw new CardPayError('biometric_failed', 'SOTER returned a malformed signature');
+      if (!signature)
+        throw new CardPayError('biometric_failed', 'SOTER returned a malformed signature');
       return { mode, resultJSON: res.resultJSON, signature: toHex(signature) };
     },
   };

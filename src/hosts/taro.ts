@@ -1,12 +1,22 @@
 import type TaroNamespace from '@tarojs/taro';
 import { utf8Encode } from '../core/encoding';
 import { HostError, type Host } from '../core/host';
-import { bodyBytes, lowerHeaders, scanFailure, scanTypeOf, soterProvider, type HostBridge } from './shared';
+import {
+  bodyBytes,
+  lowerHeaders,
+  scanFailure,
+  scanTypeOf,
+  soterProvider,
+  type HostBridge,
+} from './shared';
 
 type TaroStatic = typeof TaroNamespace;
 
 /** The parts of Taro the SDK uses; `getRandomValues` exists on the weapp target only. */
-export type TaroApi = Pick<TaroStatic, 'request' | 'scanCode' | 'getStorage' | 'setStorage' | 'removeStorage'> & {
+export type TaroApi = Pick<
+  TaroStatic,
+  'request' | 'scanCode' | 'getStorage' | 'setStorage' | 'removeStorage'
+> & {
   getRandomValues?: (option: { length: number }) => Promise<{ randomValues: ArrayBuffer }>;
 };
 
@@ -37,10 +47,17 @@ export function createTaroHost(taro: TaroApi, options: TaroHostOptions = {}): Ho
           responseType: 'arraybuffer',
           timeout: req.timeoutMs,
         });
-        return { status: res.statusCode, headers: lowerHeaders(res.header), body: bodyBytes(res.data, utf8Encode) };
+        return {
+          status: res.statusCode,
+          headers: lowerHeaders(res.header),
+          body: bodyBytes(res.data, utf8Encode),
+        };
       } catch (err) {
         const msg = String((err as { errMsg?: string })?.errMsg ?? err);
-        throw new HostError(/timeout/i.test(msg) ? 'timeout' : 'network', `Taro.request failed: ${msg}`);
+        throw new HostError(
+          /timeout/i.test(msg) ? 'timeout' : 'network',
+          `Taro.request failed: ${msg}`,
+        );
       }
     },
     async scanCode({ scanType }) {
@@ -58,11 +75,18 @@ export function createTaroHost(taro: TaroApi, options: TaroHostOptions = {}): Ho
           () => undefined,
         ),
       set: (key, value) => taro.setStorage({ key, data: value }).then(() => undefined),
-      remove: (key) => taro.removeStorage({ key }).then(() => undefined, () => undefined),
+      remove: (key) =>
+        taro.removeStorage({ key }).then(
+          () => undefined,
+          () => undefined,
+        ),
     },
     async randomBytes(length) {
-      if (taro.getRandomValues) return new Uint8Array((await taro.getRandomValues({ length })).randomValues);
-      const webCrypto = (globalThis as { crypto?: { getRandomValues?: (a: Uint8Array) => Uint8Array } }).crypto;
+      if (taro.getRandomValues)
+        return new Uint8Array((await taro.getRandomValues({ length })).randomValues);
+      const webCrypto = (
+        globalThis as { crypto?: { getRandomValues?: (a: Uint8Array) => Uint8Array } }
+      ).crypto;
       if (webCrypto?.getRandomValues) return webCrypto.getRandomValues(new Uint8Array(length));
       throw new Error('this Taro target has no secure random source (getRandomValues)');
     },

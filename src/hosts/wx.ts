@@ -1,6 +1,14 @@
 import { utf8Encode } from '../core/encoding';
 import { HostError, type Host } from '../core/host';
-import { bodyBytes, callWx, lowerHeaders, scanFailure, scanTypeOf, soterProvider, type HostBridge } from './shared';
+import {
+  bodyBytes,
+  callWx,
+  lowerHeaders,
+  scanFailure,
+  scanTypeOf,
+  soterProvider,
+  type HostBridge,
+} from './shared';
 
 /** The parts of `wx` the SDK uses (a plugin's own `wx`: storage and requests are the plugin's). */
 export type WxApi = Pick<
@@ -36,9 +44,18 @@ export function createWxHost(wxApi: WxApi, options: WxHostOptions = {}): Host {
           responseType: 'arraybuffer',
           timeout: req.timeoutMs,
           success: (res) =>
-            resolve({ status: res.statusCode, headers: lowerHeaders(res.header), body: bodyBytes(res.data, utf8Encode) }),
+            resolve({
+              status: res.statusCode,
+              headers: lowerHeaders(res.header),
+              body: bodyBytes(res.data, utf8Encode),
+            }),
           fail: (err) =>
-            reject(new HostError(/timeout/i.test(err.errMsg) ? 'timeout' : 'network', `wx.request failed: ${err.errMsg}`)),
+            reject(
+              new HostError(
+                /timeout/i.test(err.errMsg) ? 'timeout' : 'network',
+                `wx.request failed: ${err.errMsg}`,
+              ),
+            ),
         });
       });
     },
@@ -47,7 +64,8 @@ export function createWxHost(wxApi: WxApi, options: WxHostOptions = {}): Host {
         wxApi.scanCode({
           onlyFromCamera: false,
           scanType,
-          success: (res) => resolve({ ok: true, result: res.result, scanType: scanTypeOf(res.scanType) }),
+          success: (res) =>
+            resolve({ ok: true, result: res.result, scanType: scanTypeOf(res.scanType) }),
           fail: (err) => resolve(scanFailure(err.errMsg)),
         });
       });
@@ -58,15 +76,23 @@ export function createWxHost(wxApi: WxApi, options: WxHostOptions = {}): Host {
           (res) => (typeof res.data === 'string' ? res.data : undefined),
           () => undefined,
         ),
-      set: (key, value) => callWx<void>(wxApi.setStorage as never, { key, data: value }).then(() => undefined),
-      remove: (key) => callWx<void>(wxApi.removeStorage as never, { key }).then(() => undefined, () => undefined),
+      set: (key, value) =>
+        callWx<void>(wxApi.setStorage as never, { key, data: value }).then(() => undefined),
+      remove: (key) =>
+        callWx<void>(wxApi.removeStorage as never, { key }).then(
+          () => undefined,
+          () => undefined,
+        ),
     },
     randomBytes: (length) =>
-      callWx<{ randomValues: ArrayBuffer }>(wxApi.getRandomValues as never, { length }).then((res) => {
-        const bytes = new Uint8Array(res.randomValues);
-        if (bytes.length !== length) throw new Error('wx.getRandomValues returned the wrong length');
-        return bytes;
-      }),
+      callWx<{ randomValues: ArrayBuffer }>(wxApi.getRandomValues as never, { length }).then(
+        (res) => {
+          const bytes = new Uint8Array(res.randomValues);
+          if (bytes.length !== length)
+            throw new Error('wx.getRandomValues returned the wrong length');
+          return bytes;
+        },
+      ),
     ...(biometric ? { biometric } : {}),
     ...(options.deviceLabel ? { deviceLabel: options.deviceLabel } : {}),
   };

@@ -1,4 +1,8 @@
-import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyRequest,
+  type FastifyServerOptions,
+} from 'fastify';
 import { createHmac } from 'node:crypto';
 import { canonicalRequest, canonicalResponse } from '../core/crypto';
 import { validate, type Schema } from '../core/schema';
@@ -64,7 +68,14 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   const now = options.clock ?? Date.now;
   const sealer = new Sealer(options.masterKey);
   const payments = new PaymentConnector(options.paymentUrl, options.config.paymentTimeoutMs);
-  const ctx = { store: options.store, config: options.config, sealer, payments, soter: options.soter, now } as Ctx;
+  const ctx = {
+    store: options.store,
+    config: options.config,
+    sealer,
+    payments,
+    soter: options.soter,
+    now,
+  } as Ctx;
   ctx.reconciler = new Reconciler(ctx);
 
   const app = Fastify({
@@ -77,17 +88,21 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   // Keep the raw bytes (they are what the signature covers); a body that is not JSON is reported
   // after authentication, so an unauthenticated caller learns nothing first.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: BODY_LIMIT }, (req, body, done) => {
-    const raw = body as Buffer;
-    req.rawBody = raw;
-    if (raw.length === 0) return done(null, undefined);
-    try {
-      done(null, JSON.parse(raw.toString('utf8')));
-    } catch {
-      req.badJson = 'the body is not valid JSON';
-      done(null, undefined);
-    }
-  });
+  app.addContentTypeParser(
+    'application/json',
+    { parseAs: 'buffer', bodyLimit: BODY_LIMIT },
+    (req, body, done) => {
+      const raw = body as Buffer;
+      req.rawBody = raw;
+      if (raw.length === 0) return done(null, undefined);
+      try {
+        done(null, JSON.parse(raw.toString('utf8')));
+      } catch {
+        req.badJson = 'the body is not valid JSON';
+        done(null, undefined);
+      }
+    },
+  );
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: BODY_LIMIT }, (req, body, done) => {
     req.rawBody = body as Buffer;
     req.badJson = 'Content-Type must be application/json';
@@ -134,56 +149,105 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
     if (!req.routeOptions.config.signed || req.method !== 'POST' || !req.terminal) return;
     const key = req.headers['idempotency-key'] as string;
     const fingerprint = `${req.method} ${req.url} ${sha256(req.rawBody ?? Buffer.alloc(0))}`;
-    const seen = await ctx.store.beginIdempotent(req.terminal.id, key, fingerprint, now(), ctx.config.idempotencyTtlMs);
+    const seen = await ctx.store.beginIdempotent(
+      req.terminal.id,
+      key,
+      fingerprint,
+      now(),
+      ctx.config.idempotencyTtlMs,
+    );
     if (seen.kind === 'conflict') {
-      throw new ApiError(409, 'idempotency_conflict', 'this Idempotency-Key was used for a different request');
+      throw new ApiError(
+        409,
+        'idempotency_conflict',
+        'this Idempotency-Key was used for a different request',
+      );
     }
     if (seen.kind === 'in_progress') {
-      throw new ApiError(409, 'idempotency_in_progress', 'a request with this Idempotency-Key is still being processed', {}, true);
+      throw new ApiError(
+        409,
+        'idempotency_in_progress',
+        'a request with this Idempotency-Key is still being processed',
+        {},
+        true,
+      );
     }
     if (seen.kind === 'replay') {
-      return reply.code(seen.status).header('content-type', 'application/json; charset=utf-8').send(seen.body);
+      return reply
+        .code(seen.status)
+        .header('content-type', 'application/json; charset=utf-8')
+        .send(seen.body);
     }
     req.idempotency = { key };
   });
 
   app.addHook('onSend', async (req, reply, payload) => {
-    const text = payload === null || payload === undefined ? '' : typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload : String(payload);
+    const text =
+      payload === null || payload === undefined
+        ? ''
+        : typeof payload === 'string'
+          ? payload
+          : Buffer.isBuffer(payload)
+            ? payload
+            : String(payload);
     if (req.idempotency && req.terminal) {
       const { key } = req.idempotency;
       req.idempotency = undefined;
       // A 5xx is not an outcome: the same key may act again.
       if (reply.statusCode >= 500) await ctx.store.abandonIdempotent(req.terminal.id, key);
-      else await ctx.store.finishIdempotent(req.terminal.id, key, reply.statusCode, text.toString());
+      else
+        await ctx.store.finishIdempotent(req.terminal.id, key, reply.statusCode, text.toString());
     }
     if (req.terminalSecret) {
       const timestamp = String(Math.floor(now() / 1000));
-      const nonce = typeof req.headers['x-cardpay-nonce'] === 'string' ? req.headers['x-cardpay-nonce'] : '';
-      const canonical = canonicalResponse({ status: reply.statusCode, timestamp, requestNonce: nonce, bodyHash: sha256(text) });
+      const nonce =
+        typeof req.headers['x-cardpay-nonce'] === 'string' ? req.headers['x-cardpay-nonce'] : '';
+      const canonical = canonicalResponse({
+        status: reply.statusCode,
+        timestamp,
+        requestNonce: nonce,
+        bodyHash: sha256(text),
+      });
       reply.header('x-cardpay-timestamp', timestamp);
-      reply.header('x-cardpay-signature', createHmac('sha256', req.terminalSecret).update(canonical).digest('hex'));
+      reply.header(
+        'x-cardpay-signature',
+        createHmac('sha256', req.terminalSecret).update(canonical).digest('hex'),
+      );
     }
     return payload;
   });
 
   app.setErrorHandler((error: Error & { code?: string; statusCode?: number }, req, reply) => {
     if (error instanceof ApiError) {
-      if (error.status === 429 && error.extra.retryAfter) reply.header('retry-after', String(error.extra.retryAfter));
+      if (error.status === 429 && error.extra.retryAfter)
+        reply.header('retry-after', String(error.extra.retryAfter));
       const { retryAfter: _drop, ...extra } = error.extra;
-      return reply.code(error.status).send(new ApiError(error.status, error.code, error.message, extra, error.retryable).body());
+      return reply
+        .code(error.status)
+        .send(new ApiError(error.status, error.code, error.message, extra, error.retryable).body());
     }
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      return reply.code(413).send(new ApiError(413, 'payload_too_large', `the body exceeds ${BODY_LIMIT} bytes`).body());
+      return reply
+        .code(413)
+        .send(
+          new ApiError(413, 'payload_too_large', `the body exceeds ${BODY_LIMIT} bytes`).body(),
+        );
     }
     if (error.statusCode && error.statusCode < 500) {
       return reply.code(400).send(invalid(error.message).body());
     }
     req.log.error({ err: { type: error.name, message: error.message } }, 'unhandled error');
-    return reply.code(500).send(new ApiError(500, 'internal_error', 'internal error', {}, true).body());
+    return reply
+      .code(500)
+      .send(new ApiError(500, 'internal_error', 'internal error', {}, true).body());
   });
 
   app.setNotFoundHandler((req, reply) => {
-    reply.code(404).send(new ApiError(404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`).body());
+    reply
+      .code(404)
+      .send(
+        new ApiError(404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`).body(),
+      );
   });
 
   app.get('/v1/health', async () => ({ status: 'ok' }));
@@ -203,23 +267,39 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
 async function authenticateRequest(req: FastifyRequest, ctx: Ctx): Promise<void> {
   const terminal = req.terminal;
   const secret = req.terminalSecret;
-  if (!terminal || !secret) throw new ApiError(401, 'terminal_unknown', 'X-CardPay-Terminal names no registered terminal');
+  if (!terminal || !secret)
+    throw new ApiError(401, 'terminal_unknown', 'X-CardPay-Terminal names no registered terminal');
   const h = req.headers;
   const timestamp = h['x-cardpay-timestamp'];
-  const seconds = typeof timestamp === 'string' && /^\d{1,12}$/.test(timestamp) ? Number(timestamp) : NaN;
+  const seconds =
+    typeof timestamp === 'string' && /^\d{1,12}$/.test(timestamp) ? Number(timestamp) : NaN;
   const now = ctx.now();
   if (!Number.isFinite(seconds) || Math.abs(seconds * 1000 - now) > ctx.config.skewMs) {
-    throw new ApiError(401, 'timestamp_skew', `X-CardPay-Timestamp must be within ${ctx.config.skewMs / 1000} s of the server clock`);
+    throw new ApiError(
+      401,
+      'timestamp_skew',
+      `X-CardPay-Timestamp must be within ${ctx.config.skewMs / 1000} s of the server clock`,
+    );
   }
   const nonce = h['x-cardpay-nonce'];
   if (typeof nonce !== 'string' || !/^[0-9a-f]{32}$/.test(nonce)) {
-    throw new ApiError(401, 'signature_invalid', 'X-CardPay-Nonce must be 32 lower-case hex characters');
+    throw new ApiError(
+      401,
+      'signature_invalid',
+      'X-CardPay-Nonce must be 32 lower-case hex characters',
+    );
   }
   if (await ctx.store.nonceSeen(terminal.id, nonce, now)) {
     throw new ApiError(401, 'nonce_reused', 'this nonce was already used by this terminal');
   }
   const signature = h['x-cardpay-signature'];
-  const canonical = canonicalRequest({ method: req.method, path: req.url, timestamp: String(timestamp), nonce, bodyHash: sha256(req.rawBody ?? Buffer.alloc(0)) });
+  const canonical = canonicalRequest({
+    method: req.method,
+    path: req.url,
+    timestamp: String(timestamp),
+    nonce,
+    bodyHash: sha256(req.rawBody ?? Buffer.alloc(0)),
+  });
   const expected = createHmac('sha256', secret).update(canonical).digest('hex');
   if (typeof signature !== 'string' || !hexEqual(expected, signature)) {
     throw new ApiError(401, 'signature_invalid', 'X-CardPay-Signature does not match the request');
@@ -229,4 +309,3 @@ async function authenticateRequest(req: FastifyRequest, ctx: Ctx): Promise<void>
     throw new ApiError(401, 'nonce_reused', 'this nonce was already used by this terminal');
   }
 }
-

@@ -44,11 +44,26 @@ export function parseArgs(argv: string[]): PlatformOptions & { help?: boolean } 
       out.help = true;
       continue;
     }
-    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
-    const known = ['--host', '--port', '--db', '--payment-url', '--sandbox-payments-port', '--payment-timeout-ms', '--session-ttl-s', '--config', '--log-level', '--sandbox-slow-ms'];
+    const [flag, inline] =
+      arg.startsWith('--') && arg.includes('=')
+        ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+        : [arg, undefined];
+    const known = [
+      '--host',
+      '--port',
+      '--db',
+      '--payment-url',
+      '--sandbox-payments-port',
+      '--payment-timeout-ms',
+      '--session-ttl-s',
+      '--config',
+      '--log-level',
+      '--sandbox-slow-ms',
+    ];
     if (!known.includes(flag)) throw new UsageError(`unknown option ${flag} (see --help)`);
     const value = inline ?? argv[++i];
-    if (value === undefined || (inline === undefined && value.startsWith('--'))) throw new UsageError(`${flag} needs a value`);
+    if (value === undefined || (inline === undefined && value.startsWith('--')))
+      throw new UsageError(`${flag} needs a value`);
     switch (flag) {
       case '--host':
         out.host = value;
@@ -57,11 +72,15 @@ export function parseArgs(argv: string[]): PlatformOptions & { help?: boolean } 
         out.port = int(flag, value, 0, 65535);
         break;
       case '--db':
-        if (/^postgres(ql)?:\/\//.test(value)) throw new UsageError('--db postgres:// is not supported yet: use a SQLite file or :memory:');
+        if (/^postgres(ql)?:\/\//.test(value))
+          throw new UsageError(
+            '--db postgres:// is not supported yet: use a SQLite file or :memory:',
+          );
         out.db = value;
         break;
       case '--payment-url':
-        if (!/^https?:\/\/[^/]+/.test(value)) throw new UsageError(`--payment-url must be an http(s) URL, got "${value}"`);
+        if (!/^https?:\/\/[^/]+/.test(value))
+          throw new UsageError(`--payment-url must be an http(s) URL, got "${value}"`);
         out.paymentUrl = value.replace(/\/+$/, '');
         break;
       case '--sandbox-payments-port':
@@ -80,7 +99,8 @@ export function parseArgs(argv: string[]): PlatformOptions & { help?: boolean } 
         out.sandboxSlowDelayMs = int(flag, value, 0, 600000);
         break;
       case '--log-level':
-        if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(value)) throw new UsageError(`--log-level must be a pino level, got "${value}"`);
+        if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(value))
+          throw new UsageError(`--log-level must be a pino level, got "${value}"`);
         out.logLevel = value;
         break;
     }
@@ -103,10 +123,19 @@ export async function main(argv: string[]): Promise<void> {
   }
   let platform;
   try {
-    platform = await startPlatform({ ...options, warn: (line) => process.stderr.write(line + '\n') });
+    platform = await startPlatform({
+      ...options,
+      warn: (line) => process.stderr.write(line + '\n'),
+    });
   } catch (error) {
-    const known = error instanceof UsageError || error instanceof ConfigError || error instanceof StoreError || error instanceof StartupError;
-    process.stderr.write(`cardpay-platform: ${known ? (error as Error).message : `could not start: ${(error as Error).message}`}\n`);
+    const known =
+      error instanceof UsageError ||
+      error instanceof ConfigError ||
+      error instanceof StoreError ||
+      error instanceof StartupError;
+    process.stderr.write(
+      `cardpay-platform: ${known ? (error as Error).message : `could not start: ${(error as Error).message}`}\n`,
+    );
     process.exit(2);
   }
   const lines = [`cardpay platform listening on ${platform.url}`];
@@ -129,7 +158,9 @@ export async function main(argv: string[]): Promise<void> {
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    process.stderr.write(`cardpay-platform: ${signal}: finishing requests in flight, then stopping\n`);
+    process.stderr.write(
+      `cardpay-platform: ${signal}: finishing requests in flight, then stopping\n`,
+    );
     try {
       await platform.close();
       process.exit(0);
@@ -141,4 +172,3 @@ export async function main(argv: string[]): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
 }
-

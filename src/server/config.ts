@@ -98,7 +98,11 @@ const merchantSchema: Schema = {
       type: 'object',
       additionalProperties: false,
       properties: {
-        methods: { type: 'array', minItems: 1, items: { type: 'string', enum: ['password', 'biometric', 'cvv'] } },
+        methods: {
+          type: 'array',
+          minItems: 1,
+          items: { type: 'string', enum: ['password', 'biometric', 'cvv'] },
+        },
         twoFactorsFrom: { type: 'integer', minimum: 1 },
       },
     },
@@ -117,7 +121,10 @@ const fileSchema: Schema = {
         type: 'object',
         additionalProperties: false,
         required: ['from', 'rateBps'],
-        properties: { from: { type: 'integer', minimum: 0 }, rateBps: { type: 'integer', minimum: 0, maximum: 10000 } },
+        properties: {
+          from: { type: 'integer', minimum: 0 },
+          rateBps: { type: 'integer', minimum: 0, maximum: 10000 },
+        },
       },
     },
     registrationsPerMinute: { type: 'integer', minimum: 1, maximum: 100000 },
@@ -147,7 +154,10 @@ export function loadConfigFile(path: string, base: PlatformConfig): PlatformConf
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+    const reason =
+      (error as NodeJS.ErrnoException).code === 'ENOENT'
+        ? 'no such file'
+        : (error as Error).message;
     throw new ConfigError(`cannot read config ${path}: ${reason}`);
   }
   return applyConfig(raw, base, path);
@@ -163,22 +173,27 @@ export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config
   }>(fileSchema, raw);
   if (!checked.ok) throw new ConfigError(`invalid ${source}: ${checked.message}`);
   const c = checked.value;
-  const merchants = (c.merchants ?? []).map(
-    (m): MerchantConfig => ({
-      id: m.id!,
-      name: m.name ?? m.id!,
-      apiKeySha256: m.apiKeySha256!,
-      acceptedBrands: m.acceptedBrands ?? [...CARD_BRANDS],
-      currencies: m.currencies ?? ['CNY'],
-      openAmounts: m.openAmounts ?? false,
-      auth: { methods: m.auth?.methods ?? ['password', 'biometric', 'cvv'], ...(m.auth?.twoFactorsFrom ? { twoFactorsFrom: m.auth.twoFactorsFrom } : {}) },
-    }),
-  );
+  const merchants = (c.merchants ?? []).map((m): MerchantConfig => ({
+    id: m.id!,
+    name: m.name ?? m.id!,
+    apiKeySha256: m.apiKeySha256!,
+    acceptedBrands: m.acceptedBrands ?? [...CARD_BRANDS],
+    currencies: m.currencies ?? ['CNY'],
+    openAmounts: m.openAmounts ?? false,
+    auth: {
+      methods: m.auth?.methods ?? ['password', 'biometric', 'cvv'],
+      ...(m.auth?.twoFactorsFrom ? { twoFactorsFrom: m.auth.twoFactorsFrom } : {}),
+    },
+  }));
   const discounts = c.discounts ? [...c.discounts].sort((a, b) => a.from - b.from) : base.discounts;
-  if (discounts[0].from !== 0) throw new ConfigError(`invalid ${source}: discounts must start with a range from 0`);
+  if (discounts[0].from !== 0)
+    throw new ConfigError(`invalid ${source}: discounts must start with a range from 0`);
   return {
     ...base,
-    merchants: [...base.merchants.filter((b) => !merchants.some((m) => m.id === b.id)), ...merchants],
+    merchants: [
+      ...base.merchants.filter((b) => !merchants.some((m) => m.id === b.id)),
+      ...merchants,
+    ],
     discounts,
     registrationsPerMinute: c.registrationsPerMinute ?? base.registrationsPerMinute,
     maxAuthFailures: c.maxAuthFailures ?? base.maxAuthFailures,
@@ -187,7 +202,11 @@ export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config
 }
 
 /** The discount for a terminal's history: the rate of the highest range whose lower bound it reaches. */
-export function discountFor(history: number, amount: number, ranges: DiscountRange[]): { rateBps: number; amountOff: number } {
+export function discountFor(
+  history: number,
+  amount: number,
+  ranges: DiscountRange[],
+): { rateBps: number; amountOff: number } {
   let rateBps = 0;
   for (const r of ranges) if (history >= r.from) rateBps = r.rateBps;
   return { rateBps, amountOff: Math.floor((amount * rateBps) / 10000) };

@@ -14,7 +14,10 @@ export class ApiError extends Error {
   }
 
   body(): Record<string, unknown> {
-    return { error: { code: this.code, message: this.message, retryable: this.retryable }, ...this.extra };
+    return {
+      error: { code: this.code, message: this.message, retryable: this.retryable },
+      ...this.extra,
+    };
   }
 }
 

@@ -40,13 +40,20 @@ export class PaymentConnector {
       const left = deadline - Date.now();
       if (left <= 0) break;
       try {
-        const res = await this.send('POST', '/v1/charges', left, { 'content-type': 'application/json', 'idempotency-key': request.chargeId }, body);
+        const res = await this.send(
+          'POST',
+          '/v1/charges',
+          left,
+          { 'content-type': 'application/json', 'idempotency-key': request.chargeId },
+          body,
+        );
         if (res.status >= 500) {
           last = `HTTP ${res.status}`;
           await pause(Math.min(50 * attempt, Math.max(0, deadline - Date.now())));
           continue;
         }
-        if (res.status === 200 || res.status === 201) return outcomeOf(JSON.parse(res.text) as Charge);
+        if (res.status === 200 || res.status === 201)
+          return outcomeOf(JSON.parse(res.text) as Charge);
         return { status: 'declined', declineCode: 'processing_error' };
       } catch (error) {
         // A time-out leaves the outcome unknown: the charge may have been made. Only the
@@ -61,7 +68,12 @@ export class PaymentConnector {
   /** `GET /v1/charges/{id}`: how an unknown outcome is settled. */
   async lookup(chargeId: string): Promise<LookupOutcome> {
     try {
-      const res = await this.send('GET', `/v1/charges/${encodeURIComponent(chargeId)}`, this.timeoutMs, {});
+      const res = await this.send(
+        'GET',
+        `/v1/charges/${encodeURIComponent(chargeId)}`,
+        this.timeoutMs,
+        {},
+      );
       if (res.status === 404) return { status: 'not_found' };
       if (res.status !== 200) return { status: 'unknown', reason: `HTTP ${res.status}` };
       return outcomeOf(JSON.parse(res.text) as Charge);
@@ -74,7 +86,13 @@ export class PaymentConnector {
     this.agent.destroy();
   }
 
-  private send(method: string, path: string, timeoutMs: number, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
+  private send(
+    method: string,
+    path: string,
+    timeoutMs: number,
+    headers: Record<string, string>,
+    body?: string,
+  ): Promise<{ status: number; text: string }> {
     const request = this.url.protocol === 'https:' ? httpsRequest : httpRequest;
     const base = this.url.pathname.replace(/\/+$/, '');
     return new Promise((resolve, reject) => {
@@ -86,7 +104,10 @@ export class PaymentConnector {
           port: this.url.port,
           method,
           path: base + path,
-          headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+          headers:
+            body === undefined
+              ? headers
+              : { ...headers, 'content-length': String(Buffer.byteLength(body)) },
         },
         (res: IncomingMessage) => {
           const chunks: Buffer[] = [];
@@ -111,7 +132,8 @@ export class PaymentConnector {
 
 function outcomeOf(charge: Charge): ChargeOutcome {
   if (charge.status === 'succeeded') return { status: 'succeeded' };
-  if (charge.status === 'declined') return { status: 'declined', declineCode: charge.declineCode ?? 'card_declined' };
+  if (charge.status === 'declined')
+    return { status: 'declined', declineCode: charge.declineCode ?? 'card_declined' };
   return { status: 'unknown', reason: `status ${String((charge as { status?: unknown }).status)}` };
 }
 

@@ -2,7 +2,14 @@ import type { FastifyInstance } from 'fastify';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, parse } from 'node:path';
 import { buildApp, type Ctx } from './app';
-import { applyConfig, defaultConfig, loadConfigFile, newApiKey, sandboxMerchant, type PlatformConfig } from './config';
+import {
+  applyConfig,
+  defaultConfig,
+  loadConfigFile,
+  newApiKey,
+  sandboxMerchant,
+  type PlatformConfig,
+} from './config';
 import { loggerOptions } from './log';
 import { buildSandbox } from './sandbox/payment-platform';
 import { SandboxSoterVerifier } from './sandbox/soter';
@@ -65,25 +72,32 @@ export class StartupError extends Error {
 function masterKeyFor(options: PlatformOptions, sandbox: boolean, db: string): string {
   const given = options.masterKey ?? process.env.CARDPAY_MASTER_KEY;
   if (given) {
-    if (!/^[0-9a-fA-F]{64}$/.test(given)) throw new StartupError('CARDPAY_MASTER_KEY must be 64 hex characters');
+    if (!/^[0-9a-fA-F]{64}$/.test(given))
+      throw new StartupError('CARDPAY_MASTER_KEY must be 64 hex characters');
     return given;
   }
-  if (!sandbox) throw new StartupError('CARDPAY_MASTER_KEY is required with --payment-url (production mode)');
+  if (!sandbox)
+    throw new StartupError('CARDPAY_MASTER_KEY is required with --payment-url (production mode)');
   const warn = options.warn ?? (() => undefined);
   if (db === ':memory:') {
-    warn('warning: CARDPAY_MASTER_KEY is not set; using a throw-away key for this in-memory database');
+    warn(
+      'warning: CARDPAY_MASTER_KEY is not set; using a throw-away key for this in-memory database',
+    );
     return randomHex(32);
   }
   const file = `${db}.master-key`;
   if (existsSync(file)) {
     const kept = readFileSync(file, 'utf8').trim();
-    if (!/^[0-9a-f]{64}$/.test(kept)) throw new StartupError(`the master key file ${file} is damaged`);
+    if (!/^[0-9a-f]{64}$/.test(kept))
+      throw new StartupError(`the master key file ${file} is damaged`);
     return kept;
   }
   const key = randomHex(32);
   writeFileSync(file, key + '\n', { mode: 0o600 });
   chmodSync(file, 0o600);
-  warn(`warning: CARDPAY_MASTER_KEY is not set; generated one and kept it in ${file} (sandbox only)`);
+  warn(
+    `warning: CARDPAY_MASTER_KEY is not set; generated one and kept it in ${file} (sandbox only)`,
+  );
   return key;
 }
 
@@ -108,7 +122,9 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Runn
     try {
       mkdirSync(dirname(db), { recursive: true });
     } catch (error) {
-      throw new StartupError(`cannot create the database folder ${dirname(db)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      throw new StartupError(
+        `cannot create the database folder ${dirname(db)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      );
     }
   }
   const masterKey = masterKeyFor(options, sandboxMode, db);
@@ -119,25 +135,45 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Runn
   if (options.reconcileEveryMs !== undefined) config.reconcileEveryMs = options.reconcileEveryMs;
   let merchantKey: string | undefined;
   if (sandboxMode) {
-    merchantKey = options.sandboxMerchantKey ?? process.env.CARDPAY_SANDBOX_MERCHANT_KEY ?? newApiKey();
+    merchantKey =
+      options.sandboxMerchantKey ?? process.env.CARDPAY_SANDBOX_MERCHANT_KEY ?? newApiKey();
     config.merchants.push(sandboxMerchant(merchantKey));
   }
   if (options.config) config = loadConfigFile(options.config, config);
   if (options.configObject) config = applyConfig(options.configObject, config);
 
-  const logger = options.logLevel === 'silent' ? false : loggerOptions(options.logLevel ?? 'info', options.logStream);
+  const logger =
+    options.logLevel === 'silent'
+      ? false
+      : loggerOptions(options.logLevel ?? 'info', options.logStream);
   const store = new SqliteStore(db);
   let sandbox: RunningPlatform['sandbox'];
   let paymentUrl = options.paymentUrl;
   try {
     if (sandboxMode) {
       const sandboxDb = sandboxDbFor(db);
-      const sandboxApp = await buildSandbox({ db: sandboxDb, slowDelayMs: options.sandboxSlowDelayMs, logger });
-      const url = await sandboxApp.listen({ host: options.host ?? '127.0.0.1', port: options.sandboxPaymentsPort ?? 8788 });
+      const sandboxApp = await buildSandbox({
+        db: sandboxDb,
+        slowDelayMs: options.sandboxSlowDelayMs,
+        logger,
+      });
+      const url = await sandboxApp.listen({
+        host: options.host ?? '127.0.0.1',
+        port: options.sandboxPaymentsPort ?? 8788,
+      });
       sandbox = { url: url.replace('[::1]', 'localhost'), app: sandboxApp, db: sandboxDb };
       paymentUrl = sandbox.url;
     }
-    const { app, ctx } = await buildApp({ store, config, masterKey, paymentUrl: paymentUrl!, logger, soter: soterFor(options, sandboxMode), reconcile: true, clock: options.clock });
+    const { app, ctx } = await buildApp({
+      store,
+      config,
+      masterKey,
+      paymentUrl: paymentUrl!,
+      logger,
+      soter: soterFor(options, sandboxMode),
+      reconcile: true,
+      clock: options.clock,
+    });
     await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8787 });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : options.port;
@@ -160,7 +196,10 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Runn
     if (sandbox) await sandbox.app.close().catch(() => undefined);
     await store.close();
     const e = error as NodeJS.ErrnoException;
-    if (e.code === 'EADDRINUSE') throw new StartupError(`the address is already in use (${e.message.replace(/^listen /, '')})`);
+    if (e.code === 'EADDRINUSE')
+      throw new StartupError(
+        `the address is already in use (${e.message.replace(/^listen /, '')})`,
+      );
     throw error;
   }
 }

@@ -50,7 +50,14 @@ export class Reconciler {
         continue;
       }
       const wait = Math.min(60000, config.reconcileEveryMs * 2 ** Math.min(p.checks, 6));
-      await store.commit([{ kind: 'updatePayment', id: p.id, version: p.version, patch: { checks: p.checks + 1, nextCheckAt: now + wait } }]);
+      await store.commit([
+        {
+          kind: 'updatePayment',
+          id: p.id,
+          version: p.version,
+          patch: { checks: p.checks + 1, nextCheckAt: now + wait },
+        },
+      ]);
     }
   }
 }

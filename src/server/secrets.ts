@@ -1,4 +1,10 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  randomBytes,
+  timingSafeEqual,
+} from 'node:crypto';
 
 /**
  * Encryption at rest: AES-256-GCM under the master key, a fresh 12-byte IV per value, the
@@ -9,7 +15,8 @@ export class Sealer {
   private readonly key: Buffer;
 
   constructor(masterKeyHex: string) {
-    if (!/^[0-9a-fA-F]{64}$/.test(masterKeyHex)) throw new Error('the master key must be 64 hex characters');
+    if (!/^[0-9a-fA-F]{64}$/.test(masterKeyHex))
+      throw new Error('the master key must be 64 hex characters');
     this.key = Buffer.from(masterKeyHex, 'hex');
   }
 
@@ -17,13 +24,22 @@ export class Sealer {
     const iv = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', this.key, iv);
     cipher.setAAD(Buffer.from(context, 'utf8'));
-    const body = Buffer.concat([cipher.update(typeof plain === 'string' ? Buffer.from(plain, 'utf8') : plain), cipher.final()]);
-    return ['v1', iv.toString('hex'), cipher.getAuthTag().toString('hex'), body.toString('hex')].join('.');
+    const body = Buffer.concat([
+      cipher.update(typeof plain === 'string' ? Buffer.from(plain, 'utf8') : plain),
+      cipher.final(),
+    ]);
+    return [
+      'v1',
+      iv.toString('hex'),
+      cipher.getAuthTag().toString('hex'),
+      body.toString('hex'),
+    ].join('.');
   }
 
   open(sealed: string, context: string): Buffer {
     const [version, iv, tag, body] = sealed.split('.');
-    if (version !== 'v1' || !iv || !tag || body === undefined) throw new Error('not a sealed value');
+    if (version !== 'v1' || !iv || !tag || body === undefined)
+      throw new Error('not a sealed value');
     const decipher = createDecipheriv('aes-256-gcm', this.key, Buffer.from(iv, 'hex'));
     decipher.setAAD(Buffer.from(context, 'utf8'));
     decipher.setAuthTag(Buffer.from(tag, 'hex'));
@@ -49,7 +65,11 @@ export function hexEqual(expected: string, given: string): boolean {
 
 /** An opaque id: the type prefix and 20 random base-36-ish characters. */
 export function newId(prefix: string): string {
-  return `${prefix}_${randomBytes(15).toString('base64').replace(/[^A-Za-z0-9]/g, '').slice(0, 20).padEnd(20, '0')}`;
+  return `${prefix}_${randomBytes(15)
+    .toString('base64')
+    .replace(/[^A-Za-z0-9]/g, '')
+    .slice(0, 20)
+    .padEnd(20, '0')}`;
 }
 
 export function randomHex(bytes: number): string {

@@ -23,7 +23,11 @@ export class WeChatSoterVerifier implements SoterVerifier {
     this.endpoint = options.endpoint ?? 'https://api.weixin.qq.com/cgi-bin/soter/verify_signature';
   }
 
-  async verify(input: { terminalId: string; resultJSON: string; signatureHex: string }): Promise<boolean> {
+  async verify(input: {
+    terminalId: string;
+    resultJSON: string;
+    signatureHex: string;
+  }): Promise<boolean> {
     const openid = await this.options.openidFor(input.terminalId);
     if (!openid) return false;
     const token = await this.options.accessToken();
@@ -31,7 +35,11 @@ export class WeChatSoterVerifier implements SoterVerifier {
       const res = await fetch(`${this.endpoint}?access_token=${encodeURIComponent(token)}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ openid, json_string: input.resultJSON, json_signature: Buffer.from(input.signatureHex, 'hex').toString('base64') }),
+        body: JSON.stringify({
+          openid,
+          json_string: input.resultJSON,
+          json_signature: Buffer.from(input.signatureHex, 'hex').toString('base64'),
+        }),
         signal: AbortSignal.timeout(this.options.timeoutMs ?? 3000),
       });
       const body = (await res.json()) as { errcode?: number; is_ok?: boolean };

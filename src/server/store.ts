@@ -87,8 +87,16 @@ export type Write =
   | { kind: 'updateSession'; id: string; version: number; patch: Partial<SessionRow> }
   | { kind: 'insertPayment'; row: PaymentRow }
   | { kind: 'updatePayment'; id: string; version: number; patch: Partial<PaymentRow> }
-  | { kind: 'updateTerminal'; id: string; patch: Partial<Pick<TerminalRow, 'authFailures' | 'lockedUntil'>> }
-  | { kind: 'updateOrder'; orderRef: string; patch: Partial<Pick<MerchantOrderRow, 'status' | 'paymentId'>> };
+  | {
+      kind: 'updateTerminal';
+      id: string;
+      patch: Partial<Pick<TerminalRow, 'authFailures' | 'lockedUntil'>>;
+    }
+  | {
+      kind: 'updateOrder';
+      orderRef: string;
+      patch: Partial<Pick<MerchantOrderRow, 'status' | 'paymentId'>>;
+    };
 
 export type IdempotencyBegin =
   | { kind: 'new' }
@@ -100,11 +108,21 @@ export interface Store {
   insertTerminal(row: TerminalRow): Promise<void>;
   getTerminal(id: string): Promise<TerminalRow | undefined>;
   /** Counts a failed authentication; locks at `max`. Returns the new count and lock time, atomically. */
-  recordAuthFailure(id: string, max: number, lockUntil: number): Promise<{ failures: number; lockedUntil: number }>;
+  recordAuthFailure(
+    id: string,
+    max: number,
+    lockUntil: number,
+  ): Promise<{ failures: number; lockedUntil: number }>;
   /** Records a nonce; false when this terminal used it before and it has not expired. */
   useNonce(terminalId: string, nonce: string, now: number, expiresAt: number): Promise<boolean>;
   nonceSeen(terminalId: string, nonce: string, now: number): Promise<boolean>;
-  beginIdempotent(terminalId: string, key: string, fingerprint: string, now: number, ttlMs: number): Promise<IdempotencyBegin>;
+  beginIdempotent(
+    terminalId: string,
+    key: string,
+    fingerprint: string,
+    now: number,
+    ttlMs: number,
+  ): Promise<IdempotencyBegin>;
   finishIdempotent(terminalId: string, key: string, status: number, body: string): Promise<void>;
   abandonIdempotent(terminalId: string, key: string): Promise<void>;
   getSession(id: string): Promise<SessionRow | undefined>;
@@ -130,8 +148,10 @@ function memo(s: string, convert: (s: string) => string): string {
   if (out === undefined) names.set(s, (out = convert(s)));
   return out;
 }
-const SNAKE = (s: string) => memo(`>${s}`, (x) => x.slice(1).replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`));
-const CAMEL = (s: string) => memo(`<${s}`, (x) => x.slice(1).replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()));
+const SNAKE = (s: string) =>
+  memo(`>${s}`, (x) => x.slice(1).replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`));
+const CAMEL = (s: string) =>
+  memo(`<${s}`, (x) => x.slice(1).replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()));
 const JSON_COLUMNS = new Set(['methods', 'error']);
 
 function toRow<T>(record: Record<string, unknown> | undefined): T | undefined {
@@ -208,7 +228,9 @@ export class SqliteStore implements Store {
   private migrate(): void {
     const current = this.db.pragma('user_version', { simple: true }) as number;
     if (current > MIGRATIONS.length) {
-      throw new Error(`the database is at schema version ${current}, newer than this server (${MIGRATIONS.length})`);
+      throw new Error(
+        `the database is at schema version ${current}, newer than this server (${MIGRATIONS.length})`,
+      );
     }
     for (let v = current; v < MIGRATIONS.length; v++) {
       this.db.transaction(() => {
@@ -230,15 +252,26 @@ export class SqliteStore implements Store {
   private insert(table: string, record: Record<string, unknown>): void {
     const cols = toColumns(record);
     const names = Object.keys(cols);
-    this.stmt(`INSERT INTO ${table} (${names.join(',')}) VALUES (${names.map((n) => '@' + n).join(',')})`).run(cols);
+    this.stmt(
+      `INSERT INTO ${table} (${names.join(',')}) VALUES (${names.map((n) => '@' + n).join(',')})`,
+    ).run(cols);
   }
 
   /** UPDATE … SET patch WHERE key = ? [AND version = ?], bumping the version when versioned. */
-  private update(table: string, keyColumn: string, key: string, patch: Record<string, unknown>, version?: number): boolean {
+  private update(
+    table: string,
+    keyColumn: string,
+    key: string,
+    patch: Record<string, unknown>,
+    version?: number,
+  ): boolean {
     const cols = toColumns(patch);
     const sets = Object.keys(cols).map((n) => `${n} = @${n}`);
     if (version !== undefined) sets.push('version = version + 1');
-    const where = version !== undefined ? `${keyColumn} = @__key AND version = @__version` : `${keyColumn} = @__key`;
+    const where =
+      version !== undefined
+        ? `${keyColumn} = @__key AND version = @__version`
+        : `${keyColumn} = @__key`;
     const sql = `UPDATE ${table} SET ${sets.join(', ')} WHERE ${where}`;
     return this.stmt(sql).run({ ...cols, __key: key, __version: version ?? null }).changes === 1;
   }
@@ -247,30 +280,48 @@ export class SqliteStore implements Store {
     this.insert('terminals', { ...row });
   }
   async getTerminal(id: string) {
-    return toRow<TerminalRow>(this.stmt('SELECT * FROM terminals WHERE id = ?').get(id) as Record<string, unknown>);
+    return toRow<TerminalRow>(
+      this.stmt('SELECT * FROM terminals WHERE id = ?').get(id) as Record<string, unknown>,
+    );
   }
   async recordAuthFailure(id: string, max: number, lockUntil: number) {
     return this.db.transaction(() => {
-      const row = this.stmt('UPDATE terminals SET auth_failures = auth_failures + 1 WHERE id = ? RETURNING auth_failures').get(id) as { auth_failures: number };
+      const row = this.stmt(
+        'UPDATE terminals SET auth_failures = auth_failures + 1 WHERE id = ? RETURNING auth_failures',
+      ).get(id) as { auth_failures: number };
       let lockedUntil = 0;
       if (row.auth_failures >= max) {
         lockedUntil = lockUntil;
-        this.stmt('UPDATE terminals SET locked_until = ?, auth_failures = 0 WHERE id = ?').run(lockUntil, id);
+        this.stmt('UPDATE terminals SET locked_until = ?, auth_failures = 0 WHERE id = ?').run(
+          lockUntil,
+          id,
+        );
       }
       return { failures: row.auth_failures, lockedUntil };
     })();
   }
   async useNonce(terminalId: string, nonce: string, now: number, expiresAt: number) {
     // One statement: a new nonce is inserted, an expired one taken over, a live one refused.
-    const sql = 'INSERT INTO nonces (terminal_id, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT (terminal_id, nonce) DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at <= ?';
+    const sql =
+      'INSERT INTO nonces (terminal_id, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT (terminal_id, nonce) DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at <= ?';
     return this.stmt(sql).run(terminalId, nonce, expiresAt, now).changes === 1;
   }
   async nonceSeen(terminalId: string, nonce: string, now: number) {
-    return !!this.stmt('SELECT 1 FROM nonces WHERE terminal_id = ? AND nonce = ? AND expires_at > ?').get(terminalId, nonce, now);
+    return !!this.stmt(
+      'SELECT 1 FROM nonces WHERE terminal_id = ? AND nonce = ? AND expires_at > ?',
+    ).get(terminalId, nonce, now);
   }
-  async beginIdempotent(terminalId: string, key: string, fingerprint: string, now: number, ttlMs: number): Promise<IdempotencyBegin> {
+  async beginIdempotent(
+    terminalId: string,
+    key: string,
+    fingerprint: string,
+    now: number,
+    ttlMs: number,
+  ): Promise<IdempotencyBegin> {
     return this.db.transaction((): IdempotencyBegin => {
-      const row = this.stmt('SELECT fingerprint, status, body, expires_at FROM idempotency WHERE terminal_id = ? AND key = ?').get(terminalId, key) as
+      const row = this.stmt(
+        'SELECT fingerprint, status, body, expires_at FROM idempotency WHERE terminal_id = ? AND key = ?',
+      ).get(terminalId, key) as
         | { fingerprint: string; status: number | null; body: string | null; expires_at: number }
         | undefined;
       if (row && row.expires_at > now) {
@@ -278,40 +329,65 @@ export class SqliteStore implements Store {
         if (row.status === null || row.body === null) return { kind: 'in_progress' };
         return { kind: 'replay', status: row.status, body: row.body };
       }
-      this.stmt('INSERT OR REPLACE INTO idempotency (terminal_id, key, fingerprint, status, body, expires_at) VALUES (?, ?, ?, NULL, NULL, ?)').run(terminalId, key, fingerprint, now + ttlMs);
+      this.stmt(
+        'INSERT OR REPLACE INTO idempotency (terminal_id, key, fingerprint, status, body, expires_at) VALUES (?, ?, ?, NULL, NULL, ?)',
+      ).run(terminalId, key, fingerprint, now + ttlMs);
       return { kind: 'new' };
     })();
   }
   async finishIdempotent(terminalId: string, key: string, status: number, body: string) {
-    this.stmt('UPDATE idempotency SET status = ?, body = ? WHERE terminal_id = ? AND key = ?').run(status, body, terminalId, key);
+    this.stmt('UPDATE idempotency SET status = ?, body = ? WHERE terminal_id = ? AND key = ?').run(
+      status,
+      body,
+      terminalId,
+      key,
+    );
   }
   async abandonIdempotent(terminalId: string, key: string) {
-    this.stmt('DELETE FROM idempotency WHERE terminal_id = ? AND key = ? AND status IS NULL').run(terminalId, key);
+    this.stmt('DELETE FROM idempotency WHERE terminal_id = ? AND key = ? AND status IS NULL').run(
+      terminalId,
+      key,
+    );
   }
   async getSession(id: string) {
-    return toRow<SessionRow>(this.stmt('SELECT * FROM sessions WHERE id = ?').get(id) as Record<string, unknown>);
+    return toRow<SessionRow>(
+      this.stmt('SELECT * FROM sessions WHERE id = ?').get(id) as Record<string, unknown>,
+    );
   }
   async getPayment(id: string) {
-    return toRow<PaymentRow>(this.stmt('SELECT * FROM payments WHERE id = ?').get(id) as Record<string, unknown>);
+    return toRow<PaymentRow>(
+      this.stmt('SELECT * FROM payments WHERE id = ?').get(id) as Record<string, unknown>,
+    );
   }
   async duePayments(now: number, limit: number) {
-    const rows = this.stmt("SELECT * FROM payments WHERE status = 'pending' AND next_check_at <= ? ORDER BY next_check_at LIMIT ?").all(now, limit) as Record<string, unknown>[];
+    const rows = this.stmt(
+      "SELECT * FROM payments WHERE status = 'pending' AND next_check_at <= ? ORDER BY next_check_at LIMIT ?",
+    ).all(now, limit) as Record<string, unknown>[];
     return rows.map((r) => toRow<PaymentRow>(r)!);
   }
   async historyTotal(terminalId: string) {
-    const row = this.stmt("SELECT COALESCE(SUM(charged), 0) AS total FROM payments WHERE terminal_id = ? AND status = 'succeeded'").get(terminalId) as { total: number };
+    const row = this.stmt(
+      "SELECT COALESCE(SUM(charged), 0) AS total FROM payments WHERE terminal_id = ? AND status = 'succeeded'",
+    ).get(terminalId) as { total: number };
     return row.total;
   }
   async putMerchantOrder(row: MerchantOrderRow) {
     return this.db.transaction(() => {
-      const existing = this.stmt('SELECT * FROM merchant_orders WHERE merchant_id = ? AND merchant_order_id = ?').get(row.merchantId, row.merchantOrderId) as Record<string, unknown> | undefined;
+      const existing = this.stmt(
+        'SELECT * FROM merchant_orders WHERE merchant_id = ? AND merchant_order_id = ?',
+      ).get(row.merchantId, row.merchantOrderId) as Record<string, unknown> | undefined;
       if (existing) return { row: toRow<MerchantOrderRow>(existing)!, created: false };
       this.insert('merchant_orders', { ...row });
       return { row, created: true };
     })();
   }
   async getMerchantOrder(orderRef: string) {
-    return toRow<MerchantOrderRow>(this.stmt('SELECT * FROM merchant_orders WHERE order_ref = ?').get(orderRef) as Record<string, unknown>);
+    return toRow<MerchantOrderRow>(
+      this.stmt('SELECT * FROM merchant_orders WHERE order_ref = ?').get(orderRef) as Record<
+        string,
+        unknown
+      >,
+    );
   }
   async commit(writes: Write[]) {
     const apply = this.db.transaction((): boolean => {

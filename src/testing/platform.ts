@@ -12,7 +12,9 @@ export type SandboxPlatform = RunningPlatform & { merchantKey: string };
  * const platform = await startSandboxPlatform()
  * afterAll(() => platform.close())
  */
-export async function startSandboxPlatform(options: PlatformOptions = {}): Promise<SandboxPlatform> {
+export async function startSandboxPlatform(
+  options: PlatformOptions = {},
+): Promise<SandboxPlatform> {
   const running = await startPlatform({
     port: 0,
     sandboxPaymentsPort: 0,
@@ -44,10 +46,25 @@ export interface SpawnedPlatform {
  */
 export function spawnSandboxPlatform(extraArgs: string[] = []): Promise<SpawnedPlatform> {
   const bin = join(__dirname, '../../bin/cardpay-platform.js');
-  const child = spawn(process.execPath, [bin, '--port', '0', '--sandbox-payments-port', '0', '--db', ':memory:', '--log-level', 'warn', ...extraArgs], {
-    env: { ...process.env, CARDPAY_MASTER_KEY: '42'.repeat(32) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      bin,
+      '--port',
+      '0',
+      '--sandbox-payments-port',
+      '0',
+      '--db',
+      ':memory:',
+      '--log-level',
+      'warn',
+      ...extraArgs,
+    ],
+    {
+      env: { ...process.env, CARDPAY_MASTER_KEY: '42'.repeat(32) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   return new Promise((resolve, reject) => {
     let out = '';
     let err = '';
@@ -56,7 +73,9 @@ export function spawnSandboxPlatform(extraArgs: string[] = []): Promise<SpawnedP
       reject(new Error(`cardpay-platform did not start in 15 s: ${err || out}`));
     }, 15000);
     child.stderr.on('data', (c: Buffer) => (err += c));
-    child.on('exit', (code) => reject(new Error(`cardpay-platform exited with ${code}: ${err.trim()}`)));
+    child.on('exit', (code) =>
+      reject(new Error(`cardpay-platform exited with ${code}: ${err.trim()}`)),
+    );
     child.stdout.on('data', (c: Buffer) => {
       out += c;
       const url = /listening on (\S+)/.exec(out)?.[1];

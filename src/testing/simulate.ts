@@ -37,7 +37,9 @@ export interface SimComponent {
 // (and its types) are also used from plain Node.
 function simulate(): Simulate {
   if (!existsSync(join(PLUGIN_ROOT, 'plugin.json'))) {
-    throw new Error(`the built plugin is missing at ${PLUGIN_ROOT}: run \`npm run build\` before these tests`);
+    throw new Error(
+      `the built plugin is missing at ${PLUGIN_ROOT}: run \`npm run build\` before these tests`,
+    );
   }
   return require('miniprogram-simulate') as Simulate;
 }
@@ -69,7 +71,14 @@ export function installWx(): WxStandIn & { reset(): void } {
     state.requests.push({ method: o.method, url: o.url });
     const url = new URL(o.url);
     const req = httpRequest(
-      { hostname: url.hostname, port: url.port, path: url.pathname + url.search, method: o.method, headers: o.header, timeout: o.timeout },
+      {
+        hostname: url.hostname,
+        port: url.port,
+        path: url.pathname + url.search,
+        method: o.method,
+        headers: o.header,
+        timeout: o.timeout,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -90,11 +99,23 @@ export function installWx(): WxStandIn & { reset(): void } {
     req.end();
   };
   wx.scanCode = (o: any) => {
-    void state.scanner.scanCode({ scanType: o.scanType }).then((r) =>
-      r.ok ? o.success?.({ result: r.result, scanType: r.scanType === 'qrCode' ? 'QR_CODE' : 'EAN_13' }) : o.fail?.({ errMsg: `scanCode:fail ${r.reason === 'cancelled' ? 'cancel' : 'auth deny'}` }),
-    );
+    void state.scanner
+      .scanCode({ scanType: o.scanType })
+      .then((r) =>
+        r.ok
+          ? o.success?.({
+              result: r.result,
+              scanType: r.scanType === 'qrCode' ? 'QR_CODE' : 'EAN_13',
+            })
+          : o.fail?.({
+              errMsg: `scanCode:fail ${r.reason === 'cancelled' ? 'cancel' : 'auth deny'}`,
+            }),
+      );
   };
-  wx.getStorage = (o: any) => (state.storage.has(o.key) ? o.success?.({ data: state.storage.get(o.key) }) : o.fail?.({ errMsg: 'getStorage:fail data not found' }));
+  wx.getStorage = (o: any) =>
+    state.storage.has(o.key)
+      ? o.success?.({ data: state.storage.get(o.key) })
+      : o.fail?.({ errMsg: 'getStorage:fail data not found' });
   wx.setStorage = (o: any) => {
     state.storage.set(o.key, o.data);
     o.success?.({});
@@ -156,7 +177,10 @@ export function loadWithPlugin(path: string, tag = 'cardpay-checkout'): string {
   // Relative to the page: simulate joins absolute paths onto its root and would miss the file,
   // and an unmapped tag renders empty without an error.
   // The WXML compiler sees only files under rootPath: use the folder that holds both.
-  return simulate().load(path, { rootPath: commonFolder(path, PLUGIN_ROOT), usingComponents: { [tag]: relative(dirname(path), CHECKOUT_PATH) } });
+  return simulate().load(path, {
+    rootPath: commonFolder(path, PLUGIN_ROOT),
+    usingComponents: { [tag]: relative(dirname(path), CHECKOUT_PATH) },
+  });
 }
 
 function commonFolder(a: string, b: string): string {
@@ -176,7 +200,12 @@ export function mount(id: string, props: Record<string, unknown> = {}): SimCompo
   return comp;
 }
 
-const CONTAINERS = ['cardpay-checkout', 'cardpay-confirm-sheet', 'cardpay-auth-sheet', 'cardpay-keypad'];
+const CONTAINERS = [
+  'cardpay-checkout',
+  'cardpay-confirm-sheet',
+  'cardpay-auth-sheet',
+  'cardpay-keypad',
+];
 
 /** Finds an element by its stable id anywhere in the checkout, inside its sheets and keypad too. */
 export function find(root: SimComponent, id: string): SimComponent | null {
@@ -223,7 +252,11 @@ export function screenOf(root: SimComponent): string | undefined {
 }
 
 /** Waits (in real time: the platform is real) until the predicate holds. */
-export async function waitFor(predicate: () => boolean, what = 'condition', timeoutMs = 10000): Promise<void> {
+export async function waitFor(
+  predicate: () => boolean,
+  what = 'condition',
+  timeoutMs = 10000,
+): Promise<void> {
   const started = Date.now();
   while (!predicate()) {
     if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
@@ -232,13 +265,22 @@ export async function waitFor(predicate: () => boolean, what = 'condition', time
 }
 
 /** Waits for the checkout to show a screen (entry, enrol, confirm, auth, processing, result…). */
-export function waitForScreen(root: SimComponent, screen: string, timeoutMs?: number): Promise<void> {
-  return waitFor(() => screenOf(root) === screen, `screen "${screen}" (now "${screenOf(root)}")`, timeoutMs);
+export function waitForScreen(
+  root: SimComponent,
+  screen: string,
+  timeoutMs?: number,
+): Promise<void> {
+  return waitFor(
+    () => screenOf(root) === screen,
+    `screen "${screen}" (now "${screenOf(root)}")`,
+    timeoutMs,
+  );
 }
 
 /** Records the component's events: statechange, success, fail, cancel. */
 export function recordEvents(comp: SimComponent): { name: string; detail: any }[] {
   const events: { name: string; detail: any }[] = [];
-  for (const name of ['statechange', 'success', 'fail', 'cancel']) comp.addEventListener(name, (e) => events.push({ name, detail: e.detail }));
+  for (const name of ['statechange', 'success', 'fail', 'cancel'])
+    comp.addEventListener(name, (e) => events.push({ name, detail: e.detail }));
   return events;
 }

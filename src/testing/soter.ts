@@ -22,7 +22,9 @@ export interface SandboxSoterOptions {
  * const soter = sandboxSoterBridge({ outcomes: ['cancel'] })   // first try cancelled, then passes
  * requirePlugin('cardpay').setHostBridge(soter)
  */
-export function sandboxSoterBridge(options: SandboxSoterOptions = {}): Required<HostBridge> & { calls: { challenge: string; modes: BiometricMode[] }[] } {
+export function sandboxSoterBridge(
+  options: SandboxSoterOptions = {},
+): Required<HostBridge> & { calls: { challenge: string; modes: BiometricMode[] }[] } {
   const modes = options.modes ?? ['fingerPrint'];
   const outcomes = [...(options.outcomes ?? [])];
   const calls: { challenge: string; modes: BiometricMode[] }[] = [];
@@ -36,10 +38,25 @@ export function sandboxSoterBridge(options: SandboxSoterOptions = {}): Required<
       calls.push({ challenge, modes: requestAuthModes });
       const outcome = outcomes.shift() ?? 'pass';
       setTimeout(() => {
-        if (outcome === 'cancel') return fail?.({ errCode: 90008, errMsg: 'startSoterAuthentication:fail cancel' });
-        const resultJSON = JSON.stringify({ raw: challenge, fid: '1', counter: ++counter, tee_n: 'sandbox', tee_v: '1', fp_n: 'sandbox', fp_v: '1', cpu_id: 'sandbox', uid: '0' });
+        if (outcome === 'cancel')
+          return fail?.({ errCode: 90008, errMsg: 'startSoterAuthentication:fail cancel' });
+        const resultJSON = JSON.stringify({
+          raw: challenge,
+          fid: '1',
+          counter: ++counter,
+          tee_n: 'sandbox',
+          tee_v: '1',
+          fp_n: 'sandbox',
+          fp_v: '1',
+          cpu_id: 'sandbox',
+          uid: '0',
+        });
         const signature = outcome === 'mismatch' ? Buffer.alloc(32) : randomBytes(256);
-        success?.({ authMode: requestAuthModes[0], resultJSON, resultJSONSignature: signature.toString('base64') });
+        success?.({
+          authMode: requestAuthModes[0],
+          resultJSON,
+          resultJSONSignature: signature.toString('base64'),
+        });
       }, 0);
     },
   };

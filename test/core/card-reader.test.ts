@@ -24,7 +24,9 @@ function tlv(tag: number[], value: number[], longForm = false): number[] {
 const ascii = (s: string) => Array.from(s, (c) => c.charCodeAt(0));
 const bcd = (digits: string) => {
   const padded = digits.length % 2 ? digits + 'F' : digits;
-  return Array.from({ length: padded.length / 2 }, (_, i) => parseInt(padded.slice(i * 2, i * 2 + 2), 16));
+  return Array.from({ length: padded.length / 2 }, (_, i) =>
+    parseInt(padded.slice(i * 2, i * 2 + 2), 16),
+  );
 };
 const header = tlv([0x85], ascii('CPV01'));
 const cpm = (...items: number[][]) => base64Encode(Uint8Array.from([...header, ...items.flat()]));
@@ -38,29 +40,60 @@ describe('readCard', () => {
         if (!r.ok) expect({ error: r.error, reason: r.reason }).toEqual(c.expect);
       } else {
         expect(r.ok).toBe(true);
-        if (r.ok) expect({ pan: r.card.pan, brand: r.card.brand, last4: r.card.last4 }).toEqual(c.expect);
+        if (r.ok)
+          expect({ pan: r.card.pan, brand: r.card.brand, last4: r.card.last4 }).toEqual(c.expect);
       }
     });
   });
 
   it('finds the PAN in the common data template 62 when no application template has one', () => {
-    const payload = cpm(tlv([0x61], [...tlv([0x4f], [0xa0, 0, 0, 3, 0x33]), ...tlv([0x50], ascii('UnionPay'))]), tlv([0x62], tlv([0x5a], bcd('4242424242424242'))));
-    expect(readCard(payload)).toMatchObject({ ok: true, card: { pan: '4242424242424242', format: 'emv-cpm' } });
+    const payload = cpm(
+      tlv([0x61], [...tlv([0x4f], [0xa0, 0, 0, 3, 0x33]), ...tlv([0x50], ascii('UnionPay'))]),
+      tlv([0x62], tlv([0x5a], bcd('4242424242424242'))),
+    );
+    expect(readCard(payload)).toMatchObject({
+      ok: true,
+      card: { pan: '4242424242424242', format: 'emv-cpm' },
+    });
   });
 
   it('uses the first PAN in payload order across several application templates', () => {
-    const payload = cpm(tlv([0x61], tlv([0x5a], bcd('5555555555554444'))), tlv([0x61], tlv([0x5a], bcd('4242424242424242'))));
-    expect(readCard(payload)).toMatchObject({ ok: true, card: { pan: '5555555555554444', brand: 'mastercard' } });
+    const payload = cpm(
+      tlv([0x61], tlv([0x5a], bcd('5555555555554444'))),
+      tlv([0x61], tlv([0x5a], bcd('4242424242424242'))),
+    );
+    expect(readCard(payload)).toMatchObject({
+      ok: true,
+      card: { pan: '5555555555554444', brand: 'mastercard' },
+    });
   });
 
   it('skips multi-byte tags, long-form lengths and the nested templates 63 and 64', () => {
-    const nested = tlv([0x63], [...tlv([0x9f, 0x26], [1, 2, 3, 4, 5, 6, 7, 8]), ...tlv([0x9f, 0x27], [0x80])]);
-    const app = tlv([0x61], [...tlv([0x5f, 0x20], ascii('ZHANG/SAN'), true), ...nested, ...tlv([0x64], [0x9f, 0x10, 1, 0]), ...tlv([0x5a], bcd('6222021000000000009'), true)], true);
-    expect(readCard(cpm(app))).toMatchObject({ ok: true, card: { pan: '6222021000000000009', brand: 'unionpay' } });
+    const nested = tlv(
+      [0x63],
+      [...tlv([0x9f, 0x26], [1, 2, 3, 4, 5, 6, 7, 8]), ...tlv([0x9f, 0x27], [0x80])],
+    );
+    const app = tlv(
+      [0x61],
+      [
+        ...tlv([0x5f, 0x20], ascii('ZHANG/SAN'), true),
+        ...nested,
+        ...tlv([0x64], [0x9f, 0x10, 1, 0]),
+        ...tlv([0x5a], bcd('6222021000000000009'), true),
+      ],
+      true,
+    );
+    expect(readCard(cpm(app))).toMatchObject({
+      ok: true,
+      card: { pan: '6222021000000000009', brand: 'unionpay' },
+    });
   });
 
   it('reads URL-safe base64 without padding', () => {
-    const payload = cpm(tlv([0x61], tlv([0x5a], bcd('4242424242424242')))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+    const payload = cpm(tlv([0x61], tlv([0x5a], bcd('4242424242424242'))))
+      .replace(/\+/g, '-')
+      .replace(/\//g, '_')
+      .replace(/=+$/, '');
     expect(readCard(payload).ok).toBe(true);
   });
 
@@ -71,22 +104,42 @@ describe('readCard', () => {
     ['a non-BCD application PAN', cpm(tlv([0x61], tlv([0x5a], [0x42, 0x4a, 0x42, 0x42])))],
     ['track 2 data with no separator', cpm(tlv([0x61], tlv([0x57], [0x42, 0x42, 0x42, 0x42])))],
   ])('rejects %s as corrupt without throwing', (_name, payload) => {
-    expect(readCard(payload)).toMatchObject({ ok: false, error: 'invalid_card', reason: 'corrupt' });
+    expect(readCard(payload)).toMatchObject({
+      ok: false,
+      error: 'invalid_card',
+      reason: 'corrupt',
+    });
   });
 
   it('checks length and Luhn of a PAN found in a QR code like a printed one', () => {
-    expect(readCard(cpm(tlv([0x61], tlv([0x5a], bcd('4242424242424241')))))).toMatchObject({ ok: false, reason: 'luhn' });
-    expect(readCard(cpm(tlv([0x61], tlv([0x5a], bcd('42424242')))))).toMatchObject({ ok: false, reason: 'length' });
+    expect(readCard(cpm(tlv([0x61], tlv([0x5a], bcd('4242424242424241')))))).toMatchObject({
+      ok: false,
+      reason: 'luhn',
+    });
+    expect(readCard(cpm(tlv([0x61], tlv([0x5a], bcd('42424242')))))).toMatchObject({
+      ok: false,
+      reason: 'length',
+    });
   });
 
   it('reads a 16-digit Mastercard 2-series number as a card, not as an Alipay code', () => {
     expect(readCard('2221000000000009')).toMatchObject({ ok: true, card: { brand: 'mastercard' } });
-    expect(readCard('2512345678901234567')).toMatchObject({ ok: false, reason: 'wallet_payment_code', detected: 'alipay' });
+    expect(readCard('2512345678901234567')).toMatchObject({
+      ok: false,
+      reason: 'wallet_payment_code',
+      detected: 'alipay',
+    });
   });
 
   it('names a WeChat Pay code and a URL for what they are', () => {
-    expect(readCard('134567890123456789')).toMatchObject({ reason: 'wallet_payment_code', detected: 'wechat_pay' });
-    expect(readCard('https://shop.example.com/item/42')).toMatchObject({ reason: 'not_a_card', detected: 'url' });
+    expect(readCard('134567890123456789')).toMatchObject({
+      reason: 'wallet_payment_code',
+      detected: 'wechat_pay',
+    });
+    expect(readCard('https://shop.example.com/item/42')).toMatchObject({
+      reason: 'not_a_card',
+      detected: 'url',
+    });
     expect(readCard('hello there')).toMatchObject({ reason: 'not_a_card', detected: 'text' });
   });
 
@@ -133,7 +186,12 @@ describe('readCard', () => {
           const qr = readCard(cpm(tlv([0x61], tlv([0x5a], bcd(p)))));
           if (!plain.ok || !qr.ok) return false;
           const shown = plain.card.masked.replace(/\*/g, '');
-          return plain.card.pan === p && qr.card.pan === p && shown.length <= 10 && plain.card.masked.length === p.length;
+          return (
+            plain.card.pan === p &&
+            qr.card.pan === p &&
+            shown.length <= 10 &&
+            plain.card.masked.length === p.length
+          );
         }),
         { numRuns: 500 },
       );

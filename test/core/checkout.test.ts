@@ -24,13 +24,32 @@ describe('Checkout against a platform written from the protocol', () => {
     expect(h.checkout.snapshot.authPrompt?.methods).toContain('password');
     await h.checkout.payWithPassword(PASSWORD);
 
-    expect(h.states()).toEqual(['enrolling', 'scanning', 'awaiting_order', 'awaiting_confirmation', 'awaiting_authentication', 'succeeded']);
+    expect(h.states()).toEqual([
+      'enrolling',
+      'scanning',
+      'awaiting_order',
+      'awaiting_confirmation',
+      'awaiting_authentication',
+      'succeeded',
+    ]);
     const success = h.events.find((e) => e.name === 'success');
-    expect(success?.payload.payment).toMatchObject({ amount: 1999, charged: 1999, currency: 'CNY' });
+    expect(success?.payload.payment).toMatchObject({
+      amount: 1999,
+      charged: 1999,
+      currency: 'CNY',
+    });
     // idle, enrolling, busy, scanning, awaiting_order, confirmation, busy, prompt, busy, result
     expect(h.changes.map((c) => `${c.state}${c.busy ? '*' : ''}`)).toEqual([
-      'idle', 'enrolling', 'enrolling*', 'scanning', 'awaiting_order*', 'awaiting_confirmation',
-      'awaiting_confirmation*', 'awaiting_authentication', 'awaiting_authentication*', 'succeeded',
+      'idle',
+      'enrolling',
+      'enrolling*',
+      'scanning',
+      'awaiting_order*',
+      'awaiting_confirmation',
+      'awaiting_confirmation*',
+      'awaiting_authentication',
+      'awaiting_authentication*',
+      'succeeded',
     ]);
   });
 
@@ -38,7 +57,13 @@ describe('Checkout against a platform written from the protocol', () => {
     const h = checkoutOnFake();
     await enrolAndScan(h, '4242424242424242');
     const stored = JSON.parse(h.storage.data.get(credentialsKey(h.platform.baseUrl))!);
-    expect(Object.keys(stored).sort()).toEqual(['createdAt', 'iterations', 'salt', 'terminalId', 'terminalSecret']);
+    expect(Object.keys(stored).sort()).toEqual([
+      'createdAt',
+      'iterations',
+      'salt',
+      'terminalId',
+      'terminalSecret',
+    ]);
     const all = [...h.storage.data.values()].join('\n');
     expect(all).not.toContain(PASSWORD);
     const registration = JSON.parse(h.platform.requests[0].body!);
@@ -58,9 +83,15 @@ describe('Checkout against a platform written from the protocol', () => {
     await h.checkout.start();
     await h.checkout.begin();
     await h.checkout.enrol('123456', '123456');
-    expect(h.checkout.snapshot).toMatchObject({ state: 'enrolling', error: { code: 'password_weak' } });
+    expect(h.checkout.snapshot).toMatchObject({
+      state: 'enrolling',
+      error: { code: 'password_weak' },
+    });
     await h.checkout.enrol('204816', '204817');
-    expect(h.checkout.snapshot).toMatchObject({ state: 'enrolling', error: { code: 'password_mismatch' } });
+    expect(h.checkout.snapshot).toMatchObject({
+      state: 'enrolling',
+      error: { code: 'password_mismatch' },
+    });
     expect(h.platform.terminals.size).toBe(0);
   });
 
@@ -70,7 +101,10 @@ describe('Checkout against a platform written from the protocol', () => {
     await h.checkout.confirm();
     const firstChallenge = h.checkout.snapshot.authPrompt!.challenge;
     await h.checkout.payWithPassword('999999');
-    expect(h.checkout.snapshot).toMatchObject({ state: 'awaiting_authentication', error: { code: 'auth_failed', attemptsLeft: 4 } });
+    expect(h.checkout.snapshot).toMatchObject({
+      state: 'awaiting_authentication',
+      error: { code: 'auth_failed', attemptsLeft: 4 },
+    });
     expect(h.checkout.snapshot.authPrompt!.challenge).not.toBe(firstChallenge);
     await h.checkout.payWithPassword(PASSWORD);
     expect(h.checkout.snapshot.state).toBe('succeeded');
@@ -81,8 +115,13 @@ describe('Checkout against a platform written from the protocol', () => {
     await enrolAndScan(h, '4000000000000002');
     await h.checkout.confirm();
     await h.checkout.payWithPassword(PASSWORD);
-    expect(h.checkout.snapshot).toMatchObject({ state: 'failed', error: { code: 'payment_declined', declineCode: 'card_declined' } });
-    expect(h.events.filter((e) => e.name === 'fail').map((e) => e.payload.error.code)).toEqual(['payment_declined']);
+    expect(h.checkout.snapshot).toMatchObject({
+      state: 'failed',
+      error: { code: 'payment_declined', declineCode: 'card_declined' },
+    });
+    expect(h.events.filter((e) => e.name === 'fail').map((e) => e.payload.error.code)).toEqual([
+      'payment_declined',
+    ]);
   });
 
   it('locks after the fifth wrong password', async () => {
@@ -135,11 +174,14 @@ describe('Checkout against a platform written from the protocol', () => {
     h.host.scanner.push('4242424242424242');
     await h.checkout.enrol(PASSWORD, PASSWORD);
     // Expire the live session on the platform only: the terminal learns it from the order's answer.
-    const live = [...h.platform.sessions.values()].find((s) => s.state === 'awaiting_confirmation')!;
+    const live = [...h.platform.sessions.values()].find(
+      (s) => s.state === 'awaiting_confirmation',
+    )!;
     expect(live).toBeDefined();
     await h.checkout.retry();
     await new Promise((r) => setImmediate(r));
-    for (const s of h.platform.sessions.values()) if (s.state === 'awaiting_order') s.expiresAt = h.platform.nowMs - 1;
+    for (const s of h.platform.sessions.values())
+      if (s.state === 'awaiting_order') s.expiresAt = h.platform.nowMs - 1;
     h.host.scanner.push('5555555555554444');
     await h.checkout.scan();
     expect(h.checkout.snapshot.state).toBe('awaiting_confirmation');
@@ -155,7 +197,10 @@ describe('Checkout against a platform written from the protocol', () => {
     await h.checkout.confirm();
     h.platform.nowMs += 16 * 60 * 1000;
     await h.checkout.payWithPassword(PASSWORD);
-    expect(h.checkout.snapshot).toMatchObject({ state: 'expired', error: { code: 'session_expired' } });
+    expect(h.checkout.snapshot).toMatchObject({
+      state: 'expired',
+      error: { code: 'session_expired' },
+    });
   });
 
   it('rejects an answer altered in flight and stays where it was', async () => {
@@ -163,7 +208,10 @@ describe('Checkout against a platform written from the protocol', () => {
     await enrolAndScan(h, '4242424242424242');
     h.platform.tamperNext = true;
     await h.checkout.confirm();
-    expect(h.checkout.snapshot).toMatchObject({ state: 'awaiting_confirmation', error: { code: 'response_unverified' } });
+    expect(h.checkout.snapshot).toMatchObject({
+      state: 'awaiting_confirmation',
+      error: { code: 'response_unverified' },
+    });
   });
 
   it('returns quietly to the entry when the user closes the scanner', async () => {
@@ -178,7 +226,10 @@ describe('Checkout against a platform written from the protocol', () => {
   it('names a payment code that is not a card and sends nothing to the platform', async () => {
     const h = checkoutOnFake();
     await enrolAndScan(h, '134567890123456789');
-    expect(h.checkout.snapshot).toMatchObject({ state: 'idle', error: { code: 'invalid_card', reason: 'wallet_payment_code', detected: 'wechat_pay' } });
+    expect(h.checkout.snapshot).toMatchObject({
+      state: 'idle',
+      error: { code: 'invalid_card', reason: 'wallet_payment_code', detected: 'wechat_pay' },
+    });
     expect(h.platform.requests.some((r) => r.url.endsWith('/order'))).toBe(false);
   });
 
@@ -220,7 +271,8 @@ describe('Checkout against a platform written from the protocol', () => {
 
   it('shows the result of a payment that completed while the app was closed', async () => {
     const h = await payAndLeaveProcessing();
-    for (const s of h.platform.sessions.values()) if (s.state === 'processing') s.state = 'succeeded';
+    for (const s of h.platform.sessions.values())
+      if (s.state === 'processing') s.state = 'succeeded';
 
     const again = checkoutOnFake({}, h.platform, h.storage);
     await again.checkout.start();
@@ -234,9 +286,33 @@ describe('Checkout against a platform written from the protocol', () => {
 
   it('refuses misuse with a message saying what was expected', () => {
     const h = checkoutOnFake();
-    expect(() => new Checkout({ host: h.host, platformUrl: h.platform.baseUrl, merchantId: 'mch_sandbox', amount: 19.99 })).toThrow(/integer of minor units/);
-    expect(() => new Checkout({ host: h.host, platformUrl: 'http://pay.example.com', merchantId: 'mch_sandbox', amount: 1 })).toThrow(/https/);
-    expect(() => new Checkout({ host: h.host, platformUrl: h.platform.baseUrl, merchantId: 'shop', amount: 1 })).toThrow(/mch_/);
+    expect(
+      () =>
+        new Checkout({
+          host: h.host,
+          platformUrl: h.platform.baseUrl,
+          merchantId: 'mch_sandbox',
+          amount: 19.99,
+        }),
+    ).toThrow(/integer of minor units/);
+    expect(
+      () =>
+        new Checkout({
+          host: h.host,
+          platformUrl: 'http://pay.example.com',
+          merchantId: 'mch_sandbox',
+          amount: 1,
+        }),
+    ).toThrow(/https/);
+    expect(
+      () =>
+        new Checkout({
+          host: h.host,
+          platformUrl: h.platform.baseUrl,
+          merchantId: 'shop',
+          amount: 1,
+        }),
+    ).toThrow(/mch_/);
   });
 });
 
@@ -249,7 +325,10 @@ describe('Checkout when the platform cannot be reached at start-up', () => {
       throw Object.assign(new Error('offline'), { kind: 'network' });
     };
     await offline.checkout.start();
-    expect(offline.checkout.snapshot).toMatchObject({ state: 'idle', error: { code: 'network_error' } });
+    expect(offline.checkout.snapshot).toMatchObject({
+      state: 'idle',
+      error: { code: 'network_error' },
+    });
     expect(h.platform.sessions.size).toBe(1); // no second session was opened
 
     for (const s of h.platform.sessions.values()) s.state = 'succeeded';

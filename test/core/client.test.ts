@@ -5,8 +5,14 @@ import { FakePlatform } from '../support/fake-platform';
 
 async function registered(platform = new FakePlatform()) {
   const host = { ...createNodeHost({ now: platform.now }), request: platform.request };
-  const client = new PlatformClient({ baseUrl: platform.baseUrl, host, sleep: async () => undefined });
-  const r = await client.register({ password: { salt: '00'.repeat(16), iterations: 10000, key: '11'.repeat(32) } });
+  const client = new PlatformClient({
+    baseUrl: platform.baseUrl,
+    host,
+    sleep: async () => undefined,
+  });
+  const r = await client.register({
+    password: { salt: '00'.repeat(16), iterations: 10000, key: '11'.repeat(32) },
+  });
   client.identity = r;
   return { client, host, platform };
 }
@@ -19,7 +25,9 @@ describe('PlatformClient', () => {
       const res = await real(req);
       return { ...res, headers: { 'content-type': 'application/json' } };
     };
-    await expect(client.createSession({ merchantId: 'mch_sandbox' }, 'key_00000001')).rejects.toMatchObject({ code: 'response_unverified' });
+    await expect(
+      client.createSession({ merchantId: 'mch_sandbox' }, 'key_00000001'),
+    ).rejects.toMatchObject({ code: 'response_unverified' });
   });
 
   it('rejects a replayed answer signed for another request', async () => {
@@ -28,7 +36,9 @@ describe('PlatformClient', () => {
     const real = host.request;
     host.request = async (req) => (first ??= await real(req));
     await client.createSession({ merchantId: 'mch_sandbox' }, 'key_00000001');
-    await expect(client.createSession({ merchantId: 'mch_sandbox' }, 'key_00000002')).rejects.toMatchObject({ code: 'response_unverified' });
+    await expect(
+      client.createSession({ merchantId: 'mch_sandbox' }, 'key_00000002'),
+    ).rejects.toMatchObject({ code: 'response_unverified' });
   });
 
   it('reports an unknown terminal even though that answer cannot be signed', async () => {
@@ -44,20 +54,28 @@ describe('PlatformClient', () => {
       calls++;
       throw Object.assign(new Error('down'), { kind: 'network' });
     };
-    await expect(client.getSession('ses_1')).rejects.toMatchObject({ code: 'network_error', retryable: true });
+    await expect(client.getSession('ses_1')).rejects.toMatchObject({
+      code: 'network_error',
+      retryable: true,
+    });
     expect(calls).toBe(3);
   });
 
   it('does not retry a client error', async () => {
     const { client, platform } = await registered();
     const before = platform.requests.length;
-    await expect(client.getSession('ses_missing')).rejects.toMatchObject({ code: 'session_not_found', status: 404 });
+    await expect(client.getSession('ses_missing')).rejects.toMatchObject({
+      code: 'session_not_found',
+      status: 404,
+    });
     expect(platform.requests.length - before).toBe(1);
   });
 
   it('refuses a session id that is not one before sending anything', async () => {
     const { client } = await registered();
-    await expect(client.getSession('../terminals')).rejects.toMatchObject({ code: 'invalid_argument' });
+    await expect(client.getSession('../terminals')).rejects.toMatchObject({
+      code: 'invalid_argument',
+    });
   });
 
   it('refuses to sign without an identity', async () => {

@@ -12,55 +12,104 @@ import {
   sha256Hex,
   signRequest,
 } from '../../src/core/crypto';
-import { base64Decode, base64Encode, fromHex, toHex, utf8Decode, utf8Encode } from '../../src/core/encoding';
+import {
+  base64Decode,
+  base64Encode,
+  fromHex,
+  toHex,
+  utf8Decode,
+  utf8Encode,
+} from '../../src/core/encoding';
 
 const key = Buffer.from('00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff', 'hex');
 
 describe('hashing and signing', () => {
   it('hashes like node:crypto, strings as UTF-8', () => {
     fc.assert(
-      fc.property(fc.string({ unit: 'grapheme' }), (s) => sha256Hex(s) === createHash('sha256').update(s, 'utf8').digest('hex')),
+      fc.property(
+        fc.string({ unit: 'grapheme' }),
+        (s) => sha256Hex(s) === createHash('sha256').update(s, 'utf8').digest('hex'),
+      ),
     );
     expect(sha256Hex('')).toBe(EMPTY_BODY_HASH);
   });
 
   it('computes HMAC-SHA256 like node:crypto', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: 1, maxLength: 80 }), fc.string(), (k, m) =>
-        hmacSha256Hex(k, m) === createHmac('sha256', Buffer.from(k)).update(m, 'utf8').digest('hex'),
+      fc.property(
+        fc.uint8Array({ minLength: 1, maxLength: 80 }),
+        fc.string(),
+        (k, m) =>
+          hmacSha256Hex(k, m) ===
+          createHmac('sha256', Buffer.from(k)).update(m, 'utf8').digest('hex'),
       ),
     );
   });
 
   it('derives the password key like node:crypto PBKDF2 with 10,000 iterations', () => {
     const salt = Buffer.from('a1b2c3d4e5f60718293a4b5c6d7e8f90', 'hex');
-    expect(toHex(derivePinKey('204816', salt, 10000))).toBe(pbkdf2Sync('204816', salt, 10000, 32, 'sha256').toString('hex'));
-  });
-
-  it('builds the canonical request as five lines without a trailing newline', () => {
-    const text = canonicalRequest({ method: 'post', path: '/v1/sessions/ses_1/order', timestamp: '1795888800', nonce: '0f'.repeat(16), bodyHash: EMPTY_BODY_HASH });
-    expect(text).toBe(`POST\n/v1/sessions/ses_1/order\n1795888800\n${'0f'.repeat(16)}\n${EMPTY_BODY_HASH}`);
-  });
-
-  it('signs a request to a fixed vector that node:crypto agrees with', () => {
-    const parts = { method: 'GET', path: '/v1/sessions/ses_1?x=1', timestamp: '1795888800', nonce: 'ab'.repeat(16), bodyHash: EMPTY_BODY_HASH };
-    const expected = createHmac('sha256', key).update(`GET\n/v1/sessions/ses_1?x=1\n1795888800\n${'ab'.repeat(16)}\n${EMPTY_BODY_HASH}`).digest('hex');
-    expect(signRequest(key, parts)).toBe(expected);
-    expect(signRequest(key, parts)).toBe('5daf5f670d9fdd550cc58a201432d73ff126b5b1a25e9e1b21cf8193f12ca58d');
-  });
-
-  it('binds the response to the request nonce', () => {
-    expect(canonicalResponse({ status: 201, timestamp: '1795888801', requestNonce: 'cd'.repeat(16), bodyHash: 'ef'.repeat(32) })).toBe(
-      `201\n1795888801\n${'cd'.repeat(16)}\n${'ef'.repeat(32)}`,
+    expect(toHex(derivePinKey('204816', salt, 10000))).toBe(
+      pbkdf2Sync('204816', salt, 10000, 32, 'sha256').toString('hex'),
     );
   });
 
+  it('builds the canonical request as five lines without a trailing newline', () => {
+    const text = canonicalRequest({
+      method: 'post',
+      path: '/v1/sessions/ses_1/order',
+      timestamp: '1795888800',
+      nonce: '0f'.repeat(16),
+      bodyHash: EMPTY_BODY_HASH,
+    });
+    expect(text).toBe(
+      `POST\n/v1/sessions/ses_1/order\n1795888800\n${'0f'.repeat(16)}\n${EMPTY_BODY_HASH}`,
+    );
+  });
+
+  it('signs a request to a fixed vector that node:crypto agrees with', () => {
+    const parts = {
+      method: 'GET',
+      path: '/v1/sessions/ses_1?x=1',
+      timestamp: '1795888800',
+      nonce: 'ab'.repeat(16),
+      bodyHash: EMPTY_BODY_HASH,
+    };
+    const expected = createHmac('sha256', key)
+      .update(`GET\n/v1/sessions/ses_1?x=1\n1795888800\n${'ab'.repeat(16)}\n${EMPTY_BODY_HASH}`)
+      .digest('hex');
+    expect(signRequest(key, parts)).toBe(expected);
+    expect(signRequest(key, parts)).toBe(
+      '5daf5f670d9fdd550cc58a201432d73ff126b5b1a25e9e1b21cf8193f12ca58d',
+    );
+  });
+
+  it('binds the response to the request nonce', () => {
+    expect(
+      canonicalResponse({
+        status: 201,
+        timestamp: '1795888801',
+        requestNonce: 'cd'.repeat(16),
+        bodyHash: 'ef'.repeat(32),
+      }),
+    ).toBe(`201\n1795888801\n${'cd'.repeat(16)}\n${'ef'.repeat(32)}`);
+  });
+
   it('proves the password over the prompt and the confirmed amount', () => {
-    const input = { sessionId: 'ses_1', challenge: '11'.repeat(32), orderId: 'ord_1', amount: 1999, currency: 'CNY' };
+    const input = {
+      sessionId: 'ses_1',
+      challenge: '11'.repeat(32),
+      orderId: 'ord_1',
+      amount: 1999,
+      currency: 'CNY',
+    };
     expect(authMessage(input)).toBe(`cardpay-auth-v1\nses_1\n${'11'.repeat(32)}\nord_1\n1999\nCNY`);
     const pinKey = pbkdf2Sync('204816', Buffer.alloc(16, 7), 10000, 32, 'sha256');
-    expect(passwordProof(pinKey, input)).toBe(createHmac('sha256', pinKey).update(authMessage(input)).digest('hex'));
-    expect(passwordProof(pinKey, { ...input, amount: 2000 })).not.toBe(passwordProof(pinKey, input));
+    expect(passwordProof(pinKey, input)).toBe(
+      createHmac('sha256', pinKey).update(authMessage(input)).digest('hex'),
+    );
+    expect(passwordProof(pinKey, { ...input, amount: 2000 })).not.toBe(
+      passwordProof(pinKey, input),
+    );
   });
 
   it('compares strings for equality whatever their lengths', () => {
@@ -83,7 +132,9 @@ describe('encodings', () => {
   });
 
   it('decodes malformed UTF-8 to replacement characters instead of throwing', () => {
-    fc.assert(fc.property(fc.uint8Array(), (b) => utf8Decode(b) === Buffer.from(b).toString('utf8')));
+    fc.assert(
+      fc.property(fc.uint8Array(), (b) => utf8Decode(b) === Buffer.from(b).toString('utf8')),
+    );
   });
 
   it('round-trips hex and base64, and refuses what is not', () => {
@@ -91,7 +142,12 @@ describe('encodings', () => {
       fc.property(fc.uint8Array(), (b) => {
         const h = toHex(b);
         const s = base64Encode(b);
-        return h === Buffer.from(b).toString('hex') && s === Buffer.from(b).toString('base64') && toHex(fromHex(h)!) === h && toHex(base64Decode(s)!) === h;
+        return (
+          h === Buffer.from(b).toString('hex') &&
+          s === Buffer.from(b).toString('base64') &&
+          toHex(fromHex(h)!) === h &&
+          toHex(base64Decode(s)!) === h
+        );
       }),
     );
     expect(fromHex('abc')).toBeUndefined();

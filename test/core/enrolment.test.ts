@@ -2,11 +2,23 @@ import { passwordWeakness } from '../../src/core/enrolment';
 import { formatAmount } from '../../src/core/money';
 
 describe('passwordWeakness', () => {
-  it.each(['000000', '111111', '123456', '654321', '890123', '121212', '123123', '112233', '520131'])('refuses %s as weak', (p) =>
-    expect(passwordWeakness(p)).toBe('weak'),
+  it.each([
+    '000000',
+    '111111',
+    '123456',
+    '654321',
+    '890123',
+    '121212',
+    '123123',
+    '112233',
+    '520131',
+  ])('refuses %s as weak', (p) => expect(passwordWeakness(p)).toBe('weak'));
+  it.each(['12345', '1234567', '12a456', ''])('refuses %j as not 6 digits', (p) =>
+    expect(passwordWeakness(p)).toBe('format'),
   );
-  it.each(['12345', '1234567', '12a456', ''])('refuses %j as not 6 digits', (p) => expect(passwordWeakness(p)).toBe('format'));
-  it.each(['204816', '739201', '580346'])('accepts %s', (p) => expect(passwordWeakness(p)).toBeUndefined());
+  it.each(['204816', '739201', '580346'])('accepts %s', (p) =>
+    expect(passwordWeakness(p)).toBeUndefined(),
+  );
 });
 
 describe('formatAmount', () => {

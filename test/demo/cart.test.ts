@@ -4,7 +4,17 @@
 // The demo shop's cart page, tested the way a merchant tests theirs: with the CardPay kit.
 import { join } from 'node:path';
 import { spawnSandboxPlatform, type SpawnedPlatform } from '../../src/testing/platform';
-import { installWx, loadWithPlugin, mount, shimPluginGlobals, tap, text, typeDigits, waitFor, waitForScreen } from '../../src/testing/simulate';
+import {
+  installWx,
+  loadWithPlugin,
+  mount,
+  shimPluginGlobals,
+  tap,
+  text,
+  typeDigits,
+  waitFor,
+  waitForScreen,
+} from '../../src/testing/simulate';
 
 const wx = installWx();
 let platform: SpawnedPlatform;
@@ -39,6 +49,8 @@ it('pays the cart total by card and shows the outcome on the page', async () => 
 it('exposes the plugin API to the host: configure refuses plain http to another host', () => {
   const cardpay = requirePlugin('cardpay');
   expect(cardpay.version).toMatch(/^\d+\.\d+\.\d+$/);
-  expect(() => cardpay.configure({ platformUrl: 'http://pay.example.com', merchantId: 'mch_sandbox' })).toThrow(/https/);
+  expect(() =>
+    cardpay.configure({ platformUrl: 'http://pay.example.com', merchantId: 'mch_sandbox' }),
+  ).toThrow(/https/);
   expect(() => cardpay.createCheckout({ amount: 1 })).not.toThrow();
 });

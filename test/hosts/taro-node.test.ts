@@ -9,7 +9,11 @@ import { createNodeHost, createSandboxBiometric, FileStorage } from '../../src/h
 describe('the Taro host', () => {
   const store = new Map<string, unknown>();
   const taro = {
-    request: async (o: any) => ({ statusCode: 201, header: { 'X-A': 'b' }, data: new TextEncoder().encode(`{"echo":${o.data}}`).buffer }),
+    request: async (o: any) => ({
+      statusCode: 201,
+      header: { 'X-A': 'b' },
+      data: new TextEncoder().encode(`{"echo":${o.data}}`).buffer,
+    }),
     scanCode: async () => ({ result: '4242424242424242', scanType: 'QR_CODE' }),
     getStorage: async (o: any) => {
       if (!store.has(o.key)) throw { errMsg: 'getStorage:fail data not found' };
@@ -20,15 +24,31 @@ describe('the Taro host', () => {
   } as unknown as TaroApi;
 
   it('sends the exact body and returns raw bytes with lower-case headers', async () => {
-    const res = await createTaroHost(taro).request({ method: 'POST', url: 'https://x', headers: {}, body: '{"a":1}', timeoutMs: 1000 });
+    const res = await createTaroHost(taro).request({
+      method: 'POST',
+      url: 'https://x',
+      headers: {},
+      body: '{"a":1}',
+      timeoutMs: 1000,
+    });
     expect(res).toMatchObject({ status: 201, headers: { 'x-a': 'b' } });
     expect(Buffer.from(res.body).toString()).toBe('{"echo":{"a":1}}');
   });
 
   it('maps the scanner and tells a cancel apart', async () => {
-    expect(await createTaroHost(taro).scanCode({ scanType: ['qrCode'] })).toEqual({ ok: true, result: '4242424242424242', scanType: 'qrCode' });
-    const cancelling = { ...taro, scanCode: async () => Promise.reject({ errMsg: 'scanCode:fail cancel' }) } as unknown as TaroApi;
-    expect(await createTaroHost(cancelling).scanCode({ scanType: ['qrCode'] })).toMatchObject({ ok: false, reason: 'cancelled' });
+    expect(await createTaroHost(taro).scanCode({ scanType: ['qrCode'] })).toEqual({
+      ok: true,
+      result: '4242424242424242',
+      scanType: 'qrCode',
+    });
+    const cancelling = {
+      ...taro,
+      scanCode: async () => Promise.reject({ errMsg: 'scanCode:fail cancel' }),
+    } as unknown as TaroApi;
+    expect(await createTaroHost(cancelling).scanCode({ scanType: ['qrCode'] })).toMatchObject({
+      ok: false,
+      reason: 'cancelled',
+    });
   });
 
   it('reads a missing key as undefined, and falls back to Web Crypto for randomness', async () => {
@@ -40,8 +60,18 @@ describe('the Taro host', () => {
   });
 
   it('turns a failed request into a network error', async () => {
-    const failing = { ...taro, request: async () => Promise.reject({ errMsg: 'request:fail timeout' }) } as unknown as TaroApi;
-    await expect(createTaroHost(failing).request({ method: 'GET', url: 'https://x', headers: {}, timeoutMs: 1 })).rejects.toMatchObject({ kind: 'timeout' });
+    const failing = {
+      ...taro,
+      request: async () => Promise.reject({ errMsg: 'request:fail timeout' }),
+    } as unknown as TaroApi;
+    await expect(
+      createTaroHost(failing).request({
+        method: 'GET',
+        url: 'https://x',
+        headers: {},
+        timeoutMs: 1,
+      }),
+    ).rejects.toMatchObject({ kind: 'timeout' });
   });
 });
 
@@ -51,7 +81,14 @@ describe('the Node host', () => {
     await new Promise((r) => server.once('listening', r));
     const { port } = server.address() as { port: number };
     try {
-      await expect(createNodeHost().request({ method: 'GET', url: `http://127.0.0.1:${port}/`, headers: {}, timeoutMs: 100 })).rejects.toMatchObject({ kind: 'timeout' });
+      await expect(
+        createNodeHost().request({
+          method: 'GET',
+          url: `http://127.0.0.1:${port}/`,
+          headers: {},
+          timeoutMs: 100,
+        }),
+      ).rejects.toMatchObject({ kind: 'timeout' });
     } finally {
       server.closeAllConnections();
       server.close();
@@ -70,7 +107,13 @@ describe('the Node host', () => {
     const bio = createSandboxBiometric();
     const a = await bio.authenticate('ab'.repeat(32), 'fingerPrint');
     expect(JSON.parse(a.resultJSON).challenge).toBe('ab'.repeat(32));
-    const key = { key: Buffer.from(bio.publicKey, 'hex'), format: 'der' as const, type: 'spki' as const };
-    expect(verify('sha256', Buffer.from(a.resultJSON), key, Buffer.from(a.signature, 'hex'))).toBe(true);
+    const key = {
+      key: Buffer.from(bio.publicKey, 'hex'),
+      format: 'der' as const,
+      type: 'spki' as const,
+    };
+    expect(verify('sha256', Buffer.from(a.resultJSON), key, Buffer.from(a.signature, 'hex'))).toBe(
+      true,
+    );
   });
 });

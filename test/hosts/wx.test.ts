@@ -3,34 +3,60 @@ import { createWxHost, type WxApi } from '../../src/hosts/wx';
 function fakeWx(overrides: Partial<Record<keyof WxApi, unknown>> = {}): WxApi {
   const store = new Map<string, unknown>();
   return {
-    request: (o: any) => o.success({ statusCode: 200, header: { 'X-CardPay-Timestamp': '1' }, data: new TextEncoder().encode('{"a":1}').buffer }),
+    request: (o: any) =>
+      o.success({
+        statusCode: 200,
+        header: { 'X-CardPay-Timestamp': '1' },
+        data: new TextEncoder().encode('{"a":1}').buffer,
+      }),
     scanCode: (o: any) => o.success({ result: '4242424242424242', scanType: 'EAN_13' }),
-    getStorage: (o: any) => (store.has(o.key) ? o.success({ data: store.get(o.key) }) : o.fail({ errMsg: 'getStorage:fail data not found' })),
+    getStorage: (o: any) =>
+      store.has(o.key)
+        ? o.success({ data: store.get(o.key) })
+        : o.fail({ errMsg: 'getStorage:fail data not found' }),
     setStorage: (o: any) => (store.set(o.key, o.data), o.success({})),
     removeStorage: (o: any) => (store.delete(o.key), o.success({})),
-    getRandomValues: (o: any) => o.success({ randomValues: new Uint8Array(o.length).fill(7).buffer }),
+    getRandomValues: (o: any) =>
+      o.success({ randomValues: new Uint8Array(o.length).fill(7).buffer }),
     ...overrides,
   } as unknown as WxApi;
 }
 
 describe('the wx host', () => {
   it('returns raw body bytes and lower-cased headers', async () => {
-    const res = await createWxHost(fakeWx()).request({ method: 'GET', url: 'https://x', headers: {}, timeoutMs: 1000 });
+    const res = await createWxHost(fakeWx()).request({
+      method: 'GET',
+      url: 'https://x',
+      headers: {},
+      timeoutMs: 1000,
+    });
     expect(res.headers['x-cardpay-timestamp']).toBe('1');
     expect(Buffer.from(res.body).toString()).toBe('{"a":1}');
   });
 
   it('reports a timeout as a timeout', async () => {
     const wx = fakeWx({ request: (o: any) => o.fail({ errMsg: 'request:fail timeout' }) });
-    await expect(createWxHost(wx).request({ method: 'GET', url: 'https://x', headers: {}, timeoutMs: 1 })).rejects.toMatchObject({ kind: 'timeout' });
+    await expect(
+      createWxHost(wx).request({ method: 'GET', url: 'https://x', headers: {}, timeoutMs: 1 }),
+    ).rejects.toMatchObject({ kind: 'timeout' });
   });
 
   it('maps scanner results and tells a cancel from a refused camera', async () => {
-    expect(await createWxHost(fakeWx()).scanCode({ scanType: ['barCode'] })).toEqual({ ok: true, result: '4242424242424242', scanType: 'barCode' });
+    expect(await createWxHost(fakeWx()).scanCode({ scanType: ['barCode'] })).toEqual({
+      ok: true,
+      result: '4242424242424242',
+      scanType: 'barCode',
+    });
     const cancel = fakeWx({ scanCode: (o: any) => o.fail({ errMsg: 'scanCode:fail cancel' }) });
-    expect(await createWxHost(cancel).scanCode({ scanType: ['qrCode'] })).toMatchObject({ ok: false, reason: 'cancelled' });
+    expect(await createWxHost(cancel).scanCode({ scanType: ['qrCode'] })).toMatchObject({
+      ok: false,
+      reason: 'cancelled',
+    });
     const denied = fakeWx({ scanCode: (o: any) => o.fail({ errMsg: 'scanCode:fail auth deny' }) });
-    expect(await createWxHost(denied).scanCode({ scanType: ['qrCode'] })).toMatchObject({ ok: false, reason: 'denied' });
+    expect(await createWxHost(denied).scanCode({ scanType: ['qrCode'] })).toMatchObject({
+      ok: false,
+      reason: 'denied',
+    });
   });
 
   it('keeps strings in plugin storage and reads a missing key as undefined', async () => {
@@ -50,18 +76,32 @@ describe('the wx host', () => {
     expect(createWxHost(fakeWx()).biometric).toBeUndefined();
     const host = createWxHost(fakeWx(), {
       bridge: {
-        checkIsSoterEnrolledInDevice: (o) => o.success!({ isEnrolled: o.checkAuthMode === 'fingerPrint' }),
-        startSoterAuthentication: (o) => o.success!({ resultJSON: `{"raw":"${o.challenge}"}`, resultJSONSignature: Buffer.from([1, 2, 255]).toString('base64') }),
+        checkIsSoterEnrolledInDevice: (o) =>
+          o.success!({ isEnrolled: o.checkAuthMode === 'fingerPrint' }),
+        startSoterAuthentication: (o) =>
+          o.success!({
+            resultJSON: `{"raw":"${o.challenge}"}`,
+            resultJSONSignature: Buffer.from([1, 2, 255]).toString('base64'),
+          }),
       },
     });
     expect(await host.biometric!.available()).toEqual(['fingerPrint']);
-    expect(await host.biometric!.authenticate('ab'.repeat(32), 'fingerPrint')).toMatchObject({ signature: '0102ff', mode: 'fingerPrint' });
+    expect(await host.biometric!.authenticate('ab'.repeat(32), 'fingerPrint')).toMatchObject({
+      signature: '0102ff',
+      mode: 'fingerPrint',
+    });
   });
 
   it('turns a cancelled SOTER prompt into biometric_cancelled', async () => {
     const host = createWxHost(fakeWx(), {
-      bridge: { checkIsSoterEnrolledInDevice: (o) => o.success!({ isEnrolled: true }), startSoterAuthentication: (o) => o.fail!({ errCode: 90008, errMsg: 'startSoterAuthentication:fail cancel' }) },
+      bridge: {
+        checkIsSoterEnrolledInDevice: (o) => o.success!({ isEnrolled: true }),
+        startSoterAuthentication: (o) =>
+          o.fail!({ errCode: 90008, errMsg: 'startSoterAuthentication:fail cancel' }),
+      },
     });
-    await expect(host.biometric!.authenticate('ab', 'facial')).rejects.toMatchObject({ code: 'biometric_cancelled' });
+    await expect(host.biometric!.authenticate('ab', 'facial')).rejects.toMatchObject({
+      code: 'biometric_cancelled',
+    });
   });
 });

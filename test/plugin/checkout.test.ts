@@ -7,7 +7,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSandboxPlatform, type SpawnedPlatform } from '../../src/testing/platform';
 import { sandboxSoterBridge } from '../../src/testing/soter';
-import { find, input, installWx, loadCheckout, mount, recordEvents, screenOf, shimPluginGlobals, tap, text, typeDigits, waitFor, waitForScreen, type SimComponent } from '../../src/testing/simulate';
+import {
+  find,
+  input,
+  installWx,
+  loadCheckout,
+  mount,
+  recordEvents,
+  screenOf,
+  shimPluginGlobals,
+  tap,
+  text,
+  typeDigits,
+  waitFor,
+  waitForScreen,
+  type SimComponent,
+} from '../../src/testing/simulate';
 
 const PASSWORD = '204816';
 let platform: SpawnedPlatform;
@@ -16,14 +31,25 @@ const wx = installWx();
 
 beforeAll(async () => {
   shimPluginGlobals();
-  platform = await spawnSandboxPlatform(['--payment-timeout-ms', '400', '--sandbox-slow-ms', '1500']);
+  platform = await spawnSandboxPlatform([
+    '--payment-timeout-ms',
+    '400',
+    '--sandbox-slow-ms',
+    '1500',
+  ]);
   checkoutId = loadCheckout();
 });
 afterAll(() => platform.close());
 beforeEach(() => wx.reset());
 
 function open(props: Record<string, unknown> = {}) {
-  const comp = mount(checkoutId, { platformUrl: platform.url, merchantId: 'mch_sandbox', amount: 1999, description: '2 coffees', ...props });
+  const comp = mount(checkoutId, {
+    platformUrl: platform.url,
+    merchantId: 'mch_sandbox',
+    amount: 1999,
+    description: '2 coffees',
+    ...props,
+  });
   return { comp, events: recordEvents(comp) };
 }
 
@@ -47,8 +73,10 @@ async function toPassword(comp: SimComponent, card: string) {
   await waitForScreen(comp, 'auth');
 }
 
-const states = (events: { name: string; detail: any }[]) => events.filter((e) => e.name === 'statechange').map((e) => e.detail.state);
-const fails = (events: { name: string; detail: any }[]) => events.filter((e) => e.name === 'fail').map((e) => e.detail.error.code);
+const states = (events: { name: string; detail: any }[]) =>
+  events.filter((e) => e.name === 'statechange').map((e) => e.detail.state);
+const fails = (events: { name: string; detail: any }[]) =>
+  events.filter((e) => e.name === 'fail').map((e) => e.detail.error.code);
 
 describe('the checkout component against the real platform', () => {
   it('enrols, scans, confirms and pays with the password, one setData per state change', async () => {
@@ -64,8 +92,18 @@ describe('the checkout component against the real platform', () => {
     typeDigits(comp, PASSWORD);
     await waitForScreen(comp, 'result');
     expect(text(comp, 'cardpay-result')).toBe('支付成功');
-    expect(events.find((e) => e.name === 'success')?.detail.payment).toMatchObject({ amount: 1999, charged: 1999 });
-    expect(states(events)).toEqual(['enrolling', 'scanning', 'awaiting_order', 'awaiting_confirmation', 'awaiting_authentication', 'succeeded']);
+    expect(events.find((e) => e.name === 'success')?.detail.payment).toMatchObject({
+      amount: 1999,
+      charged: 1999,
+    });
+    expect(states(events)).toEqual([
+      'enrolling',
+      'scanning',
+      'awaiting_order',
+      'awaiting_confirmation',
+      'awaiting_authentication',
+      'succeeded',
+    ]);
     expect(find(comp, 'cardpay-retry')).toBeNull();
     // Each state change is one setData; the others show a request in flight or the enrolment step.
     const viewStates = calls.filter((c) => c.view).map((c) => (c.view as { state: string }).state);
@@ -81,13 +119,16 @@ describe('the checkout component against the real platform', () => {
     expect(text(comp, 'cardpay-card')).toBe('Visa 424242******4242');
   });
 
-  it.each([['6200000000000005'], ['5555555555554444'], ['6222021000000000025']])('pays with sandbox card %s', async (card) => {
-    const { comp } = open();
-    await toPassword(comp, card);
-    typeDigits(comp, PASSWORD);
-    await waitForScreen(comp, 'result');
-    expect(text(comp, 'cardpay-result')).toBe('支付成功');
-  });
+  it.each([['6200000000000005'], ['5555555555554444'], ['6222021000000000025']])(
+    'pays with sandbox card %s',
+    async (card) => {
+      const { comp } = open();
+      await toPassword(comp, card);
+      typeDigits(comp, PASSWORD);
+      await waitForScreen(comp, 'result');
+      expect(text(comp, 'cardpay-result')).toBe('支付成功');
+    },
+  );
 
   it('shows progress for the slow card until the platform settles it', async () => {
     const { comp, events } = open();
@@ -149,7 +190,10 @@ describe('the checkout component against the real platform', () => {
   it.each([
     ['134567890123456789', '这是微信支付付款码，不是银行卡'],
     ['281234567890123456', '这是支付宝付款码，不是银行卡'],
-    ['00020101021229300012D156000000000510A93FO3230Q31280012D15600000001030812345678520441115802CN5914BEST TRANSPORT6007BEIJING6304A13A', '这是商家收款码，不是银行卡'],
+    [
+      '00020101021229300012D156000000000510A93FO3230Q31280012D15600000001030812345678520441115802CN5914BEST TRANSPORT6007BEIJING6304A13A',
+      '这是商家收款码，不是银行卡',
+    ],
     ['https://shop.example.com/item/42', '这是一个网址，不是银行卡'],
   ])('says what a scanned code is when it is not a card: %s', async (code, words) => {
     const { comp } = open();
@@ -185,7 +229,9 @@ describe('the checkout component against the real platform', () => {
   it('refuses an answer altered in flight', async () => {
     const { comp, events } = open();
     await toConfirmation(comp, '4242424242424242');
-    wx.tamperNextResponse((body) => Buffer.from(body.toString('utf8').replace('"state"', '"state" ')));
+    wx.tamperNextResponse((body) =>
+      Buffer.from(body.toString('utf8').replace('"state"', '"state" ')),
+    );
     tap(comp, 'cardpay-confirm');
     await waitFor(() => fails(events).includes('response_unverified'), 'response_unverified');
     expect(screenOf(comp)).toBe('confirm');
@@ -234,10 +280,26 @@ describe('the checkout component against the real platform', () => {
   it('asks for a second method when the merchant requires two, then pays', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'cardpay-2fa-')), 'config.json');
     const apiKeySha256 = createHash('sha256').update('strict-key').digest('hex');
-    writeFileSync(file, JSON.stringify({ merchants: [{ id: 'mch_strict', apiKeySha256, openAmounts: true, auth: { methods: ['password', 'cvv'], twoFactorsFrom: 1000 } }] }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        merchants: [
+          {
+            id: 'mch_strict',
+            apiKeySha256,
+            openAmounts: true,
+            auth: { methods: ['password', 'cvv'], twoFactorsFrom: 1000 },
+          },
+        ],
+      }),
+    );
     const strict = await spawnSandboxPlatform(['--config', file]);
     try {
-      const comp = mount(checkoutId, { platformUrl: strict.url, merchantId: 'mch_strict', amount: 1999 });
+      const comp = mount(checkoutId, {
+        platformUrl: strict.url,
+        merchantId: 'mch_strict',
+        amount: 1999,
+      });
       await toPassword(comp, '4242424242424242');
       typeDigits(comp, PASSWORD);
       await waitFor(() => comp.instance.data.hint !== '', 'the hint');
@@ -263,7 +325,8 @@ describe('the checkout component against the real platform', () => {
   });
 
   describe('with SOTER lent by the host', () => {
-    const lend = (bridge: ReturnType<typeof sandboxSoterBridge> | undefined) => requirePlugin('cardpay').setHostBridge(bridge);
+    const lend = (bridge: ReturnType<typeof sandboxSoterBridge> | undefined) =>
+      requirePlugin('cardpay').setHostBridge(bridge);
     afterEach(() => lend(undefined));
 
     it('pays with a fingerprint after a cancelled first try, the password still at hand', async () => {
@@ -280,7 +343,9 @@ describe('the checkout component against the real platform', () => {
       expect(text(comp, 'cardpay-result')).toBe('支付成功');
       expect(soter.calls.map((c) => c.modes)).toEqual([['fingerPrint'], ['fingerPrint']]);
       expect(soter.calls[1].challenge).toMatch(/^[0-9a-f]{64}$/);
-      expect(events.find((e) => e.name === 'success')?.detail.payment).toMatchObject({ amount: 1999 });
+      expect(events.find((e) => e.name === 'success')?.detail.payment).toMatchObject({
+        amount: 1999,
+      });
     });
 
     it('counts a signature the platform refuses as a failed attempt, in words about biometrics', async () => {

@@ -3,33 +3,82 @@ import { errorText, pickLocale } from '../../plugin/lib/i18n';
 import { checkoutView } from '../../plugin/lib/view';
 import { themeStyle } from '../../plugin/lib/sdk';
 
-const base: CheckoutSnapshot = { state: 'awaiting_authentication', busy: false, enrolled: true, amount: 1999, currency: 'CNY', biometricModes: [] };
-const prompt = { challenge: 'ab'.repeat(32), methods: ['password', 'biometric', 'cvv'] as ('password' | 'biometric' | 'cvv')[], required: 1, attemptsLeft: 5, expiresAt: '2026-11-27T18:15:00.000Z' };
+const base: CheckoutSnapshot = {
+  state: 'awaiting_authentication',
+  busy: false,
+  enrolled: true,
+  amount: 1999,
+  currency: 'CNY',
+  biometricModes: [],
+};
+const prompt = {
+  challenge: 'ab'.repeat(32),
+  methods: ['password', 'biometric', 'cvv'] as ('password' | 'biometric' | 'cvv')[],
+  required: 1,
+  attemptsLeft: 5,
+  expiresAt: '2026-11-27T18:15:00.000Z',
+};
 
 describe('the checkout view', () => {
   it('offers biometrics only when the platform offered them and the host lent a sensor', () => {
     expect(checkoutView({ ...base, authPrompt: prompt }, 'zh_CN').showBiometric).toBe(false);
-    expect(checkoutView({ ...base, authPrompt: prompt, biometricModes: ['fingerPrint'] }, 'zh_CN').showBiometric).toBe(true);
-    expect(checkoutView({ ...base, authPrompt: { ...prompt, methods: ['password'] }, biometricModes: ['fingerPrint'] }, 'zh_CN').showBiometric).toBe(false);
+    expect(
+      checkoutView({ ...base, authPrompt: prompt, biometricModes: ['fingerPrint'] }, 'zh_CN')
+        .showBiometric,
+    ).toBe(true);
+    expect(
+      checkoutView(
+        {
+          ...base,
+          authPrompt: { ...prompt, methods: ['password'] },
+          biometricModes: ['fingerPrint'],
+        },
+        'zh_CN',
+      ).showBiometric,
+    ).toBe(false);
   });
 
   it('never holds undefined, which setData refuses', () => {
-    for (const state of ['idle', 'enrolling', 'scanning', 'awaiting_order', 'processing', 'succeeded', 'failed', 'expired'] as const) {
+    for (const state of [
+      'idle',
+      'enrolling',
+      'scanning',
+      'awaiting_order',
+      'processing',
+      'succeeded',
+      'failed',
+      'expired',
+    ] as const) {
       const view = checkoutView({ ...base, state, amount: undefined }, 'en_US');
       expect(Object.values(view).includes(undefined as never)).toBe(false);
     }
   });
 
   it('offers a retry after a decline or an expiry, not after a lockout', () => {
-    const failed = (code: string) => checkoutView({ ...base, state: 'failed', error: { code: code as never, message: '', retryable: false } }, 'zh_CN').retryable;
+    const failed = (code: string) =>
+      checkoutView(
+        { ...base, state: 'failed', error: { code: code as never, message: '', retryable: false } },
+        'zh_CN',
+      ).retryable;
     expect(failed('payment_declined')).toBe(true);
     expect(failed('auth_locked')).toBe(false);
     expect(checkoutView({ ...base, state: 'expired' }, 'zh_CN').retryable).toBe(true);
   });
 
   it('shows the discount and the charged amount of a payment', () => {
-    const payment = { paymentId: 'pay_1', orderId: 'ord_1', amount: 5680, discount: { rateBps: 200, amountOff: 113 }, charged: 5567, currency: 'CNY' };
-    expect(checkoutView({ ...base, state: 'succeeded', payment }, 'en_US')).toMatchObject({ discountText: 'Loyalty discount -¥1.13', chargedText: 'Charged ¥55.67', resultText: 'Payment successful' });
+    const payment = {
+      paymentId: 'pay_1',
+      orderId: 'ord_1',
+      amount: 5680,
+      discount: { rateBps: 200, amountOff: 113 },
+      charged: 5567,
+      currency: 'CNY',
+    };
+    expect(checkoutView({ ...base, state: 'succeeded', payment }, 'en_US')).toMatchObject({
+      discountText: 'Loyalty discount -¥1.13',
+      chargedText: 'Charged ¥55.67',
+      resultText: 'Payment successful',
+    });
   });
 });
 
@@ -41,14 +90,20 @@ describe('strings', () => {
   });
 
   it('has words for a code it does not know, in both languages', () => {
-    expect(errorText('zh_CN', { code: 'brand_new' as never, message: '', retryable: false })).toBe('支付未完成，请稍后重试');
-    expect(errorText('en_US', { code: 'brand_new' as never, message: '', retryable: false })).toMatch(/did not complete/);
+    expect(errorText('zh_CN', { code: 'brand_new' as never, message: '', retryable: false })).toBe(
+      '支付未完成，请稍后重试',
+    );
+    expect(
+      errorText('en_US', { code: 'brand_new' as never, message: '', retryable: false }),
+    ).toMatch(/did not complete/);
   });
 });
 
 describe('the theme', () => {
   it('becomes CSS variables, refusing values that are not colours', () => {
-    expect(themeStyle({ primary: '#1677ff', radius: 8 })).toBe('--cardpay-primary:#1677ff;--cardpay-radius:8rpx');
+    expect(themeStyle({ primary: '#1677ff', radius: 8 })).toBe(
+      '--cardpay-primary:#1677ff;--cardpay-radius:8rpx',
+    );
     expect(themeStyle({ primary: 'red;background:url(x)' })).toBe('');
   });
 });

@@ -5,14 +5,24 @@ import { checkout, pay, PASSWORD, proof, terminal, toPrompt } from '../support/s
 let platform: SandboxPlatform;
 beforeAll(async () => {
   platform = await startSandboxPlatform({
-    configObject: { discounts: [{ from: 0, rateBps: 0 }, { from: 3000, rateBps: 200 }, { from: 6000, rateBps: 500 }] },
+    configObject: {
+      discounts: [
+        { from: 0, rateBps: 0 },
+        { from: 3000, rateBps: 200 },
+        { from: 6000, rateBps: 500 },
+      ],
+    },
   });
 });
 afterAll(() => platform.close());
 
 async function chargesFor(orderId: string) {
   const res = await fetch(`${platform.sandbox!.url}/v1/charges?orderId=${orderId}`);
-  return ((await res.json()) as { charges: { status: string; declineCode?: string; card: { masked: string } }[] }).charges;
+  return (
+    (await res.json()) as {
+      charges: { status: string; declineCode?: string; card: { masked: string } }[];
+    }
+  ).charges;
 }
 
 describe('a real checkout through the SDK against the reference platform', () => {
@@ -25,14 +35,38 @@ describe('a real checkout through the SDK against the reference platform', () =>
     await c.start();
     await c.begin();
     await c.enrol(PASSWORD, PASSWORD);
-    expect(c.snapshot.confirmation?.card).toEqual({ brand: 'unionpay', last4: '0009', masked: '622202*********0009' });
+    expect(c.snapshot.confirmation?.card).toEqual({
+      brand: 'unionpay',
+      last4: '0009',
+      masked: '622202*********0009',
+    });
     await c.confirm();
-    expect(c.snapshot.authPrompt).toMatchObject({ methods: ['password', 'cvv'], required: 1, attemptsLeft: 5 });
+    expect(c.snapshot.authPrompt).toMatchObject({
+      methods: ['password', 'cvv'],
+      required: 1,
+      attemptsLeft: 5,
+    });
     await c.payWithPassword(PASSWORD);
     expect(c.snapshot.state).toBe('succeeded');
-    expect(c.snapshot.payment).toMatchObject({ amount: 1999, charged: 1999, discount: { rateBps: 0, amountOff: 0 } });
-    expect(states).toEqual(['enrolling', 'scanning', 'awaiting_order', 'awaiting_confirmation', 'awaiting_authentication', 'succeeded']);
-    expect(await chargesFor(c.snapshot.payment!.orderId)).toEqual([expect.objectContaining({ status: 'succeeded', card: expect.objectContaining({ masked: '622202*********0009' }) })]);
+    expect(c.snapshot.payment).toMatchObject({
+      amount: 1999,
+      charged: 1999,
+      discount: { rateBps: 0, amountOff: 0 },
+    });
+    expect(states).toEqual([
+      'enrolling',
+      'scanning',
+      'awaiting_order',
+      'awaiting_confirmation',
+      'awaiting_authentication',
+      'succeeded',
+    ]);
+    expect(await chargesFor(c.snapshot.payment!.orderId)).toEqual([
+      expect.objectContaining({
+        status: 'succeeded',
+        card: expect.objectContaining({ masked: '622202*********0009' }),
+      }),
+    ]);
   });
 
   it.each([
@@ -50,16 +84,29 @@ describe('a real checkout through the SDK against the reference platform', () =>
   it.each([
     ['4000000000000002', 'card_declined'],
     ['4000000000009995', 'insufficient_funds'],
-  ])('declines sandbox card %s with %s and keeps only the masked card', async (card, declineCode) => {
-    const t = await terminal(platform);
-    const r = (await pay(t, card)) as { code: string; status: number; details: { declineCode: string } };
-    expect(r).toMatchObject({ code: 'payment_declined', status: 402, details: { declineCode } });
-  });
+  ])(
+    'declines sandbox card %s with %s and keeps only the masked card',
+    async (card, declineCode) => {
+      const t = await terminal(platform);
+      const r = (await pay(t, card)) as {
+        code: string;
+        status: number;
+        details: { declineCode: string };
+      };
+      expect(r).toMatchObject({ code: 'payment_declined', status: 402, details: { declineCode } });
+    },
+  );
 
   it('declines any card with CVV 999 as incorrect_cvc', async () => {
     const t = await terminal(platform);
     const { sessionId, prompt } = await toPrompt(t, '4242424242424242');
-    await expect(t.client.authenticate(sessionId, { challenge: prompt.challenge, factors: [{ method: 'cvv', value: '999' }] }, 'cvv-key-0001')).rejects.toMatchObject({
+    await expect(
+      t.client.authenticate(
+        sessionId,
+        { challenge: prompt.challenge, factors: [{ method: 'cvv', value: '999' }] },
+        'cvv-key-0001',
+      ),
+    ).rejects.toMatchObject({
       code: 'payment_declined',
       details: { declineCode: 'incorrect_cvc' },
     });
@@ -67,7 +114,11 @@ describe('a real checkout through the SDK against the reference platform', () =>
 
   it('answers processing for the slow card, and the reconciler settles it to one charge', async () => {
     const t = await terminal(platform);
-    const r = (await pay(t, '6222021000000000017')) as { state: string; sessionId: string; payment: { orderId: string } };
+    const r = (await pay(t, '6222021000000000017')) as {
+      state: string;
+      sessionId: string;
+      payment: { orderId: string };
+    };
     expect(r.state).toBe('processing');
     let view = await t.client.getSession(r.sessionId);
     for (let i = 0; i < 60 && view.state === 'processing'; i++) {
@@ -80,12 +131,24 @@ describe('a real checkout through the SDK against the reference platform', () =>
 
   it('applies the loyalty discount from the terminal’s payment history', async () => {
     const t = await terminal(platform);
-    const first = (await pay(t, '4242424242424242', 3000)) as { payment: { discount: object; charged: number } };
+    const first = (await pay(t, '4242424242424242', 3000)) as {
+      payment: { discount: object; charged: number };
+    };
     expect(first.payment).toMatchObject({ discount: { rateBps: 0, amountOff: 0 }, charged: 3000 });
-    const second = (await pay(t, '4242424242424242', 3333)) as { payment: { discount: object; charged: number } };
-    expect(second.payment).toMatchObject({ discount: { rateBps: 200, amountOff: 66 }, charged: 3267 });
-    const third = (await pay(t, '4242424242424242', 1999)) as { payment: { discount: object; charged: number } };
-    expect(third.payment).toMatchObject({ discount: { rateBps: 500, amountOff: 99 }, charged: 1900 });
+    const second = (await pay(t, '4242424242424242', 3333)) as {
+      payment: { discount: object; charged: number };
+    };
+    expect(second.payment).toMatchObject({
+      discount: { rateBps: 200, amountOff: 66 },
+      charged: 3267,
+    });
+    const third = (await pay(t, '4242424242424242', 1999)) as {
+      payment: { discount: object; charged: number };
+    };
+    expect(third.payment).toMatchObject({
+      discount: { rateBps: 500, amountOff: 99 },
+      charged: 1900,
+    });
   });
 
   it('accepts a sandbox-p256 biometric signature over the challenge and refuses a forged one', async () => {
@@ -94,35 +157,86 @@ describe('a real checkout through the SDK against the reference platform', () =>
     const { sessionId, prompt } = await toPrompt(t, '4242424242424242');
     expect(prompt.methods).toEqual(['password', 'biometric', 'cvv']);
     const forged = await bio.authenticate('00'.repeat(32), 'fingerPrint');
-    await expect(t.client.authenticate(sessionId, { challenge: prompt.challenge, factors: [{ method: 'biometric', ...forged }] }, 'bio-key-0001')).rejects.toMatchObject({ code: 'auth_failed' });
+    await expect(
+      t.client.authenticate(
+        sessionId,
+        { challenge: prompt.challenge, factors: [{ method: 'biometric', ...forged }] },
+        'bio-key-0001',
+      ),
+    ).rejects.toMatchObject({ code: 'auth_failed' });
     const view = await t.client.getSession(sessionId);
     const good = await bio.authenticate(view.authPrompt!.challenge, 'fingerPrint');
-    const r = await t.client.authenticate(sessionId, { challenge: view.authPrompt!.challenge, factors: [{ method: 'biometric', ...good }] }, 'bio-key-0002');
+    const r = await t.client.authenticate(
+      sessionId,
+      { challenge: view.authPrompt!.challenge, factors: [{ method: 'biometric', ...good }] },
+      'bio-key-0002',
+    );
     expect(r.state).toBe('succeeded');
   });
 
   it('gives a new challenge after a wrong password and refuses the old one as stale', async () => {
     const t = await terminal(platform);
     const { sessionId, confirmation, prompt } = await toPrompt(t, '4242424242424242');
-    const wrong = t.client.authenticate(sessionId, { challenge: prompt.challenge, factors: [{ method: 'password', proof: proof(sessionId, prompt, confirmation, '999999') }] }, 'pw-key-00001');
-    await expect(wrong).rejects.toMatchObject({ code: 'auth_failed', retryable: true, details: { state: 'awaiting_authentication', authPrompt: { attemptsLeft: 4 } } });
-    const stale = t.client.authenticate(sessionId, { challenge: prompt.challenge, factors: [{ method: 'password', proof: proof(sessionId, prompt, confirmation) }] }, 'pw-key-00002');
+    const wrong = t.client.authenticate(
+      sessionId,
+      {
+        challenge: prompt.challenge,
+        factors: [{ method: 'password', proof: proof(sessionId, prompt, confirmation, '999999') }],
+      },
+      'pw-key-00001',
+    );
+    await expect(wrong).rejects.toMatchObject({
+      code: 'auth_failed',
+      retryable: true,
+      details: { state: 'awaiting_authentication', authPrompt: { attemptsLeft: 4 } },
+    });
+    const stale = t.client.authenticate(
+      sessionId,
+      {
+        challenge: prompt.challenge,
+        factors: [{ method: 'password', proof: proof(sessionId, prompt, confirmation) }],
+      },
+      'pw-key-00002',
+    );
     await expect(stale).rejects.toMatchObject({ code: 'challenge_stale' });
     const fresh = (await t.client.getSession(sessionId)).authPrompt!;
-    const ok = await t.client.authenticate(sessionId, { challenge: fresh.challenge, factors: [{ method: 'password', proof: proof(sessionId, fresh, confirmation) }] }, 'pw-key-00003');
+    const ok = await t.client.authenticate(
+      sessionId,
+      {
+        challenge: fresh.challenge,
+        factors: [{ method: 'password', proof: proof(sessionId, fresh, confirmation) }],
+      },
+      'pw-key-00003',
+    );
     expect(ok.state).toBe('succeeded');
   });
 
   it('locks a terminal after five consecutive failures across sessions', async () => {
     const t = await terminal(platform);
-    for (let i = 0; i < 3; i++) expect(await pay(t, '4242424242424242', 1999, '999999')).toMatchObject({ code: 'auth_failed' });
+    for (let i = 0; i < 3; i++)
+      expect(await pay(t, '4242424242424242', 1999, '999999')).toMatchObject({
+        code: 'auth_failed',
+      });
     const { sessionId, confirmation, prompt } = await toPrompt(t, '4242424242424242');
     const attempt = (challenge: string, pw: string, key: string) =>
-      t.client.authenticate(sessionId, { challenge, factors: [{ method: 'password', proof: proof(sessionId, { challenge }, confirmation, pw) }] }, key);
+      t.client.authenticate(
+        sessionId,
+        {
+          challenge,
+          factors: [
+            { method: 'password', proof: proof(sessionId, { challenge }, confirmation, pw) },
+          ],
+        },
+        key,
+      );
     expect(prompt.attemptsLeft).toBe(2);
     const fourth = await attempt(prompt.challenge, '999999', 'lock-key-0001').catch((e) => e);
     expect(fourth).toMatchObject({ code: 'auth_failed' });
-    const fifth = await attempt(fourth.details.authPrompt.challenge, '999999', 'lock-key-0002').catch((e) => e);
+    const fifth = await attempt(
+      fourth.details.authPrompt.challenge,
+      '999999',
+      'lock-key-0002',
+    ).catch((e) => e);
     expect(fifth).toMatchObject({ code: 'auth_locked', status: 423 });
     expect((await t.client.getSession(sessionId)).state).toBe('failed');
     // Locked everywhere: even the right password in a new session.
@@ -132,6 +246,17 @@ describe('a real checkout through the SDK against the reference platform', () =>
   it('refuses a method the prompt did not offer', async () => {
     const t = await terminal(platform);
     const { sessionId, prompt } = await toPrompt(t, '4242424242424242');
-    await expect(t.client.authenticate(sessionId, { challenge: prompt.challenge, factors: [{ method: 'biometric', mode: 'facial', resultJSON: '{}', signature: '00'.repeat(8) }] }, 'bad-method-01')).rejects.toMatchObject({ code: 'invalid_request', status: 400 });
+    await expect(
+      t.client.authenticate(
+        sessionId,
+        {
+          challenge: prompt.challenge,
+          factors: [
+            { method: 'biometric', mode: 'facial', resultJSON: '{}', signature: '00'.repeat(8) },
+          ],
+        },
+        'bad-method-01',
+      ),
+    ).rejects.toMatchObject({ code: 'invalid_request', status: 400 });
   });
 });

@@ -9,21 +9,36 @@ beforeAll(async () => {
   const sha = (s: string) => createHash('sha256').update(s).digest('hex');
   platform = await startSandboxPlatform({
     configObject: {
-      merchants: [{ id: 'mch_strict', apiKeySha256: sha('strict-key-123'), openAmounts: true, acceptedBrands: ['visa'], auth: { methods: ['password', 'cvv'], twoFactorsFrom: 10000 } }],
+      merchants: [
+        {
+          id: 'mch_strict',
+          apiKeySha256: sha('strict-key-123'),
+          openAmounts: true,
+          acceptedBrands: ['visa'],
+          auth: { methods: ['password', 'cvv'], twoFactorsFrom: 10000 },
+        },
+      ],
     },
   });
 });
 afterAll(() => platform.close());
 
 async function charges(orderId: string) {
-  return ((await (await fetch(`${platform.sandbox!.url}/v1/charges?orderId=${orderId}`)).json()) as { charges: unknown[] }).charges;
+  return (
+    (await (await fetch(`${platform.sandbox!.url}/v1/charges?orderId=${orderId}`)).json()) as {
+      charges: unknown[];
+    }
+  ).charges;
 }
 
 describe('exactly one charge per order', () => {
   it('answers a retried authenticate from its record: one payment, one charge', async () => {
     const t = await terminal(platform);
     const { sessionId, confirmation, prompt } = await toPrompt(t, '4242424242424242');
-    const body = { challenge: prompt.challenge, factors: [{ method: 'password' as const, proof: proof(sessionId, prompt, confirmation) }] };
+    const body = {
+      challenge: prompt.challenge,
+      factors: [{ method: 'password' as const, proof: proof(sessionId, prompt, confirmation) }],
+    };
     const first = await t.client.authenticate(sessionId, body, 'pay-once-key-1');
     const again = await t.client.authenticate(sessionId, body, 'pay-once-key-1');
     expect(again).toEqual(first);
@@ -33,9 +48,18 @@ describe('exactly one charge per order', () => {
   it('charges once when the same authenticate arrives ten times at once', async () => {
     const t = await terminal(platform);
     const { sessionId, confirmation, prompt } = await toPrompt(t, '4242424242424242');
-    const body = { challenge: prompt.challenge, factors: [{ method: 'password' as const, proof: proof(sessionId, prompt, confirmation) }] };
-    const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => t.client.authenticate(sessionId, body, i % 2 ? 'burst-a-key-1' : 'burst-b-key-1')));
-    const paid = results.filter((r) => r.status === 'fulfilled') as PromiseFulfilledResult<{ payment: { orderId: string; paymentId: string } }>[];
+    const body = {
+      challenge: prompt.challenge,
+      factors: [{ method: 'password' as const, proof: proof(sessionId, prompt, confirmation) }],
+    };
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) =>
+        t.client.authenticate(sessionId, body, i % 2 ? 'burst-a-key-1' : 'burst-b-key-1'),
+      ),
+    );
+    const paid = results.filter((r) => r.status === 'fulfilled') as PromiseFulfilledResult<{
+      payment: { orderId: string; paymentId: string };
+    }>[];
     expect(paid.length).toBeGreaterThan(0);
     expect(new Set(paid.map((r) => r.value.payment.paymentId)).size).toBe(1);
     expect(await charges(paid[0].value.payment.orderId)).toHaveLength(1);
@@ -46,15 +70,24 @@ describe('a repeat while the first is still being processed', () => {
   it('is answered idempotency_in_progress, retryable, and the first outcome stands', async () => {
     const t = await terminal(platform);
     const { sessionId, confirmation, prompt } = await toPrompt(t, '6222021000000000017');
-    const body = { challenge: prompt.challenge, factors: [{ method: 'password' as const, proof: proof(sessionId, prompt, confirmation) }] };
+    const body = {
+      challenge: prompt.challenge,
+      factors: [{ method: 'password' as const, proof: proof(sessionId, prompt, confirmation) }],
+    };
     const noRetry = new PlatformClient({ baseUrl: platform.url, host: t.host, maxAttempts: 1 });
     noRetry.identity = t.client.identity;
     // The slow card keeps the first request waiting on the payment platform.
     const first = noRetry.authenticate(sessionId, body, 'in-flight-key-1');
     await new Promise((r) => setTimeout(r, 100));
-    await expect(noRetry.authenticate(sessionId, body, 'in-flight-key-1')).rejects.toMatchObject({ code: 'idempotency_in_progress', status: 409, retryable: true });
+    await expect(noRetry.authenticate(sessionId, body, 'in-flight-key-1')).rejects.toMatchObject({
+      code: 'idempotency_in_progress',
+      status: 409,
+      retryable: true,
+    });
     expect((await first).state).toBe('processing');
-    expect(await noRetry.authenticate(sessionId, body, 'in-flight-key-1')).toMatchObject({ state: 'processing' });
+    expect(await noRetry.authenticate(sessionId, body, 'in-flight-key-1')).toMatchObject({
+      state: 'processing',
+    });
   });
 });
 
@@ -62,19 +95,50 @@ describe('merchant policy', () => {
   it('asks for two different methods above the merchant’s threshold, and refuses one', async () => {
     const t = await terminal(platform);
     const s = await t.client.createSession({ merchantId: 'mch_strict' }, 'strict-key-01');
-    const o = await t.client.submitOrder(s.sessionId, { amount: 25000, currency: 'CNY', card: { source: 'manual', payload: '4242424242424242' } }, 'strict-key-02');
-    const c = await t.client.confirm(s.sessionId, { confirmToken: o.confirmation.confirmToken, accept: true }, 'strict-key-03');
+    const o = await t.client.submitOrder(
+      s.sessionId,
+      { amount: 25000, currency: 'CNY', card: { source: 'manual', payload: '4242424242424242' } },
+      'strict-key-02',
+    );
+    const c = await t.client.confirm(
+      s.sessionId,
+      { confirmToken: o.confirmation.confirmToken, accept: true },
+      'strict-key-03',
+    );
     expect(c.authPrompt).toMatchObject({ methods: ['password', 'cvv'], required: 2 });
-    const password = { method: 'password' as const, proof: proof(s.sessionId, c.authPrompt!, o.confirmation) };
-    await expect(t.client.authenticate(s.sessionId, { challenge: c.authPrompt!.challenge, factors: [password] }, 'strict-key-04')).rejects.toMatchObject({ code: 'invalid_request', status: 400 });
-    const r = await t.client.authenticate(s.sessionId, { challenge: c.authPrompt!.challenge, factors: [password, { method: 'cvv', value: '123' }] }, 'strict-key-05');
+    const password = {
+      method: 'password' as const,
+      proof: proof(s.sessionId, c.authPrompt!, o.confirmation),
+    };
+    await expect(
+      t.client.authenticate(
+        s.sessionId,
+        { challenge: c.authPrompt!.challenge, factors: [password] },
+        'strict-key-04',
+      ),
+    ).rejects.toMatchObject({ code: 'invalid_request', status: 400 });
+    const r = await t.client.authenticate(
+      s.sessionId,
+      { challenge: c.authPrompt!.challenge, factors: [password, { method: 'cvv', value: '123' }] },
+      'strict-key-05',
+    );
     expect(r.state).toBe('succeeded');
   });
 
   it('refuses a brand the merchant does not take', async () => {
     const t = await terminal(platform);
     const s = await t.client.createSession({ merchantId: 'mch_strict' }, 'brand-key-01');
-    await expect(t.client.submitOrder(s.sessionId, { amount: 100, currency: 'CNY', card: { source: 'manual', payload: '6222021000000000009' } }, 'brand-key-02')).rejects.toMatchObject({ code: 'unsupported_card', status: 422 });
+    await expect(
+      t.client.submitOrder(
+        s.sessionId,
+        {
+          amount: 100,
+          currency: 'CNY',
+          card: { source: 'manual', payload: '6222021000000000009' },
+        },
+        'brand-key-02',
+      ),
+    ).rejects.toMatchObject({ code: 'unsupported_card', status: 422 });
   });
 });
 
@@ -83,7 +147,10 @@ describe('the cancel extension', () => {
     const t = await terminal(platform);
     const { sessionId } = await toPrompt(t, '4242424242424242');
     expect(await t.client.cancel(sessionId, 'cancel-key-01')).toMatchObject({ state: 'cancelled' });
-    await expect(t.client.cancel(sessionId, 'cancel-key-02')).rejects.toMatchObject({ code: 'invalid_state', details: { state: 'cancelled' } });
+    await expect(t.client.cancel(sessionId, 'cancel-key-02')).rejects.toMatchObject({
+      code: 'invalid_state',
+      details: { state: 'cancelled' },
+    });
   });
 });
 
@@ -92,27 +159,52 @@ describe('the reconciler', () => {
     // A payment platform that accepts connections and never answers a charge, and knows none.
     const silent = Fastify({ forceCloseConnections: true });
     silent.post('/v1/charges', () => new Promise(() => undefined));
-    silent.get('/v1/charges/:id', async (_req, reply) => reply.code(404).send({ error: { code: 'not_found', message: 'no such charge', retryable: false } }));
+    silent.get('/v1/charges/:id', async (_req, reply) =>
+      reply
+        .code(404)
+        .send({ error: { code: 'not_found', message: 'no such charge', retryable: false } }),
+    );
     const url = await silent.listen({ port: 0, host: '127.0.0.1' });
     let now = Date.now();
     // Production mode (a payment URL): merchants come from the config only.
-    const merchants = [{ id: 'mch_sandbox', apiKeySha256: createHash('sha256').update('k').digest('hex'), openAmounts: true }];
-    const p = await startSandboxPlatform({ paymentUrl: url, paymentTimeoutMs: 200, clock: () => now, reconcileEveryMs: 600000, configObject: { merchants } });
+    const merchants = [
+      {
+        id: 'mch_sandbox',
+        apiKeySha256: createHash('sha256').update('k').digest('hex'),
+        openAmounts: true,
+      },
+    ];
+    const p = await startSandboxPlatform({
+      paymentUrl: url,
+      paymentTimeoutMs: 200,
+      clock: () => now,
+      reconcileEveryMs: 600000,
+      configObject: { merchants },
+    });
     try {
       const t = await terminal(p as SandboxPlatform);
       const { sessionId, confirmation, prompt } = await toPrompt(t, '4242424242424242');
-      const r = await t.client.authenticate(sessionId, { challenge: prompt.challenge, factors: [{ method: 'password', proof: proof(sessionId, prompt, confirmation) }] }, 'silent-key-01');
+      const r = await t.client.authenticate(
+        sessionId,
+        {
+          challenge: prompt.challenge,
+          factors: [{ method: 'password', proof: proof(sessionId, prompt, confirmation) }],
+        },
+        'silent-key-01',
+      );
       expect(r.state).toBe('processing');
       await p.ctx.reconciler.tick();
       expect((await t.client.getSession(sessionId)).state).toBe('processing');
       now += 60000;
       await p.ctx.reconciler.tick();
       const view = await t.client.getSession(sessionId);
-      expect(view).toMatchObject({ state: 'failed', error: { code: 'payment_unavailable', retryable: true } });
+      expect(view).toMatchObject({
+        state: 'failed',
+        error: { code: 'payment_unavailable', retryable: true },
+      });
     } finally {
       await p.close();
       await silent.close();
     }
   });
 });
-

@@ -24,7 +24,11 @@ describe('the platform in operation', () => {
     const db = join(dir, 'cardpay.db');
     const first = await startSandboxPlatform({ db, reconcileEveryMs: 600000 });
     const t = await terminal(first);
-    const r = (await pay(t, '6222021000000000017')) as { state: string; sessionId: string; payment: { orderId: string } };
+    const r = (await pay(t, '6222021000000000017')) as {
+      state: string;
+      sessionId: string;
+      payment: { orderId: string };
+    };
     expect(r.state).toBe('processing');
     await first.close();
 
@@ -34,7 +38,9 @@ describe('the platform in operation', () => {
       client.identity = t.client.identity;
       const view = await settled({ ...t, client }, r.sessionId);
       expect(view.state).toBe('succeeded');
-      const charges = (await (await fetch(`${second.sandbox!.url}/v1/charges?orderId=${r.payment.orderId}`)).json()) as { charges: unknown[] };
+      const charges = (await (
+        await fetch(`${second.sandbox!.url}/v1/charges?orderId=${r.payment.orderId}`)
+      ).json()) as { charges: unknown[] };
       expect(charges.charges).toHaveLength(1);
     } finally {
       await second.close();
@@ -46,12 +52,26 @@ describe('the platform in operation', () => {
     const logs: Buffer[] = [];
     const stream = new PassThrough();
     stream.on('data', (c: Buffer) => logs.push(c));
-    const platform = await startSandboxPlatform({ db: join(dir, 'cardpay.db'), logLevel: 'debug', logStream: stream });
+    const platform = await startSandboxPlatform({
+      db: join(dir, 'cardpay.db'),
+      logLevel: 'debug',
+      logStream: stream,
+    });
     const t = await terminal(platform);
-    const cards = ['6222021000000000009', '4242424242424242', '4000000000000002', '6222021000000000025'];
+    const cards = [
+      '6222021000000000009',
+      '4242424242424242',
+      '4000000000000002',
+      '6222021000000000025',
+    ];
     for (const card of cards) await pay(t, card);
-    const open = (await t.client.createSession({ merchantId: 'mch_sandbox' }, 'scan-key-01')).sessionId;
-    await t.client.submitOrder(open, { amount: 5, currency: 'CNY', card: { source: 'manual', payload: '5555555555554444' } }, 'scan-key-02');
+    const open = (await t.client.createSession({ merchantId: 'mch_sandbox' }, 'scan-key-01'))
+      .sessionId;
+    await t.client.submitOrder(
+      open,
+      { amount: 5, currency: 'CNY', card: { source: 'manual', payload: '5555555555554444' } },
+      'scan-key-02',
+    );
     await platform.close();
 
     const files = readdirSync(dir).map((f) => readFileSync(join(dir, f)).toString('latin1'));
@@ -67,19 +87,31 @@ describe('the platform in operation', () => {
 describe('cardpay-platform on the command line', () => {
   const env = { ...process.env };
   delete env.CARDPAY_MASTER_KEY;
-  const run = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 20000, env });
+  const run = (args: string[]) =>
+    spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 20000, env });
 
   it.each([
     [['--bogus'], /unknown option --bogus/],
     [['--port', 'x'], /--port expects a whole number/],
     [['--config', '/nonexistent/cardpay.json'], /cannot read config .*no such file/],
-    [['--payment-url', 'http://127.0.0.1:9', '--db', ':memory:'], /CARDPAY_MASTER_KEY is required with --payment-url/],
+    [
+      ['--payment-url', 'http://127.0.0.1:9', '--db', ':memory:'],
+      /CARDPAY_MASTER_KEY is required with --payment-url/,
+    ],
     [['--db', 'postgres://localhost/cardpay'], /postgres:\/\/ is not supported yet/],
-    [['--db', '/etc/hostname/cardpay.db', '--port', '0', '--sandbox-payments-port', '0'], /cardpay-platform: cannot (create the database folder|open the database)/],
+    [
+      ['--db', '/etc/hostname/cardpay.db', '--port', '0', '--sandbox-payments-port', '0'],
+      /cardpay-platform: cannot (create the database folder|open the database)/,
+    ],
   ])('exits 2 with one clear line for %j', (args, message) => {
     const r = run(args);
     expect(r.status).toBe(2);
-    expect(r.stderr.trim().split('\n').filter((l) => !l.startsWith('warning:'))).toHaveLength(1);
+    expect(
+      r.stderr
+        .trim()
+        .split('\n')
+        .filter((l) => !l.startsWith('warning:')),
+    ).toHaveLength(1);
     expect(r.stderr).toMatch(message);
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
@@ -100,11 +132,26 @@ describe('cardpay-platform on the command line', () => {
 
   it('prints the listening line and the sandbox merchant, then stops cleanly on SIGTERM', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cardpay-cli-'));
-    const child = spawn(process.execPath, [bin, '--port', '0', '--sandbox-payments-port', '0', '--db', join(dir, 'c.db'), '--log-level', 'warn'], { env: { ...process.env, CARDPAY_SANDBOX_MERCHANT_KEY: 'sk_test_fixed_key_1' } });
+    const child = spawn(
+      process.execPath,
+      [
+        bin,
+        '--port',
+        '0',
+        '--sandbox-payments-port',
+        '0',
+        '--db',
+        join(dir, 'c.db'),
+        '--log-level',
+        'warn',
+      ],
+      { env: { ...process.env, CARDPAY_SANDBOX_MERCHANT_KEY: 'sk_test_fixed_key_1' } },
+    );
     let out = '';
     child.stdout.on('data', (c) => (out += c));
     const started = Date.now();
-    while (!/sandbox payment platform: /.test(out) && Date.now() - started < 10000) await new Promise((r) => setTimeout(r, 50));
+    while (!/sandbox payment platform: /.test(out) && Date.now() - started < 10000)
+      await new Promise((r) => setTimeout(r, 50));
     expect(out).toMatch(/^cardpay platform listening on http:\/\/127\.0\.0\.1:\d+$/m);
     expect(out).toMatch(/sandbox merchant: mch_sandbox/);
     expect(out).toMatch(/sandbox merchant key: sk_test_fixed_key_1/);

@@ -14,16 +14,32 @@ standIn.post('/cgi-bin/soter/verify_signature', async (req) => {
   const body = req.body as { openid: string; json_string: string; json_signature: string };
   seen.push({ ...(req.query as object), ...body });
   const expected = createHash('sha256').update(body.json_string).digest('base64');
-  return { errcode: 0, errmsg: 'ok', is_ok: body.openid === 'openid-1' && body.json_signature === expected };
+  return {
+    errcode: 0,
+    errmsg: 'ok',
+    is_ok: body.openid === 'openid-1' && body.json_signature === expected,
+  };
 });
 
 // SOTER's resultJSON carries the challenge as `raw`, beside the device's TEE details.
-const soterLike = (options: { tamper?: boolean; raw?: string; signature?: string } = {}): BiometricProvider => ({
+const soterLike = (
+  options: { tamper?: boolean; raw?: string; signature?: string } = {},
+): BiometricProvider => ({
   scheme: 'soter',
   available: async () => ['fingerPrint'],
   authenticate: async (challenge, mode) => {
-    const resultJSON = JSON.stringify({ raw: options.raw ?? challenge, fid: '101', counter: 7, tee_n: 'TEE', tee_v: '1.0', cpu_id: 'c', uid: '10086' });
-    const sig = createHash('sha256').update(options.tamper ? resultJSON + ' ' : resultJSON).digest('hex');
+    const resultJSON = JSON.stringify({
+      raw: options.raw ?? challenge,
+      fid: '101',
+      counter: 7,
+      tee_n: 'TEE',
+      tee_v: '1.0',
+      cpu_id: 'c',
+      uid: '10086',
+    });
+    const sig = createHash('sha256')
+      .update(options.tamper ? resultJSON + ' ' : resultJSON)
+      .digest('hex');
     return { mode, resultJSON, signature: options.signature ?? sig };
   },
 });
@@ -33,14 +49,25 @@ async function pay(platform: SandboxPlatform, bio: BiometricProvider, key: strin
   const { sessionId, prompt } = await toPrompt(t, '4242424242424242');
   expect(prompt.methods).toContain('biometric');
   const assertion = await bio.authenticate(prompt.challenge, 'fingerPrint');
-  return { assertion, result: t.client.authenticate(sessionId, { challenge: prompt.challenge, factors: [{ method: 'biometric', ...assertion }] }, key) };
+  return {
+    assertion,
+    result: t.client.authenticate(
+      sessionId,
+      { challenge: prompt.challenge, factors: [{ method: 'biometric', ...assertion }] },
+      key,
+    ),
+  };
 }
 
 let platform: SandboxPlatform;
 beforeAll(async () => {
   const url = await standIn.listen({ port: 0, host: '127.0.0.1' });
   platform = await startSandboxPlatform({
-    soter: new WeChatSoterVerifier({ endpoint: `${url}/cgi-bin/soter/verify_signature`, accessToken: async () => 'token-1', openidFor: async () => 'openid-1' }),
+    soter: new WeChatSoterVerifier({
+      endpoint: `${url}/cgi-bin/soter/verify_signature`,
+      accessToken: async () => 'token-1',
+      openidFor: async () => 'openid-1',
+    }),
   });
 });
 afterAll(async () => {
@@ -52,7 +79,11 @@ describe('SOTER biometrics', () => {
   it('asks the verification service and pays when it says the signature holds', async () => {
     const { assertion, result } = await pay(platform, soterLike(), 'soter-key-01');
     expect((await result).state).toBe('succeeded');
-    expect(seen.at(-1)).toMatchObject({ access_token: 'token-1', openid: 'openid-1', json_string: assertion.resultJSON });
+    expect(seen.at(-1)).toMatchObject({
+      access_token: 'token-1',
+      openid: 'openid-1',
+      json_string: assertion.resultJSON,
+    });
   });
 
   it('counts a signature the service rejects as a failed attempt', async () => {
@@ -81,16 +112,29 @@ describe('SOTER in the sandbox', () => {
   });
 
   it('refuses the documented all-zero signature and an assertion of another challenge', async () => {
-    await expect((await pay(sandbox, soterLike({ signature: SANDBOX_SOTER_REFUSED }), 'soter-key-05')).result).rejects.toMatchObject({ code: 'auth_failed' });
-    await expect((await pay(sandbox, soterLike({ raw: 'cd'.repeat(32) }), 'soter-key-06')).result).rejects.toMatchObject({ code: 'auth_failed' });
+    await expect(
+      (await pay(sandbox, soterLike({ signature: SANDBOX_SOTER_REFUSED }), 'soter-key-05')).result,
+    ).rejects.toMatchObject({ code: 'auth_failed' });
+    await expect(
+      (await pay(sandbox, soterLike({ raw: 'cd'.repeat(32) }), 'soter-key-06')).result,
+    ).rejects.toMatchObject({ code: 'auth_failed' });
   });
 });
 
 describe('SOTER without a verifier', () => {
   it('is not offered in production mode, since the platform could not check it', async () => {
     // Production mode: a payment URL of its own (the sandbox's, borrowed) and no sandbox stand-in.
-    const merchants = [{ id: 'mch_sandbox', apiKeySha256: createHash('sha256').update('k').digest('hex'), openAmounts: true }];
-    const plain = await startSandboxPlatform({ paymentUrl: platform.sandbox!.url, configObject: { merchants } });
+    const merchants = [
+      {
+        id: 'mch_sandbox',
+        apiKeySha256: createHash('sha256').update('k').digest('hex'),
+        openAmounts: true,
+      },
+    ];
+    const plain = await startSandboxPlatform({
+      paymentUrl: platform.sandbox!.url,
+      configObject: { merchants },
+    });
     try {
       expect(plain.sandbox).toBeUndefined();
       const t = await terminal(plain, { biometric: soterLike() });

@@ -3,8 +3,15 @@ import { createNodeHost, MemoryStorage, type NodeHost } from '../../src/hosts/no
 import { FakePlatform } from './fake-platform';
 
 /** A checkout wired to a fresh fake platform, recording every event it emits. */
-export function checkoutOnFake(overrides: Partial<CheckoutOptions> = {}, platform = new FakePlatform(), storage = new MemoryStorage()) {
-  const host: NodeHost = { ...createNodeHost({ storage, now: platform.now }), request: platform.request };
+export function checkoutOnFake(
+  overrides: Partial<CheckoutOptions> = {},
+  platform = new FakePlatform(),
+  storage = new MemoryStorage(),
+) {
+  const host: NodeHost = {
+    ...createNodeHost({ storage, now: platform.now }),
+    request: platform.request,
+  };
   const checkout = new Checkout({
     host,
     platformUrl: platform.baseUrl,

@@ -31,7 +31,8 @@ interface Session {
 }
 
 const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
-const hmacHex = (key: Buffer, text: string) => createHmac('sha256', key).update(text, 'utf8').digest('hex');
+const hmacHex = (key: Buffer, text: string) =>
+  createHmac('sha256', key).update(text, 'utf8').digest('hex');
 const iso = (ms: number) => new Date(ms).toISOString();
 
 export class FakePlatform {
@@ -62,7 +63,9 @@ export class FakePlatform {
     this.requests.push(req);
     if (this.unavailable > 0) {
       this.unavailable--;
-      return this.answer(req, 503, { error: { code: 'internal_error', message: 'unavailable', retryable: true } });
+      return this.answer(req, 503, {
+        error: { code: 'internal_error', message: 'unavailable', retryable: true },
+      });
     }
     const res = this.handle(req);
     if (this.loseAnswers > 0) {
@@ -72,7 +75,9 @@ export class FakePlatform {
     if (this.tamperNext) {
       this.tamperNext = false;
       // Same meaning, different bytes: only the signature can tell.
-      const text = Buffer.from(res.body).toString('utf8').replace(/^\{"(\w+)":/, '{"$1" :');
+      const text = Buffer.from(res.body)
+        .toString('utf8')
+        .replace(/^\{"(\w+)":/, '{"$1" :');
       return { ...res, body: new Uint8Array(Buffer.from(text)) };
     }
     return res;
@@ -82,20 +87,36 @@ export class FakePlatform {
     return `${prefix}_${(++this.seq).toString(36)}${randomBytes(4).toString('hex')}`;
   }
 
-  private answer(req: HostRequest, status: number, body: unknown, terminal?: Terminal): HostResponse {
+  private answer(
+    req: HostRequest,
+    status: number,
+    body: unknown,
+    terminal?: Terminal,
+  ): HostResponse {
     const text = JSON.stringify(body);
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (terminal) {
       const ts = String(Math.floor((this.nowMs + this.serverSkewMs) / 1000));
       const nonce = req.headers['x-cardpay-nonce'];
       headers['x-cardpay-timestamp'] = ts;
-      headers['x-cardpay-signature'] = hmacHex(terminal.secret, [status, ts, nonce, sha(text)].join('\n'));
+      headers['x-cardpay-signature'] = hmacHex(
+        terminal.secret,
+        [status, ts, nonce, sha(text)].join('\n'),
+      );
     }
     return { status, headers, body: new Uint8Array(Buffer.from(text)) };
   }
 
-  private error(code: string, status: number, extra: Record<string, unknown> = {}, retryable = false) {
-    return { status, body: { error: { code, message: code.replace(/_/g, ' '), retryable }, ...extra } };
+  private error(
+    code: string,
+    status: number,
+    extra: Record<string, unknown> = {},
+    retryable = false,
+  ) {
+    return {
+      status,
+      body: { error: { code, message: code.replace(/_/g, ' '), retryable }, ...extra },
+    };
   }
 
   private handle(req: HostRequest): HostResponse {
@@ -104,8 +125,18 @@ export class FakePlatform {
     if (req.method === 'POST' && path === '/v1/terminals') {
       const id = this.id('trm');
       const secret = randomBytes(32);
-      this.terminals.set(id, { id, secret, pinKey: Buffer.from(body.password.key, 'hex'), failures: 0, lockedUntil: 0 });
-      return this.answer(req, 201, { terminalId: id, terminalSecret: secret.toString('hex'), createdAt: iso(this.nowMs) });
+      this.terminals.set(id, {
+        id,
+        secret,
+        pinKey: Buffer.from(body.password.key, 'hex'),
+        failures: 0,
+        lockedUntil: 0,
+      });
+      return this.answer(req, 201, {
+        terminalId: id,
+        terminalSecret: secret.toString('hex'),
+        createdAt: iso(this.nowMs),
+      });
     }
     const terminal = this.terminals.get(req.headers['x-cardpay-terminal'] ?? '');
     if (!terminal) return this.answer(req, 401, this.error('terminal_unknown', 401).body);
@@ -114,7 +145,13 @@ export class FakePlatform {
       const e = this.error('timestamp_skew', 401);
       return this.answer(req, e.status, e.body, terminal);
     }
-    const canonical = [req.method, path, req.headers['x-cardpay-timestamp'], req.headers['x-cardpay-nonce'], sha(req.body ?? '')].join('\n');
+    const canonical = [
+      req.method,
+      path,
+      req.headers['x-cardpay-timestamp'],
+      req.headers['x-cardpay-nonce'],
+      sha(req.body ?? ''),
+    ].join('\n');
     const expected = Buffer.from(hmacHex(terminal.secret, canonical), 'hex');
     const given = Buffer.from(req.headers['x-cardpay-signature'] ?? '', 'hex');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
@@ -134,15 +171,43 @@ export class FakePlatform {
       }
     }
     const { status, body: out } = this.route(req.method, path, body, terminal);
-    if (req.method === 'POST' && key) this.idempotency.set(`${terminal.id}:${key}`, { fingerprint, status, body: JSON.stringify(out) });
+    if (req.method === 'POST' && key)
+      this.idempotency.set(`${terminal.id}:${key}`, {
+        fingerprint,
+        status,
+        body: JSON.stringify(out),
+      });
     return this.answer(req, status, out, terminal);
   }
 
-  private route(method: string, path: string, body: any, terminal: Terminal): { status: number; body: any } {
+  private route(
+    method: string,
+    path: string,
+    body: any,
+    terminal: Terminal,
+  ): { status: number; body: any } {
     if (method === 'POST' && path === '/v1/sessions') {
-      const s: Session = { id: this.id('ses'), terminalId: terminal.id, state: 'awaiting_order', expiresAt: this.nowMs + 900000, attemptsLeft: 5 };
+      const s: Session = {
+        id: this.id('ses'),
+        terminalId: terminal.id,
+        state: 'awaiting_order',
+        expiresAt: this.nowMs + 900000,
+        attemptsLeft: 5,
+      };
       this.sessions.set(s.id, s);
-      return { status: 201, body: { sessionId: s.id, state: s.state, expiresAt: iso(s.expiresAt), inputPort: { methods: ['scan', 'manual'], scanTypes: ['qrCode', 'barCode'], formats: ['pan', 'emv-cpm'] } } };
+      return {
+        status: 201,
+        body: {
+          sessionId: s.id,
+          state: s.state,
+          expiresAt: iso(s.expiresAt),
+          inputPort: {
+            methods: ['scan', 'manual'],
+            scanTypes: ['qrCode', 'barCode'],
+            formats: ['pan', 'emv-cpm'],
+          },
+        },
+      };
     }
     const m = /^\/v1\/sessions\/(ses_\w+)(\/\w+)?$/.exec(path);
     const s = m && this.sessions.get(m[1]);
@@ -154,7 +219,8 @@ export class FakePlatform {
       return { status: 200, body: this.view(s) };
     }
     if (s.state === 'expired') return this.error('session_expired', 410);
-    const wrongState = (want: string) => (s.state !== want ? this.error('invalid_state', 409, { state: s.state }) : null);
+    const wrongState = (want: string) =>
+      s.state !== want ? this.error('invalid_state', 409, { state: s.state }) : null;
     if (action === '/order') {
       const bad = wrongState('awaiting_order');
       if (bad) return bad;
@@ -165,7 +231,10 @@ export class FakePlatform {
       s.orderId = this.id('ord');
       s.confirmToken = randomBytes(16).toString('hex');
       s.state = 'awaiting_confirmation';
-      return { status: 200, body: { sessionId: s.id, state: s.state, confirmation: this.confirmation(s) } };
+      return {
+        status: 200,
+        body: { sessionId: s.id, state: s.state, confirmation: this.confirmation(s) },
+      };
     }
     if (action === '/confirm') {
       const bad = wrongState('awaiting_confirmation');
@@ -189,7 +258,9 @@ export class FakePlatform {
       if (terminal.lockedUntil > this.nowMs) return this.error('auth_locked', 423);
       if (body.challenge !== s.challenge) return this.error('challenge_stale', 422);
       const factor = body.factors[0];
-      const message = ['cardpay-auth-v1', s.id, s.challenge, s.orderId, s.amount, s.currency].join('\n');
+      const message = ['cardpay-auth-v1', s.id, s.challenge, s.orderId, s.amount, s.currency].join(
+        '\n',
+      );
       const ok =
         factor.method === 'password'
           ? factor.proof === hmacHex(terminal.pinKey, message)
@@ -211,12 +282,24 @@ export class FakePlatform {
       terminal.failures = 0;
       if (s.pan === '4000000000000002') {
         s.state = 'failed';
-        s.error = { code: 'payment_declined', message: 'declined', retryable: false, declineCode: 'card_declined' };
+        s.error = {
+          code: 'payment_declined',
+          message: 'declined',
+          retryable: false,
+          declineCode: 'card_declined',
+        };
         return this.error('payment_declined', 402, { declineCode: 'card_declined' });
       }
       const rateBps = this.history >= 100000 ? 200 : 0;
       const amountOff = Math.floor((s.amount! * rateBps) / 10000);
-      s.payment = { paymentId: this.id('pay'), orderId: s.orderId, amount: s.amount, discount: { rateBps, amountOff }, charged: s.amount! - amountOff, currency: s.currency };
+      s.payment = {
+        paymentId: this.id('pay'),
+        orderId: s.orderId,
+        amount: s.amount,
+        discount: { rateBps, amountOff },
+        charged: s.amount! - amountOff,
+        currency: s.currency,
+      };
       s.state = s.pan === '6222021000000000017' ? 'processing' : 'succeeded';
       return { status: 200, body: { sessionId: s.id, state: s.state, payment: s.payment } };
     }
@@ -225,11 +308,27 @@ export class FakePlatform {
 
   private confirmation(s: Session) {
     const pan = s.pan!;
-    return { orderId: s.orderId, amount: s.amount, currency: s.currency, card: { brand: 'visa', last4: pan.slice(-4), masked: pan.slice(0, 6) + '*'.repeat(pan.length - 10) + pan.slice(-4) }, confirmToken: s.confirmToken };
+    return {
+      orderId: s.orderId,
+      amount: s.amount,
+      currency: s.currency,
+      card: {
+        brand: 'visa',
+        last4: pan.slice(-4),
+        masked: pan.slice(0, 6) + '*'.repeat(pan.length - 10) + pan.slice(-4),
+      },
+      confirmToken: s.confirmToken,
+    };
   }
 
   private prompt(s: Session) {
-    return { challenge: s.challenge, methods: ['password', 'cvv'], required: 1, attemptsLeft: s.attemptsLeft, expiresAt: iso(s.expiresAt) };
+    return {
+      challenge: s.challenge,
+      methods: ['password', 'cvv'],
+      required: 1,
+      attemptsLeft: s.attemptsLeft,
+      expiresAt: iso(s.expiresAt),
+    };
   }
 
   private view(s: Session) {

@@ -11,7 +11,8 @@ const ITEMS: Item[] = [
   { name: '可颂 Croissant', qty: 1, unit: 299 },
 ];
 
-const yuan = (minor: number) => `¥${Math.floor(minor / 100)}.${String(minor % 100).padStart(2, '0')}`;
+const yuan = (minor: number) =>
+  `¥${Math.floor(minor / 100)}.${String(minor % 100).padStart(2, '0')}`;
 
 Component({
   data: {
@@ -26,11 +27,16 @@ Component({
     onState(e: WechatMiniprogram.CustomEvent<{ state: string }>) {
       this.setData({ state: e.detail.state });
     },
-    onSuccess(e: WechatMiniprogram.CustomEvent<{ payment: { paymentId: string; charged: number } }>) {
-      this.setData({ outcome: `已支付 ${yuan(e.detail.payment.charged)}（${e.detail.payment.paymentId}）` });
+    onSuccess(
+      e: WechatMiniprogram.CustomEvent<{ payment: { paymentId: string; charged: number } }>,
+    ) {
+      this.setData({
+        outcome: `已支付 ${yuan(e.detail.payment.charged)}（${e.detail.payment.paymentId}）`,
+      });
     },
     onFail(e: WechatMiniprogram.CustomEvent<{ error: { code: string } }>) {
-      if (e.detail.error.code !== 'scan_cancelled') this.setData({ outcome: `未完成：${e.detail.error.code}` });
+      if (e.detail.error.code !== 'scan_cancelled')
+        this.setData({ outcome: `未完成：${e.detail.error.code}` });
     },
     onCancel() {
       this.setData({ outcome: '已取消' });

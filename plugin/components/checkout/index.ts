@@ -58,7 +58,10 @@ Component({
       const local = locals.get(this);
       if (!local) return; // not attached yet: boot() reads the properties
       const snap = local.checkout?.snapshot;
-      if (!snap || ((snap.state === 'idle' || snap.state === 'cancelled') && !snap.busy && !snap.confirmation)) {
+      if (
+        !snap ||
+        ((snap.state === 'idle' || snap.state === 'cancelled') && !snap.busy && !snap.confirmation)
+      ) {
         local.checkout?.destroy();
         this.boot();
       }
@@ -68,7 +71,10 @@ Component({
       if (!local) return;
       local.locale = pickLocale(value || currentConfig()?.locale);
       const snapshot = local.checkout?.snapshot;
-      this.setData({ t: stringsFor(local.locale), ...(snapshot ? { view: checkoutView(snapshot, local.locale) } : {}) });
+      this.setData({
+        t: stringsFor(local.locale),
+        ...(snapshot ? { view: checkoutView(snapshot, local.locale) } : {}),
+      });
     },
   },
   lifetimes: {
@@ -99,11 +105,17 @@ Component({
         });
       } catch (error) {
         // A misconfigured host: say so in words, and tell the host why through `fail`.
-        const e = error instanceof CardPayError ? error : new CardPayError('config_invalid', String(error));
+        const e =
+          error instanceof CardPayError ? error : new CardPayError('config_invalid', String(error));
         const failure = { code: e.code, message: e.message, retryable: false };
-        this.setData({ t: stringsFor(locale), view: { ...emptyView(locale), errorText: errorText(locale, failure) } });
+        this.setData({
+          t: stringsFor(locale),
+          view: { ...emptyView(locale), errorText: errorText(locale, failure) },
+        });
         // After attach completes, so that listeners added right after mounting hear it too.
-        void Promise.resolve().then(() => this.triggerEvent('fail', { error: { code: e.code, message: e.message } }));
+        void Promise.resolve().then(() =>
+          this.triggerEvent('fail', { error: { code: e.code, message: e.message } }),
+        );
         return;
       }
       local.checkout = checkout;
@@ -112,13 +124,22 @@ Component({
         // The enrolment keypad keeps its step only while the user is still typing; anything else
         // (a request, an error, another screen) starts it over. Still one setData per change.
         const typing = snapshot.state === 'enrolling' && !snapshot.busy && !snapshot.error;
-        this.setData({ view: checkoutView(snapshot, local.locale), ...(typing ? {} : { enrolStep: 'first', hint: '' }) });
+        this.setData({
+          view: checkoutView(snapshot, local.locale),
+          ...(typing ? {} : { enrolStep: 'first', hint: '' }),
+        });
       });
       checkout.on('statechange', (detail) => this.triggerEvent('statechange', detail));
       checkout.on('success', (detail) => this.triggerEvent('success', detail));
-      checkout.on('fail', ({ error }) => this.triggerEvent('fail', { error: { code: error.code, message: error.message } }));
+      checkout.on('fail', ({ error }) =>
+        this.triggerEvent('fail', { error: { code: error.code, message: error.message } }),
+      );
       checkout.on('cancel', () => this.triggerEvent('cancel', {}));
-      this.setData({ t: stringsFor(locale), themeStyle: themeStyle(config?.theme), view: checkoutView(checkout.snapshot, locale) });
+      this.setData({
+        t: stringsFor(locale),
+        themeStyle: themeStyle(config?.theme),
+        view: checkoutView(checkout.snapshot, locale),
+      });
       void checkout.start();
     },
     machine(): Checkout | undefined {
@@ -167,7 +188,10 @@ Component({
       const local = locals.get(this);
       const view = this.data.view;
       if (!local?.checkout || !view) return;
-      local.factors = [...local.factors.filter((f) => f.method !== event.detail.method), event.detail];
+      local.factors = [
+        ...local.factors.filter((f) => f.method !== event.detail.method),
+        event.detail,
+      ];
       if (local.factors.length < view.required) {
         // Two methods are required above the merchant's threshold: ask for the next one.
         this.setData({ hint: stringsFor(local.locale).oneMoreMethod });
@@ -187,7 +211,10 @@ Component({
 });
 
 function emptyView(locale: Locale): ReturnType<typeof checkoutView> {
-  return checkoutView({ state: 'idle', busy: false, enrolled: false, currency: 'CNY', biometricModes: [] }, locale);
+  return checkoutView(
+    { state: 'idle', busy: false, enrolled: false, currency: 'CNY', biometricModes: [] },
+    locale,
+  );
 }
 
 export {};

@@ -45,7 +45,10 @@ Component({
     },
     show(digits: string) {
       entries.set(this, digits);
-      this.setData({ filled: digits.length, dotsLabel: this.data.dotsTemplate.replace('{n}', String(digits.length)) });
+      this.setData({
+        filled: digits.length,
+        dotsLabel: this.data.dotsTemplate.replace('{n}', String(digits.length)),
+      });
     },
   },
 });

@@ -34,5 +34,7 @@ export type CardReadResult = { ok: true; card: CardRead } | CardReadFailure;
  */
 export function readCard(payload: string): CardReadResult {
   const parsed = parseCard(payload);
-  return parsed.ok ? { ok: true, card: { ...parsed.card, brand: detectBrand(parsed.card.pan) } } : parsed;
+  return parsed.ok
+    ? { ok: true, card: { ...parsed.card, brand: detectBrand(parsed.card.pan) } }
+    : parsed;
 }

@@ -39,7 +39,8 @@ export function parseTlv(bytes: Uint8Array): TlvResult {
     let length = bytes[i++];
     if (length & 0x80) {
       const n = length & 0x7f;
-      if (n === 0 || n > 4) return { ok: false, problem: `tag ${tag} has an unsupported length form` };
+      if (n === 0 || n > 4)
+        return { ok: false, problem: `tag ${tag} has an unsupported length form` };
       if (i + n > bytes.length) return { ok: false, problem: `tag ${tag} has a truncated length` };
       length = 0;
       for (let k = 0; k < n; k++) length = length * 256 + bytes[i++];
@@ -71,7 +72,8 @@ const PAYLOAD_FORMAT_INDICATOR = 'CPV01';
 /** True when the bytes begin with the CPM Payload Format Indicator `85 05 "CPV01"`. */
 export function looksLikeCpm(bytes: Uint8Array): boolean {
   if (bytes.length < 7 || bytes[0] !== 0x85 || bytes[1] !== 0x05) return false;
-  for (let k = 0; k < 5; k++) if (bytes[2 + k] !== PAYLOAD_FORMAT_INDICATOR.charCodeAt(k)) return false;
+  for (let k = 0; k < 5; k++)
+    if (bytes[2 + k] !== PAYLOAD_FORMAT_INDICATOR.charCodeAt(k)) return false;
   return true;
 }
 
@@ -90,7 +92,8 @@ export function findCpmPan(bytes: Uint8Array): PanSearch {
   for (const item of rest) {
     if (item.tag !== '61' && item.tag !== '62') continue;
     const inner = parseTlv(item.value);
-    if (!inner.ok) return { ok: false, reason: 'corrupt', problem: `template ${item.tag}: ${inner.problem}` };
+    if (!inner.ok)
+      return { ok: false, reason: 'corrupt', problem: `template ${item.tag}: ${inner.problem}` };
     for (const field of inner.items) {
       if (field.tag === '5A') return panFromBcd(field.value);
       if (field.tag === '57') return panFromTrack2(field.value);

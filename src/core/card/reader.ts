@@ -25,13 +25,13 @@ export interface CardParse {
 }
 
 export type CardReadFailure = {
-      ok: false;
-      error: 'invalid_card';
-      reason: CardReadReason;
-      detected?: DetectedKind;
-      /** For developers, in English; never contains the payload's digits. */
-      message: string;
-    };
+  ok: false;
+  error: 'invalid_card';
+  reason: CardReadReason;
+  detected?: DetectedKind;
+  /** For developers, in English; never contains the payload's digits. */
+  message: string;
+};
 
 export type CardParseResult = { ok: true; card: CardParse } | CardReadFailure;
 
@@ -90,7 +90,10 @@ function isCardInAlipayRange(digits: string): boolean {
   if (!luhnValid(digits)) return false;
   const p4 = Number(digits.slice(0, 4));
   const p3 = Number(digits.slice(0, 3));
-  return (digits.length === 16 && p4 >= 2221 && p4 <= 2720) || (digits.length <= 19 && p3 >= 300 && p3 <= 305);
+  return (
+    (digits.length === 16 && p4 >= 2221 && p4 <= 2720) ||
+    (digits.length <= 19 && p3 >= 300 && p3 <= 305)
+  );
 }
 
 function walletCode(digits: string): DetectedKind | undefined {
@@ -101,7 +104,10 @@ function walletCode(digits: string): DetectedKind | undefined {
 
 function fromPan(pan: string, format: CardFormat): CardParseResult {
   if (pan.length < MIN_PAN_LENGTH || pan.length > MAX_PAN_LENGTH) {
-    return invalid('length', `a card number has ${MIN_PAN_LENGTH} to ${MAX_PAN_LENGTH} digits, got ${pan.length}`);
+    return invalid(
+      'length',
+      `a card number has ${MIN_PAN_LENGTH} to ${MAX_PAN_LENGTH} digits, got ${pan.length}`,
+    );
   }
   if (!luhnValid(pan)) return invalid('luhn', 'the card number fails its check digit (Luhn)');
   return {
@@ -131,7 +137,11 @@ export function parseCard(payload: string): CardParseResult {
     const digits = text.replace(/[ -]/g, '');
     const wallet = walletCode(digits);
     if (wallet) {
-      return invalid('wallet_payment_code', `this is a ${wallet === 'alipay' ? 'Alipay' : 'WeChat Pay'} payment code, not a card`, wallet);
+      return invalid(
+        'wallet_payment_code',
+        `this is a ${wallet === 'alipay' ? 'Alipay' : 'WeChat Pay'} payment code, not a card`,
+        wallet,
+      );
     }
     return fromPan(digits, 'pan');
   }

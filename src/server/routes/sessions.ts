@@ -22,7 +22,11 @@ import { hexEqual, newId, randomHex } from '../secrets';
 import type { PaymentRow, SessionRow, TerminalRow, Write } from '../store';
 import type { ChargeOutcome } from '../payments';
 
-const INPUT_PORT = { methods: ['scan', 'manual'], scanTypes: ['qrCode', 'barCode'], formats: ['pan', 'emv-cpm'] };
+const INPUT_PORT = {
+  methods: ['scan', 'manual'],
+  scanTypes: ['qrCode', 'barCode'],
+  formats: ['pan', 'emv-cpm'],
+};
 const BEFORE_PROCESSING = ['awaiting_order', 'awaiting_confirmation', 'awaiting_authentication'];
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -38,12 +42,22 @@ export function paymentView(p: PaymentRow): Payment {
 }
 
 /** The session as the status endpoint shows it (PROTOCOL.md §5.5). */
-export async function sessionView(ctx: Ctx, s: SessionRow, known?: TerminalRow): Promise<SessionView> {
+export async function sessionView(
+  ctx: Ctx,
+  s: SessionRow,
+  known?: TerminalRow,
+): Promise<SessionView> {
   const view: SessionView = { sessionId: s.id, state: s.state, expiresAt: iso(s.expiresAt) };
   if (s.state === 'awaiting_order') view.inputPort = INPUT_PORT as SessionView['inputPort'];
   if (s.orderRef) {
     const order = await ctx.store.getMerchantOrder(s.orderRef);
-    if (order) view.order = { orderRef: order.orderRef, amount: order.amount, currency: order.currency, ...(order.description ? { description: order.description } : {}) };
+    if (order)
+      view.order = {
+        orderRef: order.orderRef,
+        amount: order.amount,
+        currency: order.currency,
+        ...(order.description ? { description: order.description } : {}),
+      };
   }
   if (s.orderId && s.cardMasked) {
     view.confirmation = {
@@ -88,9 +102,19 @@ function merchantOf(ctx: Ctx, id: string): MerchantConfig {
 async function owned(ctx: Ctx, req: FastifyRequest): Promise<SessionRow> {
   const id = (req.params as { id: string }).id;
   const s = await ctx.store.getSession(id);
-  if (!s || s.terminalId !== req.terminal!.id) throw new ApiError(404, 'session_not_found', `no session ${id} for this terminal`);
+  if (!s || s.terminalId !== req.terminal!.id)
+    throw new ApiError(404, 'session_not_found', `no session ${id} for this terminal`);
   if (BEFORE_PROCESSING.includes(s.state) && ctx.now() > s.expiresAt) {
-    if (await ctx.store.commit([{ kind: 'updateSession', id: s.id, version: s.version, patch: { state: 'expired', panSealed: null, challenge: null } }])) {
+    if (
+      await ctx.store.commit([
+        {
+          kind: 'updateSession',
+          id: s.id,
+          version: s.version,
+          patch: { state: 'expired', panSealed: null, challenge: null },
+        },
+      ])
+    ) {
       return { ...s, state: 'expired', panSealed: null, challenge: null, version: s.version + 1 };
     }
     return owned(ctx, req);
@@ -99,15 +123,25 @@ async function owned(ctx: Ctx, req: FastifyRequest): Promise<SessionRow> {
 }
 
 function expect(s: SessionRow, state: SessionRow['state']): void {
-  if (s.state === 'expired') throw new ApiError(410, 'session_expired', 'the session has expired; open a new one');
-  if (s.state !== state) throw new ApiError(409, 'invalid_state', `the session is ${s.state}, not ${state}`, { state: s.state });
+  if (s.state === 'expired')
+    throw new ApiError(410, 'session_expired', 'the session has expired; open a new one');
+  if (s.state !== state)
+    throw new ApiError(409, 'invalid_state', `the session is ${s.state}, not ${state}`, {
+      state: s.state,
+    });
 }
 
 /** Applies writes conditional on the session's version; a lost race is reported as a state conflict. */
 async function commit(ctx: Ctx, s: SessionRow, writes: Write[]): Promise<void> {
   if (!(await ctx.store.commit(writes))) {
     const now = await ctx.store.getSession(s.id);
-    throw new ApiError(409, 'invalid_state', 'the session changed while this request was processed', { state: now?.state ?? s.state }, true);
+    throw new ApiError(
+      409,
+      'invalid_state',
+      'the session changed while this request was processed',
+      { state: now?.state ?? s.state },
+      true,
+    );
   }
 }
 
@@ -115,27 +149,70 @@ async function commit(ctx: Ctx, s: SessionRow, writes: Write[]): Promise<void> {
  * Records the final outcome of a charge in one transaction: payment, session, merchant order;
  * the sealed card number is dropped, only the masked one stays. Shared with the reconciler.
  */
-export async function settle(ctx: Ctx, paymentId: string, outcome: ChargeOutcome | { status: 'failed'; reason: string }): Promise<void> {
+export async function settle(
+  ctx: Ctx,
+  paymentId: string,
+  outcome: ChargeOutcome | { status: 'failed'; reason: string },
+): Promise<void> {
   const p = await ctx.store.getPayment(paymentId);
   if (!p || p.status !== 'pending' || outcome.status === 'unknown') return;
   const s = (await ctx.store.getSession(p.sessionId))!;
   const writes: Write[] = [];
   if (outcome.status === 'succeeded') {
     writes.push(
-      { kind: 'updatePayment', id: p.id, version: p.version, patch: { status: 'succeeded', nextCheckAt: null } },
-      { kind: 'updateSession', id: s.id, version: s.version, patch: { state: 'succeeded', panSealed: null, challenge: null } },
+      {
+        kind: 'updatePayment',
+        id: p.id,
+        version: p.version,
+        patch: { status: 'succeeded', nextCheckAt: null },
+      },
+      {
+        kind: 'updateSession',
+        id: s.id,
+        version: s.version,
+        patch: { state: 'succeeded', panSealed: null, challenge: null },
+      },
     );
-    if (p.orderRef) writes.push({ kind: 'updateOrder', orderRef: p.orderRef, patch: { status: 'paid', paymentId: p.id } });
+    if (p.orderRef)
+      writes.push({
+        kind: 'updateOrder',
+        orderRef: p.orderRef,
+        patch: { status: 'paid', paymentId: p.id },
+      });
   } else {
     const declined = outcome.status === 'declined';
     const error = declined
-      ? { code: 'payment_declined', message: 'the payment platform declined the charge', retryable: false, declineCode: outcome.declineCode }
-      : { code: 'payment_unavailable', message: 'the payment platform never received the charge', retryable: true };
+      ? {
+          code: 'payment_declined',
+          message: 'the payment platform declined the charge',
+          retryable: false,
+          declineCode: outcome.declineCode,
+        }
+      : {
+          code: 'payment_unavailable',
+          message: 'the payment platform never received the charge',
+          retryable: true,
+        };
     writes.push(
-      { kind: 'updatePayment', id: p.id, version: p.version, patch: { status: declined ? 'declined' : 'failed', declineCode: declined ? outcome.declineCode : null, nextCheckAt: null } },
-      { kind: 'updateSession', id: s.id, version: s.version, patch: { state: 'failed', panSealed: null, challenge: null, error } },
+      {
+        kind: 'updatePayment',
+        id: p.id,
+        version: p.version,
+        patch: {
+          status: declined ? 'declined' : 'failed',
+          declineCode: declined ? outcome.declineCode : null,
+          nextCheckAt: null,
+        },
+      },
+      {
+        kind: 'updateSession',
+        id: s.id,
+        version: s.version,
+        patch: { state: 'failed', panSealed: null, challenge: null, error },
+      },
     );
-    if (p.orderRef) writes.push({ kind: 'updateOrder', orderRef: p.orderRef, patch: { status: 'failed' } });
+    if (p.orderRef)
+      writes.push({ kind: 'updateOrder', orderRef: p.orderRef, patch: { status: 'failed' } });
   }
   await ctx.store.commit(writes); // a lost race means another instance settled it first
 }
@@ -143,159 +220,337 @@ export async function settle(ctx: Ctx, paymentId: string, outcome: ChargeOutcome
 export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<void> {
   const signed = { signed: true };
 
-  app.post('/v1/sessions', { config: { ...signed, body: CreateSessionRequestSchema } }, async (req, reply) => {
-    const body = req.body as CreateSessionRequest;
-    const merchant = merchantOf(ctx, body.merchantId);
-    let order;
-    if (body.orderRef) {
-      order = await ctx.store.getMerchantOrder(body.orderRef);
-      if (!order || order.merchantId !== merchant.id) throw new ApiError(404, 'order_unknown', `no order ${body.orderRef} for ${merchant.id}`);
-      if (order.status === 'paid') throw new ApiError(409, 'order_already_paid', `order ${order.orderRef} is already paid`);
-    } else if (!merchant.openAmounts) {
-      throw invalid(`orderRef is required: merchant ${merchant.id} does not take open amounts`);
-    }
-    const now = ctx.now();
-    const row: SessionRow = {
-      id: newId('ses'), terminalId: req.terminal!.id, merchantId: merchant.id, orderRef: order?.orderRef ?? null,
-      state: 'awaiting_order', createdAt: now, expiresAt: now + ctx.config.sessionTtlMs,
-      orderId: null, amount: null, currency: null, description: order?.description ?? null, cardBrand: null, cardLast4: null,
-      cardMasked: null, panSealed: null, confirmToken: null, challenge: null, methods: null, required: null,
-      paymentId: null, error: null, version: 0,
-    };
-    await ctx.store.commit([{ kind: 'insertSession', row }]);
-    return reply.code(201).send(await sessionView(ctx, row));
-  });
-
-  app.get('/v1/sessions/:id', { config: signed }, async (req) => sessionView(ctx, await owned(ctx, req), req.terminal));
-
-  app.post('/v1/sessions/:id/order', { config: { ...signed, body: OrderRequestSchema } }, async (req) => {
-    const body = req.body as OrderRequest;
-    const s = await owned(ctx, req);
-    expect(s, 'awaiting_order');
-    const merchant = merchantOf(ctx, s.merchantId);
-    if (s.orderRef) {
-      const order = await ctx.store.getMerchantOrder(s.orderRef);
-      if (order && (order.amount !== body.amount || order.currency !== body.currency)) {
-        throw new ApiError(422, 'amount_mismatch', `the order is ${order.amount} ${order.currency}, the request says ${body.amount} ${body.currency}`);
+  app.post(
+    '/v1/sessions',
+    { config: { ...signed, body: CreateSessionRequestSchema } },
+    async (req, reply) => {
+      const body = req.body as CreateSessionRequest;
+      const merchant = merchantOf(ctx, body.merchantId);
+      let order;
+      if (body.orderRef) {
+        order = await ctx.store.getMerchantOrder(body.orderRef);
+        if (!order || order.merchantId !== merchant.id)
+          throw new ApiError(404, 'order_unknown', `no order ${body.orderRef} for ${merchant.id}`);
+        if (order.status === 'paid')
+          throw new ApiError(409, 'order_already_paid', `order ${order.orderRef} is already paid`);
+      } else if (!merchant.openAmounts) {
+        throw invalid(`orderRef is required: merchant ${merchant.id} does not take open amounts`);
       }
-    }
-    if (!merchant.currencies.includes(body.currency)) throw invalid(`currency ${body.currency} is not accepted by ${merchant.id}`);
-    const read = readCard(body.card.payload);
-    if (!read.ok) throw new ApiError(422, 'invalid_card', read.message, { reason: read.reason, ...(read.detected ? { detected: read.detected } : {}) });
-    const card = read.card;
-    if (!merchant.acceptedBrands.includes(card.brand)) throw new ApiError(422, 'unsupported_card', `${merchant.id} does not take ${card.brand} cards`);
-    const patch: Partial<SessionRow> = {
-      state: 'awaiting_confirmation', orderId: newId('ord'), amount: body.amount, currency: body.currency,
-      cardBrand: card.brand, cardLast4: card.last4, cardMasked: card.masked,
-      panSealed: ctx.sealer.seal(card.pan, `pan:${s.id}`), confirmToken: randomHex(16),
-    };
-    await commit(ctx, s, [{ kind: 'updateSession', id: s.id, version: s.version, patch }]);
-    const view = await sessionView(ctx, { ...s, ...patch });
-    return { sessionId: s.id, state: view.state, confirmation: view.confirmation };
-  });
+      const now = ctx.now();
+      const row: SessionRow = {
+        id: newId('ses'),
+        terminalId: req.terminal!.id,
+        merchantId: merchant.id,
+        orderRef: order?.orderRef ?? null,
+        state: 'awaiting_order',
+        createdAt: now,
+        expiresAt: now + ctx.config.sessionTtlMs,
+        orderId: null,
+        amount: null,
+        currency: null,
+        description: order?.description ?? null,
+        cardBrand: null,
+        cardLast4: null,
+        cardMasked: null,
+        panSealed: null,
+        confirmToken: null,
+        challenge: null,
+        methods: null,
+        required: null,
+        paymentId: null,
+        error: null,
+        version: 0,
+      };
+      await ctx.store.commit([{ kind: 'insertSession', row }]);
+      return reply.code(201).send(await sessionView(ctx, row));
+    },
+  );
 
-  app.post('/v1/sessions/:id/confirm', { config: { ...signed, body: ConfirmRequestSchema } }, async (req) => {
-    const body = req.body as ConfirmRequest;
-    const s = await owned(ctx, req);
-    expect(s, 'awaiting_confirmation');
-    if (!hexEqual(s.confirmToken!, body.confirmToken)) throw new ApiError(422, 'confirm_token_invalid', 'confirmToken does not match this confirmation');
-    if (!body.accept) {
-      await commit(ctx, s, [{ kind: 'updateSession', id: s.id, version: s.version, patch: { state: 'cancelled', panSealed: null } }]);
-      return { sessionId: s.id, state: 'cancelled' };
-    }
-    const terminal = req.terminal!;
-    const policy = merchantOf(ctx, s.merchantId).auth;
-    // Biometrics only where this platform can check them: a sandbox key always, SOTER with a verifier.
-    const canVerifyBiometric = terminal.biometricScheme === 'sandbox-p256' || (terminal.biometricScheme === 'soter' && !!ctx.soter);
-    const methods = policy.methods.filter((m) => m !== 'biometric' || canVerifyBiometric);
-    const required = policy.twoFactorsFrom && s.amount! >= policy.twoFactorsFrom && methods.length >= 2 ? 2 : 1;
-    const challenge = randomHex(32);
-    const patch: Partial<SessionRow> = { state: 'awaiting_authentication', methods, required, challenge };
-    await commit(ctx, s, [{ kind: 'updateSession', id: s.id, version: s.version, patch }]);
-    return { sessionId: s.id, state: 'awaiting_authentication', authPrompt: prompt(ctx, { ...s, ...patch }, challenge, terminal) };
-  });
+  app.get('/v1/sessions/:id', { config: signed }, async (req) =>
+    sessionView(ctx, await owned(ctx, req), req.terminal),
+  );
+
+  app.post(
+    '/v1/sessions/:id/order',
+    { config: { ...signed, body: OrderRequestSchema } },
+    async (req) => {
+      const body = req.body as OrderRequest;
+      const s = await owned(ctx, req);
+      expect(s, 'awaiting_order');
+      const merchant = merchantOf(ctx, s.merchantId);
+      if (s.orderRef) {
+        const order = await ctx.store.getMerchantOrder(s.orderRef);
+        if (order && (order.amount !== body.amount || order.currency !== body.currency)) {
+          throw new ApiError(
+            422,
+            'amount_mismatch',
+            `the order is ${order.amount} ${order.currency}, the request says ${body.amount} ${body.currency}`,
+          );
+        }
+      }
+      if (!merchant.currencies.includes(body.currency))
+        throw invalid(`currency ${body.currency} is not accepted by ${merchant.id}`);
+      const read = readCard(body.card.payload);
+      if (!read.ok)
+        throw new ApiError(422, 'invalid_card', read.message, {
+          reason: read.reason,
+          ...(read.detected ? { detected: read.detected } : {}),
+        });
+      const card = read.card;
+      if (!merchant.acceptedBrands.includes(card.brand))
+        throw new ApiError(
+          422,
+          'unsupported_card',
+          `${merchant.id} does not take ${card.brand} cards`,
+        );
+      const patch: Partial<SessionRow> = {
+        state: 'awaiting_confirmation',
+        orderId: newId('ord'),
+        amount: body.amount,
+        currency: body.currency,
+        cardBrand: card.brand,
+        cardLast4: card.last4,
+        cardMasked: card.masked,
+        panSealed: ctx.sealer.seal(card.pan, `pan:${s.id}`),
+        confirmToken: randomHex(16),
+      };
+      await commit(ctx, s, [{ kind: 'updateSession', id: s.id, version: s.version, patch }]);
+      const view = await sessionView(ctx, { ...s, ...patch });
+      return { sessionId: s.id, state: view.state, confirmation: view.confirmation };
+    },
+  );
+
+  app.post(
+    '/v1/sessions/:id/confirm',
+    { config: { ...signed, body: ConfirmRequestSchema } },
+    async (req) => {
+      const body = req.body as ConfirmRequest;
+      const s = await owned(ctx, req);
+      expect(s, 'awaiting_confirmation');
+      if (!hexEqual(s.confirmToken!, body.confirmToken))
+        throw new ApiError(
+          422,
+          'confirm_token_invalid',
+          'confirmToken does not match this confirmation',
+        );
+      if (!body.accept) {
+        await commit(ctx, s, [
+          {
+            kind: 'updateSession',
+            id: s.id,
+            version: s.version,
+            patch: { state: 'cancelled', panSealed: null },
+          },
+        ]);
+        return { sessionId: s.id, state: 'cancelled' };
+      }
+      const terminal = req.terminal!;
+      const policy = merchantOf(ctx, s.merchantId).auth;
+      // Biometrics only where this platform can check them: a sandbox key always, SOTER with a verifier.
+      const canVerifyBiometric =
+        terminal.biometricScheme === 'sandbox-p256' ||
+        (terminal.biometricScheme === 'soter' && !!ctx.soter);
+      const methods = policy.methods.filter((m) => m !== 'biometric' || canVerifyBiometric);
+      const required =
+        policy.twoFactorsFrom && s.amount! >= policy.twoFactorsFrom && methods.length >= 2 ? 2 : 1;
+      const challenge = randomHex(32);
+      const patch: Partial<SessionRow> = {
+        state: 'awaiting_authentication',
+        methods,
+        required,
+        challenge,
+      };
+      await commit(ctx, s, [{ kind: 'updateSession', id: s.id, version: s.version, patch }]);
+      return {
+        sessionId: s.id,
+        state: 'awaiting_authentication',
+        authPrompt: prompt(ctx, { ...s, ...patch }, challenge, terminal),
+      };
+    },
+  );
 
   app.post('/v1/sessions/:id/cancel', { config: signed }, async (req) => {
     const s = await owned(ctx, req);
-    if (s.state === 'expired') throw new ApiError(410, 'session_expired', 'the session has expired');
-    if (!BEFORE_PROCESSING.includes(s.state)) throw new ApiError(409, 'invalid_state', `the session is ${s.state} and can no longer be cancelled`, { state: s.state });
-    await commit(ctx, s, [{ kind: 'updateSession', id: s.id, version: s.version, patch: { state: 'cancelled', panSealed: null, challenge: null } }]);
+    if (s.state === 'expired')
+      throw new ApiError(410, 'session_expired', 'the session has expired');
+    if (!BEFORE_PROCESSING.includes(s.state))
+      throw new ApiError(
+        409,
+        'invalid_state',
+        `the session is ${s.state} and can no longer be cancelled`,
+        { state: s.state },
+      );
+    await commit(ctx, s, [
+      {
+        kind: 'updateSession',
+        id: s.id,
+        version: s.version,
+        patch: { state: 'cancelled', panSealed: null, challenge: null },
+      },
+    ]);
     return sessionView(ctx, { ...s, state: 'cancelled', challenge: null });
   });
 
-  app.post('/v1/sessions/:id/authenticate', { config: { ...signed, body: AuthenticateRequestSchema } }, async (req, reply) => {
-    const body = req.body as AuthenticateRequest;
-    const s = await owned(ctx, req);
-    expect(s, 'awaiting_authentication');
-    const terminal = req.terminal!; // read at the start of this request
-    if (terminal.lockedUntil > ctx.now()) {
-      throw new ApiError(423, 'auth_locked', `authentication is locked until ${iso(terminal.lockedUntil)}`);
-    }
-    if (!s.challenge || !hexEqual(s.challenge, body.challenge)) {
-      throw new ApiError(422, 'challenge_stale', 'this challenge is no longer live; use the latest prompt');
-    }
-    const methods = body.factors.map((f) => f.method);
-    const offered = s.methods ?? [];
-    const stray = methods.find((m) => !offered.includes(m));
-    if (stray) throw invalid(`factors: method ${stray} was not offered (offered: ${offered.join(', ')})`);
-    if (new Set(methods).size !== methods.length) throw invalid('factors: each method may appear once');
-    if (methods.length < (s.required ?? 1)) throw invalid(`factors: ${s.required} different methods are required`);
-
-    const matches = await Promise.all(body.factors.map((f) => checkFactor(ctx, f, s, terminal)));
-    if (matches.includes(false)) {
-      const { failures, lockedUntil } = await ctx.store.recordAuthFailure(terminal.id, ctx.config.maxAuthFailures, ctx.now() + ctx.config.lockMs);
-      if (lockedUntil) {
-        const error = { code: 'auth_locked', message: 'too many failed authentications', retryable: false };
-        await commit(ctx, s, [{ kind: 'updateSession', id: s.id, version: s.version, patch: { state: 'failed', panSealed: null, challenge: null, error } }]);
-        throw new ApiError(423, 'auth_locked', `${ctx.config.maxAuthFailures} failed authentications: locked until ${iso(lockedUntil)}`);
+  app.post(
+    '/v1/sessions/:id/authenticate',
+    { config: { ...signed, body: AuthenticateRequestSchema } },
+    async (req, reply) => {
+      const body = req.body as AuthenticateRequest;
+      const s = await owned(ctx, req);
+      expect(s, 'awaiting_authentication');
+      const terminal = req.terminal!; // read at the start of this request
+      if (terminal.lockedUntil > ctx.now()) {
+        throw new ApiError(
+          423,
+          'auth_locked',
+          `authentication is locked until ${iso(terminal.lockedUntil)}`,
+        );
       }
-      const challenge = randomHex(32);
-      await commit(ctx, s, [{ kind: 'updateSession', id: s.id, version: s.version, patch: { challenge } }]);
-      throw new ApiError(422, 'auth_failed', 'the authentication did not match', {
-        state: 'awaiting_authentication',
-        authPrompt: prompt(ctx, s, challenge, { ...terminal, authFailures: failures }),
-      }, true);
-    }
+      if (!s.challenge || !hexEqual(s.challenge, body.challenge)) {
+        throw new ApiError(
+          422,
+          'challenge_stale',
+          'this challenge is no longer live; use the latest prompt',
+        );
+      }
+      const methods = body.factors.map((f) => f.method);
+      const offered = s.methods ?? [];
+      const stray = methods.find((m) => !offered.includes(m));
+      if (stray)
+        throw invalid(`factors: method ${stray} was not offered (offered: ${offered.join(', ')})`);
+      if (new Set(methods).size !== methods.length)
+        throw invalid('factors: each method may appear once');
+      if (methods.length < (s.required ?? 1))
+        throw invalid(`factors: ${s.required} different methods are required`);
 
-    // Authenticated: discount from history, the payment recorded as pending with its charge id,
-    // the session in processing — one transaction — before the payment platform hears of it.
-    const history = await ctx.store.historyTotal(terminal.id);
-    const discount = discountFor(history, s.amount!, ctx.config.discounts);
-    const now = ctx.now();
-    const payment: PaymentRow = {
-      id: newId('pay'), sessionId: s.id, terminalId: terminal.id, merchantId: s.merchantId, orderId: s.orderId!,
-      orderRef: s.orderRef, amount: s.amount!, rateBps: discount.rateBps, amountOff: discount.amountOff,
-      charged: s.amount! - discount.amountOff, currency: s.currency!, status: 'pending', chargeId: newId('chg'),
-      declineCode: null, createdAt: now, nextCheckAt: now + ctx.config.paymentTimeoutMs, checks: 0, version: 0,
-    };
-    await commit(ctx, s, [
-      { kind: 'updateTerminal', id: terminal.id, patch: { authFailures: 0 } },
-      { kind: 'insertPayment', row: payment },
-      { kind: 'updateSession', id: s.id, version: s.version, patch: { state: 'processing', challenge: null, paymentId: payment.id } },
-    ]);
-    const cvv = body.factors.find((f): f is Extract<Factor, { method: 'cvv' }> => f.method === 'cvv')?.value;
-    const outcome = await ctx.payments.charge({
-      chargeId: payment.chargeId, orderId: payment.orderId, merchantId: payment.merchantId,
-      pan: ctx.sealer.open(s.panSealed!, `pan:${s.id}`).toString('utf8'),
-      ...(cvv ? { cvv } : {}),
-      amount: payment.amount, discount, charged: payment.charged, currency: payment.currency,
-    });
-    await settle(ctx, payment.id, outcome);
-    const final = (await ctx.store.getSession(s.id))!;
-    if (final.state === 'failed' && final.error) {
-      const { code, message, retryable, ...extra } = final.error;
-      throw new ApiError(code === 'payment_declined' ? 402 : 503, code as 'payment_declined', message, extra, retryable);
-    }
-    const settled = (await ctx.store.getPayment(payment.id))!;
-    return reply.code(200).send({ sessionId: s.id, state: final.state, payment: paymentView(settled) });
-  });
+      const matches = await Promise.all(body.factors.map((f) => checkFactor(ctx, f, s, terminal)));
+      if (matches.includes(false)) {
+        const { failures, lockedUntil } = await ctx.store.recordAuthFailure(
+          terminal.id,
+          ctx.config.maxAuthFailures,
+          ctx.now() + ctx.config.lockMs,
+        );
+        if (lockedUntil) {
+          const error = {
+            code: 'auth_locked',
+            message: 'too many failed authentications',
+            retryable: false,
+          };
+          await commit(ctx, s, [
+            {
+              kind: 'updateSession',
+              id: s.id,
+              version: s.version,
+              patch: { state: 'failed', panSealed: null, challenge: null, error },
+            },
+          ]);
+          throw new ApiError(
+            423,
+            'auth_locked',
+            `${ctx.config.maxAuthFailures} failed authentications: locked until ${iso(lockedUntil)}`,
+          );
+        }
+        const challenge = randomHex(32);
+        await commit(ctx, s, [
+          { kind: 'updateSession', id: s.id, version: s.version, patch: { challenge } },
+        ]);
+        throw new ApiError(
+          422,
+          'auth_failed',
+          'the authentication did not match',
+          {
+            state: 'awaiting_authentication',
+            authPrompt: prompt(ctx, s, challenge, { ...terminal, authFailures: failures }),
+          },
+          true,
+        );
+      }
+
+      // Authenticated: discount from history, the payment recorded as pending with its charge id,
+      // the session in processing — one transaction — before the payment platform hears of it.
+      const history = await ctx.store.historyTotal(terminal.id);
+      const discount = discountFor(history, s.amount!, ctx.config.discounts);
+      const now = ctx.now();
+      const payment: PaymentRow = {
+        id: newId('pay'),
+        sessionId: s.id,
+        terminalId: terminal.id,
+        merchantId: s.merchantId,
+        orderId: s.orderId!,
+        orderRef: s.orderRef,
+        amount: s.amount!,
+        rateBps: discount.rateBps,
+        amountOff: discount.amountOff,
+        charged: s.amount! - discount.amountOff,
+        currency: s.currency!,
+        status: 'pending',
+        chargeId: newId('chg'),
+        declineCode: null,
+        createdAt: now,
+        nextCheckAt: now + ctx.config.paymentTimeoutMs,
+        checks: 0,
+        version: 0,
+      };
+      await commit(ctx, s, [
+        { kind: 'updateTerminal', id: terminal.id, patch: { authFailures: 0 } },
+        { kind: 'insertPayment', row: payment },
+        {
+          kind: 'updateSession',
+          id: s.id,
+          version: s.version,
+          patch: { state: 'processing', challenge: null, paymentId: payment.id },
+        },
+      ]);
+      const cvv = body.factors.find(
+        (f): f is Extract<Factor, { method: 'cvv' }> => f.method === 'cvv',
+      )?.value;
+      const outcome = await ctx.payments.charge({
+        chargeId: payment.chargeId,
+        orderId: payment.orderId,
+        merchantId: payment.merchantId,
+        pan: ctx.sealer.open(s.panSealed!, `pan:${s.id}`).toString('utf8'),
+        ...(cvv ? { cvv } : {}),
+        amount: payment.amount,
+        discount,
+        charged: payment.charged,
+        currency: payment.currency,
+      });
+      await settle(ctx, payment.id, outcome);
+      const final = (await ctx.store.getSession(s.id))!;
+      if (final.state === 'failed' && final.error) {
+        const { code, message, retryable, ...extra } = final.error;
+        throw new ApiError(
+          code === 'payment_declined' ? 402 : 503,
+          code as 'payment_declined',
+          message,
+          extra,
+          retryable,
+        );
+      }
+      const settled = (await ctx.store.getPayment(payment.id))!;
+      return reply
+        .code(200)
+        .send({ sessionId: s.id, state: final.state, payment: paymentView(settled) });
+    },
+  );
 }
 
-async function checkFactor(ctx: Ctx, factor: Factor, s: SessionRow, terminal: TerminalRow): Promise<boolean> {
+async function checkFactor(
+  ctx: Ctx,
+  factor: Factor,
+  s: SessionRow,
+  terminal: TerminalRow,
+): Promise<boolean> {
   switch (factor.method) {
     case 'password': {
       const pinKey = ctx.sealer.open(terminal.pinKeySealed, `pin-key:${terminal.id}`);
-      const message = authMessage({ sessionId: s.id, challenge: s.challenge!, orderId: s.orderId!, amount: s.amount!, currency: s.currency! });
+      const message = authMessage({
+        sessionId: s.id,
+        challenge: s.challenge!,
+        orderId: s.orderId!,
+        amount: s.amount!,
+        currency: s.currency!,
+      });
       const expected = createHmac('sha256', pinKey).update(message, 'utf8').digest('hex');
       pinKey.fill(0);
       return hexEqual(expected, factor.proof);
@@ -312,21 +567,36 @@ async function checkFactor(ctx: Ctx, factor: Factor, s: SessionRow, terminal: Te
       if (!assertion || typeof assertion !== 'object') return false;
       // SOTER carries the caller's challenge as `raw` (its resultJSON has no `challenge` field);
       // PROTOCOL.md §5.4 names it `challenge`. A SOTER assertion may bind through either.
-      const claimed = terminal.biometricScheme === 'soter' ? (assertion.raw ?? assertion.challenge) : assertion.challenge;
+      const claimed =
+        terminal.biometricScheme === 'soter'
+          ? (assertion.raw ?? assertion.challenge)
+          : assertion.challenge;
       if (typeof claimed !== 'string' || !hexEqual(s.challenge!, claimed)) return false;
       if (terminal.biometricScheme === 'sandbox-p256' && terminal.biometricPublicKey) {
         try {
-          const key = createPublicKey({ key: Buffer.from(terminal.biometricPublicKey, 'hex'), format: 'der', type: 'spki' });
-          return verifySignature('sha256', Buffer.from(factor.resultJSON, 'utf8'), key, Buffer.from(factor.signature, 'hex'));
+          const key = createPublicKey({
+            key: Buffer.from(terminal.biometricPublicKey, 'hex'),
+            format: 'der',
+            type: 'spki',
+          });
+          return verifySignature(
+            'sha256',
+            Buffer.from(factor.resultJSON, 'utf8'),
+            key,
+            Buffer.from(factor.signature, 'hex'),
+          );
         } catch {
           return false;
         }
       }
       if (terminal.biometricScheme === 'soter' && ctx.soter) {
-        return ctx.soter.verify({ terminalId: terminal.id, resultJSON: factor.resultJSON, signatureHex: factor.signature });
+        return ctx.soter.verify({
+          terminalId: terminal.id,
+          resultJSON: factor.resultJSON,
+          signatureHex: factor.signature,
+        });
       }
       return false;
     }
   }
 }
-

@@ -30,7 +30,9 @@ export interface SandboxOptions {
   logger?: FastifyServerOptions['logger'];
 }
 
-const err = (code: string, message: string, retryable = false) => ({ error: { code, message, retryable } });
+const err = (code: string, message: string, retryable = false) => ({
+  error: { code, message, retryable },
+});
 
 /**
  * The sandbox payment platform. It keeps only masked cards, never a full number or CVV, in a
@@ -45,7 +47,9 @@ export async function buildSandbox(options: SandboxOptions): Promise<FastifyInst
     currency TEXT NOT NULL, card TEXT NOT NULL, created_at TEXT NOT NULL);
     CREATE INDEX IF NOT EXISTS charges_order ON charges (order_id);
     CREATE TABLE IF NOT EXISTS flaky_attempts (charge_id TEXT PRIMARY KEY);`);
-  const insert = db.prepare(`INSERT INTO charges VALUES (@chargeId, @orderId, @merchantId, @status, @declineCode, @amount, @discount, @charged, @currency, @card, @createdAt)`);
+  const insert = db.prepare(
+    `INSERT INTO charges VALUES (@chargeId, @orderId, @merchantId, @status, @declineCode, @amount, @discount, @charged, @currency, @card, @createdAt)`,
+  );
   const byId = db.prepare('SELECT * FROM charges WHERE charge_id = ?');
   const byOrder = db.prepare('SELECT * FROM charges WHERE order_id = ? ORDER BY created_at');
   const firstFlaky = db.prepare('INSERT OR IGNORE INTO flaky_attempts VALUES (?)');
@@ -76,18 +80,33 @@ export async function buildSandbox(options: SandboxOptions): Promise<FastifyInst
       return reply.code(400).send(err('invalid_request', 'Idempotency-Key must equal chargeId'));
     }
     if (c.charged !== c.amount - c.discount.amountOff) {
-      return reply.code(400).send(err('invalid_request', 'charged must equal amount - discount.amountOff'));
+      return reply
+        .code(400)
+        .send(err('invalid_request', 'charged must equal amount - discount.amountOff'));
     }
     const existing = byId.get(c.chargeId) as Record<string, unknown> | undefined;
     if (existing) return reply.code(200).send(view(existing));
     if (c.pan === SANDBOX_CARDS.flaky && firstFlaky.run(c.chargeId).changes === 1) {
-      return reply.code(503).send(err('unavailable', 'the issuer did not answer; retry with the same key', true));
+      return reply
+        .code(503)
+        .send(err('unavailable', 'the issuer did not answer; retry with the same key', true));
     }
     const declineCode = c.cvv === '999' ? 'incorrect_cvc' : DECLINES[c.pan];
     const row = {
-      chargeId: c.chargeId, orderId: c.orderId, merchantId: c.merchantId, status: declineCode ? 'declined' : 'succeeded',
-      declineCode: declineCode ?? null, amount: c.amount, discount: JSON.stringify(c.discount), charged: c.charged,
-      currency: c.currency, card: JSON.stringify({ brand: detectBrand(c.pan), last4: c.pan.slice(-4), masked: maskPan(c.pan) }),
+      chargeId: c.chargeId,
+      orderId: c.orderId,
+      merchantId: c.merchantId,
+      status: declineCode ? 'declined' : 'succeeded',
+      declineCode: declineCode ?? null,
+      amount: c.amount,
+      discount: JSON.stringify(c.discount),
+      charged: c.charged,
+      currency: c.currency,
+      card: JSON.stringify({
+        brand: detectBrand(c.pan),
+        last4: c.pan.slice(-4),
+        masked: maskPan(c.pan),
+      }),
       createdAt: new Date().toISOString(),
     };
     insert.run(row);
@@ -97,7 +116,8 @@ export async function buildSandbox(options: SandboxOptions): Promise<FastifyInst
   });
 
   app.get('/v1/charges/:chargeId', async (req, reply) => {
-    const row = byId.get((req.params as { chargeId: string }).chargeId) as Record<string, unknown> | undefined;
+    const row = byId.get((req.params as { chargeId: string }).chargeId) as
+      Record<string, unknown> | undefined;
     if (!row) return reply.code(404).send(err('not_found', 'no such charge'));
     return view(row);
   });
