@@ -99,18 +99,16 @@ export function installWx(): WxStandIn & { reset(): void } {
     req.end();
   };
   wx.scanCode = (o: any) => {
-    void state.scanner
-      .scanCode({ scanType: o.scanType })
-      .then((r) =>
-        r.ok
-          ? o.success?.({
-              result: r.result,
-              scanType: r.scanType === 'qrCode' ? 'QR_CODE' : 'EAN_13',
-            })
-          : o.fail?.({
-              errMsg: `scanCode:fail ${r.reason === 'cancelled' ? 'cancel' : 'auth deny'}`,
-            }),
-      );
+    void state.scanner.scanCode({ scanType: o.scanType }).then((r) =>
+      r.ok
+        ? o.success?.({
+            result: r.result,
+            scanType: r.scanType === 'qrCode' ? 'QR_CODE' : 'EAN_13',
+          })
+        : o.fail?.({
+            errMsg: `scanCode:fail ${r.reason === 'cancelled' ? 'cancel' : 'auth deny'}`,
+          }),
+    );
   };
   wx.getStorage = (o: any) =>
     state.storage.has(o.key)
