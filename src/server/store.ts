@@ -211,6 +211,8 @@ export class StoreError extends Error {
 export class SqliteStore implements Store {
   readonly db: Database.Database;
   private readonly stmts = new Map<string, Database.Statement>();
+  private readonly beginTx: SqliteStore['beginIdempotentTx'];
+  private readonly commitTx: SqliteStore['commitTxBody'];
 
   constructor(readonly location: string) {
     try {
@@ -220,6 +222,9 @@ export class SqliteStore implements Store {
       this.db.pragma('foreign_keys = ON');
       this.db.pragma('busy_timeout = 5000');
       this.migrate();
+      // Made once: better-sqlite3 builds a new wrapper function on every `transaction()` call.
+      this.beginTx = this.db.transaction(this.beginIdempotentTx.bind(this));
+      this.commitTx = this.db.transaction(this.commitTxBody.bind(this));
     } catch (error) {
       throw new StoreError(`cannot open the database at ${location}: ${(error as Error).message}`);
     }
@@ -318,22 +323,29 @@ export class SqliteStore implements Store {
     now: number,
     ttlMs: number,
   ): Promise<IdempotencyBegin> {
-    return this.db.transaction((): IdempotencyBegin => {
-      const row = this.stmt(
-        'SELECT fingerprint, status, body, expires_at FROM idempotency WHERE terminal_id = ? AND key = ?',
-      ).get(terminalId, key) as
-        | { fingerprint: string; status: number | null; body: string | null; expires_at: number }
-        | undefined;
-      if (row && row.expires_at > now) {
-        if (row.fingerprint !== fingerprint) return { kind: 'conflict' };
-        if (row.status === null || row.body === null) return { kind: 'in_progress' };
-        return { kind: 'replay', status: row.status, body: row.body };
-      }
-      this.stmt(
-        'INSERT OR REPLACE INTO idempotency (terminal_id, key, fingerprint, status, body, expires_at) VALUES (?, ?, ?, NULL, NULL, ?)',
-      ).run(terminalId, key, fingerprint, now + ttlMs);
-      return { kind: 'new' };
-    })();
+    return this.beginTx(terminalId, key, fingerprint, now, ttlMs);
+  }
+  private beginIdempotentTx(
+    terminalId: string,
+    key: string,
+    fingerprint: string,
+    now: number,
+    ttlMs: number,
+  ): IdempotencyBegin {
+    const row = this.stmt(
+      'SELECT fingerprint, status, body, expires_at FROM idempotency WHERE terminal_id = ? AND key = ?',
+    ).get(terminalId, key) as
+      | { fingerprint: string; status: number | null; body: string | null; expires_at: number }
+      | undefined;
+    if (row && row.expires_at > now) {
+      if (row.fingerprint !== fingerprint) return { kind: 'conflict' };
+      if (row.status === null || row.body === null) return { kind: 'in_progress' };
+      return { kind: 'replay', status: row.status, body: row.body };
+    }
+    this.stmt(
+      'INSERT OR REPLACE INTO idempotency (terminal_id, key, fingerprint, status, body, expires_at) VALUES (?, ?, ?, NULL, NULL, ?)',
+    ).run(terminalId, key, fingerprint, now + ttlMs);
+    return { kind: 'new' };
   }
   async finishIdempotent(terminalId: string, key: string, status: number, body: string) {
     this.stmt('UPDATE idempotency SET status = ?, body = ? WHERE terminal_id = ? AND key = ?').run(
@@ -390,39 +402,39 @@ export class SqliteStore implements Store {
     );
   }
   async commit(writes: Write[]) {
-    const apply = this.db.transaction((): boolean => {
-      for (const w of writes) {
-        let ok = true;
-        switch (w.kind) {
-          case 'insertSession':
-            this.insert('sessions', { ...w.row });
-            break;
-          case 'insertPayment':
-            this.insert('payments', { ...w.row });
-            break;
-          case 'updateSession':
-            ok = this.update('sessions', 'id', w.id, w.patch, w.version);
-            break;
-          case 'updatePayment':
-            ok = this.update('payments', 'id', w.id, w.patch, w.version);
-            break;
-          case 'updateTerminal':
-            ok = this.update('terminals', 'id', w.id, w.patch);
-            break;
-          case 'updateOrder':
-            ok = this.update('merchant_orders', 'order_ref', w.orderRef, w.patch);
-            break;
-        }
-        if (!ok) throw new VersionConflict();
-      }
-      return true;
-    });
     try {
-      return apply();
+      return this.commitTx(writes);
     } catch (error) {
       if (error instanceof VersionConflict) return false;
       throw error;
     }
+  }
+  private commitTxBody(writes: Write[]): boolean {
+    for (const w of writes) {
+      let ok = true;
+      switch (w.kind) {
+        case 'insertSession':
+          this.insert('sessions', { ...w.row });
+          break;
+        case 'insertPayment':
+          this.insert('payments', { ...w.row });
+          break;
+        case 'updateSession':
+          ok = this.update('sessions', 'id', w.id, w.patch, w.version);
+          break;
+        case 'updatePayment':
+          ok = this.update('payments', 'id', w.id, w.patch, w.version);
+          break;
+        case 'updateTerminal':
+          ok = this.update('terminals', 'id', w.id, w.patch);
+          break;
+        case 'updateOrder':
+          ok = this.update('merchant_orders', 'order_ref', w.orderRef, w.patch);
+          break;
+      }
+      if (!ok) throw new VersionConflict();
+    }
+    return true;
   }
   async prune(now: number) {
     this.stmt('DELETE FROM nonces WHERE expires_at <= ?').run(now);
