@@ -108,6 +108,11 @@ interface LiveSession {
 
 /** A prefetched session is used only while it has this much life left. */
 const SESSION_MARGIN_MS = 30000;
+const BEFORE_PROCESSING: SessionState[] = [
+  'awaiting_order',
+  'awaiting_confirmation',
+  'awaiting_authentication',
+];
 const LOST_ANSWER: CardPayErrorCode[] = [
   'network_error',
   'timeout',
@@ -372,6 +377,7 @@ export class Checkout extends Emitter<CheckoutEvents> {
     }
     this.update_({
       state: 'idle',
+      sessionId: this.session_?.id,
       error: undefined,
       confirmation: undefined,
       authPrompt: undefined,
@@ -391,28 +397,34 @@ export class Checkout extends Emitter<CheckoutEvents> {
   }
 
   /**
-   * The user backs out. Before `processing` the session is ended on the platform; after it, the
-   * payment goes on and its id is kept, so the result shows when the checkout is opened again.
+   * The user backs out: a live session is ended on the platform and the checkout returns to its
+   * entry as `cancelled`, with a `cancel` event. Nothing happens while a step is in flight, or
+   * once the payment is `processing` or made: that payment stands (its result shows when the
+   * checkout is opened again), so it is never reported as cancelled.
    */
   async cancel(): Promise<void> {
     await this.start();
-    const { state } = this.snap_;
+    const { state, busy } = this.snap_;
+    if (busy || state === 'processing' || state === 'succeeded') return;
     const session = this.session_;
-    if (
-      session &&
-      ['awaiting_order', 'awaiting_confirmation', 'awaiting_authentication'].includes(session.state)
-    ) {
+    if (session && BEFORE_PROCESSING.includes(session.state)) {
       try {
         await this.client.cancel(session.id, await this.client.newIdempotencyKey());
       } catch {
         // Best effort: an abandoned session expires on its own within its lifetime.
       }
-      this.session_ = undefined;
       await this.forgetSession_();
     }
-    if (state !== 'processing' && state !== 'succeeded' && state !== 'failed') {
-      this.update_({ state: 'cancelled', busy: false, error: undefined });
-    }
+    this.session_ = undefined;
+    this.update_({
+      state: 'cancelled',
+      busy: false,
+      sessionId: undefined,
+      error: undefined,
+      confirmation: undefined,
+      authPrompt: undefined,
+      payment: undefined,
+    });
     this.emit_('cancel', {});
   }
 
@@ -459,6 +471,7 @@ export class Checkout extends Emitter<CheckoutEvents> {
       this.update_({
         state: 'awaiting_confirmation',
         busy: false,
+        sessionId: session.id,
         confirmation: result.confirmation,
       });
     } catch (error) {

@@ -251,6 +251,44 @@ describe('Checkout against a platform written from the protocol', () => {
     expect(h.events.at(-1)!.name).toBe('cancel');
   });
 
+  it('ends the session on the platform when the user backs out of the authentication', async () => {
+    const h = checkoutOnFake();
+    await enrolAndScan(h, '4242424242424242');
+    await h.checkout.confirm();
+    const sessionId = h.checkout.snapshot.sessionId!;
+    await h.checkout.cancel();
+    expect(h.platform.sessions.get(sessionId)?.state).toBe('cancelled');
+    expect(h.checkout.snapshot).toMatchObject({ state: 'cancelled', busy: false });
+    expect(h.checkout.snapshot.confirmation).toBeUndefined();
+    expect(h.events.at(-1)!.name).toBe('cancel');
+    // From the entry, the next tap starts a fresh session.
+    h.host.scanner.push('4242424242424242');
+    await h.checkout.begin();
+    expect(h.checkout.snapshot.state).toBe('awaiting_confirmation');
+    expect(h.checkout.snapshot.sessionId).not.toBe(sessionId);
+  });
+
+  it('never reports a cancel for a payment that was made', async () => {
+    const h = checkoutOnFake();
+    await enrolAndScan(h, '4242424242424242');
+    await h.checkout.confirm();
+    await h.checkout.payWithPassword(PASSWORD);
+    await h.checkout.cancel();
+    expect(h.checkout.snapshot.state).toBe('succeeded');
+    expect(h.events.map((e) => e.name)).not.toContain('cancel');
+  });
+
+  it('returns to the entry with a cancel event when the user gives up after a decline', async () => {
+    const h = checkoutOnFake();
+    await enrolAndScan(h, '4000000000000002');
+    await h.checkout.confirm();
+    await h.checkout.payWithPassword(PASSWORD);
+    expect(h.checkout.snapshot.state).toBe('failed');
+    await h.checkout.cancel();
+    expect(h.checkout.snapshot).toMatchObject({ state: 'cancelled', error: undefined });
+    expect(h.events.at(-1)!.name).toBe('cancel');
+  });
+
   it('re-syncs its clock once when the platform reports timestamp skew', async () => {
     const h = checkoutOnFake();
     h.platform.serverSkewMs = 20 * 60 * 1000;

@@ -178,6 +178,24 @@ describe('the checkout component against the real platform', () => {
     expect(find(comp, 'cardpay-retry')).toBeNull();
   });
 
+  it('ends the session and returns to the entry when the shopper closes the password sheet', async () => {
+    const { comp, events } = open();
+    await toPassword(comp, '4242424242424242');
+    tap(comp, 'cardpay-close');
+    await waitForScreen(comp, 'entry');
+    expect(events.at(-1)?.name).toBe('cancel');
+    expect(wx.requests.filter((r) => r.method === 'POST' && r.url.endsWith('/cancel'))).toHaveLength(1);
+  });
+
+  it('offers no close on a payment made, so a paid order is never reported cancelled', async () => {
+    const { comp, events } = open();
+    await toPassword(comp, '4242424242424242');
+    typeDigits(comp, PASSWORD);
+    await waitForScreen(comp, 'result');
+    expect(find(comp, 'cardpay-close')).toBeNull();
+    expect(events.map((e) => e.name)).not.toContain('cancel');
+  });
+
   it('returns quietly to the entry when the scanner is closed', async () => {
     const { comp, events } = open();
     wx.scanner.pushCancel();
