@@ -184,7 +184,9 @@ describe('the checkout component against the real platform', () => {
     tap(comp, 'cardpay-close');
     await waitForScreen(comp, 'entry');
     expect(events.at(-1)?.name).toBe('cancel');
-    expect(wx.requests.filter((r) => r.method === 'POST' && r.url.endsWith('/cancel'))).toHaveLength(1);
+    expect(
+      wx.requests.filter((r) => r.method === 'POST' && r.url.endsWith('/cancel')),
+    ).toHaveLength(1);
   });
 
   it('offers no close on a payment made, so a paid order is never reported cancelled', async () => {
