@@ -33,6 +33,11 @@ const WORDS = {
   attemptsLeft: ['还可尝试{n}次', '{n} attempts left'],
   oneMoreMethod: ['此金额需要再验证一种方式', 'This amount needs one more method'],
   processing: ['正在向银行确认支付结果…', 'Confirming the payment with your bank…'],
+  stillProcessing: [
+    '银行仍在处理，结果可能稍后才出，请勿重复支付',
+    'Your bank is still confirming; please do not pay again',
+  ],
+  refresh: ['刷新结果', 'Check again'],
   paid: ['支付成功', 'Payment successful'],
   failed: ['支付未完成', 'Payment not completed'],
   expired: ['支付已超时', 'The payment timed out'],

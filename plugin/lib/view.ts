@@ -28,6 +28,8 @@ export interface CheckoutView {
   chargedText: string;
   errorText: string;
   retryable: boolean;
+  /** `processing` outlasted the wait: say so, and offer to ask again. */
+  stillProcessing: boolean;
 }
 
 const SCREENS: Record<CheckoutState, Screen> = {
@@ -94,6 +96,7 @@ export function checkoutView(s: CheckoutSnapshot, locale: Locale): CheckoutView 
         : '',
     chargedText: payment ? `${t.charged} ${formatAmount(payment.charged, payment.currency)}` : '',
     errorText: error,
+    stillProcessing: s.state === 'processing' && !!s.stillProcessing,
     retryable:
       s.state === 'failed' || s.state === 'expired'
         ? RETRYABLE_AFTER_FAILURE.has(s.error?.code ?? '') || s.state === 'expired'

@@ -61,6 +61,11 @@ export interface CheckoutSnapshot {
   /** Biometric modes the host lends and the device has enrolled. */
   biometricModes: BiometricMode[];
   payment?: Payment;
+  /**
+   * `processing` outlasted the polling wait: the outcome is not known yet (never assume it
+   * failed: the charge may still go through). `refresh()` asks again.
+   */
+  stillProcessing?: boolean;
   error?: CheckoutError;
 }
 
@@ -386,13 +391,18 @@ export class Checkout extends Emitter<CheckoutEvents> {
     this.prefetch_();
   }
 
-  /** Asks the platform again where a `processing` payment stands. */
+  /**
+   * Asks the platform again where a `processing` payment stands, and waits for it once more.
+   * An unanswered question is shown, not reported as a `fail`: the payment may still succeed.
+   */
   async refresh(): Promise<void> {
-    if (!this.session_) return;
+    await this.start();
+    if (!this.session_ || this.snap_.state !== 'processing' || this.snap_.busy) return;
+    this.update_({ busy: true, error: undefined });
     try {
       this.adopt_(await this.client.getSession(this.session_.id));
     } catch (error) {
-      this.fail_(this.snap_.state, error);
+      this.update_({ busy: false, stillProcessing: true, error: toCheckoutError(error) });
     }
   }
 
@@ -580,7 +590,13 @@ export class Checkout extends Emitter<CheckoutEvents> {
       inputPort: view.inputPort ?? previous?.inputPort,
     };
     const order = view.order ? { amount: view.order.amount, currency: view.order.currency } : {};
-    const base = { ...order, busy: false, sessionId: view.sessionId, error };
+    const base = {
+      ...order,
+      busy: false,
+      stillProcessing: false,
+      sessionId: view.sessionId,
+      error,
+    };
     switch (view.state) {
       case 'awaiting_order':
         this.update_({ ...base, state: 'idle' });
@@ -727,6 +743,8 @@ export class Checkout extends Emitter<CheckoutEvents> {
           return;
         }
       }
+      if (!this.destroyed_ && this.session_?.id === sessionId)
+        this.update_({ stillProcessing: true });
     } finally {
       this.polling_ = false;
     }

@@ -1,6 +1,12 @@
 import { Checkout } from '../../src/core/checkout';
 import { credentialsKey } from '../../src/core/enrolment';
 import { checkoutOnFake, enrolAndScan, PASSWORD } from '../support/core-harness';
+import { FakePlatform } from '../support/fake-platform';
+
+const settled = async (done: () => boolean) => {
+  for (let i = 0; i < 1000 && !done(); i++) await new Promise((r) => setImmediate(r));
+  expect(done()).toBe(true);
+};
 
 /** Pays with the slow card, then closes the app while the payment is still processing. */
 async function payAndLeaveProcessing() {
@@ -266,6 +272,27 @@ describe('Checkout against a platform written from the protocol', () => {
     await h.checkout.begin();
     expect(h.checkout.snapshot.state).toBe('awaiting_confirmation');
     expect(h.checkout.snapshot.sessionId).not.toBe(sessionId);
+  });
+
+  it('stops waiting after its bounded wait without calling the payment failed, and asks again on refresh', async () => {
+    const platform = new FakePlatform();
+    // Sleeping moves the platform's clock, so the 5 s wait passes at once.
+    const sleep = async (ms: number) => void (platform.nowMs += ms);
+    const h = checkoutOnFake(
+      { pollIntervalMs: 1000, pollTimeoutMs: 5000, network: { sleep } },
+      platform,
+    );
+    await enrolAndScan(h, '6222021000000000017');
+    await h.checkout.confirm();
+    platform.processingPolls = 1000;
+    await h.checkout.payWithPassword(PASSWORD);
+    await settled(() => h.checkout.snapshot.stillProcessing === true);
+    expect(h.checkout.snapshot.state).toBe('processing');
+    expect(h.events.map((e) => e.name)).not.toContain('fail');
+    platform.processingPolls = 1;
+    await h.checkout.refresh();
+    expect(h.checkout.snapshot).toMatchObject({ state: 'succeeded', stillProcessing: false });
+    expect(h.events.at(-1)!.name).toBe('success');
   });
 
   it('never reports a cancel for a payment that was made', async () => {

@@ -38,6 +38,19 @@ describe('the checkout view', () => {
     ).toBe(false);
   });
 
+  it('says a payment is still being confirmed, never that it failed, once the wait runs out', () => {
+    const processing = { ...base, state: 'processing' as const, stillProcessing: true };
+    expect(checkoutView(processing, 'zh_CN')).toMatchObject({
+      screen: 'processing',
+      stillProcessing: true,
+      errorText: '',
+      resultKind: '',
+    });
+    expect(checkoutView({ ...processing, state: 'succeeded' }, 'zh_CN').stillProcessing).toBe(
+      false,
+    );
+  });
+
   it('never holds undefined, which setData refuses', () => {
     for (const state of [
       'idle',

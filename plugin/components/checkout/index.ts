@@ -201,6 +201,9 @@ Component({
       local.factors = [];
       void local.checkout.authenticate(factors);
     },
+    onRefresh() {
+      void this.machine()?.refresh();
+    },
     onRetry() {
       void this.machine()?.retry();
     },
