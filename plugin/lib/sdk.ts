@@ -1,6 +1,6 @@
 // Everything the plugin's pages and API share, bundled once (dist/plugin/lib/sdk.js) and required
 // by each component and the main module, so the SDK is not copied into every file.
-import { Checkout, type CheckoutOptions } from '../../src/core/checkout';
+import { assertId, Checkout, type CheckoutOptions } from '../../src/core/checkout';
 import { normaliseBaseUrl } from '../../src/core/client';
 import { passwordWeakness } from '../../src/core/enrolment';
 import { CardPayError } from '../../src/core/errors';
@@ -43,15 +43,7 @@ export function configure(options: PluginConfig): void {
     );
   }
   const platformUrl = normaliseBaseUrl(options.platformUrl);
-  if (
-    typeof options.merchantId !== 'string' ||
-    !/^mch_[A-Za-z0-9_]{1,60}$/.test(options.merchantId)
-  ) {
-    throw new CardPayError(
-      'config_invalid',
-      `merchantId must look like "mch_…", got ${JSON.stringify(options.merchantId)}`,
-    );
-  }
+  assertId('merchantId', 'mch', options.merchantId);
   config = { ...options, platformUrl, locale: pickLocale(options.locale) };
 }
 

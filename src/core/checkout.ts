@@ -12,6 +12,7 @@ import { CardPayError, isCardPayError, type CardPayErrorCode } from './errors';
 import { delay } from './timers';
 import type { Host } from './host';
 import { isValidAmount } from './money';
+import { idPattern } from './protocol';
 import type {
   AuthMethod,
   AuthPrompt,
@@ -156,21 +157,8 @@ export class Checkout extends Emitter<CheckoutEvents> {
     super();
     if (!options || !options.host)
       throw new CardPayError('invalid_argument', 'createCheckout needs a host');
-    if (
-      typeof options.merchantId !== 'string' ||
-      !/^mch_[A-Za-z0-9_]{1,60}$/.test(options.merchantId)
-    ) {
-      throw new CardPayError(
-        'config_invalid',
-        `merchantId must look like "mch_…", got ${JSON.stringify(options.merchantId)}`,
-      );
-    }
-    if (options.orderRef !== undefined && !/^mor_[A-Za-z0-9_]{1,60}$/.test(options.orderRef)) {
-      throw new CardPayError(
-        'config_invalid',
-        `orderRef must look like "mor_…", got ${JSON.stringify(options.orderRef)}`,
-      );
-    }
+    assertId('merchantId', 'mch', options.merchantId);
+    if (options.orderRef !== undefined) assertId('orderRef', 'mor', options.orderRef);
     if (options.orderRef === undefined && !isValidAmount(options.amount)) {
       throw new CardPayError(
         'config_invalid',
@@ -343,28 +331,11 @@ export class Checkout extends Emitter<CheckoutEvents> {
       this.fail_('awaiting_authentication', error);
       return;
     }
-    this.update_({ busy: true, error: undefined });
-    try {
-      const key = await this.client.newIdempotencyKey();
-      const result = await this.client.authenticate(
-        session.id,
-        { challenge: authPrompt.challenge, factors },
-        key,
-      );
-      this.adopt_({
-        sessionId: session.id,
-        state: result.state,
-        expiresAt: new Date(session.expiresAt).toISOString(),
-        confirmation,
-        payment: result.payment,
-      });
-    } catch (error) {
-      await this.afterError_(
-        error,
-        'awaiting_authentication',
-        inputs.length === 1 ? inputs[0].method : undefined,
-      );
-    }
+    const method = inputs.length === 1 ? inputs[0].method : undefined;
+    const body = { challenge: authPrompt.challenge, factors };
+    await this.step_(session, confirmation, 'awaiting_authentication', method, (key) =>
+      this.client.authenticate(session.id, body, key),
+    );
   }
 
   /** Convenience for the most common case: the 6-digit payment password. */
@@ -500,23 +471,33 @@ export class Checkout extends Emitter<CheckoutEvents> {
     )
       return;
     const session = this.session_;
+    const body = { confirmToken: confirmation.confirmToken, accept };
+    await this.step_(session, confirmation, 'awaiting_confirmation', undefined, (key) =>
+      this.client.confirm(session.id, body, key),
+    );
+  }
+
+  /** One step of a session under a fresh idempotency key: busy while in flight, then the answer adopted. */
+  private async step_(
+    session: LiveSession,
+    confirmation: ConfirmationView,
+    stayIn: CheckoutState,
+    method: AuthMethod | undefined,
+    send: (key: string) => Promise<Pick<SessionView, 'state' | 'authPrompt' | 'payment'>>,
+  ): Promise<void> {
     this.update_({ busy: true, error: undefined });
     try {
-      const key = await this.client.newIdempotencyKey();
-      const result = await this.client.confirm(
-        session.id,
-        { confirmToken: confirmation.confirmToken, accept },
-        key,
-      );
+      const result = await send(await this.client.newIdempotencyKey());
       this.adopt_({
         sessionId: session.id,
         state: result.state,
         expiresAt: new Date(session.expiresAt).toISOString(),
         confirmation,
         authPrompt: result.authPrompt,
+        payment: result.payment,
       });
     } catch (error) {
-      await this.afterError_(error, 'awaiting_confirmation');
+      await this.afterError_(error, stayIn, method);
     }
   }
 
@@ -854,6 +835,20 @@ export class Checkout extends Emitter<CheckoutEvents> {
     this.snap_ = { ...previous, ...patch };
     this.emit_('change', this.snap_);
     if (previous.state !== this.snap_.state) this.emit_('statechange', { state: this.snap_.state });
+  }
+}
+
+/** Refuses a merchant id or order reference that cannot be one, saying what arrived. */
+export function assertId(
+  field: string,
+  prefix: 'mch' | 'mor',
+  value: unknown,
+): asserts value is string {
+  if (typeof value !== 'string' || !new RegExp(idPattern(prefix)).test(value)) {
+    throw new CardPayError(
+      'config_invalid',
+      `${field} must look like "${prefix}_…", got ${JSON.stringify(value)}`,
+    );
   }
 }
 
