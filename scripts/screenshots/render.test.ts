@@ -68,7 +68,7 @@ it('renders every step of the checkout', async () => {
   typeDigits(comp, '204816');
   await waitForScreen(comp, 'result');
   // A second payment, to show the loyalty discount the first one earned.
-  tap(comp, 'cardpay-close');
+  comp.detach();
   const again = mount(id, { platformUrl: platform.url, merchantId: 'mch_sandbox', amount: 5680 });
   await waitForScreen(again, 'entry');
   await waitFor(() => !again.instance.data.view.busy, 'start-up');
@@ -82,7 +82,7 @@ it('renders every step of the checkout', async () => {
   await waitForScreen(again, 'result');
   snap(again, '5-result');
   wx.scanner.push('134567890123456789');
-  tap(again, 'cardpay-close');
+  again.detach();
   const third = mount(id, { platformUrl: platform.url, merchantId: 'mch_sandbox', amount: 5680, locale: 'en_US' });
   await waitForScreen(third, 'entry');
   await waitFor(() => !third.instance.data.view.busy, 'start-up');
