@@ -16,10 +16,8 @@ export interface CheckoutView {
   masked: string;
   /** The masked card spoken digit by digit rather than as one long number. */
   maskedLabel: string;
+  /** The authentication methods to offer, in the platform's order. */
   methods: string[];
-  showPassword: boolean;
-  showBiometric: boolean;
-  showCvv: boolean;
   required: number;
   attemptsText: string;
   resultKind: 'success' | 'failure' | '';
@@ -61,7 +59,10 @@ export function checkoutView(s: CheckoutSnapshot, locale: Locale): CheckoutView 
   const currency = s.confirmation?.currency ?? s.currency;
   const amount = s.confirmation?.amount ?? s.amount;
   const prompt = s.authPrompt;
-  const methods = prompt?.methods ?? [];
+  // What can be offered, in the platform's order: biometrics only where the host lent a sensor.
+  const methods = (prompt?.methods ?? []).filter(
+    (m) => m !== 'biometric' || s.biometricModes.length > 0,
+  );
   const payment = s.payment;
   const screen = SCREENS[s.state];
   const error = s.error && s.error.code !== 'scan_cancelled' ? errorText(locale, s.error) : '';
@@ -82,9 +83,6 @@ export function checkoutView(s: CheckoutSnapshot, locale: Locale): CheckoutView 
     masked,
     maskedLabel: masked ? `${t.card} ${masked.replace(/\*+/g, ' … ').split('').join(' ')}` : '',
     methods,
-    showPassword: methods.includes('password'),
-    showBiometric: methods.includes('biometric') && s.biometricModes.length > 0,
-    showCvv: methods.includes('cvv'),
     required: prompt?.required ?? 1,
     attemptsText:
       prompt && prompt.attemptsLeft < 5 ? format(t.attemptsLeft, prompt.attemptsLeft) : '',

@@ -297,7 +297,7 @@ describe('the checkout component against the real platform', () => {
     expect(again.events.map((e) => e.name)).toContain('success');
   });
 
-  it('asks for a second method when the merchant requires two, then pays', async () => {
+  it('offers the methods in the merchant’s order and asks for a second one above its threshold', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'cardpay-2fa-')), 'config.json');
     const apiKeySha256 = createHash('sha256').update('strict-key').digest('hex');
     writeFileSync(
@@ -308,7 +308,7 @@ describe('the checkout component against the real platform', () => {
             id: 'mch_strict',
             apiKeySha256,
             openAmounts: true,
-            auth: { methods: ['password', 'cvv'], twoFactorsFrom: 1000 },
+            auth: { methods: ['cvv', 'password'], twoFactorsFrom: 1000 },
           },
         ],
       }),
@@ -321,6 +321,10 @@ describe('the checkout component against the real platform', () => {
         amount: 1999,
       });
       await toPassword(comp, '4242424242424242');
+      // The CVV row (an input) comes before the keypad, as the merchant listed them.
+      const sheet = find(comp, 'cardpay-auth-sheet')!.dom.innerHTML;
+      expect(sheet.indexOf('cardpay-input')).toBeGreaterThan(-1);
+      expect(sheet.indexOf('cardpay-input')).toBeLessThan(sheet.indexOf('<cardpay-keypad'));
       typeDigits(comp, PASSWORD);
       await waitFor(() => comp.instance.data.hint !== '', 'the hint');
       expect(comp.instance.data.hint).toBe('此金额需要再验证一种方式');

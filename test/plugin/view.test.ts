@@ -20,22 +20,15 @@ const prompt = {
 };
 
 describe('the checkout view', () => {
-  it('offers biometrics only when the platform offered them and the host lent a sensor', () => {
-    expect(checkoutView({ ...base, authPrompt: prompt }, 'zh_CN').showBiometric).toBe(false);
-    expect(
-      checkoutView({ ...base, authPrompt: prompt, biometricModes: ['fingerPrint'] }, 'zh_CN')
-        .showBiometric,
-    ).toBe(true);
-    expect(
-      checkoutView(
-        {
-          ...base,
-          authPrompt: { ...prompt, methods: ['password'] },
-          biometricModes: ['fingerPrint'],
-        },
-        'zh_CN',
-      ).showBiometric,
-    ).toBe(false);
+  it('offers the methods in the platform’s order, biometrics only where the host lent a sensor', () => {
+    const methods = (p: typeof prompt, modes: CheckoutSnapshot['biometricModes'] = []) =>
+      checkoutView({ ...base, authPrompt: p, biometricModes: modes }, 'zh_CN').methods;
+    expect(methods(prompt)).toEqual(['password', 'cvv']);
+    expect(methods(prompt, ['fingerPrint'])).toEqual(['password', 'biometric', 'cvv']);
+    expect(methods({ ...prompt, methods: ['cvv', 'password'] }, ['fingerPrint'])).toEqual([
+      'cvv',
+      'password',
+    ]);
   });
 
   it('says a payment is still being confirmed, never that it failed, once the wait runs out', () => {

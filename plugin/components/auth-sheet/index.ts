@@ -1,13 +1,12 @@
 // The authentication sheet: the methods the platform offered, in its order: our password
-// keypad, biometrics (only where the host lent SOTER), and the card's CVV.
+// keypad, biometrics (only where the host lent SOTER), the card's CVV.
 Component({
   options: { styleIsolation: 'apply-shared' },
   properties: {
     t: { type: Object, value: {} },
     amountText: { type: String, value: '' },
-    showPassword: { type: Boolean, value: true },
-    showBiometric: { type: Boolean, value: false },
-    showCvv: { type: Boolean, value: false },
+    /** The methods to offer, in the platform's order (biometrics only where lent). Default []. */
+    methods: { type: Array, value: [] as string[] },
     /** The last error, in words; cleared by the checkout. Default ''. */
     errorText: { type: String, value: '' },
     /** A note such as "one more method needed". Default ''. */
