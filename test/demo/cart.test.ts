@@ -24,7 +24,8 @@ beforeAll(async () => {
   shimPluginGlobals();
   platform = await spawnSandboxPlatform();
   requirePlugin('cardpay').configure({ platformUrl: platform.url, merchantId: 'mch_sandbox' });
-  cartId = loadWithPlugin(join(__dirname, '../../demo/pages/cart/index'));
+  // The built demo page, as WeChat DevTools opens it.
+  cartId = loadWithPlugin(join(__dirname, '../../dist/demo/pages/cart/index'));
 });
 afterAll(() => platform.close());
 
