@@ -209,6 +209,6 @@ export function errorText(locale: Locale, error: CheckoutError): string {
   return text;
 }
 
-export function format(template: string, n: number | string): string {
+function format(template: string, n: number | string): string {
   return template.replace('{n}', String(n));
 }

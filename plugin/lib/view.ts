@@ -1,6 +1,6 @@
 import type { CheckoutSnapshot, CheckoutState } from '../../src/core/checkout';
 import { formatAmount } from '../../src/core/money';
-import { errorText, format, stringsFor, type Locale } from './i18n';
+import { errorText, stringsFor, type Locale } from './i18n';
 
 export type Screen =
   'entry' | 'enrol' | 'scanning' | 'working' | 'confirm' | 'auth' | 'processing' | 'result';
@@ -19,7 +19,6 @@ export interface CheckoutView {
   /** The authentication methods to offer, in the platform's order. */
   methods: string[];
   required: number;
-  attemptsText: string;
   resultKind: 'success' | 'failure' | '';
   resultText: string;
   discountText: string;
@@ -84,8 +83,6 @@ export function checkoutView(s: CheckoutSnapshot, locale: Locale): CheckoutView 
     maskedLabel: masked ? `${t.card} ${masked.replace(/\*+/g, ' … ').split('').join(' ')}` : '',
     methods,
     required: prompt?.required ?? 1,
-    attemptsText:
-      prompt && prompt.attemptsLeft < 5 ? format(t.attemptsLeft, prompt.attemptsLeft) : '',
     resultKind,
     resultText,
     discountText:
