@@ -32,6 +32,11 @@ const WORDS = {
   cvvSubmit: ['提交', 'Submit'],
   attemptsLeft: ['还可尝试{n}次', '{n} attempts left'],
   oneMoreMethod: ['此金额需要再验证一种方式', 'This amount needs one more method'],
+  cardFirstUse: [
+    '首次在此手机使用这张卡，请同时输入卡背面的安全码',
+    'First time with this card on this phone: also enter the security code on its back',
+  ],
+  cvvNeeded: ['请先输入卡背面的安全码', 'Please enter the security code on the back of the card'],
   processing: ['正在向银行确认支付结果…', 'Confirming the payment with your bank…'],
   stillProcessing: [
     '银行仍在处理，结果可能稍后才出，请勿重复支付',
@@ -96,7 +101,14 @@ const ERRORS: Record<string, Texts> = {
     '订单金额已变化，请返回重新下单',
     'The order amount changed; please go back and order again',
   ],
-  order_already_paid: ['该订单已支付', 'This order is already paid'],
+  order_already_paid: [
+    '该订单已支付，本次未扣款',
+    'This order is already paid; nothing was charged',
+  ],
+  order_payment_in_progress: [
+    '该订单有一笔支付正在确认，请稍后再验证',
+    'Another payment for this order is being confirmed; verify again in a moment',
+  ],
   scan_cancelled: ['已取消扫码', 'Scanning cancelled'],
   scan_denied: [
     '无法使用相机，请手动输入卡号',

@@ -16,9 +16,11 @@ export interface CheckoutView {
   masked: string;
   /** The masked card spoken digit by digit rather than as one long number. */
   maskedLabel: string;
-  /** The authentication methods to offer, in the platform's order. */
+  /** The authentication methods to offer, in the platform's order (a mandatory CVV first). */
   methods: string[];
   required: number;
+  /** The card's first payment on this terminal: its CVV is asked for with the password. */
+  cvvMandatory: boolean;
   resultKind: 'success' | 'failure' | '';
   resultText: string;
   discountText: string;
@@ -59,9 +61,11 @@ export function checkoutView(s: CheckoutSnapshot, locale: Locale): CheckoutView 
   const amount = s.confirmation?.amount ?? s.amount;
   const prompt = s.authPrompt;
   // What can be offered, in the platform's order: biometrics only where the host lent a sensor.
+  const cvvMandatory = !!prompt?.mandatory?.includes('cvv');
   const methods = (prompt?.methods ?? []).filter(
-    (m) => m !== 'biometric' || s.biometricModes.length > 0,
+    (m) => (m !== 'biometric' || s.biometricModes.length > 0) && !(cvvMandatory && m === 'cvv'),
   );
+  if (cvvMandatory) methods.unshift('cvv');
   const payment = s.payment;
   const screen = SCREENS[s.state];
   const error = s.error && s.error.code !== 'scan_cancelled' ? errorText(locale, s.error) : '';
@@ -83,6 +87,7 @@ export function checkoutView(s: CheckoutSnapshot, locale: Locale): CheckoutView 
     maskedLabel: masked ? `${t.card} ${masked.replace(/\*+/g, ' … ').split('').join(' ')}` : '',
     methods,
     required: prompt?.required ?? 1,
+    cvvMandatory,
     resultKind,
     resultText,
     discountText:

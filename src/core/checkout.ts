@@ -331,7 +331,9 @@ export class Checkout extends Emitter<CheckoutEvents> {
       this.fail_('awaiting_authentication', error);
       return;
     }
-    const method = inputs.length === 1 ? inputs[0].method : undefined;
+    // The method a failure is about: a CVV is judged by the payment platform, never here.
+    const judged = inputs.filter((i) => i.method !== 'cvv');
+    const method = judged.length === 1 ? judged[0].method : undefined;
     const body = { challenge: authPrompt.challenge, factors };
     await this.step_(session, confirmation, 'awaiting_authentication', method, (key) =>
       this.client.authenticate(session.id, body, key),
@@ -665,16 +667,19 @@ export class Checkout extends Emitter<CheckoutEvents> {
     }
     switch (e.code) {
       case 'auth_failed':
+      case 'order_payment_in_progress':
+        // Still awaiting authentication, with the fresh prompt the platform sent.
         this.update_({
           state: 'awaiting_authentication',
           busy: false,
-          authPrompt: details.authPrompt as AuthPrompt,
+          authPrompt: (details.authPrompt as AuthPrompt | undefined) ?? this.snap_.authPrompt,
           error: e,
         });
         this.emit_('fail', { error: e });
         return;
       case 'auth_locked':
       case 'payment_declined':
+      case 'order_already_paid':
         if (session) session.state = 'failed';
         this.adopt_(
           { sessionId: session?.id ?? '', state: 'failed', expiresAt: new Date().toISOString() },

@@ -380,11 +380,13 @@ function toError(status: number, body: unknown, call: Call): CardPayError {
       { status, retryable: status >= 500 },
     );
   }
-  const { error, ...details } = checked.value;
-  return new CardPayError(error.code as CardPayErrorCode, error.message, {
+  // Fields inside `error` beyond its three (a decline's `declineCode`) join the top-level ones.
+  const { error, ...top } = checked.value;
+  const { code, message, retryable, ...inner } = error;
+  return new CardPayError(code as CardPayErrorCode, message, {
     status,
-    retryable: error.retryable === true,
-    details,
+    retryable: retryable === true,
+    details: { ...inner, ...top },
   });
 }
 

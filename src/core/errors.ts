@@ -20,6 +20,7 @@ export type ProtocolErrorCode =
   | 'merchant_unknown'
   | 'order_unknown'
   | 'order_already_paid'
+  | 'order_payment_in_progress'
   | 'invalid_card'
   | 'unsupported_card'
   | 'amount_mismatch'

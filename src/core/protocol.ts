@@ -48,10 +48,10 @@ export interface ErrorInfo {
 
 /** Every error answer: `{ error }` plus, for some codes, more top-level fields. */
 export interface ErrorBody {
-  error: ErrorInfo;
+  /** For `payment_declined`, `error.declineCode` carries the payment platform's reason. */
+  error: ErrorInfo & { declineCode?: string; [extra: string]: unknown };
   state?: SessionState;
   authPrompt?: AuthPrompt;
-  declineCode?: string;
   [extra: string]: unknown;
 }
 
@@ -135,6 +135,8 @@ export interface AuthPrompt {
   challenge: string;
   methods: AuthMethod[];
   required: number;
+  /** Methods that must be among the factors: `cvv` while the card is not bound to this terminal. */
+  mandatory?: AuthMethod[];
   attemptsLeft: number;
   expiresAt: string;
 }

@@ -193,8 +193,9 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
     if (req.idempotency && req.terminal) {
       const { key } = req.idempotency;
       req.idempotency = undefined;
-      // A 5xx is not an outcome: the same key may act again.
-      if (reply.statusCode >= 500) await ctx.store.abandonIdempotent(req.terminal.id, key);
+      // A 5xx or a 429 is not an outcome (nothing was done): the same key may act again.
+      if (reply.statusCode >= 500 || reply.statusCode === 429)
+        await ctx.store.abandonIdempotent(req.terminal.id, key);
       else
         await ctx.store.finishIdempotent(req.terminal.id, key, reply.statusCode, text.toString());
     }
@@ -224,7 +225,16 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
       const { retryAfter: _drop, ...extra } = error.extra;
       return reply
         .code(error.status)
-        .send(new ApiError(error.status, error.code, error.message, extra, error.retryable).body());
+        .send(
+          new ApiError(
+            error.status,
+            error.code,
+            error.message,
+            extra,
+            error.retryable,
+            error.errorFields,
+          ).body(),
+        );
     }
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       return reply

@@ -45,6 +45,8 @@ export interface PlatformConfig {
   idempotencyTtlMs: number;
   /** How often the reconciler looks for payments with an unknown outcome. */
   reconcileEveryMs: number;
+  /** Declined payments allowed per card and per terminal in any hour (PROTOCOL.md §5.3). */
+  velocity: { cardDeclinesPerHour: number; terminalDeclinesPerHour: number };
 }
 
 export const SANDBOX_MERCHANT_ID = 'mch_sandbox';
@@ -67,6 +69,7 @@ export function defaultConfig(): PlatformConfig {
     nonceTtlMs: 600 * 1000,
     idempotencyTtlMs: 24 * 3600 * 1000,
     reconcileEveryMs: 1000,
+    velocity: { cardDeclinesPerHour: 5, terminalDeclinesPerHour: 10 },
   };
 }
 
@@ -130,6 +133,14 @@ const fileSchema: Schema = {
     registrationsPerMinute: { type: 'integer', minimum: 1, maximum: 100000 },
     maxAuthFailures: { type: 'integer', minimum: 1, maximum: 100 },
     lockMinutes: { type: 'integer', minimum: 1, maximum: 1440 },
+    velocity: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        cardDeclinesPerHour: { type: 'integer', minimum: 1, maximum: 10000 },
+        terminalDeclinesPerHour: { type: 'integer', minimum: 1, maximum: 10000 },
+      },
+    },
   },
 };
 
@@ -170,6 +181,7 @@ export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config
     registrationsPerMinute?: number;
     maxAuthFailures?: number;
     lockMinutes?: number;
+    velocity?: Partial<PlatformConfig['velocity']>;
   }>(fileSchema, raw);
   if (!checked.ok) throw new ConfigError(`invalid ${source}: ${checked.message}`);
   const c = checked.value;
@@ -185,6 +197,12 @@ export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config
       ...(m.auth?.twoFactorsFrom ? { twoFactorsFrom: m.auth.twoFactorsFrom } : {}),
     },
   }));
+  for (const m of merchants) {
+    if (!m.auth.methods.some((x) => x === 'password' || x === 'biometric'))
+      throw new ConfigError(
+        `invalid ${source}: merchant ${m.id}: auth.methods must include password or biometric (a CVV alone does not authenticate the terminal)`,
+      );
+  }
   const discounts = c.discounts ? [...c.discounts].sort((a, b) => a.from - b.from) : base.discounts;
   if (discounts[0].from !== 0)
     throw new ConfigError(`invalid ${source}: discounts must start with a range from 0`);
@@ -198,6 +216,7 @@ export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config
     registrationsPerMinute: c.registrationsPerMinute ?? base.registrationsPerMinute,
     maxAuthFailures: c.maxAuthFailures ?? base.maxAuthFailures,
     lockMs: c.lockMinutes ? c.lockMinutes * 60000 : base.lockMs,
+    velocity: { ...base.velocity, ...c.velocity },
   };
 }
 

@@ -8,6 +8,8 @@ export class ApiError extends Error {
     message: string,
     readonly extra: Record<string, unknown> = {},
     readonly retryable = false,
+    /** Fields that belong inside `error` (such as a decline's `declineCode`). */
+    readonly errorFields: Record<string, unknown> = {},
   ) {
     super(message);
     this.name = 'ApiError';
@@ -15,7 +17,12 @@ export class ApiError extends Error {
 
   body(): Record<string, unknown> {
     return {
-      error: { code: this.code, message: this.message, retryable: this.retryable },
+      error: {
+        code: this.code,
+        message: this.message,
+        retryable: this.retryable,
+        ...this.errorFields,
+      },
       ...this.extra,
     };
   }

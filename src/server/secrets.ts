@@ -2,6 +2,7 @@ import {
   createCipheriv,
   createDecipheriv,
   createHash,
+  createHmac,
   randomBytes,
   timingSafeEqual,
 } from 'node:crypto';
@@ -13,11 +14,22 @@ import {
  */
 export class Sealer {
   private readonly key: Buffer;
+  private readonly cardKey: Buffer;
 
   constructor(masterKeyHex: string) {
     if (!/^[0-9a-fA-F]{64}$/.test(masterKeyHex))
       throw new Error('the master key must be 64 hex characters');
     this.key = Buffer.from(masterKeyHex, 'hex');
+    // A key of its own for card hashes, so the sealing key is never used for two purposes.
+    this.cardKey = createHmac('sha256', this.key).update('cardpay card hash v1').digest();
+  }
+
+  /**
+   * A keyed hash of a card number: what card bindings and velocity limits are kept by. Without the
+   * master key it cannot be tested against the (small) space of card numbers.
+   */
+  cardHash(pan: string): string {
+    return createHmac('sha256', this.cardKey).update(pan, 'utf8').digest('hex');
   }
 
   seal(plain: Buffer | string, context: string): string {

@@ -18,6 +18,8 @@ export interface TerminalRow {
   createdAt: string;
   authFailures: number;
   lockedUntil: number;
+  /** While an authentication of this terminal is being judged: one at a time (PROTOCOL.md §5.3). */
+  authLeaseUntil: number;
 }
 
 export interface SessionRow {
@@ -37,10 +39,14 @@ export interface SessionRow {
   cardMasked: string | null;
   /** The PAN, sealed, only until the charge is final. */
   panSealed: string | null;
+  /** Keyed hash of the PAN: card bindings and velocity, never the number. */
+  cardHash: string | null;
   confirmToken: string | null;
   challenge: string | null;
   methods: AuthMethod[] | null;
   required: number | null;
+  /** Methods the prompt makes mandatory (`cvv` until the card is bound to the terminal). */
+  mandatory: AuthMethod[] | null;
   paymentId: string | null;
   error: { code: string; message: string; retryable: boolean; declineCode?: string } | null;
   version: number;
@@ -63,6 +69,9 @@ export interface PaymentRow {
   status: PaymentStatus;
   chargeId: string;
   declineCode: string | null;
+  cardHash: string | null;
+  /** A CVV went with the charge: a success binds the card to the terminal. */
+  cvvGiven: boolean;
   createdAt: number;
   /** When the reconciler should next ask the payment platform (pending only). */
   nextCheckAt: number | null;
@@ -80,6 +89,11 @@ export interface MerchantOrderRow {
   status: MerchantOrderStatus;
   createdAt: string;
   paymentId: string | null;
+  /**
+   * The payment that holds the order: set in the transaction that records a pending payment,
+   * kept once it succeeds, released when it is declined or never arrives (PROTOCOL.md §5.4).
+   */
+  claimPaymentId: string | null;
 }
 
 export type Write =
@@ -96,7 +110,15 @@ export type Write =
       kind: 'updateOrder';
       orderRef: string;
       patch: Partial<Pick<MerchantOrderRow, 'status' | 'paymentId'>>;
-    };
+    }
+  /** Claims an open (or last declined) order for a payment; fails the commit when another holds it. */
+  | { kind: 'claimOrder'; orderRef: string; paymentId: string }
+  /** Gives the order back after a payment that did not succeed, if that payment still holds it. */
+  | { kind: 'releaseOrder'; orderRef: string; paymentId: string }
+  /** Counts one failed authentication and ends the lease; locks the terminal at `max`. */
+  | { kind: 'authFailure'; terminalId: string; max: number; lockUntil: number }
+  | { kind: 'releaseAuthLease'; terminalId: string }
+  | { kind: 'bindCard'; terminalId: string; cardHash: string; at: number };
 
 export type IdempotencyBegin =
   | { kind: 'new' }
@@ -107,12 +129,25 @@ export type IdempotencyBegin =
 export interface Store {
   insertTerminal(row: TerminalRow): Promise<void>;
   getTerminal(id: string): Promise<TerminalRow | undefined>;
-  /** Counts a failed authentication; locks at `max`. Returns the new count and lock time, atomically. */
-  recordAuthFailure(
+  /**
+   * Takes the terminal's authentication lease until `until`, atomically with reading its lock:
+   * `busy` when another authentication of it is being judged, `locked` when it is locked.
+   */
+  acquireAuthLease(
     id: string,
-    max: number,
-    lockUntil: number,
-  ): Promise<{ failures: number; lockedUntil: number }>;
+    now: number,
+    until: number,
+  ): Promise<
+    { kind: 'ok'; failures: number } | { kind: 'busy' } | { kind: 'locked'; lockedUntil: number }
+  >;
+  /** Whether the card (by its keyed hash) is bound to the terminal. */
+  isCardBound(terminalId: string, cardHash: string): Promise<boolean>;
+  /** Declined payments since `since`, of this card and of this terminal, with the oldest of each. */
+  recentDeclines(
+    terminalId: string,
+    cardHash: string,
+    since: number,
+  ): Promise<{ card: number; cardOldest: number; terminal: number; terminalOldest: number }>;
   /** Records a nonce; false when this terminal used it before and it has not expired. */
   useNonce(terminalId: string, nonce: string, now: number, expiresAt: number): Promise<boolean>;
   nonceSeen(terminalId: string, nonce: string, now: number): Promise<boolean>;
@@ -152,14 +187,20 @@ const SNAKE = (s: string) =>
   memo(`>${s}`, (x) => x.slice(1).replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`));
 const CAMEL = (s: string) =>
   memo(`<${s}`, (x) => x.slice(1).replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()));
-const JSON_COLUMNS = new Set(['methods', 'error']);
+const JSON_COLUMNS = new Set(['methods', 'mandatory', 'error']);
+const BOOLEAN_COLUMNS = new Set(['cvvGiven']);
 
 function toRow<T>(record: Record<string, unknown> | undefined): T | undefined {
   if (!record) return undefined;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(record)) {
     const key = CAMEL(k);
-    out[key] = JSON_COLUMNS.has(key) && typeof v === 'string' ? JSON.parse(v) : v;
+    out[key] =
+      JSON_COLUMNS.has(key) && typeof v === 'string'
+        ? JSON.parse(v)
+        : BOOLEAN_COLUMNS.has(key)
+          ? v === 1
+          : v;
   }
   return out as T;
 }
@@ -167,7 +208,12 @@ function toRow<T>(record: Record<string, unknown> | undefined): T | undefined {
 function toColumns(record: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(record)) {
-    out[SNAKE(k)] = JSON_COLUMNS.has(k) && v !== null && v !== undefined ? JSON.stringify(v) : v;
+    out[SNAKE(k)] =
+      JSON_COLUMNS.has(k) && v !== null && v !== undefined
+        ? JSON.stringify(v)
+        : typeof v === 'boolean'
+          ? Number(v)
+          : v;
   }
   return out;
 }
@@ -198,6 +244,19 @@ const MIGRATIONS: string[] = [
      next_check_at INTEGER, checks INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL);
    CREATE INDEX payments_terminal ON payments (terminal_id, status);
    CREATE INDEX payments_due ON payments (status, next_check_at);`,
+  // 2: the merchant-order claim, card bindings, declines by card, the authentication lease.
+  `ALTER TABLE merchant_orders ADD COLUMN claim_payment_id TEXT;
+   UPDATE merchant_orders SET claim_payment_id = payment_id WHERE status = 'paid';
+   ALTER TABLE sessions ADD COLUMN card_hash TEXT;
+   ALTER TABLE sessions ADD COLUMN mandatory TEXT;
+   ALTER TABLE payments ADD COLUMN card_hash TEXT;
+   ALTER TABLE payments ADD COLUMN cvv_given INTEGER NOT NULL DEFAULT 0;
+   CREATE INDEX payments_card ON payments (card_hash, status, created_at);
+   CREATE INDEX payments_terminal_time ON payments (terminal_id, status, created_at);
+   ALTER TABLE terminals ADD COLUMN auth_lease_until INTEGER NOT NULL DEFAULT 0;
+   CREATE TABLE card_bindings (terminal_id TEXT NOT NULL, card_hash TEXT NOT NULL, created_at INTEGER NOT NULL,
+     PRIMARY KEY (terminal_id, card_hash)) WITHOUT ROWID;
+   CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;`,
 ];
 
 export class StoreError extends Error {
@@ -289,21 +348,38 @@ export class SqliteStore implements Store {
       this.stmt('SELECT * FROM terminals WHERE id = ?').get(id) as Record<string, unknown>,
     );
   }
-  async recordAuthFailure(id: string, max: number, lockUntil: number) {
-    return this.db.transaction(() => {
-      const row = this.stmt(
-        'UPDATE terminals SET auth_failures = auth_failures + 1 WHERE id = ? RETURNING auth_failures',
-      ).get(id) as { auth_failures: number };
-      let lockedUntil = 0;
-      if (row.auth_failures >= max) {
-        lockedUntil = lockUntil;
-        this.stmt('UPDATE terminals SET locked_until = ?, auth_failures = 0 WHERE id = ?').run(
-          lockUntil,
-          id,
-        );
-      }
-      return { failures: row.auth_failures, lockedUntil };
-    })();
+  async acquireAuthLease(id: string, now: number, until: number) {
+    // One statement: the lease is taken only if free and the terminal not locked; the row read
+    // back tells which it was when it is not taken.
+    const taken = this.stmt(
+      'UPDATE terminals SET auth_lease_until = ? WHERE id = ? AND auth_lease_until <= ? AND locked_until <= ? RETURNING auth_failures',
+    ).get(until, id, now, now) as { auth_failures: number } | undefined;
+    if (taken) return { kind: 'ok' as const, failures: taken.auth_failures };
+    const row = this.stmt('SELECT locked_until FROM terminals WHERE id = ?').get(id) as
+      { locked_until: number } | undefined;
+    if (row && row.locked_until > now)
+      return { kind: 'locked' as const, lockedUntil: row.locked_until };
+    return { kind: 'busy' as const };
+  }
+  async isCardBound(terminalId: string, cardHash: string) {
+    return !!this.stmt('SELECT 1 FROM card_bindings WHERE terminal_id = ? AND card_hash = ?').get(
+      terminalId,
+      cardHash,
+    );
+  }
+  async recentDeclines(terminalId: string, cardHash: string, since: number) {
+    const count = (column: string, value: string) =>
+      this.stmt(
+        `SELECT COUNT(*) AS n, COALESCE(MIN(created_at), 0) AS oldest FROM payments WHERE ${column} = ? AND status = 'declined' AND created_at >= ?`,
+      ).get(value, since) as { n: number; oldest: number };
+    const card = count('card_hash', cardHash);
+    const terminal = count('terminal_id', terminalId);
+    return {
+      card: card.n,
+      cardOldest: card.oldest,
+      terminal: terminal.n,
+      terminalOldest: terminal.oldest,
+    };
   }
   async useNonce(terminalId: string, nonce: string, now: number, expiresAt: number) {
     // One statement: a new nonce is inserted, an expired one taken over, a live one refused.
@@ -430,6 +506,34 @@ export class SqliteStore implements Store {
           break;
         case 'updateOrder':
           ok = this.update('merchant_orders', 'order_ref', w.orderRef, w.patch);
+          break;
+        case 'claimOrder':
+          ok =
+            this.stmt(
+              "UPDATE merchant_orders SET claim_payment_id = ? WHERE order_ref = ? AND claim_payment_id IS NULL AND status IN ('open', 'failed')",
+            ).run(w.paymentId, w.orderRef).changes === 1;
+          break;
+        case 'releaseOrder':
+          this.stmt(
+            "UPDATE merchant_orders SET claim_payment_id = NULL, status = 'failed' WHERE order_ref = ? AND claim_payment_id = ?",
+          ).run(w.orderRef, w.paymentId);
+          break;
+        case 'authFailure':
+          // Counted and judged in one statement: at `max` the terminal locks and the count restarts.
+          this.stmt(
+            `UPDATE terminals SET auth_lease_until = 0,
+               locked_until = CASE WHEN auth_failures + 1 >= @max THEN @lockUntil ELSE locked_until END,
+               auth_failures = CASE WHEN auth_failures + 1 >= @max THEN 0 ELSE auth_failures + 1 END
+             WHERE id = @id`,
+          ).run({ id: w.terminalId, max: w.max, lockUntil: w.lockUntil });
+          break;
+        case 'releaseAuthLease':
+          this.stmt('UPDATE terminals SET auth_lease_until = 0 WHERE id = ?').run(w.terminalId);
+          break;
+        case 'bindCard':
+          this.stmt(
+            'INSERT OR IGNORE INTO card_bindings (terminal_id, card_hash, created_at) VALUES (?, ?, ?)',
+          ).run(w.terminalId, w.cardHash, w.at);
           break;
       }
       if (!ok) throw new VersionConflict();

@@ -7,6 +7,7 @@ import { spawnSandboxPlatform, type SpawnedPlatform } from '../../src/testing/pl
 import {
   installWx,
   loadWithPlugin,
+  input,
   mount,
   shimPluginGlobals,
   tap,
@@ -42,6 +43,8 @@ it('pays the cart total by card and shows the outcome on the page', async () => 
   expect(text(page, 'cardpay-amount')).toBe('¥19.99');
   tap(page, 'cardpay-confirm');
   await waitForScreen(page, 'auth');
+  // The card's first payment on this phone: its CVV with the password.
+  input(page, 'cardpay-cvv', '123');
   typeDigits(page, '204816');
   await waitFor(() => text(page, 'demo-outcome') !== '', 'the outcome');
   expect(text(page, 'demo-outcome')).toMatch(/^已支付 ¥19\.99（pay_\w+）$/);

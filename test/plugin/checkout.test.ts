@@ -67,10 +67,12 @@ async function toConfirmation(comp: SimComponent, card: string) {
   await waitForScreen(comp, 'confirm');
 }
 
-async function toPassword(comp: SimComponent, card: string) {
+/** Up to the authentication sheet; the card is new on this phone, so its CVV is typed too. */
+async function toPassword(comp: SimComponent, card: string, cvv = '123') {
   await toConfirmation(comp, card);
   tap(comp, 'cardpay-confirm');
   await waitForScreen(comp, 'auth');
+  input(comp, 'cardpay-cvv', cvv);
 }
 
 const states = (events: { name: string; detail: any }[]) =>
@@ -268,13 +270,44 @@ describe('the checkout component against the real platform', () => {
     expect(wx.requests).toHaveLength(0);
   });
 
-  it('pays with the card’s CVV, and explains a wrong one', async () => {
+  it('asks for the CVV with the password on a card’s first payment, and explains a wrong one', async () => {
     const { comp } = open();
-    await toPassword(comp, '4242424242424242');
-    input(comp, 'cardpay-cvv', '999');
-    tap(comp, 'cardpay-cvv-submit');
+    await toPassword(comp, '4242424242424242', '999');
+    expect(find(comp, 'cardpay-auth-sheet')!.dom.textContent).toContain(
+      '首次在此手机使用这张卡，请同时输入卡背面的安全码',
+    );
+    typeDigits(comp, PASSWORD);
     await waitForScreen(comp, 'result');
     expect(text(comp, 'cardpay-error')).toBe('安全码错误');
+  });
+
+  it('asks for the CVV first when the password comes alone, and only the password once the card is bound', async () => {
+    const first = open();
+    await toConfirmation(first.comp, '5555555555554444');
+    tap(first.comp, 'cardpay-confirm');
+    await waitForScreen(first.comp, 'auth');
+    typeDigits(first.comp, PASSWORD);
+    await waitFor(() => first.comp.instance.data.hint !== '', 'the hint');
+    expect(first.comp.instance.data.hint).toBe('请先输入卡背面的安全码');
+    input(first.comp, 'cardpay-cvv', '123');
+    tap(first.comp, 'cardpay-cvv-submit');
+    await waitForScreen(first.comp, 'result');
+    expect(text(first.comp, 'cardpay-result')).toBe('支付成功');
+    first.comp.detach();
+
+    // The same phone, the same card: bound now, so the password alone pays.
+    const again = open();
+    wx.scanner.push('5555555555554444');
+    await waitForScreen(again.comp, 'entry');
+    tap(again.comp, 'cardpay-start');
+    await waitForScreen(again.comp, 'confirm');
+    tap(again.comp, 'cardpay-confirm');
+    await waitForScreen(again.comp, 'auth');
+    expect(again.comp.instance.data.view.cvvMandatory).toBe(false);
+    expect(find(again.comp, 'cardpay-auth-sheet')!.dom.textContent).not.toContain('首次');
+    typeDigits(again.comp, PASSWORD);
+    await waitForScreen(again.comp, 'result');
+    expect(text(again.comp, 'cardpay-result')).toBe('支付成功');
   });
 
   it('speaks English when asked to', async () => {
@@ -320,16 +353,18 @@ describe('the checkout component against the real platform', () => {
         merchantId: 'mch_strict',
         amount: 1999,
       });
-      await toPassword(comp, '4242424242424242');
+      await toConfirmation(comp, '4242424242424242');
+      tap(comp, 'cardpay-confirm');
+      await waitForScreen(comp, 'auth');
       // The CVV row (an input) comes before the keypad, as the merchant listed them.
       const sheet = find(comp, 'cardpay-auth-sheet')!.dom.innerHTML;
       expect(sheet.indexOf('cardpay-input')).toBeGreaterThan(-1);
       expect(sheet.indexOf('cardpay-input')).toBeLessThan(sheet.indexOf('<cardpay-keypad'));
-      typeDigits(comp, PASSWORD);
-      await waitFor(() => comp.instance.data.hint !== '', 'the hint');
-      expect(comp.instance.data.hint).toBe('此金额需要再验证一种方式');
       input(comp, 'cardpay-cvv', '123');
       tap(comp, 'cardpay-cvv-submit');
+      await waitFor(() => comp.instance.data.hint !== '', 'the hint');
+      expect(comp.instance.data.hint).toBe('此金额需要再验证一种方式');
+      typeDigits(comp, PASSWORD);
       await waitForScreen(comp, 'result');
       expect(text(comp, 'cardpay-result')).toBe('支付成功');
     } finally {

@@ -1,6 +1,14 @@
 import { createNodeHost, createSandboxBiometric } from '../../src/hosts/node';
 import { startSandboxPlatform, type SandboxPlatform } from '../../src/testing/platform';
-import { checkout, pay, PASSWORD, proof, terminal, toPrompt } from '../support/server-harness';
+import {
+  checkout,
+  factorsFor,
+  pay,
+  PASSWORD,
+  proof,
+  terminal,
+  toPrompt,
+} from '../support/server-harness';
 
 let platform: SandboxPlatform;
 beforeAll(async () => {
@@ -41,12 +49,17 @@ describe('a real checkout through the SDK against the reference platform', () =>
       masked: '622202*********0009',
     });
     await c.confirm();
+    // The card's first payment on this terminal: its CVV on top of the password.
     expect(c.snapshot.authPrompt).toMatchObject({
       methods: ['password', 'cvv'],
-      required: 1,
+      required: 2,
+      mandatory: ['cvv'],
       attemptsLeft: 5,
     });
-    await c.payWithPassword(PASSWORD);
+    await c.authenticate([
+      { method: 'password', password: PASSWORD },
+      { method: 'cvv', cvv: '123' },
+    ]);
     expect(c.snapshot.state).toBe('succeeded');
     expect(c.snapshot.payment).toMatchObject({
       amount: 1999,
@@ -99,11 +112,14 @@ describe('a real checkout through the SDK against the reference platform', () =>
 
   it('declines any card with CVV 999 as incorrect_cvc', async () => {
     const t = await terminal(platform);
-    const { sessionId, prompt } = await toPrompt(t, '4242424242424242');
+    const { sessionId, confirmation, prompt } = await toPrompt(t, '4242424242424242');
     await expect(
       t.client.authenticate(
         sessionId,
-        { challenge: prompt.challenge, factors: [{ method: 'cvv', value: '999' }] },
+        {
+          challenge: prompt.challenge,
+          factors: factorsFor(sessionId, prompt, confirmation, PASSWORD, '999'),
+        },
         'cvv-key-0001',
       ),
     ).rejects.toMatchObject({
@@ -160,7 +176,13 @@ describe('a real checkout through the SDK against the reference platform', () =>
     await expect(
       t.client.authenticate(
         sessionId,
-        { challenge: prompt.challenge, factors: [{ method: 'biometric', ...forged }] },
+        {
+          challenge: prompt.challenge,
+          factors: [
+            { method: 'biometric', ...forged },
+            { method: 'cvv', value: '123' },
+          ],
+        },
         'bio-key-0001',
       ),
     ).rejects.toMatchObject({ code: 'auth_failed' });
@@ -168,7 +190,13 @@ describe('a real checkout through the SDK against the reference platform', () =>
     const good = await bio.authenticate(view.authPrompt!.challenge, 'fingerPrint');
     const r = await t.client.authenticate(
       sessionId,
-      { challenge: view.authPrompt!.challenge, factors: [{ method: 'biometric', ...good }] },
+      {
+        challenge: view.authPrompt!.challenge,
+        factors: [
+          { method: 'biometric', ...good },
+          { method: 'cvv', value: '123' },
+        ],
+      },
       'bio-key-0002',
     );
     expect(r.state).toBe('succeeded');
@@ -181,7 +209,7 @@ describe('a real checkout through the SDK against the reference platform', () =>
       sessionId,
       {
         challenge: prompt.challenge,
-        factors: [{ method: 'password', proof: proof(sessionId, prompt, confirmation, '999999') }],
+        factors: factorsFor(sessionId, prompt, confirmation, '999999'),
       },
       'pw-key-00001',
     );
@@ -194,7 +222,7 @@ describe('a real checkout through the SDK against the reference platform', () =>
       sessionId,
       {
         challenge: prompt.challenge,
-        factors: [{ method: 'password', proof: proof(sessionId, prompt, confirmation) }],
+        factors: factorsFor(sessionId, prompt, confirmation),
       },
       'pw-key-00002',
     );
@@ -204,7 +232,7 @@ describe('a real checkout through the SDK against the reference platform', () =>
       sessionId,
       {
         challenge: fresh.challenge,
-        factors: [{ method: 'password', proof: proof(sessionId, fresh, confirmation) }],
+        factors: factorsFor(sessionId, fresh, confirmation),
       },
       'pw-key-00003',
     );
@@ -223,9 +251,7 @@ describe('a real checkout through the SDK against the reference platform', () =>
         sessionId,
         {
           challenge,
-          factors: [
-            { method: 'password', proof: proof(sessionId, { challenge }, confirmation, pw) },
-          ],
+          factors: factorsFor(sessionId, { ...prompt, challenge }, confirmation, pw),
         },
         key,
       );

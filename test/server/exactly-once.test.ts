@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import Fastify from 'fastify';
 import { PlatformClient } from '../../src/core/client';
 import { startSandboxPlatform, type SandboxPlatform } from '../../src/testing/platform';
-import { proof, terminal, toPrompt } from '../support/server-harness';
+import { factorsFor, proof, terminal, toPrompt } from '../support/server-harness';
 
 let platform: SandboxPlatform;
 beforeAll(async () => {
@@ -37,7 +37,7 @@ describe('exactly one charge per order', () => {
     const { sessionId, confirmation, prompt } = await toPrompt(t, '4242424242424242');
     const body = {
       challenge: prompt.challenge,
-      factors: [{ method: 'password' as const, proof: proof(sessionId, prompt, confirmation) }],
+      factors: factorsFor(sessionId, prompt, confirmation),
     };
     const first = await t.client.authenticate(sessionId, body, 'pay-once-key-1');
     const again = await t.client.authenticate(sessionId, body, 'pay-once-key-1');
@@ -50,7 +50,7 @@ describe('exactly one charge per order', () => {
     const { sessionId, confirmation, prompt } = await toPrompt(t, '4242424242424242');
     const body = {
       challenge: prompt.challenge,
-      factors: [{ method: 'password' as const, proof: proof(sessionId, prompt, confirmation) }],
+      factors: factorsFor(sessionId, prompt, confirmation),
     };
     const results = await Promise.allSettled(
       Array.from({ length: 10 }, (_, i) =>
@@ -72,7 +72,7 @@ describe('a repeat while the first is still being processed', () => {
     const { sessionId, confirmation, prompt } = await toPrompt(t, '6222021000000000017');
     const body = {
       challenge: prompt.challenge,
-      factors: [{ method: 'password' as const, proof: proof(sessionId, prompt, confirmation) }],
+      factors: factorsFor(sessionId, prompt, confirmation),
     };
     const noRetry = new PlatformClient({ baseUrl: platform.url, host: t.host, maxAttempts: 1 });
     noRetry.identity = t.client.identity;
@@ -188,7 +188,7 @@ describe('the reconciler', () => {
         sessionId,
         {
           challenge: prompt.challenge,
-          factors: [{ method: 'password', proof: proof(sessionId, prompt, confirmation) }],
+          factors: factorsFor(sessionId, prompt, confirmation),
         },
         'silent-key-01',
       );

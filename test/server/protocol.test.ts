@@ -1,6 +1,6 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { startSandboxPlatform, type SandboxPlatform } from '../../src/testing/platform';
-import { proof, raw, terminal, toPrompt } from '../support/server-harness';
+import { factorsFor, proof, raw, terminal, toPrompt } from '../support/server-harness';
 
 let platform: SandboxPlatform;
 let now = Date.now();
@@ -370,7 +370,7 @@ describe('the merchant API (PROTOCOL.md §7)', () => {
       sessionId,
       {
         challenge: prompt.challenge,
-        factors: [{ method: 'password', proof: proof(sessionId, prompt, confirmation) }],
+        factors: factorsFor(sessionId, prompt, confirmation),
       },
       'ord-key-003',
     );

@@ -53,7 +53,13 @@ async function pay(platform: SandboxPlatform, bio: BiometricProvider, key: strin
     assertion,
     result: t.client.authenticate(
       sessionId,
-      { challenge: prompt.challenge, factors: [{ method: 'biometric', ...assertion }] },
+      {
+        challenge: prompt.challenge,
+        factors: [
+          { method: 'biometric', ...assertion },
+          { method: 'cvv', value: '123' },
+        ],
+      },
       key,
     ),
   };

@@ -70,7 +70,24 @@ export function proof(
   });
 }
 
-/** Pays with the password through the SDK's client; returns the answer or the thrown error. */
+/**
+ * The factors a shopper gives for a prompt: the password, and the card's CVV when the prompt
+ * makes it mandatory (the card's first payment on this terminal).
+ */
+export function factorsFor(
+  sessionId: string,
+  prompt: { challenge: string; mandatory?: string[] },
+  confirmation: { orderId: string; amount: number; currency: string },
+  password = PASSWORD,
+  cvv = '123',
+) {
+  return [
+    { method: 'password' as const, proof: proof(sessionId, prompt, confirmation, password) },
+    ...(prompt.mandatory?.includes('cvv') ? [{ method: 'cvv' as const, value: cvv }] : []),
+  ];
+}
+
+/** Pays with the password (and the CVV where asked) through the SDK's client; returns the answer or the thrown error. */
 export async function pay(
   t: Awaited<ReturnType<typeof terminal>>,
   card: string,
@@ -83,7 +100,7 @@ export async function pay(
       sessionId,
       {
         challenge: prompt.challenge,
-        factors: [{ method: 'password', proof: proof(sessionId, prompt, confirmation, password) }],
+        factors: factorsFor(sessionId, prompt, confirmation, password),
       },
       await t.client.newIdempotencyKey(),
     );

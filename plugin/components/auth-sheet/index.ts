@@ -11,6 +11,8 @@ Component({
     errorText: { type: String, value: '' },
     /** A note such as "one more method needed". Default ''. */
     hint: { type: String, value: '' },
+    /** The card's first payment on this phone: the CVV goes with the password. Default false. */
+    cvvMandatory: { type: Boolean, value: false },
     busy: { type: Boolean, value: false },
   },
   data: { cvv: '' },
@@ -22,10 +24,21 @@ Component({
   },
   methods: {
     onPassword(event: WechatMiniprogram.CustomEvent<{ value: string }>) {
-      this.triggerEvent('factor', { method: 'password', password: event.detail.value });
+      this.give({ method: 'password', password: event.detail.value });
     },
     onBiometric() {
-      if (!this.data.busy) this.triggerEvent('factor', { method: 'biometric' });
+      if (!this.data.busy) this.give({ method: 'biometric' });
+    },
+    /**
+     * Hands the checkout a factor. A mandatory CVV typed in its field goes with the password or
+     * biometrics in the same event, so the shopper need not tap its own button; it stays typed
+     * after a wrong password, for the next try.
+     */
+    give(factor: Record<string, unknown>) {
+      const cvv = this.data.cvv;
+      const factors =
+        this.data.cvvMandatory && cvv.length >= 3 ? [{ method: 'cvv', cvv }, factor] : [factor];
+      this.triggerEvent('factor', { factors });
     },
     onCvvInput(event: WechatMiniprogram.Input) {
       this.setData({ cvv: String(event.detail.value).replace(/\D/g, '').slice(0, 4) });
@@ -33,8 +46,8 @@ Component({
     onCvvSubmit() {
       if (this.data.busy) return;
       const cvv = this.data.cvv;
-      this.setData({ cvv: '' });
-      this.triggerEvent('factor', { method: 'cvv', cvv });
+      if (!this.data.cvvMandatory) this.setData({ cvv: '' });
+      this.triggerEvent('factor', { factors: [{ method: 'cvv', cvv }] });
     },
     onCancel() {
       this.triggerEvent('cancel', {});

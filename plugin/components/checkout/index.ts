@@ -184,17 +184,21 @@ Component({
     onReject() {
       void this.machine()?.reject();
     },
-    onFactor(event: WechatMiniprogram.CustomEvent<AuthInput>) {
+    onFactor(event: WechatMiniprogram.CustomEvent<{ factors: AuthInput[] }>) {
       const local = locals.get(this);
       const view = this.data.view;
       if (!local?.checkout || !view) return;
+      const given = event.detail.factors;
       local.factors = [
-        ...local.factors.filter((f) => f.method !== event.detail.method),
-        event.detail,
+        ...local.factors.filter((f) => !given.some((g) => g.method === f.method)),
+        ...given,
       ];
       if (local.factors.length < view.required) {
-        // Two methods are required above the merchant's threshold: ask for the next one.
-        this.setData({ hint: stringsFor(local.locale).oneMoreMethod });
+        // Another method is needed: the card's CVV on its first payment here, or a second
+        // method above the merchant's threshold.
+        const t = stringsFor(local.locale);
+        const cvvMissing = view.cvvMandatory && !local.factors.some((f) => f.method === 'cvv');
+        this.setData({ hint: cvvMissing ? t.cvvNeeded : t.oneMoreMethod });
         return;
       }
       const factors = local.factors;

@@ -61,6 +61,7 @@ export async function merchantRoutes(app: FastifyInstance, ctx: Ctx): Promise<vo
         status: 'open',
         createdAt: new Date(ctx.now()).toISOString(),
         paymentId: null,
+        claimPaymentId: null,
       });
       if (!created && (row.amount !== body.amount || row.currency !== body.currency)) {
         throw new ApiError(

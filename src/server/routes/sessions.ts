@@ -19,7 +19,7 @@ import type { Ctx } from '../app';
 import { discountFor, type MerchantConfig } from '../config';
 import { ApiError, invalid } from '../errors';
 import { hexEqual, newId, randomHex } from '../secrets';
-import type { PaymentRow, SessionRow, TerminalRow, Write } from '../store';
+import type { MerchantOrderRow, PaymentRow, SessionRow, TerminalRow, Write } from '../store';
 import type { ChargeOutcome } from '../payments';
 
 const INPUT_PORT = {
@@ -87,10 +87,24 @@ function prompt(ctx: Ctx, s: SessionRow, challenge: string, terminal: TerminalRo
     challenge,
     methods: s.methods ?? [],
     required: s.required ?? 1,
+    ...(s.mandatory?.length ? { mandatory: s.mandatory } : {}),
     attemptsLeft: Math.max(0, ctx.config.maxAuthFailures - terminal.authFailures),
     expiresAt: iso(s.expiresAt),
   };
 }
+
+/** The payment-platform's reason inside `error`, as the session view and the 402 carry it. */
+function failureError(error: NonNullable<SessionRow['error']>): ApiError {
+  const { code, message, retryable, ...inner } = error;
+  const status = code === 'payment_declined' ? 402 : code === 'order_already_paid' ? 409 : 503;
+  return new ApiError(status, code as 'payment_declined', message, {}, retryable, inner);
+}
+
+const ORDER_ALREADY_PAID = {
+  code: 'order_already_paid',
+  message: 'the merchant order is already paid; nothing was charged',
+  retryable: false,
+};
 
 function merchantOf(ctx: Ctx, id: string): MerchantConfig {
   const m = ctx.config.merchants.find((x) => x.id === id);
@@ -173,11 +187,23 @@ export async function settle(
         patch: { state: 'succeeded', panSealed: null, challenge: null },
       },
     );
+    // The order stays claimed by this payment for good.
     if (p.orderRef)
       writes.push({
         kind: 'updateOrder',
         orderRef: p.orderRef,
         patch: { status: 'paid', paymentId: p.id },
+      });
+    // Every payment carries a password or biometric the platform verified (cvv alone is refused),
+    // so a payment made clears past failures; a declined one leaves them as they were.
+    writes.push({ kind: 'updateTerminal', id: p.terminalId, patch: { authFailures: 0 } });
+    // A CVV the payment platform accepted proves the card is at hand: bind it to this terminal.
+    if (p.cvvGiven && p.cardHash)
+      writes.push({
+        kind: 'bindCard',
+        terminalId: p.terminalId,
+        cardHash: p.cardHash,
+        at: ctx.now(),
       });
   } else {
     const declined = outcome.status === 'declined';
@@ -211,8 +237,8 @@ export async function settle(
         patch: { state: 'failed', panSealed: null, challenge: null, error },
       },
     );
-    if (p.orderRef)
-      writes.push({ kind: 'updateOrder', orderRef: p.orderRef, patch: { status: 'failed' } });
+    // No money moved: the order is free for another attempt.
+    if (p.orderRef) writes.push({ kind: 'releaseOrder', orderRef: p.orderRef, paymentId: p.id });
   }
   await ctx.store.commit(writes); // a lost race means another instance settled it first
 }
@@ -231,7 +257,7 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
         order = await ctx.store.getMerchantOrder(body.orderRef);
         if (!order || order.merchantId !== merchant.id)
           throw new ApiError(404, 'order_unknown', `no order ${body.orderRef} for ${merchant.id}`);
-        if (order.status === 'paid')
+        if (isPaid(order))
           throw new ApiError(409, 'order_already_paid', `order ${order.orderRef} is already paid`);
       } else if (!merchant.openAmounts) {
         throw invalid(`orderRef is required: merchant ${merchant.id} does not take open amounts`);
@@ -253,10 +279,12 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
         cardLast4: null,
         cardMasked: null,
         panSealed: null,
+        cardHash: null,
         confirmToken: null,
         challenge: null,
         methods: null,
         required: null,
+        mandatory: null,
         paymentId: null,
         error: null,
         version: 0,
@@ -312,6 +340,7 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
         cardLast4: card.last4,
         cardMasked: card.masked,
         panSealed: ctx.sealer.seal(card.pan, `pan:${s.id}`),
+        cardHash: ctx.sealer.cardHash(card.pan),
         confirmToken: randomHex(16),
       };
       await commit(ctx, s, [{ kind: 'updateSession', id: s.id, version: s.version, patch }]);
@@ -351,13 +380,21 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
         terminal.biometricScheme === 'sandbox-p256' ||
         (terminal.biometricScheme === 'soter' && !!ctx.soter);
       const methods = policy.methods.filter((m) => m !== 'biometric' || canVerifyBiometric);
-      const required =
+      let required =
         policy.twoFactorsFrom && s.amount! >= policy.twoFactorsFrom && methods.length >= 2 ? 2 : 1;
+      // A card not yet bound to this terminal must be proven with its CVV, on top of the
+      // terminal's own factor, whatever the merchant's policy (PROTOCOL.md §5.3).
+      const bound = await ctx.store.isCardBound(terminal.id, s.cardHash!);
+      if (!bound) {
+        if (!methods.includes('cvv')) methods.push('cvv');
+        required = Math.max(required, 2);
+      }
       const challenge = randomHex(32);
       const patch: Partial<SessionRow> = {
         state: 'awaiting_authentication',
         methods,
         required,
+        mandatory: bound ? null : ['cvv'],
         challenge,
       };
       await commit(ctx, s, [{ kind: 'updateSession', id: s.id, version: s.version, patch }]);
@@ -398,14 +435,8 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
       const body = req.body as AuthenticateRequest;
       const s = await owned(ctx, req);
       expect(s, 'awaiting_authentication');
-      const terminal = req.terminal!; // read at the start of this request
-      if (terminal.lockedUntil > ctx.now()) {
-        throw new ApiError(
-          423,
-          'auth_locked',
-          `authentication is locked until ${iso(terminal.lockedUntil)}`,
-        );
-      }
+      const terminal = req.terminal!; // read when the headers arrived: a first, cheap look
+      if (terminal.lockedUntil > ctx.now()) throw locked(terminal.lockedUntil);
       if (!s.challenge || !hexEqual(s.challenge, body.challenge)) {
         throw new ApiError(
           422,
@@ -422,38 +453,106 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
         throw invalid('factors: each method may appear once');
       if (methods.length < (s.required ?? 1))
         throw invalid(`factors: ${s.required} different methods are required`);
-
-      const matches = await Promise.all(body.factors.map((f) => checkFactor(ctx, f, s, terminal)));
-      if (matches.includes(false)) {
-        const { failures, lockedUntil } = await ctx.store.recordAuthFailure(
-          terminal.id,
-          ctx.config.maxAuthFailures,
-          ctx.now() + ctx.config.lockMs,
+      const missing = (s.mandatory ?? []).find((m) => !methods.includes(m));
+      if (missing)
+        throw invalid(
+          `factors: ${missing} is required: this card is not yet bound to this terminal`,
         );
-        if (lockedUntil) {
-          const error = {
-            code: 'auth_locked',
-            message: 'too many failed authentications',
-            retryable: false,
-          };
-          await commit(ctx, s, [
+      if (!methods.some((m) => m === 'password' || m === 'biometric'))
+        throw invalid('factors: a password or biometric factor is required');
+
+      // A merchant order already paid: say so before anything is judged or charged.
+      const order = s.orderRef ? await ctx.store.getMerchantOrder(s.orderRef) : undefined;
+      if (order && isPaid(order)) await orderAlreadyPaid(ctx, s);
+
+      // Card testing: too many declines of this card, or on this terminal, in the last hour.
+      const now = ctx.now();
+      const hour = 3600 * 1000;
+      const declines = await ctx.store.recentDeclines(terminal.id, s.cardHash!, now - hour);
+      const { cardDeclinesPerHour, terminalDeclinesPerHour } = ctx.config.velocity;
+      if (declines.card >= cardDeclinesPerHour || declines.terminal >= terminalDeclinesPerHour) {
+        const oldest =
+          declines.card >= cardDeclinesPerHour ? declines.cardOldest : declines.terminalOldest;
+        throw new ApiError(
+          429,
+          'rate_limited',
+          'too many declined payments with this card or on this terminal; try again later',
+          { retryAfter: Math.max(1, Math.ceil((oldest + hour - now) / 1000)) },
+          true,
+        );
+      }
+
+      // The lock is read, and the attempt judged, under the terminal's lease: however many
+      // authentications arrive at once, they are judged one at a time against the live count.
+      const lease = await ctx.store.acquireAuthLease(terminal.id, now, now + LEASE_MS);
+      if (lease.kind === 'locked') throw locked(lease.lockedUntil);
+      if (lease.kind === 'busy')
+        throw new ApiError(
+          429,
+          'rate_limited',
+          'another authentication of this terminal is being checked',
+          { retryAfter: 1 },
+          true,
+        );
+      let matches: boolean[];
+      try {
+        // Judged against the session as it is now, under the lease: a challenge answered or
+        // replaced meanwhile is stale, not a failed attempt.
+        const live = await ctx.store.getSession(s.id);
+        if (live?.version !== s.version)
+          throw new ApiError(
+            422,
+            'challenge_stale',
+            'this challenge is no longer live; use the latest prompt',
+          );
+        matches = await Promise.all(body.factors.map((f) => checkFactor(ctx, f, s, terminal)));
+      } catch (error) {
+        await ctx.store.commit([{ kind: 'releaseAuthLease', terminalId: terminal.id }]);
+        throw error;
+      }
+      if (matches.includes(false)) {
+        const failures = lease.failures + 1;
+        const lockNow = failures >= ctx.config.maxAuthFailures;
+        const lockedUntil = ctx.now() + ctx.config.lockMs;
+        const challenge = randomHex(32);
+        const error = {
+          code: 'auth_locked',
+          message: 'too many failed authentications',
+          retryable: false,
+        };
+        await commit(ctx, s, [
+          {
+            kind: 'authFailure',
+            terminalId: terminal.id,
+            max: ctx.config.maxAuthFailures,
+            lockUntil: lockedUntil,
+          },
+          {
+            kind: 'updateSession',
+            id: s.id,
+            version: s.version,
+            patch: lockNow
+              ? { state: 'failed', panSealed: null, challenge: null, error }
+              : { challenge },
+          },
+        ]).catch(async (e) => {
+          // The session moved on meanwhile: the failure still counts.
+          await ctx.store.commit([
             {
-              kind: 'updateSession',
-              id: s.id,
-              version: s.version,
-              patch: { state: 'failed', panSealed: null, challenge: null, error },
+              kind: 'authFailure',
+              terminalId: terminal.id,
+              max: ctx.config.maxAuthFailures,
+              lockUntil: lockedUntil,
             },
           ]);
+          throw e;
+        });
+        if (lockNow)
           throw new ApiError(
             423,
             'auth_locked',
             `${ctx.config.maxAuthFailures} failed authentications: locked until ${iso(lockedUntil)}`,
           );
-        }
-        const challenge = randomHex(32);
-        await commit(ctx, s, [
-          { kind: 'updateSession', id: s.id, version: s.version, patch: { challenge } },
-        ]);
         throw new ApiError(
           422,
           'auth_failed',
@@ -466,11 +565,14 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
         );
       }
 
-      // Authenticated: discount from history, the payment recorded as pending with its charge id,
-      // the session in processing — one transaction — before the payment platform hears of it.
+      // Authenticated: discount from history; the payment recorded as pending with its charge id,
+      // the merchant order claimed for it, the session in processing and the lease given back —
+      // one transaction — before the payment platform hears of it.
       const history = await ctx.store.historyTotal(terminal.id);
       const discount = discountFor(history, s.amount!, ctx.config.discounts);
-      const now = ctx.now();
+      const cvv = body.factors.find(
+        (f): f is Extract<Factor, { method: 'cvv' }> => f.method === 'cvv',
+      )?.value;
       const payment: PaymentRow = {
         id: newId('pay'),
         sessionId: s.id,
@@ -486,14 +588,19 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
         status: 'pending',
         chargeId: newId('chg'),
         declineCode: null,
+        cardHash: s.cardHash,
+        cvvGiven: !!cvv,
         createdAt: now,
         nextCheckAt: now + ctx.config.paymentTimeoutMs,
         checks: 0,
         version: 0,
       };
-      await commit(ctx, s, [
-        { kind: 'updateTerminal', id: terminal.id, patch: { authFailures: 0 } },
+      const recorded = await ctx.store.commit([
+        { kind: 'releaseAuthLease', terminalId: terminal.id },
         { kind: 'insertPayment', row: payment },
+        ...(s.orderRef
+          ? [{ kind: 'claimOrder' as const, orderRef: s.orderRef, paymentId: payment.id }]
+          : []),
         {
           kind: 'updateSession',
           id: s.id,
@@ -501,9 +608,10 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
           patch: { state: 'processing', challenge: null, paymentId: payment.id },
         },
       ]);
-      const cvv = body.factors.find(
-        (f): f is Extract<Factor, { method: 'cvv' }> => f.method === 'cvv',
-      )?.value;
+      if (!recorded) {
+        await ctx.store.commit([{ kind: 'releaseAuthLease', terminalId: terminal.id }]);
+        await orderTaken(ctx, s, terminal);
+      }
       const outcome = await ctx.payments.charge({
         chargeId: payment.chargeId,
         orderId: payment.orderId,
@@ -517,21 +625,70 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
       });
       await settle(ctx, payment.id, outcome);
       const final = (await ctx.store.getSession(s.id))!;
-      if (final.state === 'failed' && final.error) {
-        const { code, message, retryable, ...extra } = final.error;
-        throw new ApiError(
-          code === 'payment_declined' ? 402 : 503,
-          code as 'payment_declined',
-          message,
-          extra,
-          retryable,
-        );
-      }
+      if (final.state === 'failed' && final.error) throw failureError(final.error);
       const settled = (await ctx.store.getPayment(payment.id))!;
       return reply
         .code(200)
         .send({ sessionId: s.id, state: final.state, payment: paymentView(settled) });
     },
+  );
+}
+
+/** How long one authentication may hold its terminal's lease (a crashed request frees it then). */
+const LEASE_MS = 30000;
+
+const locked = (until: number) =>
+  new ApiError(423, 'auth_locked', `authentication is locked until ${iso(until)}`);
+
+function isPaid(order: MerchantOrderRow): boolean {
+  return order.status !== 'open' && order.status !== 'failed';
+}
+
+/** Ends the session: the order was paid by another session. Nothing is charged. */
+async function orderAlreadyPaid(ctx: Ctx, s: SessionRow): Promise<never> {
+  await commit(ctx, s, [
+    {
+      kind: 'updateSession',
+      id: s.id,
+      version: s.version,
+      patch: { state: 'failed', panSealed: null, challenge: null, error: ORDER_ALREADY_PAID },
+    },
+  ]);
+  throw failureError(ORDER_ALREADY_PAID);
+}
+
+/**
+ * The payment could not be recorded: the order is held by another session's payment, or the
+ * session itself moved. Says which, leaving the session as the protocol wants it.
+ */
+async function orderTaken(ctx: Ctx, s: SessionRow, terminal: TerminalRow): Promise<never> {
+  const order = s.orderRef ? await ctx.store.getMerchantOrder(s.orderRef) : undefined;
+  const now = await ctx.store.getSession(s.id);
+  if (order && now && now.version === s.version) {
+    if (isPaid(order)) return orderAlreadyPaid(ctx, s);
+    if (order.claimPaymentId) {
+      // Another session's payment is still being decided: this one may try again afterwards,
+      // with a fresh challenge; it is not a failed attempt.
+      const challenge = randomHex(32);
+      await commit(ctx, s, [
+        { kind: 'updateSession', id: s.id, version: s.version, patch: { challenge } },
+      ]);
+      const fresh = (await ctx.store.getTerminal(terminal.id)) ?? terminal;
+      throw new ApiError(
+        409,
+        'order_payment_in_progress',
+        'another payment for this order is being confirmed; check again shortly',
+        { state: 'awaiting_authentication', authPrompt: prompt(ctx, s, challenge, fresh) },
+        true,
+      );
+    }
+  }
+  throw new ApiError(
+    409,
+    'invalid_state',
+    'the session changed while this request was processed',
+    { state: now?.state ?? s.state },
+    true,
   );
 }
 
@@ -556,7 +713,9 @@ async function checkFactor(
       return hexEqual(expected, factor.proof);
     }
     case 'cvv':
-      return true; // checked by the payment platform with the charge; never stored here
+      // Not judged here: the payment platform checks it with the charge; never stored or logged.
+      // It cannot fail this step, and it is never what clears the failure count.
+      return true;
     case 'biometric': {
       let assertion: { challenge?: unknown; raw?: unknown } | null;
       try {

@@ -77,6 +77,7 @@ export async function terminalRoutes(app: FastifyInstance, ctx: Ctx): Promise<vo
         createdAt,
         authFailures: 0,
         lockedUntil: 0,
+        authLeaseUntil: 0,
       });
       return reply.code(201).send({ terminalId: id, terminalSecret: secret, createdAt });
     },
