@@ -119,7 +119,7 @@ function checkObject(
   if (schema.discriminator && schema.variants) {
     const key = schema.discriminator;
     const tag = obj[key];
-    const variant = typeof tag === 'string' ? schema.variants[tag] : undefined;
+    const variant = typeof tag === 'string' ? own(schema.variants, tag) : undefined;
     if (!variant) {
       const names = Object.keys(schema.variants).map((v) => JSON.stringify(v));
       return fail(join(path, key), `must be one of ${names.join(', ')}`);
@@ -131,7 +131,8 @@ function checkObject(
     if (obj[name] === undefined) return fail(join(path, name), 'is required');
   }
   for (const name of Object.keys(obj)) {
-    const sub = properties[name];
+    // Own names only: `constructor` or `toString` are not fields because every object has them.
+    const sub = own(properties, name);
     if (!sub) {
       if (schema.additionalProperties === true) continue;
       return fail(join(path, name), 'is not a known field');
@@ -141,6 +142,11 @@ function checkObject(
     if (err) return err;
   }
   return null;
+}
+
+const hasOwn = Object.prototype.hasOwnProperty;
+function own<T>(table: Record<string, T>, name: string): T | undefined {
+  return hasOwn.call(table, name) ? table[name] : undefined;
 }
 
 function article(type: string): string {

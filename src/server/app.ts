@@ -1,9 +1,12 @@
 import Fastify, {
   type FastifyInstance,
+  type FastifyBaseLogger,
+  type FastifyReply,
   type FastifyRequest,
   type FastifyServerOptions,
 } from 'fastify';
 import { createHmac } from 'node:crypto';
+import { createServer, type RequestListener } from 'node:http';
 import { canonicalRequest, canonicalResponse } from '../core/crypto';
 import { validate, type Schema } from '../core/schema';
 import type { PlatformConfig } from './config';
@@ -29,7 +32,31 @@ export interface AppOptions {
   clock?: () => number;
   /** Start the reconciler's timer (the CLI does; tests may drive it by hand). */
   reconcile?: boolean;
+  /** Connection limits; the defaults suit a platform behind a proxy that buffers bodies. */
+  limits?: Partial<ServerLimits>;
 }
+
+/**
+ * What one client may hold of the server. A body sent a byte at a time would otherwise keep its
+ * socket (a file descriptor) open for good; enough of them and every new connection is refused.
+ */
+export interface ServerLimits {
+  /** A whole request, headers and body, must arrive within this. */
+  requestTimeoutMs: number;
+  /** The headers must arrive within this. */
+  headersTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** Connections open at once; more are refused at once instead of exhausting descriptors. */
+  maxConnections: number;
+}
+
+export const DEFAULT_LIMITS: ServerLimits = {
+  requestTimeoutMs: 10000,
+  headersTimeoutMs: 5000,
+  keepAliveTimeoutMs: 5000,
+  maxConnections: 4096,
+};
 
 /** What every route handler shares. */
 export interface Ctx {
@@ -40,6 +67,8 @@ export interface Ctx {
   soter?: SoterVerifier;
   now: () => number;
   reconciler: Reconciler;
+  /** The platform's logger, for work outside a request (absent when logging is off). */
+  log?: FastifyBaseLogger;
 }
 
 declare module 'fastify' {
@@ -78,11 +107,44 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   } as Ctx;
   ctx.reconciler = new Reconciler(ctx);
 
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: BODY_LIMIT,
     trustProxy: false,
     return503OnClosing: true,
+    // Node checks request time-outs on a timer (30 s by default): check as often as they expire.
+    serverFactory: (handler: RequestListener) => {
+      const server = createServer(
+        {
+          requestTimeout: limits.requestTimeoutMs,
+          headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs),
+          keepAliveTimeout: limits.keepAliveTimeoutMs,
+          connectionsCheckingInterval: Math.max(
+            50,
+            Math.min(1000, Math.floor(limits.requestTimeoutMs / 4)),
+          ),
+        },
+        handler,
+      );
+      server.maxConnections = limits.maxConnections;
+      return server;
+    },
+    // A malformed or over-long URL gets the protocol's error shape too, never Fastify's own.
+    frameworkErrors: (error, _req, res) => {
+      const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      const reply = res as unknown as FastifyReply;
+      void reply
+        .code(tooLong ? 414 : 400)
+        .header('cache-control', 'no-store')
+        .send(
+          new ApiError(
+            tooLong ? 414 : 400,
+            tooLong ? 'not_found' : 'invalid_request',
+            tooLong ? 'the path is too long' : 'the path is not a valid URL',
+          ).body(),
+        );
+    },
   });
 
   // Keep the raw bytes (they are what the signature covers); a body that is not JSON is reported
@@ -113,6 +175,9 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   // Opened secrets are kept in memory (they never change), sparing an AES-GCM open per request.
   const secrets = new Map<string, Buffer>();
   app.addHook('onRequest', async (req) => {
+    // Only answers to signed routes are signed: an unsigned route would otherwise sign, with a
+    // terminal's secret, a body over a nonce its caller chose.
+    if (!req.routeOptions.config?.signed) return;
     const id = req.headers['x-cardpay-terminal'];
     if (typeof id !== 'string' || !/^trm_[A-Za-z0-9_]{1,60}$/.test(id)) return;
     const terminal = await ctx.store.getTerminal(id);
@@ -199,6 +264,8 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
       else
         await ctx.store.finishIdempotent(req.terminal.id, key, reply.statusCode, text.toString());
     }
+    // Answers are about one terminal's money and secrets: no cache anywhere may keep them.
+    reply.header('cache-control', 'no-store');
     if (req.terminalSecret) {
       const timestamp = String(Math.floor(now() / 1000));
       const nonce =
@@ -265,6 +332,7 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   await app.register(async (scope) => sessionRoutes(scope, ctx));
   await app.register(async (scope) => merchantRoutes(scope, ctx));
 
+  ctx.log = app.log;
   if (options.reconcile) ctx.reconciler.start();
   app.addHook('onClose', async () => {
     await ctx.reconciler.stop();

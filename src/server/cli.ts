@@ -171,4 +171,12 @@ export async function main(argv: string[]): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  // A stray rejection is a bug to fix, not a reason to drop every checkout in flight.
+  process.on('unhandledRejection', (reason) => {
+    const e = reason as Error | undefined;
+    platform.app.log.error(
+      { event: 'unhandled_rejection', err: { type: e?.name, message: e?.message } },
+      'unhandled promise rejection',
+    );
+  });
 }

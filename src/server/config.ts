@@ -45,6 +45,8 @@ export interface PlatformConfig {
   idempotencyTtlMs: number;
   /** How often the reconciler looks for payments with an unknown outcome. */
   reconcileEveryMs: number;
+  /** Finished sessions without a payment are deleted this long after they expired. */
+  sessionRetentionMs: number;
   /** Declined payments allowed per card and per terminal in any hour (PROTOCOL.md §5.3). */
   velocity: { cardDeclinesPerHour: number; terminalDeclinesPerHour: number };
 }
@@ -70,6 +72,7 @@ export function defaultConfig(): PlatformConfig {
     idempotencyTtlMs: 24 * 3600 * 1000,
     reconcileEveryMs: 1000,
     velocity: { cardDeclinesPerHour: 5, terminalDeclinesPerHour: 10 },
+    sessionRetentionMs: 30 * 24 * 3600 * 1000,
   };
 }
 
@@ -133,6 +136,7 @@ const fileSchema: Schema = {
     registrationsPerMinute: { type: 'integer', minimum: 1, maximum: 100000 },
     maxAuthFailures: { type: 'integer', minimum: 1, maximum: 100 },
     lockMinutes: { type: 'integer', minimum: 1, maximum: 1440 },
+    sessionRetentionDays: { type: 'integer', minimum: 1, maximum: 3650 },
     velocity: {
       type: 'object',
       additionalProperties: false,
@@ -182,6 +186,7 @@ export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config
     maxAuthFailures?: number;
     lockMinutes?: number;
     velocity?: Partial<PlatformConfig['velocity']>;
+    sessionRetentionDays?: number;
   }>(fileSchema, raw);
   if (!checked.ok) throw new ConfigError(`invalid ${source}: ${checked.message}`);
   const c = checked.value;
@@ -217,6 +222,9 @@ export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config
     maxAuthFailures: c.maxAuthFailures ?? base.maxAuthFailures,
     lockMs: c.lockMinutes ? c.lockMinutes * 60000 : base.lockMs,
     velocity: { ...base.velocity, ...c.velocity },
+    sessionRetentionMs: c.sessionRetentionDays
+      ? c.sessionRetentionDays * 24 * 3600 * 1000
+      : base.sessionRetentionMs,
   };
 }
 

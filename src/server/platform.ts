@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, parse } from 'node:path';
-import { buildApp, type Ctx } from './app';
+import { buildApp, type Ctx, type ServerLimits } from './app';
 import {
   applyConfig,
   defaultConfig,
@@ -13,7 +13,7 @@ import {
 import { loggerOptions } from './log';
 import { buildSandbox } from './sandbox/payment-platform';
 import { SandboxSoterVerifier } from './sandbox/soter';
-import { randomHex } from './secrets';
+import { randomHex, Sealer } from './secrets';
 import type { SoterVerifier } from './soter';
 import { SqliteStore } from './store';
 
@@ -50,6 +50,10 @@ export interface PlatformOptions {
   clock?: () => number;
   /** How often the reconciler runs (default 1 s). */
   reconcileEveryMs?: number;
+  /** How long a statement waits for a lock held by another connection (default 5 s). */
+  busyTimeoutMs?: number;
+  /** Connection limits and time-outs of the HTTP server. */
+  limits?: Partial<ServerLimits>;
 }
 
 export interface RunningPlatform {
@@ -101,6 +105,26 @@ function masterKeyFor(options: PlatformOptions, sandbox: boolean, db: string): s
   return key;
 }
 
+/**
+ * A wrong master key would open no secret: every signed request would fail. The database keeps a
+ * value sealed under the key it was made with; one that does not open stops the start.
+ */
+async function checkMasterKey(store: SqliteStore, sealer: Sealer): Promise<void> {
+  const context = 'master-key-check';
+  const kept = await store.getMeta(context);
+  if (!kept) {
+    await store.putMeta(context, sealer.seal('cardpay', context));
+    return;
+  }
+  try {
+    sealer.open(kept, context);
+  } catch {
+    throw new StartupError(
+      'CARDPAY_MASTER_KEY does not open the secrets in this database: it is not the key the database was made with',
+    );
+  }
+}
+
 function soterFor(options: PlatformOptions, sandbox: boolean): SoterVerifier | undefined {
   return options.soter ?? (sandbox ? new SandboxSoterVerifier() : undefined);
 }
@@ -120,7 +144,8 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Runn
   const db = options.db ?? './data/cardpay.db';
   if (db !== ':memory:') {
     try {
-      mkdirSync(dirname(db), { recursive: true });
+      // The data folder holds the database (and, in sandbox mode, its key): the platform's user only.
+      mkdirSync(dirname(db), { recursive: true, mode: 0o700 });
     } catch (error) {
       throw new StartupError(
         `cannot create the database folder ${dirname(db)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
@@ -146,7 +171,13 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Runn
     options.logLevel === 'silent'
       ? false
       : loggerOptions(options.logLevel ?? 'info', options.logStream);
-  const store = new SqliteStore(db);
+  const store = new SqliteStore(db, { busyTimeoutMs: options.busyTimeoutMs });
+  try {
+    await checkMasterKey(store, new Sealer(masterKey));
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
   let sandbox: RunningPlatform['sandbox'];
   let paymentUrl = options.paymentUrl;
   try {
@@ -173,6 +204,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Runn
       soter: soterFor(options, sandboxMode),
       reconcile: true,
       clock: options.clock,
+      limits: options.limits,
     });
     await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8787 });
     const address = app.server.address();

@@ -25,18 +25,29 @@ export class Reconciler {
     await this.running;
   }
 
-  /** One pass over the due payments; concurrent calls share the pass in progress. */
+  /**
+   * One pass over the due payments; concurrent calls share the pass in progress. It never
+   * rejects: a failure (a database locked by a backup, a payment platform down) is logged, and
+   * the next pass tries again.
+   */
   tick(): Promise<void> {
-    this.running ??= this.pass().finally(() => {
-      this.running = undefined;
-    });
+    this.running ??= this.pass()
+      .catch((error: Error) => {
+        this.ctx.log?.error(
+          { event: 'background_failed', err: { type: error.name, message: error.message } },
+          'background work failed; it runs again on the next pass',
+        );
+      })
+      .finally(() => {
+        this.running = undefined;
+      });
     return this.running;
   }
 
   private async pass(): Promise<void> {
     const { store, payments, config } = this.ctx;
     const now = this.ctx.now();
-    await store.prune(now);
+    await store.prune(now, now - config.sessionRetentionMs);
     for (const p of await store.duePayments(now, 50)) {
       const found = await payments.lookup(p.chargeId);
       if (found.status === 'succeeded' || found.status === 'declined') {

@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import type { AuthMethod, CardBrand, MerchantOrderStatus, SessionState } from '../core/protocol';
 
 // The platform's storage. Every state change is one `commit` of a list of writes, applied in one
@@ -171,8 +172,15 @@ export interface Store {
   getMerchantOrder(orderRef: string): Promise<MerchantOrderRow | undefined>;
   /** Applies all writes in one transaction; false (and nothing written) when a versioned update found another version. */
   commit(writes: Write[]): Promise<boolean>;
-  /** Drops expired nonces and idempotency records. */
-  prune(now: number): Promise<void>;
+  /**
+   * Background housekeeping: sessions past their expiry become `expired` and lose their sealed
+   * card number; nonces and idempotency records past their time, and finished sessions without a
+   * payment older than `retainBefore`, are deleted. Returns how many sessions it expired.
+   */
+  prune(now: number, retainBefore: number): Promise<{ expired: number }>;
+  /** A small value kept by the platform itself (the master key's check value). */
+  getMeta(key: string): Promise<string | undefined>;
+  putMeta(key: string, value: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -273,13 +281,20 @@ export class SqliteStore implements Store {
   private readonly beginTx: SqliteStore['beginIdempotentTx'];
   private readonly commitTx: SqliteStore['commitTxBody'];
 
-  constructor(readonly location: string) {
+  constructor(
+    readonly location: string,
+    options: { busyTimeoutMs?: number } = {},
+  ) {
     try {
+      // Made readable by the platform's user alone, before SQLite opens it: its -wal and -shm
+      // files take the database file's permissions.
+      if (location !== ':memory:' && !existsSync(location))
+        closeSync(openSync(location, 'a', 0o600));
       this.db = new Database(location, { fileMustExist: false });
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = NORMAL');
       this.db.pragma('foreign_keys = ON');
-      this.db.pragma('busy_timeout = 5000');
+      this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
       this.migrate();
       // Made once: better-sqlite3 builds a new wrapper function on every `transaction()` call.
       this.beginTx = this.db.transaction(this.beginIdempotentTx.bind(this));
@@ -540,9 +555,27 @@ export class SqliteStore implements Store {
     }
     return true;
   }
-  async prune(now: number) {
+  async prune(now: number, retainBefore: number) {
+    const expired = this.stmt(
+      `UPDATE sessions SET state = 'expired', pan_sealed = NULL, challenge = NULL, confirm_token = NULL,
+         version = version + 1
+       WHERE state IN ('awaiting_order', 'awaiting_confirmation', 'awaiting_authentication') AND expires_at < ?`,
+    ).run(now).changes;
     this.stmt('DELETE FROM nonces WHERE expires_at <= ?').run(now);
     this.stmt('DELETE FROM idempotency WHERE expires_at <= ?').run(now);
+    this.stmt(
+      `DELETE FROM sessions WHERE payment_id IS NULL AND state IN ('expired', 'cancelled', 'failed')
+         AND expires_at < ?`,
+    ).run(retainBefore);
+    return { expired };
+  }
+  async getMeta(key: string) {
+    const row = this.stmt('SELECT value FROM meta WHERE key = ?').get(key) as
+      { value: string } | undefined;
+    return row?.value;
+  }
+  async putMeta(key: string, value: string) {
+    this.stmt('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(key, value);
   }
   async close() {
     if (this.db.open) this.db.close();

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { startPlatform, type PlatformOptions, type RunningPlatform } from '../server/platform';
 
@@ -96,5 +97,43 @@ export function spawnSandboxPlatform(extraArgs: string[] = []): Promise<SpawnedP
           }),
       });
     });
+  });
+}
+
+/**
+ * Creates a merchant order on a sandbox platform (PROTOCOL.md §7.1) as the merchant's server would,
+ * over node:http so it also works under jest's jsdom environment, which has no `fetch`.
+ *
+ * @example
+ * const { orderRef } = await createMerchantOrder(platform, { merchantOrderId: 'cart-1', amount: 1999 })
+ */
+export function createMerchantOrder(
+  platform: { url: string; merchantKey: string },
+  order: { merchantOrderId: string; amount: number; currency?: string; description?: string },
+): Promise<{ orderRef: string; status: string; amount: number }> {
+  const body = JSON.stringify({ currency: 'CNY', ...order });
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      `${platform.url}/v1/merchant/orders`,
+      {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${platform.merchantKey}`,
+          'content-type': 'application/json',
+          'content-length': String(Buffer.byteLength(body)),
+        },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c));
+        res.on('end', () => {
+          if (res.statusCode !== 200 && res.statusCode !== 201)
+            return reject(new Error(`creating the merchant order: HTTP ${res.statusCode} ${text}`));
+          resolve(JSON.parse(text) as { orderRef: string; status: string; amount: number });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
   });
 }

@@ -5,7 +5,11 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSandboxPlatform, type SpawnedPlatform } from '../../src/testing/platform';
+import {
+  createMerchantOrder,
+  spawnSandboxPlatform,
+  type SpawnedPlatform,
+} from '../../src/testing/platform';
 import { sandboxSoterBridge } from '../../src/testing/soter';
 import {
   find,
@@ -308,6 +312,53 @@ describe('the checkout component against the real platform', () => {
     typeDigits(again.comp, PASSWORD);
     await waitForScreen(again.comp, 'result');
     expect(text(again.comp, 'cardpay-result')).toBe('支付成功');
+  });
+
+  describe('a merchant order paid from another phone', () => {
+    const merchantOrder = async () =>
+      (
+        await createMerchantOrder(platform, {
+          merchantOrderId: `cart-${Date.now()}-${Math.floor(Math.random() * 1e6)}`,
+          amount: 1999,
+        })
+      ).orderRef;
+
+    /** This phone at the password sheet for the order; then another phone pays it with `card`. */
+    async function payElsewhereFirst(card: string, until: string) {
+      const orderRef = await merchantOrder();
+      const here = open({ orderRef, amount: 0 });
+      await toPassword(here.comp, '4242424242424242');
+      wx.reset(); // another phone: its own terminal
+      const there = open({ orderRef, amount: 0 });
+      await toPassword(there.comp, card);
+      typeDigits(there.comp, PASSWORD);
+      await waitForScreen(there.comp, until);
+      return here;
+    }
+
+    it('says the order is already paid, emitting fail and never success', async () => {
+      const { comp, events } = await payElsewhereFirst('6200000000000005', 'result');
+      typeDigits(comp, PASSWORD);
+      await waitForScreen(comp, 'result');
+      expect(text(comp, 'cardpay-error')).toBe('该订单已支付，本次未扣款');
+      expect(fails(events)).toEqual(['order_already_paid']);
+      expect(events.map((e) => e.name)).not.toContain('success');
+      expect(find(comp, 'cardpay-retry')).toBeNull();
+    });
+
+    it('says a payment for the order is being confirmed, and lets the shopper check again', async () => {
+      const { comp, events } = await payElsewhereFirst('6222021000000000017', 'processing');
+      typeDigits(comp, PASSWORD);
+      await waitFor(() => fails(events).includes('order_payment_in_progress'), 'the answer');
+      expect(screenOf(comp)).toBe('auth');
+      expect(text(comp, 'cardpay-error')).toBe('该订单有一笔支付正在确认，请稍后再验证');
+      // Once the other phone's payment is settled, checking again says the order is paid.
+      await new Promise((r) => setTimeout(r, 2500));
+      typeDigits(comp, PASSWORD);
+      await waitForScreen(comp, 'result');
+      expect(fails(events)).toEqual(['order_payment_in_progress', 'order_already_paid']);
+      expect(events.map((e) => e.name)).not.toContain('success');
+    });
   });
 
   it('speaks English when asked to', async () => {

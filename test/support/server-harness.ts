@@ -14,7 +14,12 @@ export async function terminal(
   extra: { biometric?: NodeHost['biometric'] } = {},
 ) {
   const host = createNodeHost({ biometric: extra.biometric });
-  const client = new PlatformClient({ baseUrl: platform.url, host, backoffMs: 20 });
+  const client = new PlatformClient({
+    baseUrl: platform.url,
+    host,
+    backoffMs: 20,
+    maxRetryAfterMs: 50,
+  });
   const key = toHex(derivePinKey(PASSWORD, Buffer.from(SALT, 'hex'), 10000));
   const bio = extra.biometric;
   const r = await client.register({

@@ -451,13 +451,13 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
         throw invalid(`factors: method ${stray} was not offered (offered: ${offered.join(', ')})`);
       if (new Set(methods).size !== methods.length)
         throw invalid('factors: each method may appear once');
-      if (methods.length < (s.required ?? 1))
-        throw invalid(`factors: ${s.required} different methods are required`);
       const missing = (s.mandatory ?? []).find((m) => !methods.includes(m));
       if (missing)
         throw invalid(
           `factors: ${missing} is required: this card is not yet bound to this terminal`,
         );
+      if (methods.length < (s.required ?? 1))
+        throw invalid(`factors: ${s.required} different methods are required`);
       if (!methods.some((m) => m === 'password' || m === 'biometric'))
         throw invalid('factors: a password or biometric factor is required');
 
