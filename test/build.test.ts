@@ -23,6 +23,22 @@ describe('the plugin build', () => {
     }
   });
 
+  it('runs on the oldest engines WeChat supports: ES2017 syntax, no BigInt, no globalThis', () => {
+    // iOS 11 and Android WebView 66-era engines: acorn at ecmaVersion 2017 refuses anything newer
+    // (optional chaining, ??, object spread, BigInt literals…).
+    const { parse } = require('acorn') as typeof import('acorn');
+    for (const file of walk(out).filter((f) => f.endsWith('.js'))) {
+      const code = readFileSync(file, 'utf8');
+      const name = relative(out, file);
+      expect([name, /\bBigInt\b/.test(code), /\bglobalThis\b/.test(code)]).toEqual([
+        name,
+        false,
+        false,
+      ]);
+      expect(() => parse(code, { ecmaVersion: 2017, sourceType: 'script' })).not.toThrow();
+    }
+  });
+
   it('does not grow past 72 KB, a guard until DESIGN.md’s 48 KB budget is settled', () => {
     // 68.5 KB at the time of writing; what makes it up is in the README (Measurements).
     const size = walk(out).reduce((n, f) => n + statSync(f).size, 0);

@@ -20,7 +20,10 @@ export interface CardPayPlugin {
     locale?: 'zh_CN' | 'en_US';
     theme?: CardPayTheme;
   }): void;
-  /** Lend SOTER to the plugin (plugins cannot call it): biometrics are offered only with it. */
+  /**
+   * Lend the plugin the host's own functions that WeChat does not give plugins: `getRandomValues`
+   * and the SOTER calls (biometrics are offered only with them). Anything else is refused.
+   */
   setHostBridge(bridge: HostBridge | undefined): void;
   /** The checkout without UI: same states and events as the component. */
   createCheckout(

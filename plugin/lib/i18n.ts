@@ -10,6 +10,7 @@ const LOCALES: readonly Locale[] = ['zh_CN', 'en_US'];
 /** Every word the plugin shows or speaks to a screen reader. */
 const WORDS = {
   payByCard: ['银行卡支付', 'Pay by card'],
+  serviceBy: ['支付服务由以下机构提供：', 'Payment service provided by '],
   typeNumber: ['手动输入卡号', 'Type the card number'],
   cardNumber: ['银行卡号', 'Card number'],
   next: ['下一步', 'Next'],

@@ -47,10 +47,37 @@ export function configure(options: PluginConfig): void {
   config = { ...options, platformUrl, locale: pickLocale(options.locale) };
 }
 
-/** What the host lends: SOTER functions, for biometric payment. Only members given are used. */
+/**
+ * What the host lends the plugin, which WeChat does not give plugins: its own `wx.getRandomValues`
+ * (used for nonces and salts; without it the SDK makes them unique with a keyed generator) and
+ * the SOTER functions (biometric payment is offered only with them). Refuses anything else.
+ *
+ * @example requirePlugin('cardpay').setHostBridge({ getRandomValues: wx.getRandomValues, startSoterAuthentication: wx.startSoterAuthentication, checkIsSupportSoterAuthentication: wx.checkIsSupportSoterAuthentication, checkIsSoterEnrolledInDevice: wx.checkIsSoterEnrolledInDevice })
+ */
 export function setHostBridge(value: HostBridge | undefined): void {
-  bridge = value ? { ...value } : undefined;
+  if (value !== undefined && (value === null || typeof value !== 'object'))
+    throw new CardPayError('config_invalid', 'setHostBridge expects an object of functions');
+  const lent: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(value ?? {})) {
+    const known = BRIDGE_MEMBERS.includes(name);
+    // A known member that is not a function, or a function under an unknown (mistyped) name,
+    // would silently lend nothing: say so now rather than at the first payment.
+    if (known !== (typeof fn === 'function'))
+      throw new CardPayError(
+        'config_invalid',
+        `setHostBridge: ${name} is not a member it takes (${BRIDGE_MEMBERS.join(', ')}, each the host's own wx function)`,
+      );
+    if (known) lent[name] = fn;
+  }
+  bridge = value ? (lent as HostBridge) : undefined;
 }
+
+const BRIDGE_MEMBERS = [
+  'getRandomValues',
+  'startSoterAuthentication',
+  'checkIsSoterEnrolledInDevice',
+  'checkIsSupportSoterAuthentication',
+];
 
 export function currentConfig(): PluginConfig | undefined {
   return config;

@@ -551,6 +551,9 @@ export class Checkout extends Emitter<CheckoutEvents> {
           mode: assertion.mode,
           resultJSON: assertion.resultJSON,
           signature: assertion.signature,
+          ...(assertion.resultJSONSignature
+            ? { resultJSONSignature: assertion.resultJSONSignature }
+            : {}),
         });
       } else {
         throw new CardPayError(

@@ -32,6 +32,7 @@ import {
   type SessionView,
 } from './protocol';
 import { validate, type Schema } from './schema';
+import { UniqueValues } from './unique';
 
 /** What a terminal needs to sign requests: the platform's answer to registration. */
 export interface TerminalIdentity {
@@ -78,6 +79,8 @@ export class PlatformClient {
   readonly baseUrl: string;
   /** The signing identity; set after registration or when loaded from storage. */
   identity?: TerminalIdentity;
+  /** Where nonces, idempotency keys and the enrolment salt come from: never repeated. */
+  readonly unique: UniqueValues;
   private readonly host_: Host;
   private readonly timeoutMs_: number;
   private readonly maxAttempts_: number;
@@ -95,11 +98,12 @@ export class PlatformClient {
     this.backoffMs_ = options.backoffMs ?? 300;
     this.maxRetryAfterMs_ = options.maxRetryAfterMs ?? 5000;
     this.sleep_ = options.sleep ?? delay;
+    this.unique = new UniqueValues(options.host);
   }
 
   /** A new key for one logical action (32 hex characters). */
   async newIdempotencyKey(): Promise<string> {
-    return toHex(await this.host_.randomBytes(16));
+    return toHex(await this.unique.bytes(16, 'idempotency'));
   }
 
   /** `POST /v1/terminals` (unsigned). */
@@ -211,7 +215,7 @@ export class PlatformClient {
     let attempt = 0;
     for (;;) {
       attempt++;
-      const nonce = toHex(await this.host_.randomBytes(16));
+      const nonce = toHex(await this.unique.bytes(16, 'nonce'));
       const headers: Record<string, string> = { accept: 'application/json' };
       if (bodyText !== undefined) headers['content-type'] = 'application/json';
       if (call.idempotencyKey) headers['idempotency-key'] = call.idempotencyKey;
@@ -239,6 +243,12 @@ export class PlatformClient {
           timeoutMs: this.timeoutMs_,
         });
       } catch (cause) {
+        if ((cause as { kind?: string })?.kind === 'domain') {
+          throw new CardPayError(
+            'config_invalid',
+            `${this.baseUrl} is not in the plugin's request domain list: the plugin's owner registers the trading platform's domain in the plugin's admin console; a merchant cannot point platformUrl elsewhere`,
+          );
+        }
         const timedOut = (cause as { kind?: string })?.kind === 'timeout';
         const error = new CardPayError(
           timedOut ? 'timeout' : 'network_error',

@@ -1,7 +1,5 @@
-import { hmac } from '@noble/hashes/hmac';
-import { pbkdf2 } from '@noble/hashes/pbkdf2';
-import { sha256 } from '@noble/hashes/sha2';
 import { fromHex, toHex, utf8Encode } from './encoding';
+import { hmacSha256, pbkdf2Sha256, sha256 } from './sha256';
 
 // The signing and proof rules of PROTOCOL.md §2, §3 and §5.4, in one place for client and server.
 
@@ -18,7 +16,7 @@ export function sha256Hex(data: Bytes | string): string {
 
 /** hex(HMAC-SHA256(key, message)); strings are hashed as UTF-8. */
 export function hmacSha256Hex(key: Bytes, message: Bytes | string): string {
-  return toHex(hmac(sha256, key, bytesOf(message)));
+  return toHex(hmacSha256(key, bytesOf(message)));
 }
 
 /** The least iteration count PROTOCOL.md §2 allows, and the SDK's default. */
@@ -29,7 +27,7 @@ export const MIN_PBKDF2_ITERATIONS = 10000;
  * The password never leaves the device; only this key (at registration) and proofs derived from it do.
  */
 export function derivePinKey(password: string, salt: Bytes, iterations: number): Bytes {
-  return pbkdf2(sha256, utf8Encode(password), salt, { c: iterations, dkLen: 32 });
+  return pbkdf2Sha256(utf8Encode(password), salt, iterations, 32);
 }
 
 /** hex(SHA-256('')), the body hash of a request without a body. */

@@ -112,7 +112,7 @@ export async function enrolTerminal(options: EnrolOptions): Promise<TerminalCred
   const { host, client, password, repeat } = options;
   checkNewPassword(password, repeat);
   const iterations = Math.max(MIN_PBKDF2_ITERATIONS, options.iterations ?? MIN_PBKDF2_ITERATIONS);
-  const salt = await host.randomBytes(16);
+  const salt = await client.unique.bytes(16, 'salt');
   const key = derivePinKey(password, salt, iterations);
   const biometric = host.biometric;
   const registered = await client.register({

@@ -11,8 +11,14 @@ export interface Host {
   scanCode(options: { scanType: ScanType[] }): Promise<ScanOutcome>;
   /** The plugin's private key-value storage. */
   storage: HostStorage;
-  /** Cryptographically strong random bytes. */
-  randomBytes(length: number): Promise<Uint8Array>;
+  /**
+   * Cryptographically strong random bytes, where the host has a source (Node, a host lending its
+   * own `wx.getRandomValues`). Absent in a WeChat plugin: the SDK then makes its nonces, keys and
+   * salts unique with a keyed generator (`UniqueValues`), since none of them needs to be secret.
+   */
+  randomBytes?(length: number): Promise<Uint8Array>;
+  /** Facts about the device (model, screen, versions) mixed into that generator's seed. */
+  entropy?(): string;
   /** Present where the host lends a biometric authenticator (SOTER through the host bridge, or a sandbox key). */
   biometric?: BiometricProvider;
   /** Milliseconds since the epoch; defaults to `Date.now`. */
@@ -38,10 +44,13 @@ export interface HostResponse {
   body: Uint8Array;
 }
 
-/** Why a request produced no answer. */
+/**
+ * Why a request produced no answer: the network, the time limit, or `domain`: the runtime refused
+ * the URL itself (a WeChat plugin may reach only the domains its owner registered).
+ */
 export class HostError extends Error {
-  readonly kind: 'network' | 'timeout';
-  constructor(kind: 'network' | 'timeout', message: string) {
+  readonly kind: 'network' | 'timeout' | 'domain';
+  constructor(kind: 'network' | 'timeout' | 'domain', message: string) {
     super(message);
     this.name = 'HostError';
     this.kind = kind;
@@ -64,6 +73,8 @@ export interface BiometricAssertion {
   resultJSON: string;
   /** Hex signature over the UTF-8 bytes of `resultJSON`. */
   signature: string;
+  /** SOTER only: its `resultJSONSignature` exactly as it returned it (base64). */
+  resultJSONSignature?: string;
 }
 
 /**

@@ -150,7 +150,14 @@ export interface ConfirmResponse {
 export type Factor =
   | { method: 'password'; proof: string }
   | { method: 'cvv'; value: string }
-  | { method: 'biometric'; mode: BiometricMode; resultJSON: string; signature: string };
+  | {
+      method: 'biometric';
+      mode: BiometricMode;
+      resultJSON: string;
+      signature: string;
+      /** Extension, SOTER only: its base64 signature untouched (the same bytes as `signature`). */
+      resultJSONSignature?: string;
+    };
 
 export interface AuthenticateRequest {
   challenge: string;
@@ -364,6 +371,12 @@ const factorSchema: Schema = {
         mode: { type: 'string', enum: ['fingerPrint', 'facial', 'speech'] },
         resultJSON: str(2, 4096),
         signature: hexRange(8, 1024),
+        // An extension for SOTER: its signature as it returned it, checked against `signature`.
+        resultJSONSignature: {
+          type: 'string',
+          maxLength: 1400,
+          pattern: '^[A-Za-z0-9+/=\\r\\n]+$',
+        },
       },
       ['mode', 'resultJSON', 'signature'],
     ),

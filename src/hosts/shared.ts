@@ -54,12 +54,23 @@ export function bodyBytes(data: unknown, encode: (s: string) => Uint8Array): Uin
  * biometric payment needs the host's own functions (or wrappers of them).
  */
 export interface HostBridge {
+  /** The host's own `wx.getRandomValues` (plugins are not given it): a random source to use. */
+  getRandomValues?: (options: {
+    length: number;
+    success?: (res: { randomValues: ArrayBuffer }) => void;
+    fail?: (err: { errMsg?: string }) => void;
+  }) => unknown;
   startSoterAuthentication?: (options: {
     requestAuthModes: BiometricMode[];
     challenge: string;
     authContent?: string;
     success?: (res: { authMode?: string; resultJSON: string; resultJSONSignature: string }) => void;
     fail?: (err: { errCode?: number; errMsg?: string }) => void;
+  }) => unknown;
+  /** Which SOTER modes this device supports: asked first (iOS may report fingerprints enrolled on a Face ID phone). */
+  checkIsSupportSoterAuthentication?: (options: {
+    success?: (res: { supportMode: BiometricMode[] }) => void;
+    fail?: (err: { errMsg?: string }) => void;
   }) => unknown;
   checkIsSoterEnrolledInDevice?: (options: {
     checkAuthMode: BiometricMode;
@@ -94,8 +105,19 @@ export function soterProvider(
   return {
     scheme: 'soter',
     async available() {
+      // The modes the device supports, then those of them with something enrolled.
+      let supported: BiometricMode[] = ['fingerPrint', 'facial'];
+      const support = bridge.checkIsSupportSoterAuthentication;
+      if (support) {
+        try {
+          const res = await callWx<{ supportMode?: BiometricMode[] }>(support, {});
+          supported = supported.filter((m) => (res.supportMode ?? []).includes(m));
+        } catch {
+          return [];
+        }
+      }
       const modes: BiometricMode[] = [];
-      for (const mode of ['fingerPrint', 'facial'] as BiometricMode[]) {
+      for (const mode of supported) {
         try {
           const res = await callWx<{ isEnrolled: boolean }>(check, { checkAuthMode: mode });
           if (res.isEnrolled) modes.push(mode);
@@ -121,11 +143,17 @@ export function soterProvider(
           { retryable: true },
         );
       }
-      // SOTER's signature arrives in base64; the protocol carries hex.
+      // SOTER's signature arrives in base64; the protocol carries hex, and the untouched text
+      // too, for WeChat's verification service to see exactly what SOTER produced.
       const signature = base64Decode(res.resultJSONSignature);
       if (!signature)
         throw new CardPayError('biometric_failed', 'SOTER returned a malformed signature');
-      return { mode, resultJSON: res.resultJSON, signature: toHex(signature) };
+      return {
+        mode,
+        resultJSON: res.resultJSON,
+        signature: toHex(signature),
+        resultJSONSignature: res.resultJSONSignature,
+      };
     },
   };
 }

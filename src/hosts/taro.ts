@@ -81,16 +81,29 @@ export function createTaroHost(taro: TaroApi, options: TaroHostOptions = {}): Ho
           () => undefined,
         ),
     },
-    async randomBytes(length) {
-      if (taro.getRandomValues)
-        return new Uint8Array((await taro.getRandomValues({ length })).randomValues);
-      const webCrypto = (
-        globalThis as { crypto?: { getRandomValues?: (a: Uint8Array) => Uint8Array } }
-      ).crypto;
-      if (webCrypto?.getRandomValues) return webCrypto.getRandomValues(new Uint8Array(length));
-      throw new Error('this Taro target has no secure random source (getRandomValues)');
-    },
+    ...randomSource(taro),
     ...(biometric ? { biometric } : {}),
     ...(options.deviceLabel ? { deviceLabel: options.deviceLabel } : {}),
   };
+}
+
+declare const crypto: { getRandomValues?: (a: Uint8Array) => Uint8Array } | undefined;
+
+/**
+ * A Taro app is a host, not a plugin: on weapp it has `getRandomValues`, on h5 Web Crypto. Where
+ * neither exists the SDK's keyed generator makes its values unique instead.
+ */
+function randomSource(taro: TaroApi): Pick<Host, 'randomBytes'> {
+  if (taro.getRandomValues) {
+    const draw = taro.getRandomValues;
+    return {
+      randomBytes: async (length) => new Uint8Array((await draw({ length })).randomValues),
+    };
+  }
+  const webCrypto = typeof crypto !== 'undefined' ? crypto : undefined;
+  if (webCrypto?.getRandomValues) {
+    const draw = webCrypto.getRandomValues.bind(webCrypto);
+    return { randomBytes: async (length) => draw(new Uint8Array(length)) };
+  }
+  return {};
 }

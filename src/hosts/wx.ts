@@ -10,11 +10,15 @@ import {
   type HostBridge,
 } from './shared';
 
-/** The parts of `wx` the SDK uses (a plugin's own `wx`: storage and requests are the plugin's). */
+/**
+ * The parts of `wx` the SDK uses: all of them offered to plugins (a plugin's own `wx`: storage
+ * and requests are the plugin's). `getDeviceInfo` is optional, read only as seed material.
+ */
 export type WxApi = Pick<
   WechatMiniprogram.Wx,
-  'request' | 'scanCode' | 'getStorage' | 'setStorage' | 'removeStorage' | 'getRandomValues'
->;
+  'request' | 'scanCode' | 'getStorage' | 'setStorage' | 'removeStorage'
+> &
+  Partial<Pick<WechatMiniprogram.Wx, 'getDeviceInfo'>>;
 
 export interface WxHostOptions {
   /** What the host mini-program lends (SOTER functions); biometrics are offered only with it. */
@@ -25,7 +29,8 @@ export interface WxHostOptions {
 
 /**
  * The native mini-program host: `wx.request` (raw bytes, so response signatures can be checked),
- * `wx.scanCode`, plugin storage, `wx.getRandomValues`, and SOTER through the host bridge.
+ * `wx.scanCode`, plugin storage, and what the host lends through the bridge: SOTER, and its own
+ * `wx.getRandomValues` (plugins have none; without it the SDK's keyed generator is used).
  *
  * @example
  * const host = createWxHost(wx, { bridge: { startSoterAuthentication: wx.startSoterAuthentication, checkIsSoterEnrolledInDevice: wx.checkIsSoterEnrolledInDevice } })
@@ -52,7 +57,11 @@ export function createWxHost(wxApi: WxApi, options: WxHostOptions = {}): Host {
           fail: (err) =>
             reject(
               new HostError(
-                /timeout/i.test(err.errMsg) ? 'timeout' : 'network',
+                /timeout/i.test(err.errMsg)
+                  ? 'timeout'
+                  : /domain list|合法域名/i.test(err.errMsg)
+                    ? 'domain'
+                    : 'network',
                 `wx.request failed: ${err.errMsg}`,
               ),
             ),
@@ -84,18 +93,26 @@ export function createWxHost(wxApi: WxApi, options: WxHostOptions = {}): Host {
           () => undefined,
         ),
     },
-    randomBytes: (length) =>
-      callWx<{ randomValues: ArrayBuffer }>(wxApi.getRandomValues as never, { length }).then(
-        (res) => {
-          const bytes = new Uint8Array(res.randomValues);
-          if (bytes.length !== length)
-            throw new Error('wx.getRandomValues returned the wrong length');
-          return bytes;
-        },
-      ),
+    ...(options.bridge?.getRandomValues
+      ? { randomBytes: lent(options.bridge.getRandomValues) }
+      : {}),
+    entropy: () => {
+      const info = wxApi.getDeviceInfo?.();
+      return info ? JSON.stringify(info) : '';
+    },
     ...(biometric ? { biometric } : {}),
     ...(options.deviceLabel ? { deviceLabel: options.deviceLabel } : {}),
   };
 }
 
 export type { HostBridge };
+
+/** The host's own `wx.getRandomValues`, lent through the bridge, as a random source. */
+function lent(getRandomValues: NonNullable<HostBridge['getRandomValues']>) {
+  return (length: number) =>
+    callWx<{ randomValues: ArrayBuffer }>(getRandomValues, { length }).then((res) => {
+      const bytes = new Uint8Array(res.randomValues);
+      if (bytes.length !== length) throw new Error('getRandomValues returned the wrong length');
+      return bytes;
+    });
+}

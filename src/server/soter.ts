@@ -3,7 +3,15 @@
  * WeChat's `verify_signature` service rather than checking the signature itself.
  */
 export interface SoterVerifier {
-  verify(input: { terminalId: string; resultJSON: string; signatureHex: string }): Promise<boolean>;
+  verify(input: SoterAssertion): Promise<boolean>;
+}
+
+export interface SoterAssertion {
+  terminalId: string;
+  resultJSON: string;
+  signatureHex: string;
+  /** SOTER's base64 signature as the terminal received it, when it sent it (same bytes). */
+  signatureBase64?: string;
 }
 
 export interface WeChatSoterOptions {
@@ -23,11 +31,7 @@ export class WeChatSoterVerifier implements SoterVerifier {
     this.endpoint = options.endpoint ?? 'https://api.weixin.qq.com/cgi-bin/soter/verify_signature';
   }
 
-  async verify(input: {
-    terminalId: string;
-    resultJSON: string;
-    signatureHex: string;
-  }): Promise<boolean> {
+  async verify(input: SoterAssertion): Promise<boolean> {
     const openid = await this.options.openidFor(input.terminalId);
     if (!openid) return false;
     const token = await this.options.accessToken();
@@ -38,7 +42,8 @@ export class WeChatSoterVerifier implements SoterVerifier {
         body: JSON.stringify({
           openid,
           json_string: input.resultJSON,
-          json_signature: Buffer.from(input.signatureHex, 'hex').toString('base64'),
+          json_signature:
+            input.signatureBase64 ?? Buffer.from(input.signatureHex, 'hex').toString('base64'),
         }),
         signal: AbortSignal.timeout(this.options.timeoutMs ?? 3000),
       });

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { ScriptedScanner } from '../hosts/node';
+import { offeredToPlugins } from './plugin-apis';
 
 // The merchant test kit for miniprogram-simulate (run under jest's jsdom environment): load our
 // component under its plugin:// name, give it a wx whose requests really cross the network to a
@@ -55,12 +56,19 @@ export interface WxStandIn {
 
 /**
  * Gives the simulated `wx` what the checkout uses: `request` over real HTTP (raw bytes, so the
- * SDK checks response signatures for real), a scripted `scanCode`, plugin storage in memory, and
+ * SDK checks response signatures for real), a scripted `scanCode`, storage in memory, and
  * `getRandomValues` from node:crypto. Call once per test file; `reset()` between tests.
+ *
+ * Code of the plugin (files under `pluginRoot`, the built plugin by default) sees `wx` as a
+ * plugin does in WeChat: only the APIs WeChat offers plugins, read from miniprogram-api-typings
+ * ({@link pluginSupport}); the rest (`getRandomValues`, SOTER, `requestPayment`…) is absent. The
+ * host's own pages keep the whole `wx`.
  */
-export function installWx(): WxStandIn & { reset(): void } {
-  const wx = (globalThis as { wx?: Record<string, unknown> }).wx ?? {};
-  (globalThis as { wx?: unknown }).wx = wx;
+export function installWx(options: { pluginRoot?: string } = {}): WxStandIn & { reset(): void } {
+  const g = globalThis as { wx?: Record<string, unknown> };
+  const existing = g.wx as { [FULL]?: Record<string, unknown> } | undefined;
+  const wx: Record<string, unknown> = existing?.[FULL] ?? existing ?? {};
+  g.wx = pluginScoped(wx, resolve(options.pluginRoot ?? PLUGIN_ROOT));
   const state = {
     scanner: new ScriptedScanner(),
     storage: new Map<string, unknown>(),
@@ -146,6 +154,39 @@ export function installWx(): WxStandIn & { reset(): void } {
       state.tamper = undefined;
     },
   };
+}
+
+const FULL = Symbol('the whole wx');
+
+/**
+ * `wx` as each caller may see it: the function that reads a member is looked up on the stack;
+ * when it lives in the plugin, members WeChat does not offer plugins read as absent.
+ */
+function pluginScoped(full: Record<string, unknown>, pluginRoot: string): Record<string, unknown> {
+  const inPlugin = (skip: (...args: never[]) => unknown): boolean => {
+    const previous = Error.prepareStackTrace;
+    Error.prepareStackTrace = (_e, frames) => frames;
+    const holder: { stack?: NodeJS.CallSite[] } = {};
+    Error.captureStackTrace(holder, skip);
+    const frames = holder.stack;
+    Error.prepareStackTrace = previous;
+    const file = frames?.[0]?.getFileName() ?? '';
+    return file.startsWith(pluginRoot + sep);
+  };
+  const handler: ProxyHandler<Record<string, unknown>> = {
+    get(target, name) {
+      if (name === FULL) return target;
+      if (typeof name === 'string' && !offeredToPlugins(name) && inPlugin(handler.get!))
+        return undefined;
+      return target[name as string];
+    },
+    has(target, name) {
+      if (typeof name === 'string' && !offeredToPlugins(name) && inPlugin(handler.has!))
+        return false;
+      return name in target;
+    },
+  };
+  return new Proxy(full, handler);
 }
 
 /**

@@ -5,6 +5,8 @@ import type { BiometricMode } from '../core/protocol';
 export interface SandboxSoterOptions {
   /** The modes the device has enrolled. Default: fingerprint only. */
   modes?: BiometricMode[];
+  /** The modes the device supports (`checkIsSupportSoterAuthentication`). Default: `modes`. */
+  supportedModes?: BiometricMode[];
   /**
    * What the next authentications do, in order (then `pass`): `pass` signs; `cancel` is the
    * user closing the dialog (errCode 90008); `mismatch` signs with the sandbox's refused signature.
@@ -24,13 +26,23 @@ export interface SandboxSoterOptions {
  */
 export function sandboxSoterBridge(
   options: SandboxSoterOptions = {},
-): Required<HostBridge> & { calls: { challenge: string; modes: BiometricMode[] }[] } {
+): Required<
+  Pick<
+    HostBridge,
+    | 'startSoterAuthentication'
+    | 'checkIsSoterEnrolledInDevice'
+    | 'checkIsSupportSoterAuthentication'
+  >
+> & { calls: { challenge: string; modes: BiometricMode[] }[] } {
   const modes = options.modes ?? ['fingerPrint'];
   const outcomes = [...(options.outcomes ?? [])];
   const calls: { challenge: string; modes: BiometricMode[] }[] = [];
   let counter = 0;
   return {
     calls,
+    checkIsSupportSoterAuthentication({ success }) {
+      setTimeout(() => success?.({ supportMode: [...(options.supportedModes ?? modes)] }), 0);
+    },
     checkIsSoterEnrolledInDevice({ checkAuthMode, success }) {
       setTimeout(() => success?.({ isEnrolled: modes.includes(checkAuthMode) }), 0);
     },

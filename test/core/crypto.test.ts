@@ -12,6 +12,7 @@ import {
   sha256Hex,
   signRequest,
 } from '../../src/core/crypto';
+import { pbkdf2Sha256, sha256 } from '../../src/core/sha256';
 import {
   base64Decode,
   base64Encode,
@@ -43,6 +44,33 @@ describe('hashing and signing', () => {
           hmacSha256Hex(k, m) ===
           createHmac('sha256', Buffer.from(k)).update(m, 'utf8').digest('hex'),
       ),
+    );
+  });
+
+  it('hashes every length around the padding boundaries, and long input, like node:crypto', () => {
+    for (let n = 0; n <= 200; n++) {
+      const data = Uint8Array.from({ length: n }, (_, i) => (i * 31 + n) & 0xff);
+      expect([n, toHex(sha256(data))]).toEqual([
+        n,
+        createHash('sha256').update(data).digest('hex'),
+      ]);
+    }
+    const big = new Uint8Array(3 * 1024 * 1024 + 7).fill(0xa5);
+    expect(toHex(sha256(big))).toBe(createHash('sha256').update(big).digest('hex'));
+  });
+
+  it('derives PBKDF2 like node:crypto for any password, salt, count and length', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 100 }),
+        fc.uint8Array({ maxLength: 40 }),
+        fc.integer({ min: 1, max: 50 }),
+        fc.integer({ min: 1, max: 80 }),
+        (password, salt, iterations, length) =>
+          toHex(pbkdf2Sha256(password, salt, iterations, length)) ===
+          pbkdf2Sync(password, salt, iterations, length, 'sha256').toString('hex'),
+      ),
+      { numRuns: 60 },
     );
   });
 

@@ -56,7 +56,7 @@ describe('the Taro host', () => {
     expect(await host.storage.get('nope')).toBeUndefined();
     await host.storage.set('k', 'v');
     expect(await host.storage.get('k')).toBe('v');
-    expect((await host.randomBytes(16)).length).toBe(16);
+    expect((await host.randomBytes!(16)).length).toBe(16);
   });
 
   it('turns a failed request into a network error', async () => {

@@ -1,3 +1,4 @@
+import { PlatformClient } from '../../src/core/client';
 import { createWxHost, type WxApi } from '../../src/hosts/wx';
 
 function fakeWx(overrides: Partial<Record<keyof WxApi, unknown>> = {}): WxApi {
@@ -16,8 +17,6 @@ function fakeWx(overrides: Partial<Record<keyof WxApi, unknown>> = {}): WxApi {
         : o.fail({ errMsg: 'getStorage:fail data not found' }),
     setStorage: (o: any) => (store.set(o.key, o.data), o.success({})),
     removeStorage: (o: any) => (store.delete(o.key), o.success({})),
-    getRandomValues: (o: any) =>
-      o.success({ randomValues: new Uint8Array(o.length).fill(7).buffer }),
     ...overrides,
   } as unknown as WxApi;
 }
@@ -68,8 +67,45 @@ describe('the wx host', () => {
     expect(await host.storage.get('k')).toBeUndefined();
   });
 
-  it('draws random bytes from wx.getRandomValues', async () => {
-    expect(Array.from(await createWxHost(fakeWx()).randomBytes(4))).toEqual([7, 7, 7, 7]);
+  it('has no random source of its own, as a plugin has none, but uses one the host lends', async () => {
+    expect(createWxHost(fakeWx()).randomBytes).toBeUndefined();
+    const lentHost = createWxHost(fakeWx(), {
+      bridge: {
+        getRandomValues: (o) => o.success!({ randomValues: new Uint8Array(4).fill(7).buffer }),
+      },
+    });
+    expect(Array.from(await lentHost.randomBytes!(4))).toEqual([7, 7, 7, 7]);
+  });
+
+  it('turns WeChat’s “url not in domain list” into a configuration error a merchant can act on', async () => {
+    const host = createWxHost(
+      fakeWx({ request: (o: any) => o.fail({ errMsg: 'request:fail url not in domain list' }) }),
+    );
+    const client = new PlatformClient({ baseUrl: 'https://pay.example.com', host });
+    await expect(
+      client.register({
+        password: { salt: '00'.repeat(16), iterations: 10000, key: '00'.repeat(32) },
+      }),
+    ).rejects.toMatchObject({
+      code: 'config_invalid',
+      message: expect.stringMatching(/domain list/),
+    });
+  });
+
+  it('asks which SOTER modes the device supports before asking what is enrolled', async () => {
+    const asked: string[] = [];
+    const host = createWxHost(fakeWx(), {
+      bridge: {
+        checkIsSupportSoterAuthentication: (o) => o.success!({ supportMode: ['facial'] }),
+        checkIsSoterEnrolledInDevice: (o) => {
+          asked.push(o.checkAuthMode);
+          o.success!({ isEnrolled: true });
+        },
+        startSoterAuthentication: () => undefined,
+      },
+    });
+    expect(await host.biometric!.available()).toEqual(['facial']);
+    expect(asked).toEqual(['facial']);
   });
 
   it('offers SOTER only when the host lends it, and sends its signature as hex', async () => {

@@ -42,6 +42,8 @@ Component({
     merchantId: { type: String, value: '' },
     /** 'zh_CN' (default) or 'en_US'. */
     locale: { type: String, value: '' },
+    /** Who provides the payment service, as WeChat's financial category asks to show. Default 'CardPay'. */
+    serviceProvider: { type: String, value: 'CardPay' },
   },
   data: {
     t: stringsFor('zh_CN'),

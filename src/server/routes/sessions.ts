@@ -749,10 +749,18 @@ async function checkFactor(
         }
       }
       if (terminal.biometricScheme === 'soter' && ctx.soter) {
+        // The untouched base64 goes to WeChat, but only when it says what `signature` says.
+        const untouched = factor.resultJSONSignature;
+        if (
+          untouched !== undefined &&
+          Buffer.from(untouched, 'base64').toString('hex') !== factor.signature
+        )
+          return false;
         return ctx.soter.verify({
           terminalId: terminal.id,
           resultJSON: factor.resultJSON,
           signatureHex: factor.signature,
+          ...(untouched !== undefined ? { signatureBase64: untouched } : {}),
         });
       }
       return false;

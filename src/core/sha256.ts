@@ -1,0 +1,171 @@
+// SHA-256 (FIPS 180-4), HMAC (RFC 2104) and PBKDF2-HMAC-SHA256 (RFC 8018) in plain 32-bit
+// integer arithmetic. Written for the oldest JavaScript engines WeChat still runs (iOS 11,
+// Android WebView 66 era): no BigInt (the message length is padded with two 32-bit halves), no
+// DataView 64-bit setters, nothing newer than ES2017. Checked against node:crypto in the tests.
+
+const K = new Int32Array([
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+  0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+  0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+  0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+  0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+  0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+  0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+]);
+
+const INITIAL = [
+  0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+];
+
+const W = new Int32Array(64);
+
+/** One compression of a 16-word block `m` (from offset `at`) into the state `h`, in place. */
+function compress(h: Int32Array, m: Int32Array, at: number): void {
+  for (let i = 0; i < 16; i++) W[i] = m[at + i];
+  for (let i = 16; i < 64; i++) {
+    const a = W[i - 15];
+    const b = W[i - 2];
+    const s0 = ((a >>> 7) | (a << 25)) ^ ((a >>> 18) | (a << 14)) ^ (a >>> 3);
+    const s1 = ((b >>> 17) | (b << 15)) ^ ((b >>> 19) | (b << 13)) ^ (b >>> 10);
+    W[i] = (W[i - 16] + s0 + W[i - 7] + s1) | 0;
+  }
+  let a = h[0];
+  let b = h[1];
+  let c = h[2];
+  let d = h[3];
+  let e = h[4];
+  let f = h[5];
+  let g = h[6];
+  let k = h[7];
+  for (let i = 0; i < 64; i++) {
+    const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
+    const t1 = (k + S1 + ((e & f) ^ (~e & g)) + K[i] + W[i]) | 0;
+    const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
+    const t2 = (S0 + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+    k = g;
+    g = f;
+    f = e;
+    e = (d + t1) | 0;
+    d = c;
+    c = b;
+    b = a;
+    a = (t1 + t2) | 0;
+  }
+  h[0] = (h[0] + a) | 0;
+  h[1] = (h[1] + b) | 0;
+  h[2] = (h[2] + c) | 0;
+  h[3] = (h[3] + d) | 0;
+  h[4] = (h[4] + e) | 0;
+  h[5] = (h[5] + f) | 0;
+  h[6] = (h[6] + g) | 0;
+  h[7] = (h[7] + k) | 0;
+}
+
+/**
+ * Hashes `data` starting from state `h` (in place), as if `prefixBytes` had already been hashed
+ * into it: HMAC starts from a state that has taken in the 64-byte padded key.
+ */
+function absorb(h: Int32Array, data: Uint8Array, prefixBytes: number): void {
+  const total = prefixBytes + data.length;
+  // Message, 0x80, zeros, 64-bit big-endian bit length: a whole number of 64-byte blocks.
+  const blocks = (data.length + 9 + 63) >> 6;
+  const m = new Int32Array(blocks * 16);
+  for (let i = 0; i < data.length; i++) m[i >> 2] |= data[i] << (24 - (i & 3) * 8);
+  m[data.length >> 2] |= 0x80 << (24 - (data.length & 3) * 8);
+  m[blocks * 16 - 2] = Math.floor(total / 0x20000000); // the bit length's high 32 bits
+  m[blocks * 16 - 1] = (total << 3) | 0; // and its low 32 bits
+  for (let at = 0; at < m.length; at += 16) compress(h, m, at);
+}
+
+function digestBytes(h: Int32Array): Uint8Array {
+  const out = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) out[i] = h[i >> 2] >>> (24 - (i & 3) * 8);
+  return out;
+}
+
+/** SHA-256 of `data`. */
+export function sha256(data: Uint8Array): Uint8Array {
+  const h = new Int32Array(INITIAL);
+  absorb(h, data, 0);
+  return digestBytes(h);
+}
+
+/** The states after the inner and outer padded keys: what every HMAC under one key starts from. */
+function hmacStates(key: Uint8Array): { inner: Int32Array; outer: Int32Array } {
+  const k = key.length > 64 ? sha256(key) : key;
+  const inner = new Int32Array(INITIAL);
+  const outer = new Int32Array(INITIAL);
+  const ipad = new Int32Array(16);
+  const opad = new Int32Array(16);
+  for (let i = 0; i < 64; i++) {
+    const b = i < k.length ? k[i] : 0;
+    ipad[i >> 2] |= (b ^ 0x36) << (24 - (i & 3) * 8);
+    opad[i >> 2] |= (b ^ 0x5c) << (24 - (i & 3) * 8);
+  }
+  compress(inner, ipad, 0);
+  compress(outer, opad, 0);
+  return { inner, outer };
+}
+
+function hmacFrom(states: { inner: Int32Array; outer: Int32Array }, message: Uint8Array) {
+  const h = new Int32Array(states.inner);
+  absorb(h, message, 64);
+  const o = new Int32Array(states.outer);
+  absorb(o, digestBytes(h), 64);
+  return digestBytes(o);
+}
+
+/** HMAC-SHA256(key, message). */
+export function hmacSha256(key: Uint8Array, message: Uint8Array): Uint8Array {
+  return hmacFrom(hmacStates(key), message);
+}
+
+/**
+ * PBKDF2-HMAC-SHA256. The inner loop hashes 32-byte blocks word by word from the key's
+ * precomputed HMAC states: two compressions per iteration and no allocation.
+ */
+export function pbkdf2Sha256(
+  password: Uint8Array,
+  salt: Uint8Array,
+  iterations: number,
+  length: number,
+): Uint8Array {
+  const states = hmacStates(password);
+  const out = new Uint8Array(length);
+  // A 32-byte message after the 64-byte key block: one padded block of 16 words.
+  const block = new Int32Array(16);
+  block[8] = 0x80000000;
+  block[15] = (64 + 32) * 8;
+  const h = new Int32Array(8);
+  for (let index = 1, written = 0; written < length; index++) {
+    const first = new Uint8Array(salt.length + 4);
+    first.set(salt);
+    first[salt.length] = index >>> 24;
+    first[salt.length + 1] = (index >>> 16) & 0xff;
+    first[salt.length + 2] = (index >>> 8) & 0xff;
+    first[salt.length + 3] = index & 0xff;
+    const u1 = hmacFrom(states, first);
+    const acc = new Int32Array(8);
+    for (let i = 0; i < 32; i++) block[i >> 2] = 0;
+    for (let i = 0; i < 32; i++) block[i >> 2] |= u1[i] << (24 - (i & 3) * 8);
+    block[8] = 0x80000000;
+    for (let i = 0; i < 8; i++) acc[i] = block[i];
+    for (let n = 1; n < iterations; n++) {
+      h.set(states.inner);
+      compress(h, block, 0);
+      for (let i = 0; i < 8; i++) block[i] = h[i];
+      h.set(states.outer);
+      compress(h, block, 0);
+      for (let i = 0; i < 8; i++) {
+        block[i] = h[i];
+        acc[i] ^= h[i];
+      }
+    }
+    const bytes = digestBytes(acc);
+    const take = Math.min(32, length - written);
+    out.set(bytes.subarray(0, take), written);
+    written += take;
+  }
+  return out;
+}
