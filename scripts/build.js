@@ -29,5 +29,5 @@ function main() {
   console.log(`built in ${Date.now() - started} ms`);
 }
 
-module.exports = { buildServer };
+module.exports = { buildServer, main };
 if (require.main === module) main();

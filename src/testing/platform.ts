@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
+import { packageRoot } from './root';
 import { startPlatform, type PlatformOptions, type RunningPlatform } from '../server/platform';
 
 export type SandboxPlatform = RunningPlatform & { merchantKey: string };
@@ -46,7 +47,7 @@ export interface SpawnedPlatform {
  * afterAll(() => platform.close())
  */
 export function spawnSandboxPlatform(extraArgs: string[] = []): Promise<SpawnedPlatform> {
-  const bin = join(__dirname, '../../bin/cardpay-platform.js');
+  const bin = join(packageRoot(), 'bin/cardpay-platform.js');
   const child = spawn(
     process.execPath,
     [

@@ -4,6 +4,7 @@ import { request as httpRequest } from 'node:http';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { ScriptedScanner } from '../hosts/node';
 import { offeredToPlugins } from './plugin-apis';
+import { packageRoot } from './root';
 
 // The merchant test kit for miniprogram-simulate (run under jest's jsdom environment): load our
 // component under its plugin:// name, give it a wx whose requests really cross the network to a
@@ -13,7 +14,7 @@ import { offeredToPlugins } from './plugin-apis';
  * The built plugin (`npm run build` writes it): the kit loads what ships, minified and bundled,
  * as miniprogram-simulate loads any component.
  */
-export const PLUGIN_ROOT = join(__dirname, '../../dist/plugin');
+export const PLUGIN_ROOT = join(packageRoot(), 'dist/plugin');
 export const CHECKOUT_PATH = join(PLUGIN_ROOT, 'components/checkout/index');
 
 type Simulate = {
@@ -219,6 +220,9 @@ export function loadWithPlugin(path: string, tag = 'cardpay-checkout'): string {
   return simulate().load(path, {
     rootPath: commonFolder(path, PLUGIN_ROOT),
     usingComponents: { [tag]: relative(dirname(path), CHECKOUT_PATH) },
+    // WeChat's own WXML compiler skips node_modules, where an installed package keeps the
+    // plugin: there the pure-JavaScript compiler reads each file itself.
+    ...(PLUGIN_ROOT.split(sep).includes('node_modules') ? { compiler: 'simulate' } : {}),
   });
 }
 
@@ -284,7 +288,10 @@ export function input(root: SimComponent, id: string, value: string): void {
   el.dispatchEvent('input', { detail: { value } });
 }
 
-/** The checkout's current screen, for assertions and messages. */
+/**
+ * The checkout's current screen, for assertions and messages. On a host page the kit finds the
+ * checkout by its id: give the element `id="cardpay-checkout"`.
+ */
 export function screenOf(root: SimComponent): string | undefined {
   const checkout = root.querySelector('#cardpay-checkout') ?? root;
   return (checkout.instance?.data?.view as { screen?: string } | undefined)?.screen;
