@@ -1,6 +1,6 @@
 import { ConfigError } from './config';
 import { startPlatform, StartupError, type PlatformOptions } from './platform';
-import { StoreError } from './store';
+import { StoreError } from './store/types';
 import { SANDBOX_CARDS } from './sandbox/payment-platform';
 
 const HELP = `Usage: cardpay-platform [options]

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, parse } from 'node:path';
-import { buildApp, type Ctx, type ServerLimits } from './app';
+import { buildApp, type ServerLimits } from './http/app';
+import type { Ctx } from './domain/context';
 import {
   applyConfig,
   defaultConfig,
@@ -15,7 +16,7 @@ import { buildSandbox } from './sandbox/payment-platform';
 import { SandboxSoterVerifier } from './sandbox/soter';
 import { randomHex, Sealer } from './secrets';
 import type { SoterVerifier } from './soter';
-import { SqliteStore } from './store';
+import { SqliteStore } from './store/sqlite';
 
 export interface PlatformOptions {
   host?: string;

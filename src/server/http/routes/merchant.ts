@@ -3,13 +3,13 @@ import {
   CreateMerchantOrderRequestSchema,
   type CreateMerchantOrderRequest,
   type MerchantOrder,
-} from '../../core/protocol';
-import type { Ctx } from '../app';
-import type { MerchantConfig } from '../config';
-import { ApiError, invalid } from '../errors';
-import { hexEqual, newId, sha256 } from '../secrets';
-import type { MerchantOrderRow } from '../store';
-import { paymentView } from './sessions';
+} from '../../../core/protocol';
+import type { Ctx } from '../../domain/context';
+import type { MerchantConfig } from '../../config';
+import { ApiError, invalid } from '../../errors';
+import { hexEqual, newId, sha256 } from '../../secrets';
+import type { MerchantOrderRow } from '../../store/types';
+import { paymentView } from '../../domain/checkout';
 
 /** Bearer authentication: the key's SHA-256 is compared, in constant time, with each merchant's. */
 function merchantOf(ctx: Ctx, req: FastifyRequest): MerchantConfig {

@@ -1,8 +1,11 @@
 import type { FastifyInstance } from 'fastify';
-import { RegisterTerminalRequestSchema, type RegisterTerminalRequest } from '../../core/protocol';
-import type { Ctx } from '../app';
-import { ApiError, invalid } from '../errors';
-import { newId, randomHex } from '../secrets';
+import {
+  RegisterTerminalRequestSchema,
+  type RegisterTerminalRequest,
+} from '../../../core/protocol';
+import type { Ctx } from '../../domain/context';
+import { ApiError, invalid } from '../../errors';
+import { newId, randomHex } from '../../secrets';
 import { createPublicKey } from 'node:crypto';
 
 /** A sliding one-minute window per source address. In memory: each instance limits on its own. */

@@ -1,5 +1,5 @@
-import type { Ctx } from './app';
-import { settle } from './routes/sessions';
+import { settle } from './checkout';
+import type { Ctx } from './context';
 
 /**
  * Settles payments whose outcome is unknown (the payment platform did not answer in time) by

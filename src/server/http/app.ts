@@ -1,24 +1,24 @@
 import Fastify, {
   type FastifyInstance,
-  type FastifyBaseLogger,
   type FastifyReply,
   type FastifyRequest,
   type FastifyServerOptions,
 } from 'fastify';
 import { createHmac } from 'node:crypto';
 import { createServer, type RequestListener } from 'node:http';
-import { canonicalRequest, canonicalResponse } from '../core/crypto';
-import { validate, type Schema } from '../core/schema';
-import type { PlatformConfig } from './config';
-import { ApiError, invalid } from './errors';
-import { PaymentConnector } from './payments';
-import { Reconciler } from './reconciler';
+import { canonicalRequest, canonicalResponse } from '../../core/crypto';
+import { validate, type Schema } from '../../core/schema';
+import type { PlatformConfig } from '../config';
+import type { Ctx } from '../domain/context';
+import { ApiError, invalid } from '../errors';
+import { PaymentConnector } from '../payments';
+import { Reconciler } from '../domain/reconciler';
 import { merchantRoutes } from './routes/merchant';
 import { sessionRoutes } from './routes/sessions';
 import { terminalRoutes } from './routes/terminals';
-import { hexEqual, Sealer, sha256 } from './secrets';
-import type { SoterVerifier } from './soter';
-import type { Store, TerminalRow } from './store';
+import { hexEqual, Sealer, sha256 } from '../secrets';
+import type { SoterVerifier } from '../soter';
+import type { Store, TerminalRow } from '../store/types';
 
 export interface AppOptions {
   store: Store;
@@ -57,19 +57,6 @@ export const DEFAULT_LIMITS: ServerLimits = {
   keepAliveTimeoutMs: 5000,
   maxConnections: 4096,
 };
-
-/** What every route handler shares. */
-export interface Ctx {
-  store: Store;
-  config: PlatformConfig;
-  sealer: Sealer;
-  payments: PaymentConnector;
-  soter?: SoterVerifier;
-  now: () => number;
-  reconciler: Reconciler;
-  /** The platform's logger, for work outside a request (absent when logging is off). */
-  log?: FastifyBaseLogger;
-}
 
 declare module 'fastify' {
   interface FastifyRequest {

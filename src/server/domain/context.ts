@@ -1,0 +1,20 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { PlatformConfig } from '../config';
+import type { PaymentConnector } from '../payments';
+import type { Sealer } from '../secrets';
+import type { SoterVerifier } from '../soter';
+import type { Store } from '../store/types';
+import type { Reconciler } from './reconciler';
+
+/** What the payment domain works with: storage, configuration, keys, the payment platform. */
+export interface Ctx {
+  store: Store;
+  config: PlatformConfig;
+  sealer: Sealer;
+  payments: PaymentConnector;
+  soter?: SoterVerifier;
+  now: () => number;
+  reconciler: Reconciler;
+  /** The platform's logger, for work outside a request (absent when logging is off). */
+  log?: Pick<FastifyBaseLogger, 'error' | 'warn' | 'info'>;
+}

@@ -1,0 +1,3 @@
+// Storage: the interface the payment domain writes through, and its two implementations.
+export * from './types';
+export { SqliteStore } from './sqlite';

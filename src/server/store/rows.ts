@@ -1,0 +1,43 @@
+// How rows cross between the stores and the domain: snake_case columns, camelCase fields, JSON
+// and boolean columns stored as text and integers, so both stores keep the same column types.
+// Column names are few and fixed: convert each once, not on every row.
+const names = new Map<string, string>();
+function memo(s: string, convert: (s: string) => string): string {
+  let out = names.get(s);
+  if (out === undefined) names.set(s, (out = convert(s)));
+  return out;
+}
+const SNAKE = (s: string) =>
+  memo(`>${s}`, (x) => x.slice(1).replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`));
+const CAMEL = (s: string) =>
+  memo(`<${s}`, (x) => x.slice(1).replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()));
+const JSON_COLUMNS = new Set(['methods', 'mandatory', 'error']);
+const BOOLEAN_COLUMNS = new Set(['cvvGiven']);
+
+export function toRow<T>(record: Record<string, unknown> | undefined): T | undefined {
+  if (!record) return undefined;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(record)) {
+    const key = CAMEL(k);
+    out[key] =
+      JSON_COLUMNS.has(key) && typeof v === 'string'
+        ? JSON.parse(v)
+        : BOOLEAN_COLUMNS.has(key)
+          ? v === 1
+          : v;
+  }
+  return out as T;
+}
+
+export function toColumns(record: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(record)) {
+    out[SNAKE(k)] =
+      JSON_COLUMNS.has(k) && v !== null && v !== undefined
+        ? JSON.stringify(v)
+        : typeof v === 'boolean'
+          ? Number(v)
+          : v;
+  }
+  return out;
+}

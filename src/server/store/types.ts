@@ -1,0 +1,191 @@
+import type { AuthMethod, CardBrand, MerchantOrderStatus, SessionState } from '../../core/protocol';
+
+// The platform's storage. Every state change is one `commit` of a list of writes, applied in one
+// transaction; session and payment updates are conditional on the row's version, so two
+// instances (or two requests) cannot both move the same session. A PostgreSQL store implements
+// the same interface with BEGIN/COMMIT and `UPDATE … WHERE version = $n`.
+
+export interface TerminalRow {
+  id: string;
+  secretSealed: string;
+  pinKeySealed: string;
+  salt: string;
+  iterations: number;
+  biometricScheme: string | null;
+  biometricPublicKey: string | null;
+  deviceLabel: string | null;
+  createdAt: string;
+  authFailures: number;
+  lockedUntil: number;
+  /** While an authentication of this terminal is being judged: one at a time (PROTOCOL.md §5.3). */
+  authLeaseUntil: number;
+}
+
+export interface SessionRow {
+  id: string;
+  terminalId: string;
+  merchantId: string;
+  orderRef: string | null;
+  state: SessionState;
+  createdAt: number;
+  expiresAt: number;
+  orderId: string | null;
+  amount: number | null;
+  currency: string | null;
+  description: string | null;
+  cardBrand: CardBrand | null;
+  cardLast4: string | null;
+  cardMasked: string | null;
+  /** The PAN, sealed, only until the charge is final. */
+  panSealed: string | null;
+  /** Keyed hash of the PAN: card bindings and velocity, never the number. */
+  cardHash: string | null;
+  confirmToken: string | null;
+  challenge: string | null;
+  methods: AuthMethod[] | null;
+  required: number | null;
+  /** Methods the prompt makes mandatory (`cvv` until the card is bound to the terminal). */
+  mandatory: AuthMethod[] | null;
+  paymentId: string | null;
+  error: { code: string; message: string; retryable: boolean; declineCode?: string } | null;
+  version: number;
+}
+
+export type PaymentStatus = 'pending' | 'succeeded' | 'declined' | 'failed';
+
+export interface PaymentRow {
+  id: string;
+  sessionId: string;
+  terminalId: string;
+  merchantId: string;
+  orderId: string;
+  orderRef: string | null;
+  amount: number;
+  rateBps: number;
+  amountOff: number;
+  charged: number;
+  currency: string;
+  status: PaymentStatus;
+  chargeId: string;
+  declineCode: string | null;
+  cardHash: string | null;
+  /** A CVV went with the charge: a success binds the card to the terminal. */
+  cvvGiven: boolean;
+  createdAt: number;
+  /** When the reconciler should next ask the payment platform (pending only). */
+  nextCheckAt: number | null;
+  checks: number;
+  version: number;
+}
+
+export interface MerchantOrderRow {
+  orderRef: string;
+  merchantId: string;
+  merchantOrderId: string;
+  amount: number;
+  currency: string;
+  description: string | null;
+  status: MerchantOrderStatus;
+  createdAt: string;
+  paymentId: string | null;
+  /**
+   * The payment that holds the order: set in the transaction that records a pending payment,
+   * kept once it succeeds, released when it is declined or never arrives (PROTOCOL.md §5.4).
+   */
+  claimPaymentId: string | null;
+}
+
+export type Write =
+  | { kind: 'insertSession'; row: SessionRow }
+  | { kind: 'updateSession'; id: string; version: number; patch: Partial<SessionRow> }
+  | { kind: 'insertPayment'; row: PaymentRow }
+  | { kind: 'updatePayment'; id: string; version: number; patch: Partial<PaymentRow> }
+  | {
+      kind: 'updateTerminal';
+      id: string;
+      patch: Partial<Pick<TerminalRow, 'authFailures' | 'lockedUntil'>>;
+    }
+  | {
+      kind: 'updateOrder';
+      orderRef: string;
+      patch: Partial<Pick<MerchantOrderRow, 'status' | 'paymentId'>>;
+    }
+  /** Claims an open (or last declined) order for a payment; fails the commit when another holds it. */
+  | { kind: 'claimOrder'; orderRef: string; paymentId: string }
+  /** Gives the order back after a payment that did not succeed, if that payment still holds it. */
+  | { kind: 'releaseOrder'; orderRef: string; paymentId: string }
+  /** Counts one failed authentication and ends the lease; locks the terminal at `max`. */
+  | { kind: 'authFailure'; terminalId: string; max: number; lockUntil: number }
+  | { kind: 'releaseAuthLease'; terminalId: string }
+  | { kind: 'bindCard'; terminalId: string; cardHash: string; at: number };
+
+export type IdempotencyBegin =
+  | { kind: 'new' }
+  | { kind: 'replay'; status: number; body: string }
+  | { kind: 'conflict' }
+  | { kind: 'in_progress' };
+
+export interface Store {
+  insertTerminal(row: TerminalRow): Promise<void>;
+  getTerminal(id: string): Promise<TerminalRow | undefined>;
+  /**
+   * Takes the terminal's authentication lease until `until`, atomically with reading its lock:
+   * `busy` when another authentication of it is being judged, `locked` when it is locked.
+   */
+  acquireAuthLease(
+    id: string,
+    now: number,
+    until: number,
+  ): Promise<
+    { kind: 'ok'; failures: number } | { kind: 'busy' } | { kind: 'locked'; lockedUntil: number }
+  >;
+  /** Whether the card (by its keyed hash) is bound to the terminal. */
+  isCardBound(terminalId: string, cardHash: string): Promise<boolean>;
+  /** Declined payments since `since`, of this card and of this terminal, with the oldest of each. */
+  recentDeclines(
+    terminalId: string,
+    cardHash: string,
+    since: number,
+  ): Promise<{ card: number; cardOldest: number; terminal: number; terminalOldest: number }>;
+  /** Records a nonce; false when this terminal used it before and it has not expired. */
+  useNonce(terminalId: string, nonce: string, now: number, expiresAt: number): Promise<boolean>;
+  nonceSeen(terminalId: string, nonce: string, now: number): Promise<boolean>;
+  beginIdempotent(
+    terminalId: string,
+    key: string,
+    fingerprint: string,
+    now: number,
+    ttlMs: number,
+  ): Promise<IdempotencyBegin>;
+  finishIdempotent(terminalId: string, key: string, status: number, body: string): Promise<void>;
+  abandonIdempotent(terminalId: string, key: string): Promise<void>;
+  getSession(id: string): Promise<SessionRow | undefined>;
+  getPayment(id: string): Promise<PaymentRow | undefined>;
+  /** Pending payments due a check by the reconciler. */
+  duePayments(now: number, limit: number): Promise<PaymentRow[]>;
+  /** The sum of `charged` over a terminal's succeeded payments (the loyalty history). */
+  historyTotal(terminalId: string): Promise<number>;
+  /** Inserts a merchant order, or returns the existing one with the same merchant order id. */
+  putMerchantOrder(row: MerchantOrderRow): Promise<{ row: MerchantOrderRow; created: boolean }>;
+  getMerchantOrder(orderRef: string): Promise<MerchantOrderRow | undefined>;
+  /** Applies all writes in one transaction; false (and nothing written) when a versioned update found another version. */
+  commit(writes: Write[]): Promise<boolean>;
+  /**
+   * Background housekeeping: sessions past their expiry become `expired` and lose their sealed
+   * card number; nonces and idempotency records past their time, and finished sessions without a
+   * payment older than `retainBefore`, are deleted. Returns how many sessions it expired.
+   */
+  prune(now: number, retainBefore: number): Promise<{ expired: number }>;
+  /** A small value kept by the platform itself (the master key's check value). */
+  getMeta(key: string): Promise<string | undefined>;
+  putMeta(key: string, value: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The database cannot be opened or reached; the CLI reports it in one line (exit 2 at start). */
+export class StoreError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreError';
+  }
+}
