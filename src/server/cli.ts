@@ -11,7 +11,7 @@ payment platform, with the sandbox merchant mch_sandbox.
 Options:
   --host <addr>                  listen address (default 127.0.0.1)
   --port <n>                     listen port, 0 picks a free one (default 8787)
-  --db <where>                   SQLite file or :memory: (default ./data/cardpay.db)
+  --db <where>                   SQLite file, :memory:, or postgres://user@host:port/db (default ./data/cardpay.db)
   --payment-url <url>            the payment platform to charge through (production mode)
   --sandbox-payments-port <n>    where the sandbox payment platform listens (default 8788)
   --payment-timeout-ms <n>       how long one charge may take before its outcome is unknown (default 3000)
@@ -72,10 +72,13 @@ export function parseArgs(argv: string[]): PlatformOptions & { help?: boolean } 
         out.port = int(flag, value, 0, 65535);
         break;
       case '--db':
-        if (/^postgres(ql)?:\/\//.test(value))
-          throw new UsageError(
-            '--db postgres:// is not supported yet: use a SQLite file or :memory:',
-          );
+        if (/^postgres(ql)?:\/\//.test(value)) {
+          try {
+            new URL(value);
+          } catch {
+            throw new UsageError(`--db ${value.replace(/:[^:@/]*@/, ':***@')} is not a valid URL`);
+          }
+        }
         out.db = value;
         break;
       case '--payment-url':

@@ -16,12 +16,14 @@ import { buildSandbox } from './sandbox/payment-platform';
 import { SandboxSoterVerifier } from './sandbox/soter';
 import { randomHex, Sealer } from './secrets';
 import type { SoterVerifier } from './soter';
+import { PostgresStore } from './store/postgres';
 import { SqliteStore } from './store/sqlite';
+import type { Store } from './store/types';
 
 export interface PlatformOptions {
   host?: string;
   port?: number;
-  /** SQLite file or `:memory:`. */
+  /** SQLite file, `:memory:`, or a `postgres://` URL (several instances on one database). */
   db?: string;
   /** Production: the payment platform to charge through. Without it, the sandbox starts in-process. */
   paymentUrl?: string;
@@ -61,7 +63,7 @@ export interface RunningPlatform {
   url: string;
   app: FastifyInstance;
   ctx: Ctx;
-  store: SqliteStore;
+  store: Store;
   sandbox?: { url: string; app: FastifyInstance; db: string };
   sandboxMerchant?: { id: string; apiKey: string };
   close(): Promise<void>;
@@ -83,6 +85,10 @@ function masterKeyFor(options: PlatformOptions, sandbox: boolean, db: string): s
   }
   if (!sandbox)
     throw new StartupError('CARDPAY_MASTER_KEY is required with --payment-url (production mode)');
+  if (isPostgresUrl(db))
+    throw new StartupError(
+      'CARDPAY_MASTER_KEY is required with a postgres:// database: every instance needs the same key',
+    );
   const warn = options.warn ?? (() => undefined);
   if (db === ':memory:') {
     warn(
@@ -110,13 +116,13 @@ function masterKeyFor(options: PlatformOptions, sandbox: boolean, db: string): s
  * A wrong master key would open no secret: every signed request would fail. The database keeps a
  * value sealed under the key it was made with; one that does not open stops the start.
  */
-async function checkMasterKey(store: SqliteStore, sealer: Sealer): Promise<void> {
+async function checkMasterKey(store: Store, sealer: Sealer): Promise<void> {
   const context = 'master-key-check';
-  const kept = await store.getMeta(context);
-  if (!kept) {
+  // Written only if absent, then read back: of instances starting together, the first one's
+  // value stands and every one checks its own key against it.
+  if (!(await store.getMeta(context)))
     await store.putMeta(context, sealer.seal('cardpay', context));
-    return;
-  }
+  const kept = (await store.getMeta(context))!;
   try {
     sealer.open(kept, context);
   } catch {
@@ -130,8 +136,14 @@ function soterFor(options: PlatformOptions, sandbox: boolean): SoterVerifier | u
   return options.soter ?? (sandbox ? new SandboxSoterVerifier() : undefined);
 }
 
+export function isPostgresUrl(db: string): boolean {
+  return /^postgres(ql)?:\/\//.test(db);
+}
+
 function sandboxDbFor(db: string): string {
   if (db === ':memory:') return ':memory:';
+  // On PostgreSQL the sandbox payment platform still keeps its records in a file of its own.
+  if (isPostgresUrl(db)) return './data/cardpay-sandbox-payments.db';
   const p = parse(db);
   return join(p.dir, `${p.name}-sandbox-payments${p.ext || '.db'}`);
 }
@@ -143,7 +155,8 @@ function sandboxDbFor(db: string): string {
 export async function startPlatform(options: PlatformOptions = {}): Promise<RunningPlatform> {
   const sandboxMode = !options.paymentUrl;
   const db = options.db ?? './data/cardpay.db';
-  if (db !== ':memory:') {
+  const postgres = isPostgresUrl(db);
+  if (db !== ':memory:' && !postgres) {
     try {
       // The data folder holds the database (and, in sandbox mode, its key): the platform's user only.
       mkdirSync(dirname(db), { recursive: true, mode: 0o700 });
@@ -159,12 +172,12 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Runn
   if (options.paymentTimeoutMs !== undefined) config.paymentTimeoutMs = options.paymentTimeoutMs;
   if (options.sessionTtlS !== undefined) config.sessionTtlMs = options.sessionTtlS * 1000;
   if (options.reconcileEveryMs !== undefined) config.reconcileEveryMs = options.reconcileEveryMs;
-  let merchantKey: string | undefined;
-  if (sandboxMode) {
-    merchantKey =
-      options.sandboxMerchantKey ?? process.env.CARDPAY_SANDBOX_MERCHANT_KEY ?? newApiKey();
-    config.merchants.push(sandboxMerchant(merchantKey));
-  }
+  // The sandbox merchant exists in sandbox mode, and beside a real payment URL only when its key
+  // is given: how further instances join the first one's sandbox (README, several instances).
+  let merchantKey: string | undefined =
+    options.sandboxMerchantKey ?? process.env.CARDPAY_SANDBOX_MERCHANT_KEY;
+  if (sandboxMode) merchantKey ??= newApiKey();
+  if (merchantKey) config.merchants.push(sandboxMerchant(merchantKey));
   if (options.config) config = loadConfigFile(options.config, config);
   if (options.configObject) config = applyConfig(options.configObject, config);
 
@@ -172,7 +185,11 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Runn
     options.logLevel === 'silent'
       ? false
       : loggerOptions(options.logLevel ?? 'info', options.logStream);
-  const store = new SqliteStore(db, { busyTimeoutMs: options.busyTimeoutMs });
+  const store: Store = postgres
+    ? await PostgresStore.open(db, {
+        onError: (error) => options.warn?.(`database connection lost: ${error.message}`),
+      })
+    : new SqliteStore(db, { busyTimeoutMs: options.busyTimeoutMs });
   try {
     await checkMasterKey(store, new Sealer(masterKey));
   } catch (error) {

@@ -5,6 +5,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import type { SqliteStore } from '../../src/server/store/sqlite';
 import { startSandboxPlatform } from '../../src/testing/platform';
 import { pay, raw, terminal } from '../support/server-harness';
 
@@ -132,7 +133,7 @@ describe('the process', () => {
         await t.client.newIdempotencyKey(),
       );
       const row = () =>
-        platform.store.db
+        (platform.store as SqliteStore).db
           .prepare('SELECT state, pan_sealed FROM sessions WHERE id = ?')
           .get(s.sessionId) as { state: string; pan_sealed: string | null };
       expect(row().pan_sealed).not.toBeNull();

@@ -98,7 +98,17 @@ describe('cardpay-platform on the command line', () => {
       ['--payment-url', 'http://127.0.0.1:9', '--db', ':memory:'],
       /CARDPAY_MASTER_KEY is required with --payment-url/,
     ],
-    [['--db', 'postgres://localhost/cardpay'], /postgres:\/\/ is not supported yet/],
+    [
+      [
+        '--db',
+        'postgres://nobody:secret@127.0.0.1:1/cardpay',
+        '--port',
+        '0',
+        '--sandbox-payments-port',
+        '0',
+      ],
+      /CARDPAY_MASTER_KEY is required with a postgres:\/\/ database/,
+    ],
     [
       ['--db', '/etc/hostname/cardpay.db', '--port', '0', '--sandbox-payments-port', '0'],
       /cardpay-platform: cannot (create the database folder|open the database)/,
@@ -114,6 +124,28 @@ describe('cardpay-platform on the command line', () => {
     ).toHaveLength(1);
     expect(r.stderr).toMatch(message);
     expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('exits 2 with one line, the password hidden, when PostgreSQL refuses the connection', () => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        bin,
+        '--db',
+        'postgres://nobody:secret@127.0.0.1:1/cardpay',
+        '--port',
+        '0',
+        '--sandbox-payments-port',
+        '0',
+      ],
+      { encoding: 'utf8', timeout: 20000, env: { ...env, CARDPAY_MASTER_KEY: '42'.repeat(32) } },
+    );
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(
+      /cannot open the database at postgres:\/\/nobody:\*\*\*@127\.0\.0\.1:1\/cardpay/,
+    );
+    expect(r.stderr).not.toContain('secret');
   });
 
   it('refuses a config file with a bad field, naming it', () => {

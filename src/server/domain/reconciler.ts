@@ -48,7 +48,10 @@ export class Reconciler {
     const { store, payments, config } = this.ctx;
     const now = this.ctx.now();
     await store.prune(now, now - config.sessionRetentionMs);
-    for (const p of await store.duePayments(now, 50)) {
+    // Leased for as long as a lookup may take, with room to spare: another instance finds the
+    // payment due again only if this one died before settling or rescheduling it.
+    const lease = config.paymentTimeoutMs * 2 + 5000;
+    for (const p of await store.claimDuePayments(now, lease, 50)) {
       const found = await payments.lookup(p.chargeId);
       if (found.status === 'succeeded' || found.status === 'declined') {
         await settle(this.ctx, p.id, found);

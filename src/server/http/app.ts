@@ -18,7 +18,7 @@ import { sessionRoutes } from './routes/sessions';
 import { terminalRoutes } from './routes/terminals';
 import { hexEqual, Sealer, sha256 } from '../secrets';
 import type { SoterVerifier } from '../soter';
-import type { Store, TerminalRow } from '../store/types';
+import { StoreUnavailable, type Store, type TerminalRow } from '../store/types';
 
 export interface AppOptions {
   store: Store;
@@ -287,6 +287,24 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
             extra,
             error.retryable,
             error.errorFields,
+          ).body(),
+        );
+    }
+    if (error instanceof StoreUnavailable) {
+      req.log.warn(
+        { event: 'database_unavailable', err: { message: error.message } },
+        'database unavailable',
+      );
+      return reply
+        .code(503)
+        .header('retry-after', '1')
+        .send(
+          new ApiError(
+            503,
+            'internal_error',
+            'the database is unavailable; retry',
+            {},
+            true,
           ).body(),
         );
     }

@@ -51,6 +51,9 @@ const MIGRATIONS: string[] = [
    CREATE TABLE card_bindings (terminal_id TEXT NOT NULL, card_hash TEXT NOT NULL, created_at INTEGER NOT NULL,
      PRIMARY KEY (terminal_id, card_hash)) WITHOUT ROWID;
    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;`,
+  // 3: the registration limit, shared by every process on the database.
+  `CREATE TABLE rate_limits (key TEXT NOT NULL, window_start INTEGER NOT NULL, hits INTEGER NOT NULL,
+     PRIMARY KEY (key, window_start)) WITHOUT ROWID;`,
 ];
 
 /** The embedded default: better-sqlite3 (v12) in WAL mode, a file or `:memory:`. */
@@ -241,11 +244,21 @@ export class SqliteStore implements Store {
       this.stmt('SELECT * FROM payments WHERE id = ?').get(id) as Record<string, unknown>,
     );
   }
-  async duePayments(now: number, limit: number) {
+  async claimDuePayments(now: number, leaseMs: number, limit: number) {
     const rows = this.stmt(
-      "SELECT * FROM payments WHERE status = 'pending' AND next_check_at <= ? ORDER BY next_check_at LIMIT ?",
-    ).all(now, limit) as Record<string, unknown>[];
+      `UPDATE payments SET next_check_at = ? WHERE id IN (
+         SELECT id FROM payments WHERE status = 'pending' AND next_check_at <= ?
+         ORDER BY next_check_at LIMIT ?) RETURNING *`,
+    ).all(now + leaseMs, now, limit) as Record<string, unknown>[];
     return rows.map((r) => toRow<PaymentRow>(r)!);
+  }
+  async takeRateLimit(key: string, now: number, limit: number, windowMs: number) {
+    const window = Math.floor(now / windowMs) * windowMs;
+    const row = this.stmt(
+      `INSERT INTO rate_limits (key, window_start, hits) VALUES (?, ?, 1)
+       ON CONFLICT (key, window_start) DO UPDATE SET hits = hits + 1 RETURNING hits`,
+    ).get(key, window) as { hits: number };
+    return { allowed: row.hits <= limit, retryAfterMs: window + windowMs - now };
   }
   async historyTotal(terminalId: string) {
     const row = this.stmt(
@@ -342,6 +355,7 @@ export class SqliteStore implements Store {
     ).run(now).changes;
     this.stmt('DELETE FROM nonces WHERE expires_at <= ?').run(now);
     this.stmt('DELETE FROM idempotency WHERE expires_at <= ?').run(now);
+    this.stmt('DELETE FROM rate_limits WHERE window_start < ?').run(now - 3600000);
     this.stmt(
       `DELETE FROM sessions WHERE payment_id IS NULL AND state IN ('expired', 'cancelled', 'failed')
          AND expires_at < ?`,
@@ -354,7 +368,7 @@ export class SqliteStore implements Store {
     return row?.value;
   }
   async putMeta(key: string, value: string) {
-    this.stmt('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(key, value);
+    this.stmt('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(key, value);
   }
   async close() {
     if (this.db.open) this.db.close();

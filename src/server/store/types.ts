@@ -161,8 +161,22 @@ export interface Store {
   abandonIdempotent(terminalId: string, key: string): Promise<void>;
   getSession(id: string): Promise<SessionRow | undefined>;
   getPayment(id: string): Promise<PaymentRow | undefined>;
-  /** Pending payments due a check by the reconciler. */
-  duePayments(now: number, limit: number): Promise<PaymentRow[]>;
+  /**
+   * Pending payments due a check by the reconciler, each leased to the caller until
+   * `now + leaseMs` (its next check moves there), so that of several instances exactly one
+   * checks a payment at a time; one that dies mid-check leaves it due again when the lease ends.
+   */
+  claimDuePayments(now: number, leaseMs: number, limit: number): Promise<PaymentRow[]>;
+  /**
+   * Counts one hit of `key` in the fixed window of `windowMs` that holds `now`: allowed while the
+   * window has seen at most `limit`; otherwise how long until the window ends.
+   */
+  takeRateLimit(
+    key: string,
+    now: number,
+    limit: number,
+    windowMs: number,
+  ): Promise<{ allowed: boolean; retryAfterMs: number }>;
   /** The sum of `charged` over a terminal's succeeded payments (the loyalty history). */
   historyTotal(terminalId: string): Promise<number>;
   /** Inserts a merchant order, or returns the existing one with the same merchant order id. */
@@ -187,5 +201,13 @@ export class StoreError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'StoreError';
+  }
+}
+
+/** The database cannot be reached just now (down, restarting): answered 503, retryable. */
+export class StoreUnavailable extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreUnavailable';
   }
 }

@@ -8,33 +8,19 @@ import { ApiError, invalid } from '../../errors';
 import { newId, randomHex } from '../../secrets';
 import { createPublicKey } from 'node:crypto';
 
-/** A sliding one-minute window per source address. In memory: each instance limits on its own. */
-class RateLimiter {
-  private readonly hits = new Map<string, number[]>();
-  constructor(private readonly perMinute: number) {}
-  /** Seconds to wait, or 0 when this hit is allowed. */
-  take(key: string, now: number): number {
-    const recent = (this.hits.get(key) ?? []).filter((t) => t > now - 60000);
-    if (recent.length >= this.perMinute) {
-      this.hits.set(key, recent);
-      return Math.max(1, Math.ceil((recent[0] + 60000 - now) / 1000));
-    }
-    recent.push(now);
-    this.hits.set(key, recent);
-    if (this.hits.size > 10000)
-      for (const [k, v] of this.hits) if (v.every((t) => t <= now - 60000)) this.hits.delete(k);
-    return 0;
-  }
-}
-
 export async function terminalRoutes(app: FastifyInstance, ctx: Ctx): Promise<void> {
-  const limiter = new RateLimiter(ctx.config.registrationsPerMinute);
-
   app.post(
     '/v1/terminals',
     { config: { body: RegisterTerminalRequestSchema } },
     async (req, reply) => {
-      const wait = limiter.take(req.ip, ctx.now());
+      // Counted in the database: several instances share one limit per address.
+      const { allowed, retryAfterMs } = await ctx.store.takeRateLimit(
+        `register:${req.ip}`,
+        ctx.now(),
+        ctx.config.registrationsPerMinute,
+        60000,
+      );
+      const wait = allowed ? 0 : Math.max(1, Math.ceil(retryAfterMs / 1000));
       if (wait)
         throw new ApiError(
           429,

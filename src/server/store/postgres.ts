@@ -1,0 +1,523 @@
+import { Pool, types, type PoolClient, type QueryResultRow } from 'pg';
+import { toColumns, toRow } from './rows';
+import {
+  StoreError,
+  StoreUnavailable,
+  type IdempotencyBegin,
+  type MerchantOrderRow,
+  type PaymentRow,
+  type SessionRow,
+  type Store,
+  type TerminalRow,
+  type Write,
+} from './types';
+
+// The store for several platform instances on one PostgreSQL database. Same tables and column
+// types as the SQLite store (times in epoch milliseconds, JSON as text), the same one-transaction
+// `commit`, and every cross-instance rule decided by the database: conditional updates take the
+// row's lock, so of two instances racing for a session, a claim or a lease exactly one wins.
+
+/** Migrations, applied in order under an advisory lock: several instances may start at once. */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE terminals (
+     id TEXT PRIMARY KEY, secret_sealed TEXT NOT NULL, pin_key_sealed TEXT NOT NULL, salt TEXT NOT NULL,
+     iterations BIGINT NOT NULL, biometric_scheme TEXT, biometric_public_key TEXT, device_label TEXT,
+     created_at TEXT NOT NULL, auth_failures BIGINT NOT NULL DEFAULT 0, locked_until BIGINT NOT NULL DEFAULT 0,
+     auth_lease_until BIGINT NOT NULL DEFAULT 0);
+   CREATE TABLE nonces (terminal_id TEXT NOT NULL, nonce TEXT NOT NULL, expires_at BIGINT NOT NULL,
+     PRIMARY KEY (terminal_id, nonce));
+   CREATE INDEX nonces_expiry ON nonces (expires_at);
+   CREATE TABLE idempotency (terminal_id TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,
+     status BIGINT, body TEXT, expires_at BIGINT NOT NULL, PRIMARY KEY (terminal_id, key));
+   CREATE TABLE merchant_orders (order_ref TEXT PRIMARY KEY, merchant_id TEXT NOT NULL,
+     merchant_order_id TEXT NOT NULL, amount BIGINT NOT NULL, currency TEXT NOT NULL, description TEXT,
+     status TEXT NOT NULL, created_at TEXT NOT NULL, payment_id TEXT, claim_payment_id TEXT,
+     UNIQUE (merchant_id, merchant_order_id));
+   CREATE TABLE sessions (id TEXT PRIMARY KEY, terminal_id TEXT NOT NULL, merchant_id TEXT NOT NULL,
+     order_ref TEXT, state TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL,
+     order_id TEXT UNIQUE, amount BIGINT, currency TEXT, description TEXT, card_brand TEXT, card_last4 TEXT,
+     card_masked TEXT, pan_sealed TEXT, card_hash TEXT, confirm_token TEXT, challenge TEXT, methods TEXT,
+     required BIGINT, mandatory TEXT, payment_id TEXT, error TEXT, version BIGINT NOT NULL);
+   CREATE INDEX sessions_open ON sessions (state, expires_at);
+   CREATE TABLE payments (id TEXT PRIMARY KEY, session_id TEXT NOT NULL UNIQUE, terminal_id TEXT NOT NULL,
+     merchant_id TEXT NOT NULL, order_id TEXT NOT NULL UNIQUE, order_ref TEXT, amount BIGINT NOT NULL,
+     rate_bps BIGINT NOT NULL, amount_off BIGINT NOT NULL, charged BIGINT NOT NULL, currency TEXT NOT NULL,
+     status TEXT NOT NULL, charge_id TEXT NOT NULL UNIQUE, decline_code TEXT, card_hash TEXT,
+     cvv_given INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, next_check_at BIGINT,
+     checks BIGINT NOT NULL DEFAULT 0, version BIGINT NOT NULL);
+   CREATE INDEX payments_terminal ON payments (terminal_id, status, created_at);
+   CREATE INDEX payments_card ON payments (card_hash, status, created_at);
+   CREATE INDEX payments_due ON payments (status, next_check_at);
+   CREATE TABLE card_bindings (terminal_id TEXT NOT NULL, card_hash TEXT NOT NULL,
+     created_at BIGINT NOT NULL, PRIMARY KEY (terminal_id, card_hash));
+   CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+   CREATE TABLE rate_limits (key TEXT NOT NULL, window_start BIGINT NOT NULL, hits BIGINT NOT NULL,
+     PRIMARY KEY (key, window_start));`,
+];
+
+/** One number for the advisory lock that serialises migrations across instances. */
+const MIGRATION_LOCK = 7316020140;
+
+// Counts and epoch milliseconds fit in a double; BIGINT comes back as a number, not a string.
+// A parser set of our own, so the process-wide defaults of `pg` stay as they were.
+const parsers = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === types.builtins.INT8 && format !== 'binary') return (v: string) => Number(v);
+    return types.getTypeParser(oid, format);
+  },
+};
+
+/** Connection failures: the database is down or restarting, and a retry may succeed. */
+function unavailable(error: unknown): boolean {
+  const e = error as { code?: string; message?: string };
+  const code = e?.code ?? '';
+  return (
+    code.startsWith('08') || // connection exceptions
+    code.startsWith('57P') || // admin shutdown, crash shutdown, cannot connect now
+    code === '53300' || // too many connections
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'].includes(
+      code,
+    ) ||
+    /Connection terminated|connection timeout|Client has encountered a connection error/i.test(
+      e?.message ?? '',
+    )
+  );
+}
+
+export class PostgresStore implements Store {
+  readonly pool: Pool;
+
+  private constructor(
+    readonly url: string,
+    pool: Pool,
+  ) {
+    this.pool = pool;
+  }
+
+  /**
+   * Connects, and brings the schema up to date exactly once whatever the number of instances
+   * starting together. A bad URL or refused credentials is a StoreError (exit 2 at start).
+   */
+  static async open(
+    url: string,
+    options: { max?: number; onError?: (error: Error) => void } = {},
+  ): Promise<PostgresStore> {
+    let pool: Pool;
+    try {
+      pool = new Pool({
+        connectionString: url,
+        max: options.max ?? 10,
+        connectionTimeoutMillis: 5000,
+        idleTimeoutMillis: 30000,
+        types: parsers,
+      });
+    } catch (error) {
+      throw new StoreError(`cannot use the database URL: ${(error as Error).message}`);
+    }
+    // An idle connection dropped by the server must not take the process down with it.
+    pool.on('error', (error) => options.onError?.(error));
+    const store = new PostgresStore(url, pool);
+    try {
+      await store.migrate();
+    } catch (error) {
+      await pool.end().catch(() => undefined);
+      throw new StoreError(
+        `cannot open the database at ${redact(url)}: ${(error as Error).message}`,
+      );
+    }
+    return store;
+  }
+
+  private async migrate(): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+      await client.query(
+        'CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)',
+      );
+      const done = await client.query<{ v: number | null }>(
+        'SELECT MAX(version) AS v FROM schema_migrations',
+      );
+      const current = done.rows[0]?.v ?? 0;
+      if (current > MIGRATIONS.length)
+        throw new Error(
+          `the database is at schema version ${current}, newer than this server (${MIGRATIONS.length})`,
+        );
+      for (let v = current; v < MIGRATIONS.length; v++) {
+        await client.query('BEGIN');
+        try {
+          await client.query(MIGRATIONS[v]);
+          await client.query(
+            'INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)',
+            [v + 1, new Date().toISOString()],
+          );
+          await client.query('COMMIT');
+        } catch (error) {
+          await client.query('ROLLBACK');
+          throw error;
+        }
+      }
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
+      client.release();
+    }
+  }
+
+  /** The schema version this database is at. */
+  async schemaVersion(): Promise<number> {
+    const r = await this.q<{ v: number | null }>('SELECT MAX(version) AS v FROM schema_migrations');
+    return r[0]?.v ?? 0;
+  }
+
+  private async q<T extends QueryResultRow = Record<string, unknown>>(
+    sql: string,
+    params: unknown[] = [],
+    client?: PoolClient,
+  ): Promise<T[]> {
+    try {
+      return (await (client ?? this.pool).query<T>(sql, params)).rows;
+    } catch (error) {
+      if (unavailable(error)) throw new StoreUnavailable((error as Error).message);
+      throw error;
+    }
+  }
+
+  private async count(sql: string, params: unknown[], client: PoolClient): Promise<number> {
+    try {
+      return (await client.query(sql, params)).rowCount ?? 0;
+    } catch (error) {
+      if (unavailable(error)) throw new StoreUnavailable((error as Error).message);
+      throw error;
+    }
+  }
+
+  private async insert(table: string, record: Record<string, unknown>, client?: PoolClient) {
+    const cols = toColumns(record);
+    const names = Object.keys(cols);
+    await this.q(
+      `INSERT INTO ${table} (${names.join(',')}) VALUES (${names.map((_, i) => `$${i + 1}`).join(',')})`,
+      names.map((n) => cols[n]),
+      client,
+    );
+  }
+
+  async insertTerminal(row: TerminalRow) {
+    await this.insert('terminals', { ...row });
+  }
+  async getTerminal(id: string) {
+    return toRow<TerminalRow>((await this.q('SELECT * FROM terminals WHERE id = $1', [id]))[0]);
+  }
+  async acquireAuthLease(id: string, now: number, until: number) {
+    const taken = await this.q<{ auth_failures: number }>(
+      `UPDATE terminals SET auth_lease_until = $1
+       WHERE id = $2 AND auth_lease_until <= $3 AND locked_until <= $3 RETURNING auth_failures`,
+      [until, id, now],
+    );
+    if (taken[0]) return { kind: 'ok' as const, failures: taken[0].auth_failures };
+    const row = (
+      await this.q<{ locked_until: number }>('SELECT locked_until FROM terminals WHERE id = $1', [
+        id,
+      ])
+    )[0];
+    if (row && row.locked_until > now)
+      return { kind: 'locked' as const, lockedUntil: row.locked_until };
+    return { kind: 'busy' as const };
+  }
+  async isCardBound(terminalId: string, cardHash: string) {
+    return (
+      (
+        await this.q('SELECT 1 FROM card_bindings WHERE terminal_id = $1 AND card_hash = $2', [
+          terminalId,
+          cardHash,
+        ])
+      ).length > 0
+    );
+  }
+  async recentDeclines(terminalId: string, cardHash: string, since: number) {
+    const [r] = await this.q<{
+      card: number;
+      card_oldest: number;
+      term: number;
+      term_oldest: number;
+    }>(
+      `SELECT
+         COUNT(*) FILTER (WHERE card_hash = $2) AS card,
+         COALESCE(MIN(created_at) FILTER (WHERE card_hash = $2), 0) AS card_oldest,
+         COUNT(*) FILTER (WHERE terminal_id = $1) AS term,
+         COALESCE(MIN(created_at) FILTER (WHERE terminal_id = $1), 0) AS term_oldest
+       FROM payments WHERE status = 'declined' AND created_at >= $3 AND (terminal_id = $1 OR card_hash = $2)`,
+      [terminalId, cardHash, since],
+    );
+    return {
+      card: r.card,
+      cardOldest: r.card_oldest,
+      terminal: r.term,
+      terminalOldest: r.term_oldest,
+    };
+  }
+  async useNonce(terminalId: string, nonce: string, now: number, expiresAt: number) {
+    const r = await this.q(
+      `INSERT INTO nonces (terminal_id, nonce, expires_at) VALUES ($1, $2, $3)
+       ON CONFLICT (terminal_id, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at
+       WHERE nonces.expires_at <= $4 RETURNING 1`,
+      [terminalId, nonce, expiresAt, now],
+    );
+    return r.length === 1;
+  }
+  async nonceSeen(terminalId: string, nonce: string, now: number) {
+    return (
+      (
+        await this.q(
+          'SELECT 1 FROM nonces WHERE terminal_id = $1 AND nonce = $2 AND expires_at > $3',
+          [terminalId, nonce, now],
+        )
+      ).length > 0
+    );
+  }
+  async beginIdempotent(
+    terminalId: string,
+    key: string,
+    fingerprint: string,
+    now: number,
+    ttlMs: number,
+  ): Promise<IdempotencyBegin> {
+    // Insert first: of two instances with the same key, exactly one inserts (or takes over an
+    // expired record) and acts; the other reads what the first left.
+    const inserted = await this.q(
+      `INSERT INTO idempotency (terminal_id, key, fingerprint, status, body, expires_at)
+       VALUES ($1, $2, $3, NULL, NULL, $4)
+       ON CONFLICT (terminal_id, key) DO UPDATE
+         SET fingerprint = EXCLUDED.fingerprint, status = NULL, body = NULL, expires_at = EXCLUDED.expires_at
+         WHERE idempotency.expires_at <= $5
+       RETURNING 1`,
+      [terminalId, key, fingerprint, now + ttlMs, now],
+    );
+    if (inserted.length) return { kind: 'new' };
+    const [row] = await this.q<{ fingerprint: string; status: number | null; body: string | null }>(
+      'SELECT fingerprint, status, body FROM idempotency WHERE terminal_id = $1 AND key = $2',
+      [terminalId, key],
+    );
+    if (!row) return { kind: 'in_progress' }; // abandoned between the two statements: try again
+    if (row.fingerprint !== fingerprint) return { kind: 'conflict' };
+    if (row.status === null || row.body === null) return { kind: 'in_progress' };
+    return { kind: 'replay', status: row.status, body: row.body };
+  }
+  async finishIdempotent(terminalId: string, key: string, status: number, body: string) {
+    await this.q(
+      'UPDATE idempotency SET status = $1, body = $2 WHERE terminal_id = $3 AND key = $4',
+      [status, body, terminalId, key],
+    );
+  }
+  async abandonIdempotent(terminalId: string, key: string) {
+    await this.q('DELETE FROM idempotency WHERE terminal_id = $1 AND key = $2 AND status IS NULL', [
+      terminalId,
+      key,
+    ]);
+  }
+  async getSession(id: string) {
+    return toRow<SessionRow>((await this.q('SELECT * FROM sessions WHERE id = $1', [id]))[0]);
+  }
+  async getPayment(id: string) {
+    return toRow<PaymentRow>((await this.q('SELECT * FROM payments WHERE id = $1', [id]))[0]);
+  }
+  async claimDuePayments(now: number, leaseMs: number, limit: number) {
+    // SKIP LOCKED: instances polling at once take disjoint payments instead of queueing.
+    const rows = await this.q(
+      `UPDATE payments SET next_check_at = $1 WHERE id IN (
+         SELECT id FROM payments WHERE status = 'pending' AND next_check_at <= $2
+         ORDER BY next_check_at LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING *`,
+      [now + leaseMs, now, limit],
+    );
+    return rows.map((r) => toRow<PaymentRow>(r)!);
+  }
+  async takeRateLimit(key: string, now: number, limit: number, windowMs: number) {
+    const window = Math.floor(now / windowMs) * windowMs;
+    const [row] = await this.q<{ hits: number }>(
+      `INSERT INTO rate_limits (key, window_start, hits) VALUES ($1, $2, 1)
+       ON CONFLICT (key, window_start) DO UPDATE SET hits = rate_limits.hits + 1 RETURNING hits`,
+      [key, window],
+    );
+    return { allowed: row.hits <= limit, retryAfterMs: window + windowMs - now };
+  }
+  async historyTotal(terminalId: string) {
+    const [r] = await this.q<{ total: number }>(
+      "SELECT COALESCE(SUM(charged), 0)::BIGINT AS total FROM payments WHERE terminal_id = $1 AND status = 'succeeded'",
+      [terminalId],
+    );
+    return r.total;
+  }
+  async putMerchantOrder(row: MerchantOrderRow) {
+    const cols = toColumns({ ...row });
+    const names = Object.keys(cols);
+    const inserted = await this.q(
+      `INSERT INTO merchant_orders (${names.join(',')}) VALUES (${names.map((_, i) => `$${i + 1}`).join(',')})
+       ON CONFLICT (merchant_id, merchant_order_id) DO NOTHING RETURNING *`,
+      names.map((n) => cols[n]),
+    );
+    if (inserted[0]) return { row: toRow<MerchantOrderRow>(inserted[0])!, created: true };
+    const [existing] = await this.q(
+      'SELECT * FROM merchant_orders WHERE merchant_id = $1 AND merchant_order_id = $2',
+      [row.merchantId, row.merchantOrderId],
+    );
+    return { row: toRow<MerchantOrderRow>(existing)!, created: false };
+  }
+  async getMerchantOrder(orderRef: string) {
+    return toRow<MerchantOrderRow>(
+      (await this.q('SELECT * FROM merchant_orders WHERE order_ref = $1', [orderRef]))[0],
+    );
+  }
+
+  async commit(writes: Write[]): Promise<boolean> {
+    let client: PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw new StoreUnavailable((error as Error).message);
+    }
+    let broken = false;
+    try {
+      await this.q('BEGIN', [], client);
+      for (const w of writes) {
+        if (!(await this.apply(w, client))) {
+          await this.q('ROLLBACK', [], client);
+          return false;
+        }
+      }
+      await this.q('COMMIT', [], client);
+      return true;
+    } catch (error) {
+      broken = error instanceof StoreUnavailable;
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /** One write; false when a conditional one found the row changed (the commit is then undone). */
+  private async apply(w: Write, c: PoolClient): Promise<boolean> {
+    switch (w.kind) {
+      case 'insertSession':
+        await this.insert('sessions', { ...w.row }, c);
+        return true;
+      case 'insertPayment':
+        await this.insert('payments', { ...w.row }, c);
+        return true;
+      case 'updateSession':
+        return this.update('sessions', 'id', w.id, w.patch, c, w.version);
+      case 'updatePayment':
+        return this.update('payments', 'id', w.id, w.patch, c, w.version);
+      case 'updateTerminal':
+        return this.update('terminals', 'id', w.id, w.patch, c);
+      case 'updateOrder':
+        return this.update('merchant_orders', 'order_ref', w.orderRef, w.patch, c);
+      case 'claimOrder':
+        return (
+          (await this.count(
+            `UPDATE merchant_orders SET claim_payment_id = $1
+             WHERE order_ref = $2 AND claim_payment_id IS NULL AND status IN ('open', 'failed')`,
+            [w.paymentId, w.orderRef],
+            c,
+          )) === 1
+        );
+      case 'releaseOrder':
+        await this.count(
+          `UPDATE merchant_orders SET claim_payment_id = NULL, status = 'failed'
+           WHERE order_ref = $1 AND claim_payment_id = $2`,
+          [w.orderRef, w.paymentId],
+          c,
+        );
+        return true;
+      case 'authFailure':
+        await this.count(
+          `UPDATE terminals SET auth_lease_until = 0,
+             locked_until = CASE WHEN auth_failures + 1 >= $2 THEN $3 ELSE locked_until END,
+             auth_failures = CASE WHEN auth_failures + 1 >= $2 THEN 0 ELSE auth_failures + 1 END
+           WHERE id = $1`,
+          [w.terminalId, w.max, w.lockUntil],
+          c,
+        );
+        return true;
+      case 'releaseAuthLease':
+        await this.count(
+          'UPDATE terminals SET auth_lease_until = 0 WHERE id = $1',
+          [w.terminalId],
+          c,
+        );
+        return true;
+      case 'bindCard':
+        await this.count(
+          `INSERT INTO card_bindings (terminal_id, card_hash, created_at) VALUES ($1, $2, $3)
+           ON CONFLICT DO NOTHING`,
+          [w.terminalId, w.cardHash, w.at],
+          c,
+        );
+        return true;
+    }
+  }
+
+  private async update(
+    table: string,
+    keyColumn: string,
+    key: string,
+    patch: Record<string, unknown>,
+    client: PoolClient,
+    version?: number,
+  ): Promise<boolean> {
+    const cols = toColumns(patch);
+    const names = Object.keys(cols);
+    const values = names.map((n) => cols[n]);
+    const sets = names.map((n, i) => `${n} = $${i + 1}`);
+    if (version !== undefined) sets.push('version = version + 1');
+    values.push(key);
+    let where = `${keyColumn} = $${values.length}`;
+    if (version !== undefined) {
+      values.push(version);
+      where += ` AND version = $${values.length}`;
+    }
+    return (
+      (await this.count(
+        `UPDATE ${table} SET ${sets.join(', ')} WHERE ${where}`,
+        values,
+        client,
+      )) === 1
+    );
+  }
+
+  async prune(now: number, retainBefore: number) {
+    const expired = await this.q(
+      `UPDATE sessions SET state = 'expired', pan_sealed = NULL, challenge = NULL, confirm_token = NULL,
+         version = version + 1
+       WHERE state IN ('awaiting_order', 'awaiting_confirmation', 'awaiting_authentication') AND expires_at < $1
+       RETURNING id`,
+      [now],
+    );
+    await this.q('DELETE FROM nonces WHERE expires_at <= $1', [now]);
+    await this.q('DELETE FROM idempotency WHERE expires_at <= $1', [now]);
+    await this.q('DELETE FROM rate_limits WHERE window_start < $1', [now - 3600000]);
+    await this.q(
+      `DELETE FROM sessions WHERE payment_id IS NULL AND state IN ('expired', 'cancelled', 'failed')
+         AND expires_at < $1`,
+      [retainBefore],
+    );
+    return { expired: expired.length };
+  }
+  async getMeta(key: string) {
+    return (await this.q<{ value: string }>('SELECT value FROM meta WHERE key = $1', [key]))[0]
+      ?.value;
+  }
+  async putMeta(key: string, value: string) {
+    await this.q('INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', [
+      key,
+      value,
+    ]);
+  }
+  async close() {
+    await this.pool.end().catch(() => undefined);
+  }
+}
+
+/** The URL without its password, for messages. */
+export function redact(url: string): string {
+  return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+}
