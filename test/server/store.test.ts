@@ -1,0 +1,284 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PostgresStore } from '../../src/server/store/postgres';
+import { SqliteStore } from '../../src/server/store/sqlite';
+import type { MerchantOrderRow, PaymentRow, SessionRow, Store } from '../../src/server/store/types';
+import { describePg, freshDatabase } from '../support/postgres';
+
+// One suite, both stores: the rules several requests (or instances) race for are decided by the
+// database, the same way on each.
+
+const NOW = 1_800_000_000_000;
+let n = 0;
+const id = (prefix: string) => `${prefix}_${Date.now()}${++n}`;
+
+function terminal(store: Store) {
+  const row = {
+    id: id('trm'),
+    secretSealed: 'v1.x',
+    pinKeySealed: 'v1.y',
+    salt: '00'.repeat(16),
+    iterations: 10000,
+    biometricScheme: null,
+    biometricPublicKey: null,
+    deviceLabel: null,
+    createdAt: new Date(NOW).toISOString(),
+    authFailures: 0,
+    lockedUntil: 0,
+    authLeaseUntil: 0,
+  };
+  return store.insertTerminal(row).then(() => row);
+}
+
+function session(terminalId: string, orderRef: string | null = null): SessionRow {
+  return {
+    id: id('ses'),
+    terminalId,
+    merchantId: 'mch_sandbox',
+    orderRef,
+    state: 'awaiting_authentication',
+    createdAt: NOW,
+    expiresAt: NOW + 900000,
+    orderId: id('ord'),
+    amount: 1999,
+    currency: 'CNY',
+    description: null,
+    cardBrand: 'visa',
+    cardLast4: '4242',
+    cardMasked: '424242******4242',
+    panSealed: 'v1.z',
+    cardHash: 'ab'.repeat(32),
+    confirmToken: null,
+    challenge: 'cd'.repeat(32),
+    methods: ['password', 'cvv'],
+    required: 1,
+    mandatory: null,
+    paymentId: null,
+    error: null,
+    version: 0,
+  };
+}
+
+function payment(s: SessionRow): PaymentRow {
+  return {
+    id: id('pay'),
+    sessionId: s.id,
+    terminalId: s.terminalId,
+    merchantId: s.merchantId,
+    orderId: s.orderId!,
+    orderRef: s.orderRef,
+    amount: 1999,
+    rateBps: 0,
+    amountOff: 0,
+    charged: 1999,
+    currency: 'CNY',
+    status: 'pending',
+    chargeId: id('chg'),
+    declineCode: null,
+    cardHash: s.cardHash,
+    cvvGiven: true,
+    createdAt: NOW,
+    nextCheckAt: NOW,
+    checks: 0,
+    version: 0,
+  };
+}
+
+function order(): MerchantOrderRow {
+  return {
+    orderRef: id('mor'),
+    merchantId: 'mch_sandbox',
+    merchantOrderId: id('cart'),
+    amount: 1999,
+    currency: 'CNY',
+    description: null,
+    status: 'open',
+    createdAt: new Date(NOW).toISOString(),
+    paymentId: null,
+    claimPaymentId: null,
+  };
+}
+
+function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<void>) {
+  let store: Store;
+  beforeAll(async () => {
+    store = await open();
+  });
+  afterAll(() => close(store));
+
+  it('lets exactly one of eight concurrent first uses of an idempotency key act', async () => {
+    const t = await terminal(store);
+    const seen = await Promise.all(
+      Array.from({ length: 8 }, () => store.beginIdempotent(t.id, 'key-12345678', 'f', NOW, 1000)),
+    );
+    expect(seen.filter((s) => s.kind === 'new')).toHaveLength(1);
+    expect(seen.filter((s) => s.kind === 'in_progress')).toHaveLength(7);
+    await store.finishIdempotent(t.id, 'key-12345678', 200, '{"ok":1}');
+    expect(await store.beginIdempotent(t.id, 'key-12345678', 'f', NOW, 1000)).toEqual({
+      kind: 'replay',
+      status: 200,
+      body: '{"ok":1}',
+    });
+    expect(await store.beginIdempotent(t.id, 'key-12345678', 'g', NOW, 1000)).toEqual({
+      kind: 'conflict',
+    });
+    // Expired: the key may act again.
+    expect(await store.beginIdempotent(t.id, 'key-12345678', 'g', NOW + 2000, 1000)).toEqual({
+      kind: 'new',
+    });
+  });
+
+  it('accepts a nonce once among concurrent uses, and again once it expired', async () => {
+    const t = await terminal(store);
+    const used = await Promise.all(
+      Array.from({ length: 6 }, () => store.useNonce(t.id, 'ab'.repeat(16), NOW, NOW + 600000)),
+    );
+    expect(used.filter(Boolean)).toHaveLength(1);
+    expect(await store.nonceSeen(t.id, 'ab'.repeat(16), NOW)).toBe(true);
+    expect(await store.useNonce(t.id, 'ab'.repeat(16), NOW + 600000, NOW + 1200000)).toBe(true);
+  });
+
+  it('claims a merchant order for one of several concurrent payments, releasing it after a decline', async () => {
+    const t = await terminal(store);
+    const o = order();
+    await store.putMerchantOrder(o);
+    const sessions = Array.from({ length: 5 }, () => session(t.id, o.orderRef));
+    for (const s of sessions) await store.commit([{ kind: 'insertSession', row: s }]);
+    const payments = sessions.map(payment);
+    const results = await Promise.all(
+      sessions.map((s, i) =>
+        store.commit([
+          { kind: 'insertPayment', row: payments[i] },
+          { kind: 'claimOrder', orderRef: o.orderRef, paymentId: payments[i].id },
+          { kind: 'updateSession', id: s.id, version: 0, patch: { state: 'processing' } },
+        ]),
+      ),
+    );
+    expect(results.filter(Boolean)).toHaveLength(1);
+    const winner = payments[results.indexOf(true)];
+    // The losers left nothing behind: no payment row, the session untouched.
+    for (const [i, p] of payments.entries())
+      if (p !== winner) {
+        expect(await store.getPayment(p.id)).toBeUndefined();
+        expect((await store.getSession(sessions[i].id))!.state).toBe('awaiting_authentication');
+      }
+    expect((await store.getMerchantOrder(o.orderRef))!.claimPaymentId).toBe(winner.id);
+    await store.commit([{ kind: 'releaseOrder', orderRef: o.orderRef, paymentId: winner.id }]);
+    expect(await store.getMerchantOrder(o.orderRef)).toMatchObject({
+      status: 'failed',
+      claimPaymentId: null,
+    });
+  });
+
+  it('gives the authentication lease to one request at a time, and says when the terminal is locked', async () => {
+    const t = await terminal(store);
+    const leases = await Promise.all(
+      Array.from({ length: 6 }, () => store.acquireAuthLease(t.id, NOW, NOW + 30000)),
+    );
+    expect(leases.filter((l) => l.kind === 'ok')).toHaveLength(1);
+    expect(leases.filter((l) => l.kind === 'busy')).toHaveLength(5);
+    for (let i = 0; i < 2; i++) {
+      await store.commit([
+        { kind: 'authFailure', terminalId: t.id, max: 2, lockUntil: NOW + 900000 },
+      ]);
+      if (i === 0) expect((await store.acquireAuthLease(t.id, NOW, NOW + 30000)).kind).toBe('ok');
+    }
+    expect(await store.acquireAuthLease(t.id, NOW, NOW + 30000)).toEqual({
+      kind: 'locked',
+      lockedUntil: NOW + 900000,
+    });
+  });
+
+  it('counts a rate limit across concurrent hits and windows', async () => {
+    const key = id('register');
+    const hits = await Promise.all(
+      Array.from({ length: 5 }, () => store.takeRateLimit(key, NOW + 10, 3, 60000)),
+    );
+    expect(hits.filter((h) => h.allowed)).toHaveLength(3);
+    expect(hits.find((h) => !h.allowed)!.retryAfterMs).toBeGreaterThan(0);
+    expect((await store.takeRateLimit(key, NOW + 60000, 3, 60000)).allowed).toBe(true);
+  });
+
+  it('leases each due payment to one of two concurrent reconcilers', async () => {
+    const t = await terminal(store);
+    const due: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const s = session(t.id);
+      const p = payment(s);
+      await store.commit([
+        { kind: 'insertSession', row: s },
+        { kind: 'insertPayment', row: p },
+      ]);
+      due.push(p.id);
+    }
+    const [a, b] = await Promise.all([
+      store.claimDuePayments(NOW, 60000, 100),
+      store.claimDuePayments(NOW, 60000, 100),
+    ]);
+    const mine = (rows: PaymentRow[]) => rows.map((r) => r.id).filter((x) => due.includes(x));
+    expect([...mine(a), ...mine(b)].sort()).toEqual([...due].sort());
+    expect(mine(a).filter((x) => mine(b).includes(x))).toEqual([]);
+    expect(mine(await store.claimDuePayments(NOW + 1000, 60000, 100))).toEqual([]);
+    expect(mine(await store.claimDuePayments(NOW + 61000, 60000, 100)).sort()).toEqual(
+      [...due].sort(),
+    );
+  });
+
+  it('commits all of a request’s writes or none', async () => {
+    const t = await terminal(store);
+    const s = session(t.id);
+    await store.commit([{ kind: 'insertSession', row: s }]);
+    const p = payment(s);
+    const ok = await store.commit([
+      { kind: 'insertPayment', row: p },
+      { kind: 'updateSession', id: s.id, version: 99, patch: { state: 'processing' } },
+    ]);
+    expect(ok).toBe(false);
+    expect(await store.getPayment(p.id)).toBeUndefined();
+  });
+
+  it('keeps rows as the domain wrote them: JSON, booleans and numbers', async () => {
+    const t = await terminal(store);
+    const s = { ...session(t.id), mandatory: ['cvv' as const], error: null };
+    await store.commit([{ kind: 'insertSession', row: s }]);
+    expect(await store.getSession(s.id)).toEqual(s);
+    const p = payment(s);
+    await store.commit([{ kind: 'insertPayment', row: p }]);
+    expect(await store.getPayment(p.id)).toEqual(p);
+    expect(await store.getTerminal(t.id)).toEqual(t);
+  });
+}
+
+describe('the SQLite store', () => {
+  storeSuite(
+    async () => new SqliteStore(join(mkdtempSync(join(tmpdir(), 'cardpay-store-')), 'c.db')),
+    (s) => s.close(),
+  );
+});
+
+describePg('the PostgreSQL store', () => {
+  let db: Awaited<ReturnType<typeof freshDatabase>>;
+  beforeAll(async () => {
+    db = await freshDatabase();
+  });
+  afterAll(() => db.drop());
+
+  storeSuite(
+    () => PostgresStore.open(db.url),
+    (s) => s.close(),
+  );
+
+  it('migrates an empty database exactly once when three instances start at the same moment', async () => {
+    const fresh = await freshDatabase();
+    try {
+      const stores = await Promise.all([1, 2, 3].map(() => PostgresStore.open(fresh.url)));
+      expect(await Promise.all(stores.map((s) => s.schemaVersion()))).toEqual([1, 1, 1]);
+      const rows = await stores[0].pool.query('SELECT COUNT(*)::int AS n FROM schema_migrations');
+      expect(rows.rows[0].n).toBe(1);
+      await Promise.all(stores.map((s) => s.close()));
+    } finally {
+      await fresh.drop();
+    }
+  });
+});
