@@ -38,6 +38,8 @@ export interface PlatformOptions {
   masterKey?: string;
   /** The sandbox merchant's API key; else CARDPAY_SANDBOX_MERCHANT_KEY; else random. */
   sandboxMerchantKey?: string;
+  /** Where the sandbox payment platform keeps its records (default: beside the database). */
+  sandboxDb?: string;
   /** The sandbox's delay for the slow card. */
   sandboxSlowDelayMs?: number;
   /** pino level, or 'silent'. */
@@ -200,7 +202,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Runn
   let paymentUrl = options.paymentUrl;
   try {
     if (sandboxMode) {
-      const sandboxDb = sandboxDbFor(db);
+      const sandboxDb = options.sandboxDb ?? sandboxDbFor(db);
       const sandboxApp = await buildSandbox({
         db: sandboxDb,
         slowDelayMs: options.sandboxSlowDelayMs,

@@ -20,7 +20,11 @@ export async function startSandboxPlatform(
   const running = await startPlatform({
     port: 0,
     sandboxPaymentsPort: 0,
-    db: ':memory:',
+    // CARDPAY_TEST_DB runs the same tests on another database (our suite sets a PostgreSQL URL).
+    db: process.env.CARDPAY_TEST_DB ?? ':memory:',
+    // The sandbox keeps its records beside a database file a test names (so they outlive a
+    // restart), and in memory otherwise.
+    ...(options.db ? {} : { sandboxDb: ':memory:' }),
     logLevel: 'silent',
     sandboxSlowDelayMs: 1500,
     paymentTimeoutMs: 500,

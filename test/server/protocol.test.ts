@@ -415,10 +415,16 @@ describe('terminal registration (PROTOCOL.md §2)', () => {
       const body = JSON.stringify({
         password: { salt: '00'.repeat(16), iterations: 10000, key: '11'.repeat(32) },
       });
+      // The count lives in the database: on a database shared with other platforms this minute
+      // may already hold registrations, so what is checked is that no more than two pass.
       const answers = [];
       for (let i = 0; i < 3; i++)
         answers.push(await raw(small, { method: 'POST', path: '/v1/terminals', body }));
-      expect(answers.map((a) => a.status)).toEqual([201, 201, 429]);
+      const statuses = answers.map((a) => a.status);
+      expect(statuses.filter((s) => s === 201).length).toBeLessThanOrEqual(2);
+      expect(statuses.slice(statuses.indexOf(429))).toEqual(
+        Array(3 - statuses.indexOf(429)).fill(429),
+      );
       expect(answers[2].json.error).toMatchObject({ code: 'rate_limited', retryable: true });
       expect(Number(answers[2].headers['retry-after'])).toBeGreaterThan(0);
     } finally {
