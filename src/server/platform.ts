@@ -16,8 +16,8 @@ import { buildSandbox } from './sandbox/payment-platform';
 import { SandboxSoterVerifier } from './sandbox/soter';
 import { randomHex, Sealer } from './secrets';
 import type { SoterVerifier } from './soter';
-import { PostgresStore } from './store/postgres';
 import { SqliteStore } from './store/sqlite';
+import type * as PostgresModule from './store/postgres';
 import type { Store } from './store/types';
 
 export interface PlatformOptions {
@@ -187,9 +187,10 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Runn
     options.logLevel === 'silent'
       ? false
       : loggerOptions(options.logLevel ?? 'info', options.logStream);
+  // Loaded only when asked for: an embedded platform (and the test kit) never loads `pg`.
   const store: Store = postgres
-    ? await PostgresStore.open(db, {
-        onError: (error) => options.warn?.(`database connection lost: ${error.message}`),
+    ? await (require('./store/postgres') as typeof PostgresModule).PostgresStore.open(db, {
+        onError: (error: Error) => options.warn?.(`database connection lost: ${error.message}`),
       })
     : new SqliteStore(db, { busyTimeoutMs: options.busyTimeoutMs });
   try {
