@@ -1,11 +1,14 @@
 // Full checkouts per second and step latency on the reference platform, against bare Fastify's
-// request rate measured in the same run. Each server runs in its own process; the load generator
-// (this process) uses keep-alive node:http and node:crypto signing, the same for both.
-// Run: npm run bench:server   (BENCH_CONCURRENCY, BENCH_CHECKOUTS to change the load)
+// request rate measured in the same run: on SQLite, then on PostgreSQL with one instance and
+// with two (requests spread over both). Each server runs in its own process; the load generator
+// (this process) uses keep-alive node:http and node:crypto signing, the same for all.
+// Run: npm run bench:server   (BENCH_CONCURRENCY, BENCH_CHECKOUTS to change the load;
+// BENCH_PG=postgres://… for the PostgreSQL server, default the local one; BENCH_PG=off skips it)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import Fastify from 'fastify';
+import { Client } from 'pg';
 import { startSandboxPlatform } from '../src/testing/platform';
 
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
@@ -15,7 +18,8 @@ const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
 
 // ---- servers, each in a child process -------------------------------------------------------
 
-async function serve(kind: string): Promise<void> {
+/** `db`: a database for the platform; `payments`: join another instance's sandbox. */
+async function serve(kind: string, db?: string, payments?: string): Promise<void> {
   if (kind === 'bare') {
     const app = Fastify();
     app.get('/v1/health', async () => ({ status: 'ok' }));
@@ -24,25 +28,32 @@ async function serve(kind: string): Promise<void> {
     const p = await startSandboxPlatform({
       paymentTimeoutMs: 3000,
       configObject: { registrationsPerMinute: 100000 },
+      sandboxMerchantKey: 'sk_sandbox_bench',
+      ...(db ? { db, sandboxDb: ':memory:' } : {}),
+      ...(payments ? { paymentUrl: payments } : {}),
     });
-    console.log(`URL ${p.url}`);
+    console.log(`URL ${p.url} SANDBOX ${p.sandbox?.url ?? payments}`);
   }
 }
 
-function child(kind: string): Promise<{ url: string; proc: ChildProcess }> {
+function child(
+  kind: string,
+  db = '',
+  payments = '',
+): Promise<{ url: string; sandbox: string; proc: ChildProcess }> {
   const flags =
     process.env.BENCH_PROFILE && kind === 'platform'
       ? ['--cpu-prof', '--cpu-prof-dir=/tmp/cardpay-prof']
       : [];
-  const proc = spawn(process.execPath, [...flags, __filename, 'serve', kind], {
+  const proc = spawn(process.execPath, [...flags, __filename, 'serve', kind, db, payments], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {
     let out = '';
     proc.stdout!.on('data', (c: Buffer) => {
       out += c;
-      const m = /URL (\S+)/.exec(out);
-      if (m) resolve({ url: m[1], proc });
+      const m = /URL (\S+)(?: SANDBOX (\S+))?/.exec(out);
+      if (m) resolve({ url: m[1], sandbox: m[2] ?? '', proc });
     });
     proc.on('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
   });
@@ -164,16 +175,96 @@ async function bare(requests: number): Promise<{ rate: number; cpuPerRequest: nu
   return { rate, cpuPerRequest };
 }
 
+interface Target {
+  name: string;
+  /** Each instance's URL; requests go to them in turn. */
+  urls: string[];
+  procs: ChildProcess[];
+  drop?: () => Promise<void>;
+}
+
+async function startTarget(name: string, db?: string, instances = 1): Promise<Target> {
+  const first = await child('platform', db);
+  const more = [];
+  for (let i = 1; i < instances; i++) more.push(await child('platform', db, first.sandbox));
+  return {
+    name,
+    urls: [first.url, ...more.map((m) => m.url)],
+    procs: [first.proc, ...more.map((m) => m.proc)],
+  };
+}
+
+async function pgDatabase(): Promise<{ url: string; drop(): Promise<void> } | undefined> {
+  const admin = process.env.BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  if (admin === 'off') return undefined;
+  const name = `cardpay_bench_${process.pid}`;
+  const c = new Client({ connectionString: admin });
+  try {
+    await c.connect();
+    await c.query(`CREATE DATABASE ${name}`);
+  } catch (error) {
+    console.log(`PostgreSQL figures skipped: ${(error as Error).message}`);
+    return undefined;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const d = new Client({ connectionString: admin });
+      await d.connect();
+      await d.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await d.end();
+    },
+  };
+}
+
 async function main() {
   const salt = Buffer.alloc(16, 15);
   const pinKey = pbkdf2Sync('204816', salt, 10000, 32, 'sha256');
   const bareBefore = await bare(CHECKOUTS * 4);
+  const results: string[] = [];
+  const measure = async (target: Target, steady: boolean) => {
+    results.push(...(await run(target, salt, pinKey, bareBefore, steady)));
+    for (const p of target.procs) await stop(p);
+  };
+  await measure(await startTarget('SQLite'), true);
+  const pg = await pgDatabase();
+  if (pg) {
+    await measure(await startTarget('PostgreSQL x1', pg.url), false);
+    await measure(await startTarget('PostgreSQL x2', pg.url, 2), false);
+    await pg.drop();
+  }
+  const bareAfter = await bare(CHECKOUTS * 4);
+  const bareRate = (bareBefore.rate + bareAfter.rate) / 2;
+  const bareCpu = (bareBefore.cpuPerRequest + bareAfter.cpuPerRequest) / 2;
+  console.log(
+    `bare Fastify GET /v1/health: ${bareRate.toFixed(0)} req/s (${bareBefore.rate.toFixed(0)} before, ${bareAfter.rate.toFixed(0)} after), ${CONCURRENCY} connections, ${(bareCpu * 1e6).toFixed(0)} µs of server CPU per request`,
+  );
+  for (const line of results)
+    console.log(
+      line
+        .replace(/\{RATE:([\d.]+)\}/, (_, r) => `${((Number(r) * 400) / bareRate).toFixed(1)}%`)
+        .replace(/\{CPU:([\d.]+)\}/, (_, c) => `${((100 * bareCpu) / Number(c)).toFixed(1)}%`),
+    );
+  agent.destroy();
+}
 
-  const { url, proc } = await child('platform');
+async function run(
+  target: Target,
+  salt: Buffer,
+  pinKey: Buffer,
+  _bare: { rate: number },
+  steady: boolean,
+): Promise<string[]> {
+  let turn = 0;
+  const next = () => target.urls[turn++ % target.urls.length];
   const terminals: Terminal[] = [];
   for (let i = 0; i < CONCURRENCY; i++) {
     const r = await http(
-      url,
+      next(),
       'POST',
       '/v1/terminals',
       {},
@@ -194,22 +285,22 @@ async function main() {
   };
   async function checkout(t: Terminal, n: number) {
     const s = await timed('session', () =>
-      signed(url, t, 'POST', '/v1/sessions', { merchantId: 'mch_sandbox' }),
+      signed(next(), t, 'POST', '/v1/sessions', { merchantId: 'mch_sandbox' }),
     );
     const o = await timed('order', () =>
-      signed(url, t, 'POST', `/v1/sessions/${s.sessionId}/order`, {
+      signed(next(), t, 'POST', `/v1/sessions/${s.sessionId}/order`, {
         amount: 1000 + (n % 500),
         currency: 'CNY',
         card: { source: 'scan', scanType: 'qrCode', payload: cards[n % cards.length] },
       }),
     );
     const c = await timed('confirm', () =>
-      signed(url, t, 'POST', `/v1/sessions/${s.sessionId}/confirm`, {
+      signed(next(), t, 'POST', `/v1/sessions/${s.sessionId}/confirm`, {
         confirmToken: o.confirmation.confirmToken,
         accept: true,
       }),
     );
-    const { challenge } = c.authPrompt;
+    const { challenge, mandatory } = c.authPrompt;
     const message = [
       'cardpay-auth-v1',
       s.sessionId,
@@ -220,12 +311,16 @@ async function main() {
     ].join('\n');
     const proof = createHmac('sha256', pinKey).update(message).digest('hex');
     const a = await timed('authenticate', () =>
-      signed(url, t, 'POST', `/v1/sessions/${s.sessionId}/authenticate`, {
+      signed(next(), t, 'POST', `/v1/sessions/${s.sessionId}/authenticate`, {
         challenge,
-        factors: [{ method: 'password', proof }],
+        // A card's first payment on a terminal carries its CVV too (it binds the card).
+        factors: [
+          { method: 'password', proof },
+          ...(mandatory?.includes('cvv') ? [{ method: 'cvv', value: '123' }] : []),
+        ],
       }),
     );
-    if (a.state !== 'succeeded') throw new Error(`checkout ended ${a.state}`);
+    if (a.state !== 'succeeded') throw new Error(`checkout ended ${a.state ?? JSON.stringify(a)}`);
   }
 
   // 1. Capacity: every terminal runs checkouts back to back, after an unmeasured warm-up.
@@ -237,7 +332,8 @@ async function main() {
   );
   latencies = Object.fromEntries(STEPS.map((s) => [s, []]));
   started = 0;
-  const cpu0 = cpuSeconds(proc.pid!);
+  const cpu = () => target.procs.reduce((sum, p) => sum + cpuSeconds(p.pid!), 0);
+  const cpu0 = cpu();
   const t0 = performance.now();
   await Promise.all(
     terminals.map(async (t) => {
@@ -245,8 +341,13 @@ async function main() {
     }),
   );
   const checkoutsPerS = CHECKOUTS / ((performance.now() - t0) / 1000);
-  const cpuPerSignedRequest = (cpuSeconds(proc.pid!) - cpu0) / (CHECKOUTS * 4);
-  const saturated = summary(latencies);
+  const cpuPerSignedRequest = (cpu() - cpu0) / (CHECKOUTS * 4);
+  const lines = [
+    `${target.name}: full checkouts (${CHECKOUTS}, ${CONCURRENCY} terminals): ${checkoutsPerS.toFixed(0)}/s = ${(checkoutsPerS * 4).toFixed(0)} signed req/s = {RATE:${checkoutsPerS}} of bare Fastify's rate (budget >= 30%)`,
+    `  server CPU per signed request ${(cpuPerSignedRequest * 1e6).toFixed(0)} µs (payment platform included${target.urls.length > 1 ? ', both instances' : ''}): at equal CPU, {CPU:${cpuPerSignedRequest}} of bare Fastify's rate`,
+    `  at saturation: ${summary(latencies)}`,
+  ];
+  if (!steady) return lines;
 
   // 2. A steady offered load at half that capacity: latency without the queue.
   latencies = Object.fromEntries(STEPS.map((s) => [s, []]));
@@ -263,30 +364,15 @@ async function main() {
     running.push(checkout(t, n).finally(() => free.push(t)));
   }
   await Promise.all(running);
-  await stop(proc);
-  const bareAfter = await bare(CHECKOUTS * 4);
-  const bareRate = (bareBefore.rate + bareAfter.rate) / 2;
-  const bareCpu = (bareBefore.cpuPerRequest + bareAfter.cpuPerRequest) / 2;
-
-  console.log(
-    `bare Fastify GET /v1/health: ${bareRate.toFixed(0)} req/s (${bareBefore.rate.toFixed(0)} before, ${bareAfter.rate.toFixed(0)} after), ${CONCURRENCY} connections, ${(bareCpu * 1e6).toFixed(0)} µs of server CPU per request`,
+  lines.push(
+    `  steady ${rate.toFixed(0)} checkouts/s (half capacity) for ${total}: ${summary(latencies)} (budget p99 <= 10 ms)`,
   );
-  console.log(
-    `full checkouts (${CHECKOUTS}, ${CONCURRENCY} terminals): ${checkoutsPerS.toFixed(0)}/s = ${(checkoutsPerS * 4).toFixed(0)} signed req/s = ${((checkoutsPerS * 400) / bareRate).toFixed(1)}% of bare Fastify's rate (budget >= 30%)`,
-  );
-  console.log(
-    `  server CPU per signed request ${(cpuPerSignedRequest * 1e6).toFixed(0)} µs (payment platform included): at equal CPU, ${((100 * bareCpu) / cpuPerSignedRequest).toFixed(1)}% of bare Fastify's rate`,
-  );
-  console.log(`  at saturation: ${saturated}`);
-  console.log(
-    `steady ${rate.toFixed(0)} checkouts/s (half capacity) for ${total}: ${summary(latencies)} (budget p99 <= 10 ms)`,
-  );
-  agent.destroy();
+  return lines;
 }
 
 if (process.argv[2] === 'serve') {
   process.on('SIGINT', () => process.exit(0));
-  void serve(process.argv[3]);
+  void serve(process.argv[3], process.argv[4] || undefined, process.argv[5] || undefined);
 } else
   main().catch((error) => {
     console.error(error);
