@@ -110,7 +110,13 @@ describe('the process', () => {
       await pay(t, '4242424242424242');
       const mode = (f: string) => (statSync(join(dir, f)).mode & 0o777).toString(8);
       expect(mode('.')).toBe('700');
-      for (const f of ['cardpay.db', 'cardpay.db-wal', 'cardpay.db-shm', 'cardpay.db.master-key'])
+      for (const f of [
+        'cardpay.db',
+        'cardpay.db-wal',
+        'cardpay.db-shm',
+        'cardpay.db.master-key',
+        'cardpay-sandbox-payments.db',
+      ])
         expect([f, mode(f)]).toEqual([f, '600']);
     } finally {
       await platform.close();

@@ -1,3 +1,4 @@
+import { closeSync, existsSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { detectBrand } from '../../core/card/brand';
@@ -39,6 +40,9 @@ const err = (code: string, message: string, retryable = false) => ({
  * store that outlives the process, as a real acquirer's records would.
  */
 export async function buildSandbox(options: SandboxOptions): Promise<FastifyInstance> {
+  // Its records are the payment platform's: readable by the platform's user alone (0600).
+  if (options.db !== ':memory:' && !existsSync(options.db))
+    closeSync(openSync(options.db, 'a', 0o600));
   const db = new Database(options.db);
   db.pragma('journal_mode = WAL');
   db.exec(`CREATE TABLE IF NOT EXISTS charges (
