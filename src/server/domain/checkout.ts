@@ -141,16 +141,18 @@ function expect(s: SessionRow, state: SessionRow['state']): void {
 
 /** Applies writes conditional on the session's version; a lost race is reported as a state conflict. */
 async function commit(ctx: Ctx, s: SessionRow, writes: Write[]): Promise<void> {
-  if (!(await ctx.store.commit(writes))) {
-    const now = await ctx.store.getSession(s.id);
-    throw new ApiError(
-      409,
-      'invalid_state',
-      'the session changed while this request was processed',
-      { state: now?.state ?? s.state },
-      true,
-    );
-  }
+  if (!(await ctx.store.commit(writes))) throw moved(s, await ctx.store.getSession(s.id));
+}
+
+/** The session changed while this request was processed: says where it stands now. */
+function moved(s: SessionRow, now: SessionRow | undefined): ApiError {
+  return new ApiError(
+    409,
+    'invalid_state',
+    'the session changed while this request was processed',
+    { state: now?.state ?? s.state },
+    true,
+  );
 }
 
 /**
@@ -666,13 +668,7 @@ async function orderTaken(ctx: Ctx, s: SessionRow, terminal: TerminalRow): Promi
       );
     }
   }
-  throw new ApiError(
-    409,
-    'invalid_state',
-    'the session changed while this request was processed',
-    { state: now?.state ?? s.state },
-    true,
-  );
+  throw moved(s, now);
 }
 
 async function checkFactor(
