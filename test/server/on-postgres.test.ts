@@ -22,4 +22,5 @@ describePg('on PostgreSQL', () => {
   describe('exactly once', () => onItsOwnDatabase('./exactly-once.test'));
   describe('merchant orders', () => onItsOwnDatabase('./order-claim.test'));
   describe('security', () => onItsOwnDatabase('./security.test'));
+  describe('the order listing', () => onItsOwnDatabase('./merchant-orders.test'));
 });

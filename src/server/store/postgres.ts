@@ -1,10 +1,11 @@
 import { Pool, types, type PoolClient, type QueryResultRow } from 'pg';
-import { toColumns, toRow } from './rows';
+import { orderQuerySql, toColumns, toRow } from './rows';
 import {
   StoreError,
   StoreUnavailable,
   type IdempotencyBegin,
   type MerchantOrderRow,
+  type OrderQuery,
   type PaymentRow,
   type SessionRow,
   type Store,
@@ -360,6 +361,11 @@ export class PostgresStore implements Store {
       [row.merchantId, row.merchantOrderId],
     );
     return { row: toRow<MerchantOrderRow>(existing)!, created: false };
+  }
+  async listMerchantOrders(q: OrderQuery) {
+    let n = 0;
+    const { sql, params } = orderQuerySql(q, () => `$${++n}`);
+    return (await this.q(sql, params)).map((r) => toRow<MerchantOrderRow>(r)!);
   }
   async getMerchantOrder(orderRef: string) {
     return toRow<MerchantOrderRow>(

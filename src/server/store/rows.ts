@@ -41,3 +41,40 @@ export function toColumns(record: Record<string, unknown>): Record<string, unkno
   }
   return out;
 }
+
+/** The order listing's one query, for either store's placeholders. */
+export function orderQuerySql(
+  q: {
+    merchantId: string;
+    status?: string;
+    from?: string;
+    to?: string;
+    before?: { createdAt: string; orderRef: string };
+    limit: number;
+  },
+  placeholder: () => string,
+): { sql: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const add = (clause: (p: () => string) => string, ...values: unknown[]) => {
+    where.push(clause(placeholder));
+    params.push(...values);
+  };
+  add((p) => `merchant_id = ${p()}`, q.merchantId);
+  if (q.status) add((p) => `status = ${p()}`, q.status);
+  if (q.from) add((p) => `created_at >= ${p()}`, q.from);
+  if (q.to) add((p) => `created_at < ${p()}`, q.to);
+  if (q.before)
+    add(
+      (p) => `(created_at < ${p()} OR (created_at = ${p()} AND order_ref < ${p()}))`,
+      q.before.createdAt,
+      q.before.createdAt,
+      q.before.orderRef,
+    );
+  const limit = placeholder();
+  params.push(q.limit);
+  return {
+    sql: `SELECT * FROM merchant_orders WHERE ${where.join(' AND ')} ORDER BY created_at DESC, order_ref DESC LIMIT ${limit}`,
+    params,
+  };
+}

@@ -1,10 +1,11 @@
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { toColumns, toRow } from './rows';
+import { orderQuerySql, toColumns, toRow } from './rows';
 import {
   StoreError,
   type IdempotencyBegin,
   type MerchantOrderRow,
+  type OrderQuery,
   type PaymentRow,
   type SessionRow,
   type Store,
@@ -275,6 +276,11 @@ export class SqliteStore implements Store {
       this.insert('merchant_orders', { ...row });
       return { row, created: true };
     })();
+  }
+  async listMerchantOrders(q: OrderQuery) {
+    const { sql, params } = orderQuerySql(q, () => '?');
+    const rows = this.db.prepare(sql).all(...params) as Record<string, unknown>[];
+    return rows.map((r) => toRow<MerchantOrderRow>(r)!);
   }
   async getMerchantOrder(orderRef: string) {
     return toRow<MerchantOrderRow>(

@@ -95,6 +95,16 @@ export interface MerchantOrderRow {
   claimPaymentId: string | null;
 }
 
+export interface OrderQuery {
+  merchantId: string;
+  status?: string;
+  from?: string;
+  to?: string;
+  /** The last order of the previous page. */
+  before?: { createdAt: string; orderRef: string };
+  limit: number;
+}
+
 export type Write =
   | { kind: 'insertSession'; row: SessionRow }
   | { kind: 'updateSession'; id: string; version: number; patch: Partial<SessionRow> }
@@ -182,6 +192,11 @@ export interface Store {
   /** Inserts a merchant order, or returns the existing one with the same merchant order id. */
   putMerchantOrder(row: MerchantOrderRow): Promise<{ row: MerchantOrderRow; created: boolean }>;
   getMerchantOrder(orderRef: string): Promise<MerchantOrderRow | undefined>;
+  /**
+   * A merchant's orders, newest first (by creation time, then reference), after the position
+   * `before` when paging; `from` inclusive, `to` exclusive (ISO times, compared as written).
+   */
+  listMerchantOrders(query: OrderQuery): Promise<MerchantOrderRow[]>;
   /** Applies all writes in one transaction; false (and nothing written) when a versioned update found another version. */
   commit(writes: Write[]): Promise<boolean>;
   /**

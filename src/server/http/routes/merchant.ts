@@ -74,6 +74,19 @@ export async function merchantRoutes(app: FastifyInstance, ctx: Ctx): Promise<vo
     },
   );
 
+  app.get('/v1/merchant/orders', async (req) => {
+    const merchant = merchantOf(ctx, req);
+    const q = listQuery(req.query as Record<string, unknown>);
+    const rows = await ctx.store.listMerchantOrders({ merchantId: merchant.id, ...q });
+    const last = rows[rows.length - 1];
+    return {
+      orders: await Promise.all(rows.map((r) => orderView(ctx, r))),
+      // A full page may be the last one; its next page is then empty (PROTOCOL.md §7.1).
+      nextCursor:
+        rows.length === q.limit && last ? encodeCursor(last.createdAt, last.orderRef) : null,
+    };
+  });
+
   app.get('/v1/merchant/orders/:orderRef', async (req) => {
     const merchant = merchantOf(ctx, req);
     const row = await ctx.store.getMerchantOrder((req.params as { orderRef: string }).orderRef);
@@ -81,4 +94,55 @@ export async function merchantRoutes(app: FastifyInstance, ctx: Ctx): Promise<vo
       throw new ApiError(404, 'order_unknown', 'no such order for this merchant');
     return orderView(ctx, row);
   });
+}
+
+const ORDER_STATUSES = ['open', 'paid', 'failed', 'partially_refunded', 'refunded'];
+const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/** The listing's query parameters, each checked; a bad one is named in a 400. */
+function listQuery(raw: Record<string, unknown>) {
+  const known = ['status', 'createdFrom', 'createdTo', 'limit', 'cursor'];
+  for (const name of Object.keys(raw))
+    if (!known.includes(name)) throw invalid(`${name} is not a known query parameter`);
+  const one = (name: string): string | undefined => {
+    const v = raw[name];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string') throw invalid(`${name} must be given once`);
+    return v;
+  };
+  const status = one('status');
+  if (status !== undefined && !ORDER_STATUSES.includes(status))
+    throw invalid(`status must be one of ${ORDER_STATUSES.join(', ')}`);
+  const time = (name: string) => {
+    const v = one(name);
+    if (v !== undefined && (!ISO.test(v) || Number.isNaN(Date.parse(v))))
+      throw invalid(`${name} must be an ISO 8601 UTC time with milliseconds`);
+    return v;
+  };
+  const from = time('createdFrom');
+  const to = time('createdTo');
+  const limitText = one('limit');
+  const limit = limitText === undefined ? 50 : Number(limitText);
+  if (!/^\d{1,3}$/.test(limitText ?? '50') || limit < 1 || limit > 200)
+    throw invalid('limit must be a whole number from 1 to 200');
+  const cursor = one('cursor');
+  const before = cursor === undefined ? undefined : decodeCursor(cursor);
+  return { status, from, to, limit, before };
+}
+
+/** An opaque position: the last order's creation time and reference. */
+function encodeCursor(createdAt: string, orderRef: string): string {
+  return Buffer.from(`${createdAt}|${orderRef}`, 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdAt: string; orderRef: string } {
+  const [createdAt, orderRef, extra] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  if (
+    extra !== undefined ||
+    !createdAt ||
+    !ISO.test(createdAt) ||
+    !/^mor_\w{1,60}$/.test(orderRef ?? '')
+  )
+    throw invalid('cursor is not one this platform gave');
+  return { createdAt, orderRef };
 }
