@@ -21,6 +21,8 @@ export type ProtocolErrorCode =
   | 'order_unknown'
   | 'order_already_paid'
   | 'order_payment_in_progress'
+  | 'order_not_paid'
+  | 'refund_exceeds_charge'
   | 'invalid_card'
   | 'unsupported_card'
   | 'amount_mismatch'

@@ -204,7 +204,38 @@ export interface CreateMerchantOrderRequest {
   description?: string;
 }
 
-export type MerchantOrderStatus = 'open' | 'paid' | 'failed';
+export type MerchantOrderStatus = 'open' | 'paid' | 'failed' | 'partially_refunded' | 'refunded';
+
+export interface Refund {
+  refundId: string;
+  orderRef: string;
+  paymentId: string;
+  amount: number;
+  currency: string;
+  reason?: string;
+  status: 'succeeded' | 'pending' | 'failed';
+  failureCode?: string;
+  createdAt: string;
+}
+
+export interface CreateRefundRequest {
+  amount?: number;
+  reason?: string;
+}
+
+/** Trading platform to payment platform: `POST /v1/refunds` (PROTOCOL.md §8). */
+export interface RefundRequest {
+  refundId: string;
+  chargeId: string;
+  amount: number;
+  currency: string;
+}
+
+/** The payment platform's record of a refund. */
+export interface PaymentPlatformRefund extends RefundRequest {
+  status: 'succeeded' | 'failed';
+  failureCode?: string;
+}
 
 export interface MerchantOrder {
   orderRef: string;
@@ -215,7 +246,8 @@ export interface MerchantOrder {
   description?: string;
   status: MerchantOrderStatus;
   createdAt: string;
-  payment?: Payment;
+  /** Once paid: the payment, with what has been refunded of it and every refund, oldest first. */
+  payment?: Payment & { refunded: number; refunds: Refund[] };
 }
 
 export interface ChargeRequest {
@@ -396,6 +428,21 @@ export const CreateMerchantOrderRequestSchema = strict(
     description: str(0, 256),
   },
   ['merchantOrderId', 'amount', 'currency'],
+);
+
+export const CreateRefundRequestSchema = strict({
+  amount,
+  reason: { type: 'string', maxLength: 200 },
+});
+
+export const RefundRequestSchema = strict(
+  {
+    refundId: id('rfd'),
+    chargeId: { type: 'string', pattern: '^chg_[A-Za-z0-9_]{1,60}$' },
+    amount,
+    currency,
+  },
+  ['refundId', 'chargeId', 'amount', 'currency'],
 );
 
 export const ChargeRequestSchema = strict(

@@ -1,6 +1,6 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import type { Charge, ChargeRequest } from '../core/protocol';
+import type { Charge, ChargeRequest, PaymentPlatformRefund, RefundRequest } from '../core/protocol';
 
 /** What the trading platform learns from one charge attempt. */
 export type ChargeOutcome =
@@ -10,6 +10,12 @@ export type ChargeOutcome =
   | { status: 'unknown'; reason: string };
 
 export type LookupOutcome = ChargeOutcome | { status: 'not_found' };
+
+/** What the trading platform learns from one refund attempt. */
+export type RefundOutcome =
+  | { status: 'succeeded' }
+  | { status: 'failed'; failureCode: string }
+  | { status: 'unknown'; reason: string };
 
 class TimedOut extends Error {}
 
@@ -82,6 +88,59 @@ export class PaymentConnector {
     }
   }
 
+  /**
+   * `POST /v1/refunds` under the refund id as `Idempotency-Key`: retried after a 5xx or a dropped
+   * connection, never twice in effect. A time-out leaves the outcome to the reconciler.
+   */
+  async refund(request: RefundRequest): Promise<RefundOutcome> {
+    const deadline = Date.now() + this.timeoutMs;
+    const body = JSON.stringify(request);
+    let last = 'no attempt';
+    for (let attempt = 1; attempt <= this.attempts; attempt++) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      try {
+        const res = await this.send(
+          'POST',
+          '/v1/refunds',
+          left,
+          { 'content-type': 'application/json', 'idempotency-key': request.refundId },
+          body,
+        );
+        if (res.status >= 500) {
+          last = `HTTP ${res.status}`;
+          await pause(Math.min(50 * attempt, Math.max(0, deadline - Date.now())));
+          continue;
+        }
+        if (res.status === 200 || res.status === 201)
+          return refundOutcomeOf(JSON.parse(res.text) as PaymentPlatformRefund);
+        const code = (JSON.parse(res.text) as { error?: { code?: string } }).error?.code;
+        return { status: 'failed', failureCode: code ?? `http_${res.status}` };
+      } catch (error) {
+        if (error instanceof TimedOut) return { status: 'unknown', reason: 'timed out' };
+        last = (error as Error).message;
+      }
+    }
+    return { status: 'unknown', reason: last };
+  }
+
+  /** `GET /v1/refunds/{id}`: how a refund's unknown outcome is settled. */
+  async lookupRefund(refundId: string): Promise<RefundOutcome | { status: 'not_found' }> {
+    try {
+      const res = await this.send(
+        'GET',
+        `/v1/refunds/${encodeURIComponent(refundId)}`,
+        this.timeoutMs,
+        {},
+      );
+      if (res.status === 404) return { status: 'not_found' };
+      if (res.status !== 200) return { status: 'unknown', reason: `HTTP ${res.status}` };
+      return refundOutcomeOf(JSON.parse(res.text) as PaymentPlatformRefund);
+    } catch (error) {
+      return { status: 'unknown', reason: (error as Error).message };
+    }
+  }
+
   close(): void {
     this.agent.destroy();
   }
@@ -135,6 +194,13 @@ function outcomeOf(charge: Charge): ChargeOutcome {
   if (charge.status === 'declined')
     return { status: 'declined', declineCode: charge.declineCode ?? 'card_declined' };
   return { status: 'unknown', reason: `status ${String((charge as { status?: unknown }).status)}` };
+}
+
+function refundOutcomeOf(r: PaymentPlatformRefund): RefundOutcome {
+  if (r.status === 'succeeded') return { status: 'succeeded' };
+  if (r.status === 'failed')
+    return { status: 'failed', failureCode: r.failureCode ?? 'refund_failed' };
+  return { status: 'unknown', reason: `status ${String((r as { status?: unknown }).status)}` };
 }
 
 function pause(ms: number): Promise<void> {

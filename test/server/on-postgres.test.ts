@@ -23,4 +23,5 @@ describePg('on PostgreSQL', () => {
   describe('merchant orders', () => onItsOwnDatabase('./order-claim.test'));
   describe('security', () => onItsOwnDatabase('./security.test'));
   describe('the order listing', () => onItsOwnDatabase('./merchant-orders.test'));
+  describe('refunds', () => onItsOwnDatabase('./refunds.test'));
 });

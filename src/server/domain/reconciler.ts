@@ -1,4 +1,5 @@
 import { settle } from './checkout';
+import { settleRefund } from './refunds';
 import type { Ctx } from './context';
 
 /**
@@ -70,6 +71,28 @@ export class Reconciler {
           id: p.id,
           version: p.version,
           patch: { checks: p.checks + 1, nextCheckAt: now + wait },
+        },
+      ]);
+    }
+    // Refunds whose outcome is unknown, settled the same way.
+    for (const r of await store.claimDueRefunds(now, lease, 50)) {
+      const found = await payments.lookupRefund(r.id);
+      if (found.status === 'succeeded' || found.status === 'failed') {
+        await settleRefund(this.ctx, r.id, found);
+        continue;
+      }
+      const grace = config.paymentTimeoutMs * 3 + 30000;
+      if (found.status === 'not_found' && now - Date.parse(r.createdAt) > grace) {
+        await settleRefund(this.ctx, r.id, { status: 'failed', failureCode: 'never_received' });
+        continue;
+      }
+      const wait = Math.min(60000, config.reconcileEveryMs * 2 ** Math.min(r.checks, 6));
+      await store.commit([
+        {
+          kind: 'updateRefund',
+          id: r.id,
+          version: r.version,
+          patch: { checks: r.checks + 1, nextCheckAt: now + wait },
         },
       ]);
     }

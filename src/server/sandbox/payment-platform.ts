@@ -3,7 +3,13 @@ import Database from 'better-sqlite3';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { detectBrand } from '../../core/card/brand';
 import { maskPan } from '../../core/card/reader';
-import { ChargeRequestSchema, type Charge, type ChargeRequest } from '../../core/protocol';
+import {
+  ChargeRequestSchema,
+  RefundRequestSchema,
+  type Charge,
+  type ChargeRequest,
+  type RefundRequest,
+} from '../../core/protocol';
 import { validate } from '../../core/schema';
 
 /** Sandbox cards of PROTOCOL.md §8 and what they do. */
@@ -16,6 +22,8 @@ export const SANDBOX_CARDS = {
   insufficientFunds: '4000000000009995',
   slow: '6222021000000000017',
   flaky: '6222021000000000025',
+  /** Approved; every refund of it fails (`refund_failed`). */
+  refundsFail: '4000000000005126',
 } as const;
 
 const DECLINES: Record<string, string> = {
@@ -50,7 +58,12 @@ export async function buildSandbox(options: SandboxOptions): Promise<FastifyInst
     decline_code TEXT, amount INTEGER NOT NULL, discount TEXT NOT NULL, charged INTEGER NOT NULL,
     currency TEXT NOT NULL, card TEXT NOT NULL, created_at TEXT NOT NULL);
     CREATE INDEX IF NOT EXISTS charges_order ON charges (order_id);
-    CREATE TABLE IF NOT EXISTS flaky_attempts (charge_id TEXT PRIMARY KEY);`);
+    CREATE TABLE IF NOT EXISTS flaky_attempts (charge_id TEXT PRIMARY KEY);
+    CREATE TABLE IF NOT EXISTS refund_refusing_charges (charge_id TEXT PRIMARY KEY);
+    CREATE TABLE IF NOT EXISTS refunds (refund_id TEXT PRIMARY KEY, charge_id TEXT NOT NULL,
+      amount INTEGER NOT NULL, currency TEXT NOT NULL, status TEXT NOT NULL, failure_code TEXT,
+      created_at TEXT NOT NULL);
+    CREATE INDEX IF NOT EXISTS refunds_charge ON refunds (charge_id);`);
   const insert = db.prepare(
     `INSERT INTO charges VALUES (@chargeId, @orderId, @merchantId, @status, @declineCode, @amount, @discount, @charged, @currency, @card, @createdAt)`,
   );
@@ -114,9 +127,63 @@ export async function buildSandbox(options: SandboxOptions): Promise<FastifyInst
       createdAt: new Date().toISOString(),
     };
     insert.run(row);
+    if (c.pan === SANDBOX_CARDS.refundsFail)
+      db.prepare('INSERT OR IGNORE INTO refund_refusing_charges VALUES (?)').run(c.chargeId);
     // The slow card is charged at once, but the answer arrives after the caller stopped waiting.
     if (c.pan === SANDBOX_CARDS.slow) await new Promise((r) => setTimeout(r, slowDelayMs));
     return reply.code(201).send(view(byId.get(c.chargeId) as Record<string, unknown>));
+  });
+
+  const refundById = db.prepare('SELECT * FROM refunds WHERE refund_id = ?');
+  const refundedOf = db.prepare(
+    "SELECT COALESCE(SUM(amount), 0) AS n FROM refunds WHERE charge_id = ? AND status = 'succeeded'",
+  );
+  const refusesRefunds = db.prepare('SELECT 1 FROM refund_refusing_charges WHERE charge_id = ?');
+  const insertRefund = db.prepare(
+    'INSERT INTO refunds VALUES (@refundId, @chargeId, @amount, @currency, @status, @failureCode, @createdAt)',
+  );
+  const refundView = (row: Record<string, unknown>) => ({
+    refundId: row.refund_id as string,
+    chargeId: row.charge_id as string,
+    amount: row.amount as number,
+    currency: row.currency as string,
+    status: row.status as 'succeeded' | 'failed',
+    ...(row.failure_code ? { failureCode: row.failure_code as string } : {}),
+  });
+
+  app.post('/v1/refunds', async (req, reply) => {
+    const checked = validate<RefundRequest>(RefundRequestSchema, req.body);
+    if (!checked.ok) return reply.code(400).send(err('invalid_request', checked.message));
+    const r = checked.value;
+    if (req.headers['idempotency-key'] !== r.refundId)
+      return reply.code(400).send(err('invalid_request', 'Idempotency-Key must equal refundId'));
+    const existing = refundById.get(r.refundId) as Record<string, unknown> | undefined;
+    if (existing) return reply.code(200).send(refundView(existing));
+    const charge = byId.get(r.chargeId) as Record<string, unknown> | undefined;
+    if (!charge || charge.status !== 'succeeded')
+      return reply.code(404).send(err('not_found', 'no succeeded charge with that id'));
+    if (r.currency !== charge.currency)
+      return reply.code(400).send(err('invalid_request', 'currency differs from the charge'));
+    const left = (charge.charged as number) - (refundedOf.get(r.chargeId) as { n: number }).n;
+    if (r.amount > left)
+      return reply
+        .code(422)
+        .send(err('refund_exceeds_charge', `at most ${left} is left of the charge`));
+    const refused = !!refusesRefunds.get(r.chargeId);
+    insertRefund.run({
+      ...r,
+      status: refused ? 'failed' : 'succeeded',
+      failureCode: refused ? 'refund_failed' : null,
+      createdAt: new Date().toISOString(),
+    });
+    return reply.code(201).send(refundView(refundById.get(r.refundId) as Record<string, unknown>));
+  });
+
+  app.get('/v1/refunds/:refundId', async (req, reply) => {
+    const row = refundById.get((req.params as { refundId: string }).refundId) as
+      Record<string, unknown> | undefined;
+    if (!row) return reply.code(404).send(err('not_found', 'no such refund'));
+    return refundView(row);
   });
 
   app.get('/v1/charges/:chargeId', async (req, reply) => {

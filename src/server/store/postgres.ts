@@ -6,6 +6,7 @@ import {
   type IdempotencyBegin,
   type MerchantOrderRow,
   type OrderQuery,
+  type RefundRow,
   type PaymentRow,
   type SessionRow,
   type Store,
@@ -54,6 +55,15 @@ const MIGRATIONS: string[] = [
    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
    CREATE TABLE rate_limits (key TEXT NOT NULL, window_start BIGINT NOT NULL, hits BIGINT NOT NULL,
      PRIMARY KEY (key, window_start));`,
+  // 2: refunds, and what of each payment is set aside for them.
+  `ALTER TABLE merchant_orders ADD COLUMN refund_reserved BIGINT NOT NULL DEFAULT 0;
+   CREATE TABLE refunds (id TEXT PRIMARY KEY, order_ref TEXT NOT NULL, payment_id TEXT NOT NULL,
+     merchant_id TEXT NOT NULL, terminal_id TEXT NOT NULL, amount BIGINT NOT NULL, currency TEXT NOT NULL,
+     reason TEXT, status TEXT NOT NULL, failure_code TEXT, created_at TEXT NOT NULL, next_check_at BIGINT,
+     checks BIGINT NOT NULL DEFAULT 0, version BIGINT NOT NULL);
+   CREATE INDEX refunds_payment ON refunds (payment_id, created_at);
+   CREATE INDEX refunds_terminal ON refunds (terminal_id, status);
+   CREATE INDEX refunds_due ON refunds (status, next_check_at);`,
 ];
 
 /** One number for the advisory lock that serialises migrations across instances. */
@@ -342,10 +352,30 @@ export class PostgresStore implements Store {
   }
   async historyTotal(terminalId: string) {
     const [r] = await this.q<{ total: number }>(
-      "SELECT COALESCE(SUM(charged), 0)::BIGINT AS total FROM payments WHERE terminal_id = $1 AND status = 'succeeded'",
+      `SELECT ((SELECT COALESCE(SUM(charged), 0) FROM payments WHERE terminal_id = $1 AND status = 'succeeded')
+             - (SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE terminal_id = $1 AND status = 'succeeded'))::BIGINT AS total`,
       [terminalId],
     );
     return r.total;
+  }
+  async getRefund(id: string) {
+    return toRow<RefundRow>((await this.q('SELECT * FROM refunds WHERE id = $1', [id]))[0]);
+  }
+  async listRefunds(paymentId: string) {
+    const rows = await this.q(
+      'SELECT * FROM refunds WHERE payment_id = $1 ORDER BY created_at, id',
+      [paymentId],
+    );
+    return rows.map((r) => toRow<RefundRow>(r)!);
+  }
+  async claimDueRefunds(now: number, leaseMs: number, limit: number) {
+    const rows = await this.q(
+      `UPDATE refunds SET next_check_at = $1 WHERE id IN (
+         SELECT id FROM refunds WHERE status = 'pending' AND next_check_at <= $2
+         ORDER BY next_check_at LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING *`,
+      [now + leaseMs, now, limit],
+    );
+    return rows.map((r) => toRow<RefundRow>(r)!);
   }
   async putMerchantOrder(row: MerchantOrderRow) {
     const cols = toColumns({ ...row });
@@ -451,6 +481,26 @@ export class PostgresStore implements Store {
           c,
         );
         return true;
+      case 'reserveRefund':
+        return (
+          (await this.count(
+            'UPDATE merchant_orders SET refund_reserved = refund_reserved + $1 WHERE order_ref = $2 AND refund_reserved + $1 <= $3',
+            [w.amount, w.orderRef, w.limit],
+            c,
+          )) === 1
+        );
+      case 'releaseRefund':
+        await this.count(
+          'UPDATE merchant_orders SET refund_reserved = refund_reserved - $1 WHERE order_ref = $2',
+          [w.amount, w.orderRef],
+          c,
+        );
+        return true;
+      case 'insertRefund':
+        await this.insert('refunds', { ...w.row }, c);
+        return true;
+      case 'updateRefund':
+        return this.update('refunds', 'id', w.id, w.patch, c, w.version);
       case 'bindCard':
         await this.count(
           `INSERT INTO card_bindings (terminal_id, card_hash, created_at) VALUES ($1, $2, $3)

@@ -6,6 +6,7 @@ import {
   type IdempotencyBegin,
   type MerchantOrderRow,
   type OrderQuery,
+  type RefundRow,
   type PaymentRow,
   type SessionRow,
   type Store,
@@ -55,6 +56,15 @@ const MIGRATIONS: string[] = [
   // 3: the registration limit, shared by every process on the database.
   `CREATE TABLE rate_limits (key TEXT NOT NULL, window_start INTEGER NOT NULL, hits INTEGER NOT NULL,
      PRIMARY KEY (key, window_start)) WITHOUT ROWID;`,
+  // 4: refunds, and what of each payment is set aside for them.
+  `ALTER TABLE merchant_orders ADD COLUMN refund_reserved INTEGER NOT NULL DEFAULT 0;
+   CREATE TABLE refunds (id TEXT PRIMARY KEY, order_ref TEXT NOT NULL, payment_id TEXT NOT NULL,
+     merchant_id TEXT NOT NULL, terminal_id TEXT NOT NULL, amount INTEGER NOT NULL, currency TEXT NOT NULL,
+     reason TEXT, status TEXT NOT NULL, failure_code TEXT, created_at TEXT NOT NULL, next_check_at INTEGER,
+     checks INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL);
+   CREATE INDEX refunds_payment ON refunds (payment_id, created_at);
+   CREATE INDEX refunds_terminal ON refunds (terminal_id, status);
+   CREATE INDEX refunds_due ON refunds (status, next_check_at);`,
 ];
 
 /** The embedded default: better-sqlite3 (v12) in WAL mode, a file or `:memory:`. */
@@ -263,9 +273,29 @@ export class SqliteStore implements Store {
   }
   async historyTotal(terminalId: string) {
     const row = this.stmt(
-      "SELECT COALESCE(SUM(charged), 0) AS total FROM payments WHERE terminal_id = ? AND status = 'succeeded'",
-    ).get(terminalId) as { total: number };
+      `SELECT (SELECT COALESCE(SUM(charged), 0) FROM payments WHERE terminal_id = ? AND status = 'succeeded')
+            - (SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE terminal_id = ? AND status = 'succeeded') AS total`,
+    ).get(terminalId, terminalId) as { total: number };
     return row.total;
+  }
+  async getRefund(id: string) {
+    return toRow<RefundRow>(
+      this.stmt('SELECT * FROM refunds WHERE id = ?').get(id) as Record<string, unknown>,
+    );
+  }
+  async listRefunds(paymentId: string) {
+    const rows = this.stmt(
+      'SELECT * FROM refunds WHERE payment_id = ? ORDER BY created_at, id',
+    ).all(paymentId) as Record<string, unknown>[];
+    return rows.map((r) => toRow<RefundRow>(r)!);
+  }
+  async claimDueRefunds(now: number, leaseMs: number, limit: number) {
+    const rows = this.stmt(
+      `UPDATE refunds SET next_check_at = ? WHERE id IN (
+         SELECT id FROM refunds WHERE status = 'pending' AND next_check_at <= ?
+         ORDER BY next_check_at LIMIT ?) RETURNING *`,
+    ).all(now + leaseMs, now, limit) as Record<string, unknown>[];
+    return rows.map((r) => toRow<RefundRow>(r)!);
   }
   async putMerchantOrder(row: MerchantOrderRow) {
     return this.db.transaction(() => {
@@ -342,6 +372,23 @@ export class SqliteStore implements Store {
           break;
         case 'releaseAuthLease':
           this.stmt('UPDATE terminals SET auth_lease_until = 0 WHERE id = ?').run(w.terminalId);
+          break;
+        case 'reserveRefund':
+          ok =
+            this.stmt(
+              'UPDATE merchant_orders SET refund_reserved = refund_reserved + ? WHERE order_ref = ? AND refund_reserved + ? <= ?',
+            ).run(w.amount, w.orderRef, w.amount, w.limit).changes === 1;
+          break;
+        case 'releaseRefund':
+          this.stmt(
+            'UPDATE merchant_orders SET refund_reserved = refund_reserved - ? WHERE order_ref = ?',
+          ).run(w.amount, w.orderRef);
+          break;
+        case 'insertRefund':
+          this.insert('refunds', { ...w.row });
+          break;
+        case 'updateRefund':
+          ok = this.update('refunds', 'id', w.id, w.patch, w.version);
           break;
         case 'bindCard':
           this.stmt(

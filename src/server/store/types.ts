@@ -93,6 +93,26 @@ export interface MerchantOrderRow {
    * kept once it succeeds, released when it is declined or never arrives (PROTOCOL.md §5.4).
    */
   claimPaymentId: string | null;
+  /** The sum of the payment's refunds that have not failed: what is no longer refundable. */
+  refundReserved: number;
+}
+
+export interface RefundRow {
+  id: string;
+  orderRef: string;
+  paymentId: string;
+  merchantId: string;
+  terminalId: string;
+  amount: number;
+  currency: string;
+  reason: string | null;
+  status: 'pending' | 'succeeded' | 'failed';
+  failureCode: string | null;
+  createdAt: string;
+  /** When the reconciler should next ask the payment platform (pending only). */
+  nextCheckAt: number | null;
+  checks: number;
+  version: number;
 }
 
 export interface OrderQuery {
@@ -127,7 +147,13 @@ export type Write =
   /** Counts one failed authentication and ends the lease; locks the terminal at `max`. */
   | { kind: 'authFailure'; terminalId: string; max: number; lockUntil: number }
   | { kind: 'releaseAuthLease'; terminalId: string }
-  | { kind: 'bindCard'; terminalId: string; cardHash: string; at: number };
+  | { kind: 'bindCard'; terminalId: string; cardHash: string; at: number }
+  /** Sets aside `amount` of the order's payment for a refund; fails the commit past `limit`. */
+  | { kind: 'reserveRefund'; orderRef: string; amount: number; limit: number }
+  /** Gives back what a failed refund had set aside. */
+  | { kind: 'releaseRefund'; orderRef: string; amount: number }
+  | { kind: 'insertRefund'; row: RefundRow }
+  | { kind: 'updateRefund'; id: string; version: number; patch: Partial<RefundRow> };
 
 export type IdempotencyBegin =
   | { kind: 'new' }
@@ -187,7 +213,15 @@ export interface Store {
     limit: number,
     windowMs: number,
   ): Promise<{ allowed: boolean; retryAfterMs: number }>;
-  /** The sum of `charged` over a terminal's succeeded payments (the loyalty history). */
+  getRefund(id: string): Promise<RefundRow | undefined>;
+  /** A payment's refunds, oldest first. */
+  listRefunds(paymentId: string): Promise<RefundRow[]>;
+  /** Pending refunds due a check, leased like {@link Store.claimDuePayments}. */
+  claimDueRefunds(now: number, leaseMs: number, limit: number): Promise<RefundRow[]>;
+  /**
+   * The loyalty history: the sum of `charged` over a terminal's succeeded payments, less their
+   * succeeded refunds (a refunded purchase earns no discount).
+   */
   historyTotal(terminalId: string): Promise<number>;
   /** Inserts a merchant order, or returns the existing one with the same merchant order id. */
   putMerchantOrder(row: MerchantOrderRow): Promise<{ row: MerchantOrderRow; created: boolean }>;

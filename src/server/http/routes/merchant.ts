@@ -1,15 +1,16 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
   CreateMerchantOrderRequestSchema,
+  CreateRefundRequestSchema,
   type CreateMerchantOrderRequest,
-  type MerchantOrder,
+  type CreateRefundRequest,
 } from '../../../core/protocol';
 import type { Ctx } from '../../domain/context';
 import type { MerchantConfig } from '../../config';
 import { ApiError, invalid } from '../../errors';
 import { hexEqual, newId, sha256 } from '../../secrets';
-import type { MerchantOrderRow } from '../../store/types';
-import { paymentView } from '../../domain/checkout';
+import { validate } from '../../../core/schema';
+import { createRefund, orderView, viewRefund } from '../../domain/refunds';
 
 /** Bearer authentication: the key's SHA-256 is compared, in constant time, with each merchant's. */
 function merchantOf(ctx: Ctx, req: FastifyRequest): MerchantConfig {
@@ -24,22 +25,68 @@ function merchantOf(ctx: Ctx, req: FastifyRequest): MerchantConfig {
   return found;
 }
 
-async function orderView(ctx: Ctx, row: MerchantOrderRow): Promise<MerchantOrder> {
-  const view: MerchantOrder = {
-    orderRef: row.orderRef,
-    merchantId: row.merchantId,
-    merchantOrderId: row.merchantOrderId,
-    amount: row.amount,
-    currency: row.currency,
-    status: row.status,
-    createdAt: row.createdAt,
-    ...(row.description ? { description: row.description } : {}),
-  };
-  if (row.paymentId) {
-    const p = await ctx.store.getPayment(row.paymentId);
-    if (p) view.payment = paymentView(p);
+/**
+ * Merchant idempotency (PROTOCOL.md §4 per merchant): the first request with a key acts, a repeat
+ * with the same body gets its answer again, another body a conflict.
+ */
+async function idempotent(
+  ctx: Ctx,
+  merchant: MerchantConfig,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  required: boolean,
+  act: () => Promise<{ status: number; body: unknown }>,
+) {
+  const key = req.headers['idempotency-key'];
+  if (key === undefined && !required) {
+    const r = await act();
+    return reply.code(r.status).send(r.body);
   }
-  return view;
+  if (typeof key !== 'string' || !/^[A-Za-z0-9_-]{8,64}$/.test(key))
+    throw invalid('Idempotency-Key must be 8 to 64 characters of [A-Za-z0-9_-]');
+  const scope = `merchant:${merchant.id}`;
+  const fingerprint = `${req.method} ${req.url} ${sha256(req.rawBody ?? Buffer.alloc(0))}`;
+  const seen = await ctx.store.beginIdempotent(
+    scope,
+    key,
+    fingerprint,
+    ctx.now(),
+    ctx.config.idempotencyTtlMs,
+  );
+  if (seen.kind === 'conflict')
+    throw new ApiError(
+      409,
+      'idempotency_conflict',
+      'this Idempotency-Key was used for a different request',
+    );
+  if (seen.kind === 'in_progress')
+    throw new ApiError(
+      409,
+      'idempotency_in_progress',
+      'a request with this Idempotency-Key is still being processed',
+      {},
+      true,
+    );
+  if (seen.kind === 'replay')
+    return reply
+      .code(seen.status)
+      .header('content-type', 'application/json; charset=utf-8')
+      .send(seen.body);
+  try {
+    const r = await act();
+    const text = JSON.stringify(r.body);
+    await ctx.store.finishIdempotent(scope, key, r.status, text);
+    return reply
+      .code(r.status)
+      .header('content-type', 'application/json; charset=utf-8')
+      .send(text);
+  } catch (error) {
+    // A refused request is an outcome too (the same key answers it again); a crash is not.
+    if (error instanceof ApiError && error.status < 500 && error.status !== 429)
+      await ctx.store.finishIdempotent(scope, key, error.status, JSON.stringify(error.body()));
+    else await ctx.store.abandonIdempotent(scope, key);
+    throw error;
+  }
 }
 
 export async function merchantRoutes(app: FastifyInstance, ctx: Ctx): Promise<void> {
@@ -62,6 +109,7 @@ export async function merchantRoutes(app: FastifyInstance, ctx: Ctx): Promise<vo
         createdAt: new Date(ctx.now()).toISOString(),
         paymentId: null,
         claimPaymentId: null,
+        refundReserved: 0,
       });
       if (!created && (row.amount !== body.amount || row.currency !== body.currency)) {
         throw new ApiError(
@@ -72,6 +120,22 @@ export async function merchantRoutes(app: FastifyInstance, ctx: Ctx): Promise<vo
       }
       return reply.code(created ? 201 : 200).send(await orderView(ctx, row));
     },
+  );
+
+  app.post('/v1/merchant/orders/:orderRef/refunds', async (req, reply) => {
+    const merchant = merchantOf(ctx, req);
+    const orderRef = (req.params as { orderRef: string }).orderRef;
+    // The body may be left out: a refund of all that is still refundable.
+    const checked = validate<CreateRefundRequest>(CreateRefundRequestSchema, req.body ?? {});
+    if (!checked.ok) throw invalid(checked.message);
+    return idempotent(ctx, merchant, req, reply, true, async () => ({
+      status: 201,
+      body: await createRefund(ctx, merchant, orderRef, checked.value),
+    }));
+  });
+
+  app.get('/v1/merchant/refunds/:refundId', async (req) =>
+    viewRefund(ctx, merchantOf(ctx, req), (req.params as { refundId: string }).refundId),
   );
 
   app.get('/v1/merchant/orders', async (req) => {

@@ -1,0 +1,187 @@
+import type { CreateRefundRequest, MerchantOrder, Refund } from '../../core/protocol';
+import type { MerchantConfig } from '../config';
+import { ApiError } from '../errors';
+import type { RefundOutcome } from '../payments';
+import { newId } from '../secrets';
+import type { MerchantOrderRow, RefundRow, Write } from '../store/types';
+import { paymentView } from './checkout';
+import type { Ctx } from './context';
+
+// Refunds (PROTOCOL.md §7.2). What a refund may take is set aside on the order in the same
+// transaction that records the refund, by a conditional update: however many refunds race (on
+// however many instances), the sum of those not failed never passes what the card paid.
+
+const PAID = ['paid', 'partially_refunded', 'refunded'];
+
+export function refundView(r: RefundRow): Refund {
+  return {
+    refundId: r.id,
+    orderRef: r.orderRef,
+    paymentId: r.paymentId,
+    amount: r.amount,
+    currency: r.currency,
+    ...(r.reason ? { reason: r.reason } : {}),
+    status: r.status,
+    ...(r.failureCode ? { failureCode: r.failureCode } : {}),
+    createdAt: r.createdAt,
+  };
+}
+
+/** The order as the merchant API shows it: with its payment, what was refunded, and each refund. */
+export async function orderView(ctx: Ctx, row: MerchantOrderRow): Promise<MerchantOrder> {
+  const view: MerchantOrder = {
+    orderRef: row.orderRef,
+    merchantId: row.merchantId,
+    merchantOrderId: row.merchantOrderId,
+    amount: row.amount,
+    currency: row.currency,
+    status: row.status,
+    createdAt: row.createdAt,
+    ...(row.description ? { description: row.description } : {}),
+  };
+  if (row.paymentId) {
+    const p = await ctx.store.getPayment(row.paymentId);
+    if (p) {
+      const refunds = await ctx.store.listRefunds(p.id);
+      view.payment = {
+        ...paymentView(p),
+        refunded: refunds.filter((r) => r.status === 'succeeded').reduce((n, r) => n + r.amount, 0),
+        refunds: refunds.map(refundView),
+      };
+    }
+  }
+  return view;
+}
+
+async function ownOrder(ctx: Ctx, merchant: MerchantConfig, orderRef: string) {
+  const order = await ctx.store.getMerchantOrder(orderRef);
+  if (!order || order.merchantId !== merchant.id)
+    throw new ApiError(404, 'order_unknown', 'no such order for this merchant');
+  return order;
+}
+
+/** `POST /v1/merchant/orders/{orderRef}/refunds`: records the refund, then asks the payment platform. */
+export async function createRefund(
+  ctx: Ctx,
+  merchant: MerchantConfig,
+  orderRef: string,
+  body: CreateRefundRequest,
+): Promise<Refund> {
+  const order = await ownOrder(ctx, merchant, orderRef);
+  const payment = order.paymentId ? await ctx.store.getPayment(order.paymentId) : undefined;
+  if (!PAID.includes(order.status) || !payment || payment.status !== 'succeeded')
+    throw new ApiError(
+      409,
+      'order_not_paid',
+      `order ${orderRef} is ${order.status}: nothing to refund`,
+    );
+  const exceeds = (refundable: number) =>
+    new ApiError(422, 'refund_exceeds_charge', `at most ${refundable} can still be refunded`, {
+      refundable,
+    });
+  const refundable = payment.charged - order.refundReserved;
+  const amount = body.amount ?? refundable;
+  if (amount < 1 || amount > refundable) throw exceeds(refundable);
+  const now = ctx.now();
+  const row: RefundRow = {
+    id: newId('rfd'),
+    orderRef,
+    paymentId: payment.id,
+    merchantId: merchant.id,
+    terminalId: payment.terminalId,
+    amount,
+    currency: payment.currency,
+    reason: body.reason ?? null,
+    status: 'pending',
+    failureCode: null,
+    createdAt: new Date(now).toISOString(),
+    nextCheckAt: now + ctx.config.paymentTimeoutMs,
+    checks: 0,
+    version: 0,
+  };
+  const recorded = await ctx.store.commit([
+    { kind: 'reserveRefund', orderRef, amount, limit: payment.charged },
+    { kind: 'insertRefund', row },
+  ]);
+  if (!recorded) {
+    const now = (await ctx.store.getMerchantOrder(orderRef))!;
+    throw exceeds(payment.charged - now.refundReserved);
+  }
+  const outcome = await ctx.payments.refund({
+    refundId: row.id,
+    chargeId: payment.chargeId,
+    amount,
+    currency: payment.currency,
+  });
+  await settleRefund(ctx, row.id, outcome);
+  return refundView((await ctx.store.getRefund(row.id))!);
+}
+
+/** `GET /v1/merchant/refunds/{refundId}`. */
+export async function viewRefund(ctx: Ctx, merchant: MerchantConfig, id: string): Promise<Refund> {
+  const r = await ctx.store.getRefund(id);
+  if (!r || r.merchantId !== merchant.id)
+    throw new ApiError(404, 'not_found', 'no such refund for this merchant');
+  return refundView(r);
+}
+
+/**
+ * Records a refund's final outcome (shared with the reconciler): a success moves the order to
+ * `partially_refunded` or `refunded`; a failure gives back what the refund had set aside.
+ */
+export async function settleRefund(
+  ctx: Ctx,
+  id: string,
+  outcome: RefundOutcome | { status: 'failed'; failureCode: string },
+): Promise<void> {
+  const r = await ctx.store.getRefund(id);
+  if (!r || r.status !== 'pending' || outcome.status === 'unknown') return;
+  const writes: Write[] = [];
+  if (outcome.status === 'succeeded') {
+    const payment = (await ctx.store.getPayment(r.paymentId))!;
+    const done = (await ctx.store.listRefunds(r.paymentId))
+      .filter((x) => x.status === 'succeeded')
+      .reduce((n, x) => n + x.amount, r.amount);
+    writes.push(
+      {
+        kind: 'updateRefund',
+        id,
+        version: r.version,
+        patch: { status: 'succeeded', nextCheckAt: null },
+      },
+      {
+        kind: 'updateOrder',
+        orderRef: r.orderRef,
+        patch: { status: done >= payment.charged ? 'refunded' : 'partially_refunded' },
+      },
+    );
+  } else {
+    writes.push(
+      {
+        kind: 'updateRefund',
+        id,
+        version: r.version,
+        patch: { status: 'failed', failureCode: outcome.failureCode, nextCheckAt: null },
+      },
+      { kind: 'releaseRefund', orderRef: r.orderRef, amount: r.amount },
+    );
+  }
+  // A lost race means another instance settled it first.
+  if ((await ctx.store.commit(writes)) && outcome.status === 'succeeded')
+    await syncOrderStatus(ctx, r.orderRef, r.paymentId);
+}
+
+/**
+ * Two refunds of one order that succeed at once each see the other still pending: whichever
+ * commits last reads both and puts the order's status right.
+ */
+async function syncOrderStatus(ctx: Ctx, orderRef: string, paymentId: string): Promise<void> {
+  const payment = (await ctx.store.getPayment(paymentId))!;
+  const done = (await ctx.store.listRefunds(paymentId))
+    .filter((x) => x.status === 'succeeded')
+    .reduce((n, x) => n + x.amount, 0);
+  const status = done >= payment.charged ? 'refunded' : 'partially_refunded';
+  const order = await ctx.store.getMerchantOrder(orderRef);
+  if (order && order.status !== status)
+    await ctx.store.commit([{ kind: 'updateOrder', orderRef, patch: { status } }]);
+}

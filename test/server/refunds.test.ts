@@ -1,0 +1,182 @@
+import { createHash } from 'node:crypto';
+import { startSandboxPlatform, type SandboxPlatform } from '../../src/testing/platform';
+import { factorsFor, raw, terminal, toPrompt } from '../support/server-harness';
+
+// PROTOCOL.md §7.2 and §8: refunds, counted against the payment platform's own records.
+
+let platform: SandboxPlatform;
+const OTHER_KEY = 'refund-other-merchant';
+beforeAll(async () => {
+  platform = await startSandboxPlatform({
+    configObject: {
+      merchants: [
+        {
+          id: 'mch_other',
+          apiKeySha256: createHash('sha256').update(OTHER_KEY).digest('hex'),
+          openAmounts: true,
+        },
+      ],
+    },
+  });
+});
+afterAll(() => platform.close());
+
+let made = 0;
+const as = (key = platform.merchantKey) => ({ authorization: `Bearer ${key}` });
+
+/** A merchant order paid with `card`; returns its reference and the payment. */
+async function paidOrder(card = '4242424242424242', amount = 5000) {
+  const o = await raw(platform, {
+    method: 'POST',
+    path: '/v1/merchant/orders',
+    body: JSON.stringify({ merchantOrderId: `refund-${++made}`, amount, currency: 'CNY' }),
+    headers: as(),
+  });
+  const orderRef = o.json.orderRef as string;
+  const t = await terminal(platform);
+  const at = await toPrompt(t, card, amount, orderRef);
+  const paid = await t.client.authenticate(
+    at.sessionId,
+    {
+      challenge: at.prompt.challenge,
+      factors: factorsFor(at.sessionId, at.prompt, at.confirmation),
+    },
+    await t.client.newIdempotencyKey(),
+  );
+  expect(paid.state).toBe('succeeded');
+  return { orderRef, payment: paid.payment, terminal: t };
+}
+
+function refund(orderRef: string, body: unknown, key?: string, merchantKey?: string) {
+  return raw(platform, {
+    method: 'POST',
+    path: `/v1/merchant/orders/${orderRef}/refunds`,
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    headers: { ...as(merchantKey), ...(key ? { 'idempotency-key': key } : {}) },
+  });
+}
+
+async function order(orderRef: string) {
+  return (
+    await raw(platform, { method: 'GET', path: `/v1/merchant/orders/${orderRef}`, headers: as() })
+  ).json;
+}
+
+async function sandboxRefund(refundId: string) {
+  const r = await fetch(`${platform.sandbox!.url}/v1/refunds/${refundId}`);
+  return r.status === 404 ? undefined : ((await r.json()) as { amount: number; status: string });
+}
+
+describe('refunds', () => {
+  it('refunds part, then the rest, moving the order to partially_refunded and refunded', async () => {
+    const { orderRef } = await paidOrder();
+    const first = await refund(
+      orderRef,
+      { amount: 1500, reason: 'one coffee was cold' },
+      'rf-part-0001',
+    );
+    expect(first.status).toBe(201);
+    expect(first.json).toMatchObject({
+      orderRef,
+      amount: 1500,
+      currency: 'CNY',
+      status: 'succeeded',
+      reason: 'one coffee was cold',
+    });
+    expect(await sandboxRefund(first.json.refundId)).toMatchObject({
+      amount: 1500,
+      status: 'succeeded',
+    });
+    expect(await order(orderRef)).toMatchObject({
+      status: 'partially_refunded',
+      payment: { refunded: 1500, refunds: [{ refundId: first.json.refundId }] },
+    });
+    const rest = await refund(orderRef, undefined, 'rf-rest-0001');
+    expect(rest.json).toMatchObject({ amount: 3500, status: 'succeeded' });
+    expect(await order(orderRef)).toMatchObject({
+      status: 'refunded',
+      payment: { refunded: 5000 },
+    });
+    const view = await raw(platform, {
+      method: 'GET',
+      path: `/v1/merchant/refunds/${rest.json.refundId}`,
+      headers: as(),
+    });
+    expect(view.json).toEqual(rest.json);
+  });
+
+  it('refuses more than the card paid, saying what is still refundable', async () => {
+    const { orderRef } = await paidOrder();
+    await refund(orderRef, { amount: 4000 }, 'rf-over-0001');
+    const over = await refund(orderRef, { amount: 1001 }, 'rf-over-0002');
+    expect(over.status).toBe(422);
+    expect(over.json).toMatchObject({ error: { code: 'refund_exceeds_charge' }, refundable: 1000 });
+  });
+
+  it('refunds once per key: a replay answers the same, another body under it is a conflict', async () => {
+    const { orderRef } = await paidOrder();
+    const a = await refund(orderRef, { amount: 100 }, 'rf-replay-001');
+    const b = await refund(orderRef, { amount: 100 }, 'rf-replay-001');
+    expect(b.status).toBe(201);
+    expect(b.json).toEqual(a.json);
+    expect((await refund(orderRef, { amount: 200 }, 'rf-replay-001')).status).toBe(409);
+    expect((await order(orderRef)).payment.refunds).toHaveLength(1);
+  });
+
+  it('refunds the whole charge once when six different keys race for it', async () => {
+    const { orderRef } = await paidOrder();
+    const answers = await Promise.all(
+      [1, 2, 3, 4, 5, 6].map((i) => refund(orderRef, {}, `rf-race-000${i}`)),
+    );
+    const made = answers.filter((a) => a.status === 201);
+    expect(made).toHaveLength(1);
+    expect(answers.filter((a) => a.status === 422)).toHaveLength(5);
+    const o = await order(orderRef);
+    expect(o).toMatchObject({ status: 'refunded', payment: { refunded: 5000 } });
+    let atPaymentPlatform = 0;
+    for (const r of o.payment.refunds) if (await sandboxRefund(r.refundId)) atPaymentPlatform++;
+    expect(atPaymentPlatform).toBe(1);
+  });
+
+  it('records a refund the payment platform refuses as failed, and keeps the amount refundable', async () => {
+    const { orderRef } = await paidOrder('4000000000005126');
+    const r = await refund(orderRef, {}, 'rf-fail-0001');
+    expect(r.json).toMatchObject({ status: 'failed', failureCode: 'refund_failed', amount: 5000 });
+    expect(await order(orderRef)).toMatchObject({ status: 'paid', payment: { refunded: 0 } });
+    const again = await refund(orderRef, { amount: 6000 }, 'rf-fail-0002');
+    expect(again.json).toMatchObject({ refundable: 5000 });
+  });
+
+  it('lowers the loyalty history by what was refunded', async () => {
+    const { orderRef, terminal: t } = await paidOrder('4242424242424242', 5000);
+    expect(await platform.store.historyTotal(t.id)).toBe(5000);
+    await refund(orderRef, { amount: 2000 }, 'rf-hist-0001');
+    expect(await platform.store.historyTotal(t.id)).toBe(3000);
+  });
+
+  it('refuses an order not paid, a missing key, bad fields, and another merchant’s order', async () => {
+    const open = await raw(platform, {
+      method: 'POST',
+      path: '/v1/merchant/orders',
+      body: JSON.stringify({
+        merchantOrderId: `refund-open-${++made}`,
+        amount: 100,
+        currency: 'CNY',
+      }),
+      headers: as(),
+    });
+    expect((await refund(open.json.orderRef, {}, 'rf-open-0001')).json.error.code).toBe(
+      'order_not_paid',
+    );
+    const { orderRef } = await paidOrder();
+    const missing = await refund(orderRef, {});
+    expect(missing.status).toBe(400);
+    expect(missing.json.error.message).toContain('Idempotency-Key');
+    const bad = await refund(orderRef, { amount: 1.5 }, 'rf-bad-00001');
+    expect(bad.status).toBe(400);
+    expect(bad.json.error.message).toContain('amount');
+    const long = await refund(orderRef, { reason: 'x'.repeat(201) }, 'rf-bad-00002');
+    expect(long.json.error.message).toContain('reason');
+    expect((await refund(orderRef, {}, 'rf-other-001', OTHER_KEY)).status).toBe(404);
+  });
+});
