@@ -52,6 +52,8 @@ export type SdkErrorCode =
   | 'cvv_format'
   | 'storage_error'
   | 'config_invalid'
+  | 'webhook_signature_invalid'
+  | 'webhook_timestamp_skew'
   | 'invalid_argument';
 
 export type CardPayErrorCode = ProtocolErrorCode | SdkErrorCode;

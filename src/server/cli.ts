@@ -18,12 +18,15 @@ Options:
   --session-ttl-s <n>            checkout session lifetime (default 900)
   --config <file>                JSON: merchants, discount ranges, authentication policy, brands
   --sandbox-slow-ms <n>          how late the sandbox answers for the slow card (default 5000)
+  --sandbox-webhook-url <url>    where the sandbox merchant's notifications go (https://, or http:// on loopback)
+  --webhook-retry-base-ms <n>    the first retry delay of a notification (default 10000)
   --log-level <level>            pino level: fatal, error, warn, info, debug, silent (default info)
   -h, --help                     show this help
 
 Environment:
   CARDPAY_MASTER_KEY             64 hex characters; encrypts secrets at rest (required with --payment-url)
   CARDPAY_SANDBOX_MERCHANT_KEY   the sandbox merchant's API key (random when unset)
+  CARDPAY_SANDBOX_WEBHOOK_SECRET the sandbox merchant's webhook secret, whsec_… (random when unset)
 `;
 
 class UsageError extends Error {}
@@ -59,6 +62,8 @@ export function parseArgs(argv: string[]): PlatformOptions & { help?: boolean } 
       '--config',
       '--log-level',
       '--sandbox-slow-ms',
+      '--sandbox-webhook-url',
+      '--webhook-retry-base-ms',
     ];
     if (!known.includes(flag)) throw new UsageError(`unknown option ${flag} (see --help)`);
     const value = inline ?? argv[++i];
@@ -100,6 +105,12 @@ export function parseArgs(argv: string[]): PlatformOptions & { help?: boolean } 
         break;
       case '--sandbox-slow-ms':
         out.sandboxSlowDelayMs = int(flag, value, 0, 600000);
+        break;
+      case '--sandbox-webhook-url':
+        out.sandboxWebhookUrl = value;
+        break;
+      case '--webhook-retry-base-ms':
+        out.webhookRetryBaseMs = int(flag, value, 1, 86400000);
         break;
       case '--log-level':
         if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(value))
@@ -146,6 +157,9 @@ export async function main(argv: string[]): Promise<void> {
     lines.push(
       `sandbox merchant: ${platform.sandboxMerchant.id}`,
       `sandbox merchant key: ${platform.sandboxMerchant.apiKey}`,
+      ...(platform.sandboxMerchant.webhookSecret
+        ? [`sandbox webhook secret: ${platform.sandboxMerchant.webhookSecret}`]
+        : []),
       `sandbox payment platform: ${platform.sandbox.url}`,
       `sandbox cards: ${SANDBOX_CARDS.approvedUnionPay19} (approved), ${SANDBOX_CARDS.approvedVisa} (approved), ${SANDBOX_CARDS.declined} (declined), ${SANDBOX_CARDS.slow} (slow), ${SANDBOX_CARDS.flaky} (flaky); CVV 999 is declined`,
       "sandbox SOTER: any signature over an assertion of the session challenge passes, except all zeros (WeChat's own check is out of reach)",

@@ -21,6 +21,8 @@ export interface MerchantConfig {
   /** Whether sessions without a merchant order (open amounts) are allowed. */
   openAmounts: boolean;
   auth: AuthPolicy;
+  /** Where its notifications go (PROTOCOL.md §7.3), and the secret that signs them. */
+  webhook?: { url: string; secret: string };
 }
 
 export interface DiscountRange {
@@ -47,6 +49,10 @@ export interface PlatformConfig {
   reconcileEveryMs: number;
   /** Finished sessions without a payment are deleted this long after they expired. */
   sessionRetentionMs: number;
+  /** The first retry delay of a notification; later ones grow from it. */
+  webhookRetryBaseMs: number;
+  /** How long a receiver has to answer 2xx. */
+  webhookTimeoutMs: number;
   /** Declined payments allowed per card and per terminal in any hour (PROTOCOL.md §5.3). */
   velocity: { cardDeclinesPerHour: number; terminalDeclinesPerHour: number };
 }
@@ -73,6 +79,8 @@ export function defaultConfig(): PlatformConfig {
     reconcileEveryMs: 1000,
     velocity: { cardDeclinesPerHour: 5, terminalDeclinesPerHour: 10 },
     sessionRetentionMs: 30 * 24 * 3600 * 1000,
+    webhookRetryBaseMs: 10000,
+    webhookTimeoutMs: 10000,
   };
 }
 
@@ -110,6 +118,15 @@ const merchantSchema: Schema = {
           items: { type: 'string', enum: ['password', 'biometric', 'cvv'] },
         },
         twoFactorsFrom: { type: 'integer', minimum: 1 },
+      },
+    },
+    webhook: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['url', 'secret'],
+      properties: {
+        url: { type: 'string', maxLength: 2048 },
+        secret: { type: 'string', pattern: '^whsec_[A-Za-z0-9_]{16,128}$' },
       },
     },
   },
@@ -201,6 +218,14 @@ export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config
       methods: m.auth?.methods ?? ['password', 'biometric', 'cvv'],
       ...(m.auth?.twoFactorsFrom ? { twoFactorsFrom: m.auth.twoFactorsFrom } : {}),
     },
+    ...(m.webhook
+      ? {
+          webhook: {
+            url: webhookUrl(m.webhook.url, `merchant ${m.id}: webhook.url`),
+            secret: m.webhook.secret,
+          },
+        }
+      : {}),
   }));
   for (const m of merchants) {
     if (!m.auth.methods.some((x) => x === 'password' || x === 'biometric'))
@@ -241,4 +266,28 @@ export function discountFor(
 
 export function newApiKey(): string {
   return `sk_sandbox_${randomHex(16)}`;
+}
+
+/**
+ * A notification URL: `https://`, or plain `http://` to a loopback address (development and
+ * tests). Anything else is refused: a merchant's events carry its orders.
+ */
+export function webhookUrl(url: string, what = 'webhook url'): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new ConfigError(`${what} is not a URL: ${url}`);
+  }
+  const loopback =
+    ['localhost', '127.0.0.1', '[::1]'].includes(u.hostname) || /^127\./.test(u.hostname);
+  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && loopback))
+    throw new ConfigError(
+      `${what} must use https:// (plain http only to a loopback address), got ${url}`,
+    );
+  return url;
+}
+
+export function newWebhookSecret(): string {
+  return `whsec_${randomHex(24)}`;
 }

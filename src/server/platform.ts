@@ -8,6 +8,8 @@ import {
   defaultConfig,
   loadConfigFile,
   newApiKey,
+  newWebhookSecret,
+  webhookUrl,
   sandboxMerchant,
   type PlatformConfig,
 } from './config';
@@ -55,6 +57,13 @@ export interface PlatformOptions {
   clock?: () => number;
   /** How often the reconciler runs (default 1 s). */
   reconcileEveryMs?: number;
+  /** Where the sandbox merchant's notifications go; its secret is made at start (or given). */
+  sandboxWebhookUrl?: string;
+  sandboxWebhookSecret?: string;
+  /** The first retry delay of a notification (default 10 s). */
+  webhookRetryBaseMs?: number;
+  /** How long a receiver has to answer (default 10 s). */
+  webhookTimeoutMs?: number;
   /** How long a statement waits for a lock held by another connection (default 5 s). */
   busyTimeoutMs?: number;
   /** Connection limits and time-outs of the HTTP server. */
@@ -67,7 +76,7 @@ export interface RunningPlatform {
   ctx: Ctx;
   store: Store;
   sandbox?: { url: string; app: FastifyInstance; db: string };
-  sandboxMerchant?: { id: string; apiKey: string };
+  sandboxMerchant?: { id: string; apiKey: string; webhookSecret?: string };
   close(): Promise<void>;
 }
 
@@ -179,7 +188,24 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Runn
   let merchantKey: string | undefined =
     options.sandboxMerchantKey ?? process.env.CARDPAY_SANDBOX_MERCHANT_KEY;
   if (sandboxMode) merchantKey ??= newApiKey();
-  if (merchantKey) config.merchants.push(sandboxMerchant(merchantKey));
+  let webhookSecret: string | undefined;
+  if (merchantKey) {
+    const merchant = sandboxMerchant(merchantKey);
+    if (options.sandboxWebhookUrl) {
+      webhookSecret =
+        options.sandboxWebhookSecret ??
+        process.env.CARDPAY_SANDBOX_WEBHOOK_SECRET ??
+        newWebhookSecret();
+      merchant.webhook = {
+        url: webhookUrl(options.sandboxWebhookUrl, '--sandbox-webhook-url'),
+        secret: webhookSecret,
+      };
+    }
+    config.merchants.push(merchant);
+  }
+  if (options.webhookRetryBaseMs !== undefined)
+    config.webhookRetryBaseMs = options.webhookRetryBaseMs;
+  if (options.webhookTimeoutMs !== undefined) config.webhookTimeoutMs = options.webhookTimeoutMs;
   if (options.config) config = loadConfigFile(options.config, config);
   if (options.configObject) config = applyConfig(options.configObject, config);
 
@@ -238,7 +264,9 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Runn
       ctx,
       store,
       sandbox,
-      sandboxMerchant: merchantKey ? { id: 'mch_sandbox', apiKey: merchantKey } : undefined,
+      sandboxMerchant: merchantKey
+        ? { id: 'mch_sandbox', apiKey: merchantKey, ...(webhookSecret ? { webhookSecret } : {}) }
+        : undefined,
       async close() {
         await app.close();
         if (sandbox) await sandbox.app.close();

@@ -24,4 +24,5 @@ describePg('on PostgreSQL', () => {
   describe('security', () => onItsOwnDatabase('./security.test'));
   describe('the order listing', () => onItsOwnDatabase('./merchant-orders.test'));
   describe('refunds', () => onItsOwnDatabase('./refunds.test'));
+  describe('notifications', () => onItsOwnDatabase('./notifications.test'));
 });

@@ -11,6 +11,8 @@ import {
   type SessionView,
 } from '../../core/protocol';
 import type { Ctx } from './context';
+import { eventWrite } from './notifications';
+import { orderViewOf, paymentView } from './views';
 import { discountFor, type MerchantConfig } from '../config';
 import { ApiError, invalid } from '../errors';
 import { hexEqual, newId, randomHex } from '../secrets';
@@ -24,17 +26,6 @@ const INPUT_PORT = {
 };
 const BEFORE_PROCESSING = ['awaiting_order', 'awaiting_confirmation', 'awaiting_authentication'];
 const iso = (ms: number) => new Date(ms).toISOString();
-
-export function paymentView(p: PaymentRow): Payment {
-  return {
-    paymentId: p.id,
-    orderId: p.orderId,
-    amount: p.amount,
-    discount: { rateBps: p.rateBps, amountOff: p.amountOff },
-    charged: p.charged,
-    currency: p.currency,
-  };
-}
 
 /** The session as the status endpoint shows it (PROTOCOL.md §5.5). */
 export async function sessionView(
@@ -236,6 +227,32 @@ export async function settle(
     // No money moved: the order is free for another attempt.
     if (p.orderRef) writes.push({ kind: 'releaseOrder', orderRef: p.orderRef, paymentId: p.id });
   }
+  // The notification, in the same transaction: the order (or, for an open amount, the payment)
+  // as this outcome leaves it.
+  const settledPayment = {
+    ...p,
+    status: outcome.status === 'succeeded' ? ('succeeded' as const) : p.status,
+  };
+  const type = outcome.status === 'succeeded' ? 'payment.succeeded' : 'payment.failed';
+  const order = p.orderRef ? await ctx.store.getMerchantOrder(p.orderRef) : undefined;
+  writes.push(
+    eventWrite(
+      ctx,
+      p.merchantId,
+      type,
+      order
+        ? {
+            order: orderViewOf(
+              outcome.status === 'succeeded'
+                ? { ...order, status: 'paid', paymentId: p.id }
+                : { ...order, status: 'failed' },
+              settledPayment,
+              [],
+            ),
+          }
+        : { payment: { ...paymentView(settledPayment), sessionId: p.sessionId } },
+    ),
+  );
   await ctx.store.commit(writes); // a lost race means another instance settled it first
 }
 

@@ -4,6 +4,7 @@ import type { PaymentConnector } from '../payments';
 import type { Sealer } from '../secrets';
 import type { SoterVerifier } from '../soter';
 import type { Store } from '../store/types';
+import type { Notifier } from './notifications';
 import type { Reconciler } from './reconciler';
 
 /** What the payment domain works with: storage, configuration, keys, the payment platform. */
@@ -15,6 +16,7 @@ export interface Ctx {
   soter?: SoterVerifier;
   now: () => number;
   reconciler: Reconciler;
+  notifier: Notifier;
   /** The platform's logger, for work outside a request (absent when logging is off). */
   log?: Pick<FastifyBaseLogger, 'error' | 'warn' | 'info'>;
 }

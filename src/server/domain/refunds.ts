@@ -3,8 +3,9 @@ import type { MerchantConfig } from '../config';
 import { ApiError } from '../errors';
 import type { RefundOutcome } from '../payments';
 import { newId } from '../secrets';
-import type { MerchantOrderRow, RefundRow, Write } from '../store/types';
-import { paymentView } from './checkout';
+import type { MerchantOrderRow, PaymentRow, RefundRow, Write } from '../store/types';
+import { eventWrite } from './notifications';
+import { orderViewOf, refundView } from './views';
 import type { Ctx } from './context';
 
 // Refunds (PROTOCOL.md §7.2). What a refund may take is set aside on the order in the same
@@ -13,44 +14,10 @@ import type { Ctx } from './context';
 
 const PAID = ['paid', 'partially_refunded', 'refunded'];
 
-export function refundView(r: RefundRow): Refund {
-  return {
-    refundId: r.id,
-    orderRef: r.orderRef,
-    paymentId: r.paymentId,
-    amount: r.amount,
-    currency: r.currency,
-    ...(r.reason ? { reason: r.reason } : {}),
-    status: r.status,
-    ...(r.failureCode ? { failureCode: r.failureCode } : {}),
-    createdAt: r.createdAt,
-  };
-}
-
 /** The order as the merchant API shows it: with its payment, what was refunded, and each refund. */
 export async function orderView(ctx: Ctx, row: MerchantOrderRow): Promise<MerchantOrder> {
-  const view: MerchantOrder = {
-    orderRef: row.orderRef,
-    merchantId: row.merchantId,
-    merchantOrderId: row.merchantOrderId,
-    amount: row.amount,
-    currency: row.currency,
-    status: row.status,
-    createdAt: row.createdAt,
-    ...(row.description ? { description: row.description } : {}),
-  };
-  if (row.paymentId) {
-    const p = await ctx.store.getPayment(row.paymentId);
-    if (p) {
-      const refunds = await ctx.store.listRefunds(p.id);
-      view.payment = {
-        ...paymentView(p),
-        refunded: refunds.filter((r) => r.status === 'succeeded').reduce((n, r) => n + r.amount, 0),
-        refunds: refunds.map(refundView),
-      };
-    }
-  }
-  return view;
+  const p = row.paymentId ? await ctx.store.getPayment(row.paymentId) : undefined;
+  return orderViewOf(row, p, p ? await ctx.store.listRefunds(p.id) : []);
 }
 
 async function ownOrder(ctx: Ctx, merchant: MerchantConfig, orderRef: string) {
@@ -137,26 +104,50 @@ export async function settleRefund(
   const r = await ctx.store.getRefund(id);
   if (!r || r.status !== 'pending' || outcome.status === 'unknown') return;
   const writes: Write[] = [];
+  const payment = (await ctx.store.getPayment(r.paymentId))!;
+  const order = (await ctx.store.getMerchantOrder(r.orderRef))!;
+  const others = (await ctx.store.listRefunds(r.paymentId)).filter((x) => x.id !== r.id);
+  // The event shows the order and the refund as this decision leaves them.
+  const event = (status: RefundRow['status'], patch: Partial<RefundRow>, orderStatus?: string) => {
+    const settled = { ...r, ...patch, status };
+    const refunds = [...others, settled].sort((a, b) =>
+      a.createdAt === b.createdAt
+        ? a.id.localeCompare(b.id)
+        : a.createdAt.localeCompare(b.createdAt),
+    );
+    const view = orderViewOf(
+      { ...order, status: (orderStatus ?? order.status) as MerchantOrderRow['status'] },
+      payment,
+      refunds,
+    );
+    return eventWrite(
+      ctx,
+      r.merchantId,
+      status === 'succeeded' ? 'refund.succeeded' : 'refund.failed',
+      {
+        order: view,
+        refund: refundView(settled),
+      },
+    );
+  };
   if (outcome.status === 'succeeded') {
-    const payment = (await ctx.store.getPayment(r.paymentId))!;
-    const done = (await ctx.store.listRefunds(r.paymentId))
+    const done = others
       .filter((x) => x.status === 'succeeded')
       .reduce((n, x) => n + x.amount, r.amount);
+    const orderStatus = done >= payment.charged ? 'refunded' : 'partially_refunded';
     writes.push(
+      event('succeeded', { nextCheckAt: null }, orderStatus),
       {
         kind: 'updateRefund',
         id,
         version: r.version,
         patch: { status: 'succeeded', nextCheckAt: null },
       },
-      {
-        kind: 'updateOrder',
-        orderRef: r.orderRef,
-        patch: { status: done >= payment.charged ? 'refunded' : 'partially_refunded' },
-      },
+      { kind: 'updateOrder', orderRef: r.orderRef, patch: { status: orderStatus } },
     );
   } else {
     writes.push(
+      event('failed', { failureCode: outcome.failureCode, nextCheckAt: null }),
       {
         kind: 'updateRefund',
         id,

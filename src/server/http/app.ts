@@ -12,6 +12,7 @@ import type { PlatformConfig } from '../config';
 import type { Ctx } from '../domain/context';
 import { ApiError, invalid } from '../errors';
 import { PaymentConnector } from '../payments';
+import { Notifier } from '../domain/notifications';
 import { Reconciler } from '../domain/reconciler';
 import { merchantRoutes } from './routes/merchant';
 import { sessionRoutes } from './routes/sessions';
@@ -93,6 +94,7 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
     now,
   } as Ctx;
   ctx.reconciler = new Reconciler(ctx);
+  ctx.notifier = new Notifier(ctx);
 
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const app = Fastify({
@@ -338,9 +340,13 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   await app.register(async (scope) => merchantRoutes(scope, ctx));
 
   ctx.log = app.log;
-  if (options.reconcile) ctx.reconciler.start();
+  if (options.reconcile) {
+    ctx.reconciler.start();
+    ctx.notifier.start();
+  }
   app.addHook('onClose', async () => {
     await ctx.reconciler.stop();
+    await ctx.notifier.stop();
     payments.close();
   });
   return { app, ctx };

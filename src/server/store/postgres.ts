@@ -7,6 +7,7 @@ import {
   type MerchantOrderRow,
   type OrderQuery,
   type RefundRow,
+  type EventRow,
   type PaymentRow,
   type SessionRow,
   type Store,
@@ -64,6 +65,12 @@ const MIGRATIONS: string[] = [
    CREATE INDEX refunds_payment ON refunds (payment_id, created_at);
    CREATE INDEX refunds_terminal ON refunds (terminal_id, status);
    CREATE INDEX refunds_due ON refunds (status, next_check_at);`,
+  // 3: the notification outbox; seq orders a merchant's events as they were made.
+  `CREATE TABLE events (seq BIGSERIAL PRIMARY KEY, id TEXT NOT NULL UNIQUE, merchant_id TEXT NOT NULL,
+     type TEXT NOT NULL, created_at TEXT NOT NULL, body TEXT NOT NULL, delivery TEXT NOT NULL,
+     attempts BIGINT NOT NULL DEFAULT 0, next_attempt_at BIGINT);
+   CREATE INDEX events_merchant ON events (merchant_id, seq);
+   CREATE INDEX events_due ON events (delivery, next_attempt_at);`,
 ];
 
 /** One number for the advisory lock that serialises migrations across instances. */
@@ -358,6 +365,35 @@ export class PostgresStore implements Store {
     );
     return r.total;
   }
+  async listEvents(merchantId: string, after: string | undefined, limit: number) {
+    const rows = await this.q(
+      `SELECT id, merchant_id, type, created_at, body, delivery, attempts, next_attempt_at FROM events
+       WHERE merchant_id = $1 AND seq > COALESCE((SELECT seq FROM events WHERE id = $2 AND merchant_id = $1), 0)
+       ORDER BY seq LIMIT $3`,
+      [merchantId, after ?? '', limit],
+    );
+    return rows.map((r) => toRow<EventRow>(r)!);
+  }
+  async getEvent(id: string) {
+    return toRow<EventRow>(
+      (
+        await this.q(
+          'SELECT id, merchant_id, type, created_at, body, delivery, attempts, next_attempt_at FROM events WHERE id = $1',
+          [id],
+        )
+      )[0],
+    );
+  }
+  async claimDueEvents(now: number, leaseMs: number, limit: number) {
+    const rows = await this.q(
+      `UPDATE events SET next_attempt_at = $1 WHERE seq IN (
+         SELECT seq FROM events WHERE delivery = 'pending' AND next_attempt_at <= $2
+         ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+       RETURNING id, merchant_id, type, created_at, body, delivery, attempts, next_attempt_at`,
+      [now + leaseMs, now, limit],
+    );
+    return rows.map((r) => toRow<EventRow>(r)!);
+  }
   async getRefund(id: string) {
     return toRow<RefundRow>((await this.q('SELECT * FROM refunds WHERE id = $1', [id]))[0]);
   }
@@ -501,6 +537,12 @@ export class PostgresStore implements Store {
         return true;
       case 'updateRefund':
         return this.update('refunds', 'id', w.id, w.patch, c, w.version);
+      case 'insertEvent':
+        await this.insert('events', { ...w.row }, c);
+        return true;
+      case 'updateEvent':
+        await this.update('events', 'id', w.id, w.patch, c);
+        return true;
       case 'bindCard':
         await this.count(
           `INSERT INTO card_bindings (terminal_id, card_hash, created_at) VALUES ($1, $2, $3)

@@ -7,6 +7,7 @@ import {
   type MerchantOrderRow,
   type OrderQuery,
   type RefundRow,
+  type EventRow,
   type PaymentRow,
   type SessionRow,
   type Store,
@@ -65,6 +66,12 @@ const MIGRATIONS: string[] = [
    CREATE INDEX refunds_payment ON refunds (payment_id, created_at);
    CREATE INDEX refunds_terminal ON refunds (terminal_id, status);
    CREATE INDEX refunds_due ON refunds (status, next_check_at);`,
+  // 5: the notification outbox; seq orders a merchant's events as they were made.
+  `CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+     merchant_id TEXT NOT NULL, type TEXT NOT NULL, created_at TEXT NOT NULL, body TEXT NOT NULL,
+     delivery TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER);
+   CREATE INDEX events_merchant ON events (merchant_id, seq);
+   CREATE INDEX events_due ON events (delivery, next_attempt_at);`,
 ];
 
 /** The embedded default: better-sqlite3 (v12) in WAL mode, a file or `:memory:`. */
@@ -278,6 +285,30 @@ export class SqliteStore implements Store {
     ).get(terminalId, terminalId) as { total: number };
     return row.total;
   }
+  async listEvents(merchantId: string, after: string | undefined, limit: number) {
+    const rows = this.stmt(
+      `SELECT id, merchant_id, type, created_at, body, delivery, attempts, next_attempt_at FROM events
+       WHERE merchant_id = ? AND seq > COALESCE((SELECT seq FROM events WHERE id = ? AND merchant_id = ?), 0)
+       ORDER BY seq LIMIT ?`,
+    ).all(merchantId, after ?? '', merchantId, limit) as Record<string, unknown>[];
+    return rows.map((r) => toRow<EventRow>(r)!);
+  }
+  async getEvent(id: string) {
+    return toRow<EventRow>(
+      this.stmt(
+        'SELECT id, merchant_id, type, created_at, body, delivery, attempts, next_attempt_at FROM events WHERE id = ?',
+      ).get(id) as Record<string, unknown>,
+    );
+  }
+  async claimDueEvents(now: number, leaseMs: number, limit: number) {
+    const rows = this.stmt(
+      `UPDATE events SET next_attempt_at = ? WHERE seq IN (
+         SELECT seq FROM events WHERE delivery = 'pending' AND next_attempt_at <= ?
+         ORDER BY next_attempt_at LIMIT ?)
+       RETURNING id, merchant_id, type, created_at, body, delivery, attempts, next_attempt_at`,
+    ).all(now + leaseMs, now, limit) as Record<string, unknown>[];
+    return rows.map((r) => toRow<EventRow>(r)!);
+  }
   async getRefund(id: string) {
     return toRow<RefundRow>(
       this.stmt('SELECT * FROM refunds WHERE id = ?').get(id) as Record<string, unknown>,
@@ -386,6 +417,12 @@ export class SqliteStore implements Store {
           break;
         case 'insertRefund':
           this.insert('refunds', { ...w.row });
+          break;
+        case 'insertEvent':
+          this.insert('events', { ...w.row });
+          break;
+        case 'updateEvent':
+          this.update('events', 'id', w.id, w.patch);
           break;
         case 'updateRefund':
           ok = this.update('refunds', 'id', w.id, w.patch, w.version);

@@ -125,6 +125,20 @@ export interface OrderQuery {
   limit: number;
 }
 
+/** A notification (PROTOCOL.md §7.3), written with the state change that caused it. */
+export interface EventRow {
+  id: string;
+  merchantId: string;
+  type: string;
+  createdAt: string;
+  /** The event exactly as delivered and listed: `{"id", "type", "createdAt", "data"}`. */
+  body: string;
+  /** `pending` while it is to be delivered, `delivered`, `failed` (given up), or `none` (no webhook). */
+  delivery: 'pending' | 'delivered' | 'failed' | 'none';
+  attempts: number;
+  nextAttemptAt: number | null;
+}
+
 export type Write =
   | { kind: 'insertSession'; row: SessionRow }
   | { kind: 'updateSession'; id: string; version: number; patch: Partial<SessionRow> }
@@ -153,6 +167,8 @@ export type Write =
   /** Gives back what a failed refund had set aside. */
   | { kind: 'releaseRefund'; orderRef: string; amount: number }
   | { kind: 'insertRefund'; row: RefundRow }
+  | { kind: 'insertEvent'; row: EventRow }
+  | { kind: 'updateEvent'; id: string; patch: Partial<EventRow> }
   | { kind: 'updateRefund'; id: string; version: number; patch: Partial<RefundRow> };
 
 export type IdempotencyBegin =
@@ -214,6 +230,11 @@ export interface Store {
     windowMs: number,
   ): Promise<{ allowed: boolean; retryAfterMs: number }>;
   getRefund(id: string): Promise<RefundRow | undefined>;
+  /** A merchant's events in the order they were made, after the event `after` (an id). */
+  listEvents(merchantId: string, after: string | undefined, limit: number): Promise<EventRow[]>;
+  getEvent(id: string): Promise<EventRow | undefined>;
+  /** Events due a delivery attempt, each leased to the caller until `now + leaseMs`. */
+  claimDueEvents(now: number, leaseMs: number, limit: number): Promise<EventRow[]>;
   /** A payment's refunds, oldest first. */
   listRefunds(paymentId: string): Promise<RefundRow[]>;
   /** Pending refunds due a check, leased like {@link Store.claimDuePayments}. */

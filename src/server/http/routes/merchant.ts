@@ -138,6 +138,36 @@ export async function merchantRoutes(app: FastifyInstance, ctx: Ctx): Promise<vo
     viewRefund(ctx, merchantOf(ctx, req), (req.params as { refundId: string }).refundId),
   );
 
+  app.get('/v1/merchant/events', async (req) => {
+    const merchant = merchantOf(ctx, req);
+    const q = req.query as Record<string, unknown>;
+    for (const name of Object.keys(q))
+      if (name !== 'after' && name !== 'limit')
+        throw invalid(`${name} is not a known query parameter`);
+    const after = q.after;
+    if (
+      after !== undefined &&
+      (typeof after !== 'string' || !/^evt_[A-Za-z0-9_]{1,60}$/.test(after))
+    )
+      throw invalid('after must be an event id (evt_…)');
+    const limitText = q.limit ?? '50';
+    if (
+      typeof limitText !== 'string' ||
+      !/^\d{1,3}$/.test(limitText) ||
+      +limitText < 1 ||
+      +limitText > 200
+    )
+      throw invalid('limit must be a whole number from 1 to 200');
+    const limit = Number(limitText);
+    // One more than asked tells whether another page follows.
+    const rows = await ctx.store.listEvents(merchant.id, after as string | undefined, limit + 1);
+    const page = rows.slice(0, limit);
+    return {
+      events: page.map((e) => JSON.parse(e.body) as unknown),
+      nextCursor: rows.length > limit ? page[page.length - 1].id : null,
+    };
+  });
+
   app.get('/v1/merchant/orders', async (req) => {
     const merchant = merchantOf(ctx, req);
     const q = listQuery(req.query as Record<string, unknown>);
