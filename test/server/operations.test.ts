@@ -148,6 +148,16 @@ describe('cardpay-platform on the command line', () => {
     expect(r.stderr).not.toContain('secret');
   });
 
+  it('refuses a merchant webhook that is not https, exit 2', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cardpay-cfg-')), 'c.json');
+    const apiKeySha256 = 'ab'.repeat(32);
+    const webhook = { url: 'http://shop.example.com/hooks', secret: 'whsec_0123456789abcdef' };
+    writeFileSync(file, JSON.stringify({ merchants: [{ id: 'mch_shop', apiKeySha256, webhook }] }));
+    const r = run(['--config', file]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/merchant mch_shop: webhook\.url must use https:\/\//);
+  });
+
   it('refuses a config file with a bad field, naming it', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'cardpay-cfg-')), 'c.json');
     writeFileSync(file, JSON.stringify({ discounts: [{ from: 0, rateBps: 20000 }] }));

@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startSandboxPlatform, type SandboxPlatform } from '../../src/testing/platform';
 import { factorsFor, raw, terminal, toPrompt } from '../support/server-harness';
 
@@ -178,5 +181,87 @@ describe('refunds', () => {
     const long = await refund(orderRef, { reason: 'x'.repeat(201) }, 'rf-bad-00002');
     expect(long.json.error.message).toContain('reason');
     expect((await refund(orderRef, {}, 'rf-other-001', OTHER_KEY)).status).toBe(404);
+  });
+});
+
+describe('a refund whose answer was lost', () => {
+  it('stays pending across a restart and is settled by the reconciler, refunded once', async () => {
+    const db = join(mkdtempSync(join(tmpdir(), 'cardpay-refund-')), 'cardpay.db');
+    const options = {
+      db,
+      sandboxMerchantKey: 'sk_sandbox_refund_restart',
+      reconcileEveryMs: 600000,
+    };
+    const first = await startSandboxPlatform(options);
+    const o = await raw(first, {
+      method: 'POST',
+      path: '/v1/merchant/orders',
+      body: JSON.stringify({ merchantOrderId: 'lost-answer-1', amount: 3000, currency: 'CNY' }),
+      headers: { authorization: 'Bearer sk_sandbox_refund_restart' },
+    });
+    const t = await terminal(first);
+    const at = await toPrompt(t, '4242424242424242', 3000, o.json.orderRef);
+    await t.client.authenticate(
+      at.sessionId,
+      {
+        challenge: at.prompt.challenge,
+        factors: factorsFor(at.sessionId, at.prompt, at.confirmation),
+      },
+      await t.client.newIdempotencyKey(),
+    );
+    // The payment platform refunds, but its answer never arrives.
+    const payments = first.ctx.payments;
+    const real = payments.refund.bind(payments);
+    payments.refund = async (r) => {
+      await real(r);
+      return { status: 'unknown', reason: 'the answer was lost' };
+    };
+    const pending = await raw(first, {
+      method: 'POST',
+      path: `/v1/merchant/orders/${o.json.orderRef}/refunds`,
+      body: JSON.stringify({ amount: 1000 }),
+      headers: {
+        authorization: 'Bearer sk_sandbox_refund_restart',
+        'idempotency-key': 'lost-answer-key',
+      },
+    });
+    expect(pending.json).toMatchObject({ status: 'pending', amount: 1000 });
+    // Pending money is not refundable again.
+    const more = await raw(first, {
+      method: 'POST',
+      path: `/v1/merchant/orders/${o.json.orderRef}/refunds`,
+      body: JSON.stringify({ amount: 2001 }),
+      headers: {
+        authorization: 'Bearer sk_sandbox_refund_restart',
+        'idempotency-key': 'lost-answer-key2',
+      },
+    });
+    expect(more.json).toMatchObject({ refundable: 2000 });
+    await first.close();
+
+    const second = await startSandboxPlatform(options);
+    try {
+      second.ctx.now = () => Date.now() + 60000; // past the refund's first check
+      await second.ctx.reconciler.tick();
+      const view = await raw(second, {
+        method: 'GET',
+        path: `/v1/merchant/refunds/${pending.json.refundId}`,
+        headers: { authorization: 'Bearer sk_sandbox_refund_restart' },
+      });
+      expect(view.json).toMatchObject({ status: 'succeeded', amount: 1000 });
+      const r = await fetch(`${second.sandbox!.url}/v1/refunds/${pending.json.refundId}`);
+      expect(((await r.json()) as { amount: number }).amount).toBe(1000);
+      const order = await raw(second, {
+        method: 'GET',
+        path: `/v1/merchant/orders/${o.json.orderRef}`,
+        headers: { authorization: 'Bearer sk_sandbox_refund_restart' },
+      });
+      expect(order.json).toMatchObject({
+        status: 'partially_refunded',
+        payment: { refunded: 1000 },
+      });
+    } finally {
+      await second.close();
+    }
   });
 });
