@@ -126,6 +126,18 @@ describe('refunds', () => {
     expect((await order(orderRef)).payment.refunds).toHaveLength(1);
   });
 
+  it('refunds once when the same key arrives six times at once', async () => {
+    const { orderRef } = await paidOrder();
+    const answers = await Promise.all(
+      [1, 2, 3, 4, 5, 6].map(() => refund(orderRef, { amount: 700 }, 'rf-same-key-01')),
+    );
+    for (const a of answers)
+      if (a.status !== 201) expect(a.json.error).toMatchObject({ code: 'idempotency_in_progress' });
+    const o = await order(orderRef);
+    expect(o.payment.refunds).toHaveLength(1);
+    expect(o.payment.refunded).toBe(700);
+  });
+
   it('refunds the whole charge once when six different keys race for it', async () => {
     const { orderRef } = await paidOrder();
     const answers = await Promise.all(
