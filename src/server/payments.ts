@@ -39,36 +39,10 @@ export class PaymentConnector {
   }
 
   async charge(request: ChargeRequest): Promise<ChargeOutcome> {
-    const deadline = Date.now() + this.timeoutMs;
-    const body = JSON.stringify(request);
-    let last = 'no attempt';
-    for (let attempt = 1; attempt <= this.attempts; attempt++) {
-      const left = deadline - Date.now();
-      if (left <= 0) break;
-      try {
-        const res = await this.send(
-          'POST',
-          '/v1/charges',
-          left,
-          { 'content-type': 'application/json', 'idempotency-key': request.chargeId },
-          body,
-        );
-        if (res.status >= 500) {
-          last = `HTTP ${res.status}`;
-          await pause(Math.min(50 * attempt, Math.max(0, deadline - Date.now())));
-          continue;
-        }
-        if (res.status === 200 || res.status === 201)
-          return outcomeOf(JSON.parse(res.text) as Charge);
-        return { status: 'declined', declineCode: 'processing_error' };
-      } catch (error) {
-        // A time-out leaves the outcome unknown: the charge may have been made. Only the
-        // reconciler, asking by charge id, may decide.
-        if (error instanceof TimedOut) return { status: 'unknown', reason: 'timed out' };
-        last = (error as Error).message;
-      }
-    }
-    return { status: 'unknown', reason: last };
+    const res = await this.postOnce('/v1/charges', request.chargeId, request);
+    if ('unknown' in res) return { status: 'unknown', reason: res.unknown };
+    if (res.status === 200 || res.status === 201) return outcomeOf(JSON.parse(res.text) as Charge);
+    return { status: 'declined', declineCode: 'processing_error' };
   }
 
   /** `GET /v1/charges/{id}`: how an unknown outcome is settled. */
@@ -88,11 +62,26 @@ export class PaymentConnector {
     }
   }
 
-  /**
-   * `POST /v1/refunds` under the refund id as `Idempotency-Key`: retried after a 5xx or a dropped
-   * connection, never twice in effect. A time-out leaves the outcome to the reconciler.
-   */
+  /** `POST /v1/refunds` under the refund id as `Idempotency-Key`, the same way as a charge. */
   async refund(request: RefundRequest): Promise<RefundOutcome> {
+    const res = await this.postOnce('/v1/refunds', request.refundId, request);
+    if ('unknown' in res) return { status: 'unknown', reason: res.unknown };
+    if (res.status === 200 || res.status === 201)
+      return refundOutcomeOf(JSON.parse(res.text) as PaymentPlatformRefund);
+    const code = (JSON.parse(res.text) as { error?: { code?: string } }).error?.code;
+    return { status: 'failed', failureCode: code ?? `http_${res.status}` };
+  }
+
+  /**
+   * POSTs one action under its id as `Idempotency-Key`, retried after a 5xx or a dropped
+   * connection within the time limit: never twice in effect. A time-out leaves the outcome
+   * unknown (the action may have been done); only the reconciler, asking by id, may decide.
+   */
+  private async postOnce(
+    path: string,
+    key: string,
+    request: object,
+  ): Promise<{ status: number; text: string } | { unknown: string }> {
     const deadline = Date.now() + this.timeoutMs;
     const body = JSON.stringify(request);
     let last = 'no attempt';
@@ -102,26 +91,20 @@ export class PaymentConnector {
       try {
         const res = await this.send(
           'POST',
-          '/v1/refunds',
+          path,
           left,
-          { 'content-type': 'application/json', 'idempotency-key': request.refundId },
+          { 'content-type': 'application/json', 'idempotency-key': key },
           body,
         );
-        if (res.status >= 500) {
-          last = `HTTP ${res.status}`;
-          await pause(Math.min(50 * attempt, Math.max(0, deadline - Date.now())));
-          continue;
-        }
-        if (res.status === 200 || res.status === 201)
-          return refundOutcomeOf(JSON.parse(res.text) as PaymentPlatformRefund);
-        const code = (JSON.parse(res.text) as { error?: { code?: string } }).error?.code;
-        return { status: 'failed', failureCode: code ?? `http_${res.status}` };
+        if (res.status < 500) return res;
+        last = `HTTP ${res.status}`;
+        await pause(Math.min(50 * attempt, Math.max(0, deadline - Date.now())));
       } catch (error) {
-        if (error instanceof TimedOut) return { status: 'unknown', reason: 'timed out' };
+        if (error instanceof TimedOut) return { unknown: 'timed out' };
         last = (error as Error).message;
       }
     }
-    return { status: 'unknown', reason: last };
+    return { unknown: last };
   }
 
   /** `GET /v1/refunds/{id}`: how a refund's unknown outcome is settled. */

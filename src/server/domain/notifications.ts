@@ -4,6 +4,7 @@ import type { MerchantOrder, Payment, Refund } from '../../core/protocol';
 import { newId } from '../secrets';
 import type { EventRow, Write } from '../store/types';
 import { signWebhook } from '../../webhooks';
+import { Background } from './background';
 import type { Ctx } from './context';
 
 // Notifications (PROTOCOL.md §7.3): an event is written in the transaction that decides an
@@ -40,43 +41,8 @@ export function eventWrite(
 const STEPS = [1, 6, 30, 180, 720, 2160];
 const GIVE_UP_MS = 3 * 24 * 3600 * 1000;
 
-export class Notifier {
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<void>;
-
-  constructor(private readonly ctx: Ctx) {}
-
-  start(): void {
-    if (this.timer) return;
-    this.timer = setInterval(
-      () => void this.tick(),
-      Math.min(1000, this.ctx.config.webhookRetryBaseMs),
-    );
-    this.timer.unref?.();
-  }
-
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    await this.running;
-  }
-
-  /** One pass over the due events; never rejects (a failure is logged, the next pass tries again). */
-  tick(): Promise<void> {
-    this.running ??= this.pass()
-      .catch((error: Error) => {
-        this.ctx.log?.error(
-          { event: 'background_failed', err: { type: error.name, message: error.message } },
-          'notification delivery failed; it runs again on the next pass',
-        );
-      })
-      .finally(() => {
-        this.running = undefined;
-      });
-    return this.running;
-  }
-
-  private async pass(): Promise<void> {
+export class Notifier extends Background {
+  protected async pass(): Promise<void> {
     const { store, config } = this.ctx;
     const due = await store.claimDueEvents(this.ctx.now(), config.webhookTimeoutMs + 5000, 20);
     await Promise.all(due.map((e) => this.deliver(e)));

@@ -1,51 +1,14 @@
 import { settle } from './checkout';
 import { settleRefund } from './refunds';
-import type { Ctx } from './context';
+import { Background } from './background';
 
 /**
  * Settles payments whose outcome is unknown (the payment platform did not answer in time) by
  * asking `GET /v1/charges/{chargeId}` until it is final. It works from the database alone, so
  * a restarted server settles what the previous process left in `processing`.
  */
-export class Reconciler {
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<void>;
-
-  constructor(private readonly ctx: Ctx) {}
-
-  start(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => void this.tick(), this.ctx.config.reconcileEveryMs);
-    this.timer.unref?.();
-    void this.tick();
-  }
-
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    await this.running;
-  }
-
-  /**
-   * One pass over the due payments; concurrent calls share the pass in progress. It never
-   * rejects: a failure (a database locked by a backup, a payment platform down) is logged, and
-   * the next pass tries again.
-   */
-  tick(): Promise<void> {
-    this.running ??= this.pass()
-      .catch((error: Error) => {
-        this.ctx.log?.error(
-          { event: 'background_failed', err: { type: error.name, message: error.message } },
-          'background work failed; it runs again on the next pass',
-        );
-      })
-      .finally(() => {
-        this.running = undefined;
-      });
-    return this.running;
-  }
-
-  private async pass(): Promise<void> {
+export class Reconciler extends Background {
+  protected async pass(): Promise<void> {
     const { store, payments, config } = this.ctx;
     const now = this.ctx.now();
     await store.prune(now, now - config.sessionRetentionMs);

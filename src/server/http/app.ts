@@ -341,8 +341,8 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
 
   ctx.log = app.log;
   if (options.reconcile) {
-    ctx.reconciler.start();
-    ctx.notifier.start();
+    ctx.reconciler.start(ctx.config.reconcileEveryMs);
+    ctx.notifier.start(Math.min(1000, ctx.config.webhookRetryBaseMs));
   }
   app.addHook('onClose', async () => {
     await ctx.reconciler.stop();
