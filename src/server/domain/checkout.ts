@@ -7,7 +7,6 @@ import {
   type CreateSessionRequest,
   type Factor,
   type OrderRequest,
-  type Payment,
   type SessionView,
 } from '../../core/protocol';
 import type { Ctx } from './context';

@@ -3,7 +3,7 @@ import type { MerchantConfig } from '../config';
 import { ApiError } from '../errors';
 import type { RefundOutcome } from '../payments';
 import { newId } from '../secrets';
-import type { MerchantOrderRow, PaymentRow, RefundRow, Write } from '../store/types';
+import type { MerchantOrderRow, RefundRow, Write } from '../store/types';
 import { eventWrite } from './notifications';
 import { orderViewOf, refundView } from './views';
 import type { Ctx } from './context';
