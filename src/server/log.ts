@@ -9,6 +9,10 @@ export function maskDigits(text: string): string {
 function scrub(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return maskDigits(value);
   if (depth > 6 || value === null || typeof value !== 'object') return value;
+  // Only plain data is walked. Requests, replies and errors are left to pino's serializers,
+  // which pick the few fields a line needs: walking a whole request cost milliseconds a line.
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null && !Array.isArray(value)) return value;
   if (Array.isArray(value)) return value.map((v) => scrub(v, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value))
@@ -30,16 +34,25 @@ export function loggerOptions(
   return {
     level,
     ...(stream ? { stream } : {}),
-    redact: {
-      paths: ['req.headers.authorization', 'req.headers["x-cardpay-signature"]'],
-      censor: '[redacted]',
-    },
     serializers: {
-      req: (req: { method?: string; url?: string; ip?: string }) => ({
+      // The route pattern, not the raw path with its ids; the terminal when one signed.
+      req: (req: {
+        id?: string;
+        method?: string;
+        url?: string;
+        ip?: string;
+        routeOptions?: { url?: string };
+        headers?: Record<string, unknown>;
+      }) => ({
+        id: req.id,
         method: req.method,
-        url: maskDigits(String(req.url ?? '')),
+        route: req.routeOptions?.url ?? maskDigits(String(req.url ?? '').split('?')[0]),
         ip: req.ip,
+        ...(typeof req.headers?.['x-cardpay-terminal'] === 'string'
+          ? { terminal: maskDigits(req.headers['x-cardpay-terminal']) }
+          : {}),
       }),
+      res: (res: { statusCode?: number }) => ({ status: res.statusCode }),
     },
     hooks: {
       logMethod(args: unknown[], method: (...a: unknown[]) => void) {

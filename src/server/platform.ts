@@ -143,6 +143,19 @@ async function checkMasterKey(store: Store, sealer: Sealer): Promise<void> {
   }
 }
 
+function keptSandboxKey(db: string): string {
+  if (db === ':memory:' || isPostgresUrl(db)) return newApiKey();
+  const file = `${db}.sandbox-merchant-key`;
+  if (existsSync(file)) {
+    const kept = readFileSync(file, 'utf8').trim();
+    if (/^sk_sandbox_[0-9a-f]{32}$/.test(kept)) return kept;
+  }
+  const key = newApiKey();
+  writeFileSync(file, key + '\n', { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return key;
+}
+
 function soterFor(options: PlatformOptions, sandbox: boolean): SoterVerifier | undefined {
   return options.soter ?? (sandbox ? new SandboxSoterVerifier() : undefined);
 }
@@ -187,7 +200,9 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Runn
   // is given: how further instances join the first one's sandbox (README, several instances).
   let merchantKey: string | undefined =
     options.sandboxMerchantKey ?? process.env.CARDPAY_SANDBOX_MERCHANT_KEY;
-  if (sandboxMode) merchantKey ??= newApiKey();
+  // In sandbox mode the key is kept beside the master key, so a merchant's saved calls survive
+  // a restart (an in-memory database gets a new one each time).
+  if (sandboxMode) merchantKey ??= keptSandboxKey(db);
   let webhookSecret: string | undefined;
   if (merchantKey) {
     const merchant = sandboxMerchant(merchantKey);

@@ -99,6 +99,16 @@ describe('the process', () => {
     expect(cli.stderr).toMatch(/^cardpay-platform: CARDPAY_MASTER_KEY does not open/);
   });
 
+  it('keeps the sandbox merchant’s key across restarts, beside the master key', async () => {
+    const db = join(tmp('sandbox-key'), 'cardpay.db');
+    const first = await startSandboxPlatform({ db, masterKey: undefined });
+    await first.close();
+    const second = await startSandboxPlatform({ db, masterKey: undefined });
+    await second.close();
+    expect(second.merchantKey).toBe(first.merchantKey);
+    expect((statSync(`${db}.sandbox-merchant-key`).mode & 0o777).toString(8)).toBe('600');
+  });
+
   it('keeps its data folder and files readable by its own user only', async () => {
     const dir = join(tmp('modes'), 'data');
     const platform = await startSandboxPlatform({

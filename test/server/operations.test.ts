@@ -74,13 +74,38 @@ describe('the platform in operation', () => {
     );
     await platform.close();
 
-    const files = readdirSync(dir).map((f) => readFileSync(join(dir, f)).toString('latin1'));
+    // The key files beside the database are keys on purpose (sandbox mode keeps them there).
+    const files = readdirSync(dir)
+      .filter((f) => !f.endsWith('-key'))
+      .map((f) => readFileSync(join(dir, f)).toString('latin1'));
     const haystack = files.join('\n') + Buffer.concat(logs).toString('utf8');
     expect(Buffer.concat(logs).length).toBeGreaterThan(0);
     for (const secret of [...cards, '5555555555554444', t.key, t.secret, platform.merchantKey]) {
       expect(haystack).not.toContain(secret);
     }
     expect(haystack).toContain('622202*********0009');
+  });
+});
+
+describe('request logs', () => {
+  it('name the method, the route pattern (never the ids), the terminal, the status and the time', async () => {
+    const logs: string[] = [];
+    const stream = new PassThrough();
+    stream.on('data', (c: Buffer) => logs.push(...c.toString().split('\n').filter(Boolean)));
+    const platform = await startSandboxPlatform({ logLevel: 'info', logStream: stream });
+    try {
+      const t = await terminal(platform);
+      const s = await t.client.createSession({ merchantId: 'mch_sandbox' }, 'log-key-0001');
+      await t.client.getSession(s.sessionId);
+    } finally {
+      await platform.close();
+    }
+    const lines = logs.map((l) => JSON.parse(l));
+    const incoming = lines.find((l) => l.req?.route === '/v1/sessions/:id');
+    expect(incoming.req).toMatchObject({ method: 'GET', terminal: expect.stringMatching(/^trm_/) });
+    const done = lines.find((l) => l.reqId === incoming.reqId && l.res);
+    expect(done).toMatchObject({ res: { status: 200 }, responseTime: expect.any(Number) });
+    expect(logs.join('\n')).not.toContain(`/v1/sessions/ses_`);
   });
 });
 
