@@ -45,6 +45,16 @@ export class PaymentConnector {
     return { status: 'declined', declineCode: 'processing_error' };
   }
 
+  /** Whether the payment platform answers at all (any HTTP status) within `timeoutMs`. */
+  async reachable(timeoutMs: number): Promise<boolean> {
+    try {
+      await this.send('GET', '/v1/charges/chg_readiness_probe', timeoutMs, {});
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** `GET /v1/charges/{id}`: how an unknown outcome is settled. */
   async lookup(chargeId: string): Promise<LookupOutcome> {
     try {

@@ -97,6 +97,7 @@ describe('request logs', () => {
       const t = await terminal(platform);
       const s = await t.client.createSession({ merchantId: 'mch_sandbox' }, 'log-key-0001');
       await t.client.getSession(s.sessionId);
+      await pay(t, '4000000000000002');
     } finally {
       await platform.close();
     }
@@ -106,6 +107,30 @@ describe('request logs', () => {
     const done = lines.find((l) => l.reqId === incoming.reqId && l.res);
     expect(done).toMatchObject({ res: { status: 200 }, responseTime: expect.any(Number) });
     expect(logs.join('\n')).not.toContain(`/v1/sessions/ses_`);
+    // A business event: the decision and its reason, one line.
+    expect(lines.find((l) => l.event === 'payment_failed')).toMatchObject({
+      declineCode: 'card_declined',
+      terminalId: expect.stringMatching(/^trm_/),
+    });
+  });
+
+  it('answers readiness with the database and the payment platform checked', async () => {
+    const platform = await startSandboxPlatform();
+    try {
+      const ready = await fetch(`${platform.url}/v1/health/ready`);
+      expect(ready.status).toBe(200);
+      expect(await ready.json()).toEqual({
+        status: 'ok',
+        checks: { database: 'ok', paymentPlatform: 'ok' },
+      });
+      await platform.sandbox!.app.close(); // the payment platform goes away
+      const notReady = await fetch(`${platform.url}/v1/health/ready`);
+      expect(notReady.status).toBe(503);
+      expect(await notReady.json()).toMatchObject({ checks: { paymentPlatform: 'unavailable' } });
+      expect((await fetch(`${platform.url}/v1/health`)).status).toBe(200); // still alive
+    } finally {
+      await platform.close();
+    }
   });
 });
 

@@ -252,7 +252,19 @@ export async function settle(
         : { payment: { ...paymentView(settledPayment), sessionId: p.sessionId } },
     ),
   );
-  await ctx.store.commit(writes); // a lost race means another instance settled it first
+  // A lost race means another instance settled it first (and logged it).
+  if (await ctx.store.commit(writes))
+    ctx.log?.info(
+      {
+        event: outcome.status === 'succeeded' ? 'payment_succeeded' : 'payment_failed',
+        paymentId: p.id,
+        terminalId: p.terminalId,
+        merchantId: p.merchantId,
+        charged: p.charged,
+        ...(outcome.status === 'declined' ? { declineCode: outcome.declineCode } : {}),
+      },
+      outcome.status === 'succeeded' ? 'payment made' : 'payment not made',
+    );
 }
 
 /** `POST /v1/sessions`: the card-number input port (PROTOCOL.md §5.1). */
@@ -552,12 +564,17 @@ export async function authenticate(
       ]);
       throw e;
     });
-    if (lockNow)
+    if (lockNow) {
+      ctx.log?.warn(
+        { event: 'terminal_locked', terminalId: terminal.id, until: iso(lockedUntil) },
+        'terminal locked after repeated failed authentications',
+      );
       throw new ApiError(
         423,
         'auth_locked',
         `${ctx.config.maxAuthFailures} failed authentications: locked until ${iso(lockedUntil)}`,
       );
+    }
     throw new ApiError(
       422,
       'auth_failed',
@@ -628,6 +645,11 @@ export async function authenticate(
     charged: payment.charged,
     currency: payment.currency,
   });
+  if (outcome.status === 'unknown')
+    ctx.log?.warn(
+      { event: 'payment_platform_unanswered', paymentId: payment.id, reason: outcome.reason },
+      'the payment platform did not answer in time; the reconciler will settle the charge',
+    );
   await settle(ctx, payment.id, outcome);
   const final = (await ctx.store.getSession(s.id))!;
   if (final.state === 'failed' && final.error) throw failureError(final.error);

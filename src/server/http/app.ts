@@ -334,7 +334,20 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
       );
   });
 
+  // Liveness: the process serves HTTP. Readiness (for a load balancer): the database answers, and
+  // the payment platform does within a second; `503` with what is not ready otherwise.
   app.get('/v1/health', async () => ({ status: 'ok' }));
+  app.get('/v1/health/ready', async (_req, reply) => {
+    const checks = {
+      database: await ctx.store.getMeta('master-key-check').then(
+        () => 'ok',
+        () => 'unavailable',
+      ),
+      paymentPlatform: (await payments.reachable(1000)) ? 'ok' : 'unavailable',
+    };
+    const ready = Object.values(checks).every((c) => c === 'ok');
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'not_ready', checks });
+  });
   await app.register(async (scope) => terminalRoutes(scope, ctx));
   await app.register(async (scope) => sessionRoutes(scope, ctx));
   await app.register(async (scope) => merchantRoutes(scope, ctx));
