@@ -227,7 +227,23 @@ export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config
         }
       : {}),
   }));
+  // Mistakes that would otherwise pass silently: a second entry replacing the first, a key that
+  // authenticates as whichever merchant comes last, the sandbox merchant replaced while its key
+  // is still printed.
+  const seen = new Set<string>();
+  const keys = new Set(base.merchants.map((b) => b.apiKeySha256));
   for (const m of merchants) {
+    if (seen.has(m.id)) throw new ConfigError(`invalid ${source}: merchant ${m.id} appears twice`);
+    seen.add(m.id);
+    if (m.id === SANDBOX_MERCHANT_ID && base.merchants.some((b) => b.id === SANDBOX_MERCHANT_ID))
+      throw new ConfigError(
+        `invalid ${source}: ${SANDBOX_MERCHANT_ID} is the sandbox merchant; give yours another id`,
+      );
+    if (keys.has(m.apiKeySha256))
+      throw new ConfigError(
+        `invalid ${source}: merchant ${m.id}: apiKeySha256 is another merchant's key too`,
+      );
+    keys.add(m.apiKeySha256);
     if (!m.auth.methods.some((x) => x === 'password' || x === 'biometric'))
       throw new ConfigError(
         `invalid ${source}: merchant ${m.id}: auth.methods must include password or biometric (a CVV alone does not authenticate the terminal)`,

@@ -198,6 +198,30 @@ describe('cardpay-platform on the command line', () => {
     expect(r.stderr).not.toContain('secret');
   });
 
+  it.each([
+    [
+      [
+        { id: 'mch_a', apiKeySha256: 'ab'.repeat(32) },
+        { id: 'mch_a', apiKeySha256: 'cd'.repeat(32) },
+      ],
+      /mch_a appears twice/,
+    ],
+    [
+      [
+        { id: 'mch_a', apiKeySha256: 'ab'.repeat(32) },
+        { id: 'mch_b', apiKeySha256: 'ab'.repeat(32) },
+      ],
+      /mch_b: apiKeySha256 is another merchant's key too/,
+    ],
+    [[{ id: 'mch_sandbox', apiKeySha256: 'ab'.repeat(32) }], /mch_sandbox is the sandbox merchant/],
+  ])('refuses a config whose merchants clash: %j', (merchants, message) => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cardpay-cfg-')), 'c.json');
+    writeFileSync(file, JSON.stringify({ merchants }));
+    const r = run(['--config', file]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(message);
+  });
+
   it('refuses a merchant webhook that is not https, exit 2', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'cardpay-cfg-')), 'c.json');
     const apiKeySha256 = 'ab'.repeat(32);
