@@ -17,47 +17,54 @@ export class Reconciler extends Background {
     const lease = config.paymentTimeoutMs * 2 + 5000;
     for (const p of await store.claimDuePayments(now, lease, 50)) {
       const found = await payments.lookup(p.chargeId);
-      if (found.status === 'succeeded' || found.status === 'declined') {
-        await settle(this.ctx, p.id, found);
-        continue;
-      }
-      // Not found long after it was sent: the charge never arrived, so no money moved.
-      const grace = config.paymentTimeoutMs * 3 + 30000;
-      if (found.status === 'not_found' && now - p.createdAt > grace) {
+      const step = this.next(found.status, p.createdAt, p.checks, now);
+      if (step === 'final') await settle(this.ctx, p.id, found as Parameters<typeof settle>[2]);
+      else if (step === 'lost')
         await settle(this.ctx, p.id, { status: 'failed', reason: 'never received' });
-        continue;
-      }
-      const wait = Math.min(60000, config.reconcileEveryMs * 2 ** Math.min(p.checks, 6));
-      await store.commit([
-        {
-          kind: 'updatePayment',
-          id: p.id,
-          version: p.version,
-          patch: { checks: p.checks + 1, nextCheckAt: now + wait },
-        },
-      ]);
+      else
+        await store.commit([
+          {
+            kind: 'updatePayment',
+            id: p.id,
+            version: p.version,
+            patch: { checks: p.checks + 1, nextCheckAt: step },
+          },
+        ]);
     }
     // Refunds whose outcome is unknown, settled the same way.
     for (const r of await store.claimDueRefunds(now, lease, 50)) {
       const found = await payments.lookupRefund(r.id);
-      if (found.status === 'succeeded' || found.status === 'failed') {
-        await settleRefund(this.ctx, r.id, found);
-        continue;
-      }
-      const grace = config.paymentTimeoutMs * 3 + 30000;
-      if (found.status === 'not_found' && now - Date.parse(r.createdAt) > grace) {
+      const step = this.next(found.status, Date.parse(r.createdAt), r.checks, now);
+      if (step === 'final')
+        await settleRefund(this.ctx, r.id, found as Parameters<typeof settleRefund>[2]);
+      else if (step === 'lost')
         await settleRefund(this.ctx, r.id, { status: 'failed', failureCode: 'never_received' });
-        continue;
-      }
-      const wait = Math.min(60000, config.reconcileEveryMs * 2 ** Math.min(r.checks, 6));
-      await store.commit([
-        {
-          kind: 'updateRefund',
-          id: r.id,
-          version: r.version,
-          patch: { checks: r.checks + 1, nextCheckAt: now + wait },
-        },
-      ]);
+      else
+        await store.commit([
+          {
+            kind: 'updateRefund',
+            id: r.id,
+            version: r.version,
+            patch: { checks: r.checks + 1, nextCheckAt: step },
+          },
+        ]);
     }
+  }
+
+  /**
+   * What to do with an action the payment platform was asked about: `final` (it has an
+   * outcome), `lost` (not found long after it was sent: it never arrived, so no money moved), or
+   * the time of the next check, backing off.
+   */
+  private next(
+    status: string,
+    sentAt: number,
+    checks: number,
+    now: number,
+  ): 'final' | 'lost' | number {
+    const { config } = this.ctx;
+    if (status !== 'unknown' && status !== 'not_found') return 'final';
+    if (status === 'not_found' && now - sentAt > config.paymentTimeoutMs * 3 + 30000) return 'lost';
+    return now + Math.min(60000, config.reconcileEveryMs * 2 ** Math.min(checks, 6));
   }
 }
