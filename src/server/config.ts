@@ -47,6 +47,11 @@ export interface PlatformConfig {
   idempotencyTtlMs: number;
   /** How often the reconciler looks for payments with an unknown outcome. */
   reconcileEveryMs: number;
+  /**
+   * How long after it was sent an unanswered charge or refund that the payment platform does not
+   * know is declared never received (no money moved). Longer than any delay on the way to it.
+   */
+  neverReceivedAfterMs?: number;
   /** Finished sessions without a payment are deleted this long after they expired. */
   sessionRetentionMs: number;
   /** The first retry delay of a notification; later ones grow from it. */
@@ -154,6 +159,14 @@ const fileSchema: Schema = {
     maxAuthFailures: { type: 'integer', minimum: 1, maximum: 100 },
     lockMinutes: { type: 'integer', minimum: 1, maximum: 1440 },
     sessionRetentionDays: { type: 'integer', minimum: 1, maximum: 3650 },
+    reconcile: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        everyMs: { type: 'integer', minimum: 10, maximum: 600000 },
+        neverReceivedAfterMs: { type: 'integer', minimum: 1000, maximum: 86400000 },
+      },
+    },
     velocity: {
       type: 'object',
       additionalProperties: false,
@@ -204,6 +217,7 @@ export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config
     lockMinutes?: number;
     velocity?: Partial<PlatformConfig['velocity']>;
     sessionRetentionDays?: number;
+    reconcile?: { everyMs?: number; neverReceivedAfterMs?: number };
   }>(fileSchema, raw);
   if (!checked.ok) throw new ConfigError(`invalid ${source}: ${checked.message}`);
   const c = checked.value;
@@ -263,10 +277,20 @@ export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config
     maxAuthFailures: c.maxAuthFailures ?? base.maxAuthFailures,
     lockMs: c.lockMinutes ? c.lockMinutes * 60000 : base.lockMs,
     velocity: { ...base.velocity, ...c.velocity },
+    reconcileEveryMs: c.reconcile?.everyMs ?? base.reconcileEveryMs,
+    neverReceivedAfterMs: c.reconcile?.neverReceivedAfterMs ?? base.neverReceivedAfterMs,
     sessionRetentionMs: c.sessionRetentionDays
       ? c.sessionRetentionDays * 24 * 3600 * 1000
       : base.sessionRetentionMs,
   };
+}
+
+/**
+ * How long a request may act on an idempotency key before the key is thought abandoned (its
+ * process died): longer than any handler runs, which is at most a payment platform's wait or two.
+ */
+export function idempotencyLeaseMs(config: PlatformConfig): number {
+  return config.paymentTimeoutMs * 2 + 10000;
 }
 
 /** The discount for a terminal's history: the rate of the highest range whose lower bound it reaches. */

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createRefund, refundIdFor } from '../../src/server/domain/refunds';
 import { startSandboxPlatform, type SandboxPlatform } from '../../src/testing/platform';
 import { factorsFor, raw, terminal, toPrompt } from '../support/server-harness';
 
@@ -136,6 +137,21 @@ describe('refunds', () => {
     const o = await order(orderRef);
     expect(o.payment.refunds).toHaveLength(1);
     expect(o.payment.refunded).toBe(700);
+  });
+
+  it('finds the refund its key made when a request acts again on a key abandoned mid-way', async () => {
+    const { orderRef } = await paidOrder();
+    const key = 'rf-abandoned-01';
+    // The first attempt recorded the refund, then its process died before answering.
+    expect((await refund(orderRef, { amount: 900 }, key)).status).toBe(201);
+    const merchant = platform.ctx.config.merchants.find((m) => m.id === 'mch_sandbox')!;
+    // Acting on the key again (as after the lease ran out) finds that refund.
+    const again = await createRefund(platform.ctx, merchant, orderRef, { amount: 900 }, key);
+    expect(again.refundId).toBe(refundIdFor('mch_sandbox', key));
+    const o = await order(orderRef);
+    expect(o.payment.refunds).toHaveLength(1);
+    expect(o.payment.refunded).toBe(900);
+    expect((await sandboxRefund(again.refundId))?.amount).toBe(900);
   });
 
   it('refunds the whole charge once when six different keys race for it', async () => {

@@ -111,23 +111,46 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
   it('lets exactly one of eight concurrent first uses of an idempotency key act', async () => {
     const t = await terminal(store);
     const seen = await Promise.all(
-      Array.from({ length: 8 }, () => store.beginIdempotent(t.id, 'key-12345678', 'f', NOW, 1000)),
+      Array.from({ length: 8 }, () =>
+        store.beginIdempotent(t.id, 'key-12345678', 'f', NOW, 1000, 500),
+      ),
     );
     expect(seen.filter((s) => s.kind === 'new')).toHaveLength(1);
     expect(seen.filter((s) => s.kind === 'in_progress')).toHaveLength(7);
     await store.finishIdempotent(t.id, 'key-12345678', 200, '{"ok":1}');
-    expect(await store.beginIdempotent(t.id, 'key-12345678', 'f', NOW, 1000)).toEqual({
+    expect(await store.beginIdempotent(t.id, 'key-12345678', 'f', NOW, 1000, 500)).toEqual({
       kind: 'replay',
       status: 200,
       body: '{"ok":1}',
     });
-    expect(await store.beginIdempotent(t.id, 'key-12345678', 'g', NOW, 1000)).toEqual({
+    expect(await store.beginIdempotent(t.id, 'key-12345678', 'g', NOW, 1000, 500)).toEqual({
       kind: 'conflict',
     });
     // Expired: the key may act again.
-    expect(await store.beginIdempotent(t.id, 'key-12345678', 'g', NOW + 2000, 1000)).toEqual({
+    expect(await store.beginIdempotent(t.id, 'key-12345678', 'g', NOW + 2000, 1000, 500)).toEqual({
       kind: 'new',
     });
+  });
+
+  it('lets a key left in progress past its lease (its process died) act again, once', async () => {
+    const t = await terminal(store);
+    const key = 'key-abandoned';
+    expect(await store.beginIdempotent(t.id, key, 'f', NOW, 60000, 5000)).toEqual({ kind: 'new' });
+    // Within the lease: someone is still acting on it.
+    expect(await store.beginIdempotent(t.id, key, 'f', NOW + 4000, 60000, 5000)).toEqual({
+      kind: 'in_progress',
+    });
+    // Another request's fingerprint never takes it over.
+    expect(await store.beginIdempotent(t.id, key, 'g', NOW + 6000, 60000, 5000)).toEqual({
+      kind: 'conflict',
+    });
+    const after = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        store.beginIdempotent(t.id, key, 'f', NOW + 6000, 60000, 5000),
+      ),
+    );
+    expect(after.filter((s) => s.kind === 'new')).toHaveLength(1);
+    expect(after.filter((s) => s.kind === 'in_progress')).toHaveLength(4);
   });
 
   it('accepts a nonce once among concurrent uses, and again once it expired', async () => {

@@ -64,7 +64,8 @@ export class Reconciler extends Background {
   ): 'final' | 'lost' | number {
     const { config } = this.ctx;
     if (status !== 'unknown' && status !== 'not_found') return 'final';
-    if (status === 'not_found' && now - sentAt > config.paymentTimeoutMs * 3 + 30000) return 'lost';
+    const lostAfter = config.neverReceivedAfterMs ?? config.paymentTimeoutMs * 3 + 30000;
+    if (status === 'not_found' && now - sentAt > lostAfter) return 'lost';
     return now + Math.min(60000, config.reconcileEveryMs * 2 ** Math.min(checks, 6));
   }
 }

@@ -2,7 +2,7 @@ import type { CreateRefundRequest, MerchantOrder, Refund } from '../../core/prot
 import type { MerchantConfig } from '../config';
 import { ApiError } from '../errors';
 import type { RefundOutcome } from '../payments';
-import { newId } from '../secrets';
+import { sha256 } from '../secrets';
 import type { MerchantOrderRow, RefundRow, Write } from '../store/types';
 import { eventWrite } from './notifications';
 import { orderViewOf, refundView } from './views';
@@ -27,14 +27,30 @@ async function ownOrder(ctx: Ctx, merchant: MerchantConfig, orderRef: string) {
   return order;
 }
 
+/**
+ * A refund's id follows from the merchant's Idempotency-Key: a request that acts again on a key
+ * (its first attempt's process died after recording the refund) finds that refund, never a second.
+ */
+export function refundIdFor(merchantId: string, key: string): string {
+  return `rfd_${sha256(`${merchantId}\n${key}`).slice(0, 32)}`;
+}
+
 /** `POST /v1/merchant/orders/{orderRef}/refunds`: records the refund, then asks the payment platform. */
 export async function createRefund(
   ctx: Ctx,
   merchant: MerchantConfig,
   orderRef: string,
   body: CreateRefundRequest,
+  key: string,
 ): Promise<Refund> {
   const order = await ownOrder(ctx, merchant, orderRef);
+  const id = refundIdFor(merchant.id, key);
+  const earlier = await ctx.store.getRefund(id);
+  if (earlier) {
+    if (earlier.orderRef !== orderRef)
+      throw new ApiError(409, 'idempotency_conflict', 'this Idempotency-Key made another refund');
+    return finishRefund(ctx, earlier);
+  }
   const payment = order.paymentId ? await ctx.store.getPayment(order.paymentId) : undefined;
   if (!PAID.includes(order.status) || !payment || payment.status !== 'succeeded')
     throw new ApiError(
@@ -51,7 +67,7 @@ export async function createRefund(
   if (amount < 1 || amount > refundable) throw exceeds(refundable);
   const now = ctx.now();
   const row: RefundRow = {
-    id: newId('rfd'),
+    id,
     orderRef,
     paymentId: payment.id,
     merchantId: merchant.id,
@@ -74,13 +90,21 @@ export async function createRefund(
     const now = (await ctx.store.getMerchantOrder(orderRef))!;
     throw exceeds(payment.charged - now.refundReserved);
   }
-  const outcome = await ctx.payments.refund({
-    refundId: row.id,
-    chargeId: payment.chargeId,
-    amount,
-    currency: payment.currency,
-  });
-  await settleRefund(ctx, row.id, outcome);
+  return finishRefund(ctx, row);
+}
+
+/** Asks the payment platform (again, under the same refund id) and records what it says. */
+async function finishRefund(ctx: Ctx, row: RefundRow): Promise<Refund> {
+  if (row.status === 'pending') {
+    const payment = (await ctx.store.getPayment(row.paymentId))!;
+    const outcome = await ctx.payments.refund({
+      refundId: row.id,
+      chargeId: payment.chargeId,
+      amount: row.amount,
+      currency: row.currency,
+    });
+    await settleRefund(ctx, row.id, outcome);
+  }
   return refundView((await ctx.store.getRefund(row.id))!);
 }
 

@@ -8,7 +8,7 @@ import { createHmac } from 'node:crypto';
 import { createServer, type RequestListener } from 'node:http';
 import { canonicalRequest, canonicalResponse } from '../../core/crypto';
 import { validate, type Schema } from '../../core/schema';
-import type { PlatformConfig } from '../config';
+import { idempotencyLeaseMs, type PlatformConfig } from '../config';
 import type { Ctx } from '../domain/context';
 import { ApiError, invalid } from '../errors';
 import { PaymentConnector } from '../payments';
@@ -119,6 +119,27 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
       server.maxConnections = limits.maxConnections;
       return server;
     },
+    // Bytes that are not HTTP at all (a body on a method that takes none, a broken request
+    // line) are answered in the protocol's error shape too, and the connection closed.
+    clientErrorHandler: (error, socket) => {
+      if (!socket.writable) return socket.destroy();
+      const timedOut = (error as NodeJS.ErrnoException).code === 'ERR_HTTP_REQUEST_TIMEOUT';
+      const status = timedOut ? 408 : 400;
+      const body = JSON.stringify(
+        new ApiError(
+          status,
+          'invalid_request',
+          timedOut ? 'the request took too long to arrive' : 'the request is not valid HTTP',
+          {},
+          timedOut,
+        ).body(),
+      );
+      socket.end(
+        `HTTP/1.1 ${status} ${timedOut ? 'Request Timeout' : 'Bad Request'}\r\n` +
+          `content-type: application/json; charset=utf-8\r\ncache-control: no-store\r\n` +
+          `connection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+    },
     // A malformed or over-long URL gets the protocol's error shape too, never Fastify's own.
     frameworkErrors: (error, _req, res) => {
       const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH';
@@ -209,6 +230,7 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
       fingerprint,
       now(),
       ctx.config.idempotencyTtlMs,
+      idempotencyLeaseMs(ctx.config),
     );
     if (seen.kind === 'conflict') {
       throw new ApiError(

@@ -298,17 +298,21 @@ export class PostgresStore implements Store {
     fingerprint: string,
     now: number,
     ttlMs: number,
+    leaseMs: number,
   ): Promise<IdempotencyBegin> {
     // Insert first: of two instances with the same key, exactly one inserts (or takes over an
-    // expired record) and acts; the other reads what the first left.
+    // expired record, or one left in progress past its lease) and acts; the other reads what the
+    // first left.
     const inserted = await this.q(
       `INSERT INTO idempotency (terminal_id, key, fingerprint, status, body, expires_at)
        VALUES ($1, $2, $3, NULL, NULL, $4)
        ON CONFLICT (terminal_id, key) DO UPDATE
          SET fingerprint = EXCLUDED.fingerprint, status = NULL, body = NULL, expires_at = EXCLUDED.expires_at
          WHERE idempotency.expires_at <= $5
+            OR (idempotency.status IS NULL AND idempotency.fingerprint = EXCLUDED.fingerprint
+                AND idempotency.expires_at - $6 <= $7)
        RETURNING 1`,
-      [terminalId, key, fingerprint, now + ttlMs, now],
+      [terminalId, key, fingerprint, now + ttlMs, now, ttlMs, now - leaseMs],
     );
     if (inserted.length) return { kind: 'new' };
     const [row] = await this.q<{ fingerprint: string; status: number | null; body: string | null }>(

@@ -213,8 +213,9 @@ export class SqliteStore implements Store {
     fingerprint: string,
     now: number,
     ttlMs: number,
+    leaseMs: number,
   ): Promise<IdempotencyBegin> {
-    return this.beginTx(terminalId, key, fingerprint, now, ttlMs);
+    return this.beginTx(terminalId, key, fingerprint, now, ttlMs, leaseMs);
   }
   private beginIdempotentTx(
     terminalId: string,
@@ -222,6 +223,7 @@ export class SqliteStore implements Store {
     fingerprint: string,
     now: number,
     ttlMs: number,
+    leaseMs: number,
   ): IdempotencyBegin {
     const row = this.stmt(
       'SELECT fingerprint, status, body, expires_at FROM idempotency WHERE terminal_id = ? AND key = ?',
@@ -230,8 +232,10 @@ export class SqliteStore implements Store {
       | undefined;
     if (row && row.expires_at > now) {
       if (row.fingerprint !== fingerprint) return { kind: 'conflict' };
-      if (row.status === null || row.body === null) return { kind: 'in_progress' };
-      return { kind: 'replay', status: row.status, body: row.body };
+      if (row.status !== null && row.body !== null)
+        return { kind: 'replay', status: row.status, body: row.body };
+      // Started at expires_at - ttl: still within its lease, someone is acting on it.
+      if (row.expires_at - ttlMs > now - leaseMs) return { kind: 'in_progress' };
     }
     this.stmt(
       'INSERT OR REPLACE INTO idempotency (terminal_id, key, fingerprint, status, body, expires_at) VALUES (?, ?, ?, NULL, NULL, ?)',

@@ -202,12 +202,19 @@ export interface Store {
   /** Records a nonce; false when this terminal used it before and it has not expired. */
   useNonce(terminalId: string, nonce: string, now: number, expiresAt: number): Promise<boolean>;
   nonceSeen(terminalId: string, nonce: string, now: number): Promise<boolean>;
+  /**
+   * Starts acting on a key: `new` (act), `replay` (answer what the first one answered), `conflict`
+   * (another request used it) or `in_progress`. A record left in progress longer than `leaseMs`
+   * (its process died mid-request) is taken over: the request acts again, and every handler is
+   * written so that acting twice moves nothing twice.
+   */
   beginIdempotent(
     terminalId: string,
     key: string,
     fingerprint: string,
     now: number,
     ttlMs: number,
+    leaseMs: number,
   ): Promise<IdempotencyBegin>;
   finishIdempotent(terminalId: string, key: string, status: number, body: string): Promise<void>;
   abandonIdempotent(terminalId: string, key: string): Promise<void>;

@@ -6,7 +6,7 @@ import {
   type CreateRefundRequest,
 } from '../../../core/protocol';
 import type { Ctx } from '../../domain/context';
-import type { MerchantConfig } from '../../config';
+import { idempotencyLeaseMs, type MerchantConfig } from '../../config';
 import { ApiError, invalid } from '../../errors';
 import { hexEqual, newId, sha256 } from '../../secrets';
 import { validate } from '../../../core/schema';
@@ -52,6 +52,7 @@ async function idempotent(
     fingerprint,
     ctx.now(),
     ctx.config.idempotencyTtlMs,
+    idempotencyLeaseMs(ctx.config),
   );
   if (seen.kind === 'conflict')
     throw new ApiError(
@@ -130,7 +131,13 @@ export async function merchantRoutes(app: FastifyInstance, ctx: Ctx): Promise<vo
     if (!checked.ok) throw invalid(checked.message);
     return idempotent(ctx, merchant, req, reply, true, async () => ({
       status: 201,
-      body: await createRefund(ctx, merchant, orderRef, checked.value),
+      body: await createRefund(
+        ctx,
+        merchant,
+        orderRef,
+        checked.value,
+        req.headers['idempotency-key'] as string,
+      ),
     }));
   });
 

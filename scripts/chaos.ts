@@ -1,0 +1,75 @@
+// npm run chaos -- [--checkouts N] [--terminals N] [--fault-rate R] [--kill-every-ms MS] [--seed N] [--json]
+// Thousands of checkouts through fault proxies with kill -9 restarts, then the money invariants.
+import { join } from 'node:path';
+import { packageRoot } from '../src/testing/root';
+import { runChaos } from './chaos/run';
+
+function flags(argv: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--([a-z-]+)$/.exec(argv[i]);
+    if (!m) throw new Error(`unexpected argument ${argv[i]}`);
+    out[m[1]] = argv[i + 1]?.startsWith('--') || argv[i + 1] === undefined ? 'true' : argv[++i];
+  }
+  return out;
+}
+
+function number(f: Record<string, string>, name: string, fallback: number): number {
+  if (f[name] === undefined) return fallback;
+  const n = Number(f[name]);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a number, got ${f[name]}`);
+  return n;
+}
+
+async function main() {
+  let f: Record<string, string>;
+  let options;
+  try {
+    f = flags(process.argv.slice(2));
+    const known = ['checkouts', 'terminals', 'fault-rate', 'kill-every-ms', 'seed', 'json'];
+    const unknown = Object.keys(f).find((k) => !known.includes(k));
+    if (unknown) throw new Error(`unknown flag --${unknown} (known: ${known.join(', ')})`);
+    options = {
+      checkouts: number(f, 'checkouts', 2000),
+      terminals: number(f, 'terminals', 48),
+      faultRate: number(f, 'fault-rate', 0.08),
+      killEveryMs: number(f, 'kill-every-ms', 4000),
+      seed: number(f, 'seed', Date.now() % 100000),
+    };
+  } catch (error) {
+    console.error(`chaos: ${(error as Error).message}`);
+    process.exit(2);
+  }
+  // The platform runs as the built CLI, as an operator runs it: build it from this checkout first.
+  require(join(packageRoot(), 'scripts', 'build.js')).buildServer();
+  console.log(
+    `chaos: ${options.checkouts} checkouts, ${options.terminals} terminals, fault rate ${options.faultRate} per hop, kill -9 about every ${options.killEveryMs} ms, seed ${options.seed}`,
+  );
+  const report = await runChaos({ ...options, log: (l) => console.log(`  ${l}`) });
+  if (f.json) console.log(JSON.stringify(report, null, 2));
+  else {
+    const line = (o: Record<string, number>) =>
+      Object.entries(o)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ');
+    console.log(`checkouts:        ${report.checkouts} (${line(report.outcomes)})`);
+    console.log(
+      `orders opened twice: ${report.mergedOrders}; refunds asked: ${report.refundsAsked}`,
+    );
+    console.log(`terminal hop:     ${line(report.faults.terminalHop)}`);
+    console.log(`payment hop:      ${line(report.faults.paymentHop)}`);
+    console.log(
+      `restarts (kill -9): ${report.restarts}; webhook deliveries failed on purpose: ${report.webhookFailuresInjected}`,
+    );
+    console.log(`records:          ${line(report.records)}`);
+    console.log(`violations:       ${report.violations.length}`);
+    for (const v of report.violations.slice(0, 10)) console.log(`  ${v.rule}: ${v.detail}`);
+    console.log(`took ${report.seconds.toFixed(1)} s`);
+  }
+  process.exit(report.violations.length ? 1 : 0);
+}
+
+main().catch((error) => {
+  console.error(`chaos: ${(error as Error).stack ?? error}`);
+  process.exit(1);
+});

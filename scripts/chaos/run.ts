@@ -1,0 +1,517 @@
+// The chaos run: many terminals pay through fault proxies on both hops while the platform is
+// killed (-9) and restarted on the same database; then the money invariants are checked against
+// the payment platform's own records. `npm run chaos` and test/chaos.test.ts both call runChaos.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { Checkout, type CheckoutSnapshot } from '../../src/core/checkout';
+import { createNodeHost, MemoryStorage, type NodeHost } from '../../src/hosts/node';
+import { buildSandbox, SANDBOX_CARDS } from '../../src/server/sandbox/payment-platform';
+import {
+  FAULT_KINDS,
+  seededRandom,
+  startFaultProxy,
+  type FaultProxy,
+  type FaultRates,
+} from '../../src/testing/fault-proxy';
+import { packageRoot } from '../../src/testing/root';
+import { verifyWebhook } from '../../src/webhooks';
+import { checkInvariants, waitSettled, type Violation } from './invariants';
+
+export interface ChaosOptions {
+  /** Checkouts to attempt in all. */
+  checkouts: number;
+  terminals: number;
+  /** Fault rate per request on each hop, spread over the fault kinds. */
+  faultRate?: number;
+  /** Mean time between kill -9s of the platform (0: never). */
+  killEveryMs?: number;
+  seed?: number;
+  /** Progress lines (the command prints them; the test stays quiet). */
+  log?: (line: string) => void;
+  /** Keep the databases (their folder is in the report) instead of deleting them. */
+  keep?: boolean;
+}
+
+export interface ChaosReport {
+  checkouts: number;
+  outcomes: Record<string, number>;
+  mergedOrders: number;
+  refundsAsked: number;
+  faults: { terminalHop: Record<string, number>; paymentHop: Record<string, number> };
+  restarts: number;
+  webhookFailuresInjected: number;
+  records: { charges: number; refunds: number; sessions: number; payments: number; events: number };
+  violations: Violation[];
+  seconds: number;
+  /** With `keep`: the platform's and the payment platform's database files. */
+  databases?: { platform: string; payments: string };
+}
+
+const PASSWORD = '204816';
+const MASTER_KEY = '5a'.repeat(32);
+const MERCHANT_KEY = `sk_sandbox_${'c4'.repeat(16)}`;
+const WEBHOOK_SECRET = `whsec_chaos_${'9'.repeat(24)}`;
+
+/** Every sandbox card, weighted toward the approved ones. */
+const CARDS: { pan: string; weight: number }[] = [
+  { pan: SANDBOX_CARDS.approvedUnionPay19, weight: 6 },
+  { pan: SANDBOX_CARDS.approvedVisa, weight: 4 },
+  { pan: SANDBOX_CARDS.approvedMastercard, weight: 3 },
+  { pan: SANDBOX_CARDS.approvedUnionPay16, weight: 3 },
+  { pan: SANDBOX_CARDS.refundsFail, weight: 2 },
+  { pan: SANDBOX_CARDS.declined, weight: 1 },
+  { pan: SANDBOX_CARDS.insufficientFunds, weight: 1 },
+  { pan: SANDBOX_CARDS.slow, weight: 1 },
+  { pan: SANDBOX_CARDS.flaky, weight: 2 },
+];
+
+function spread(rate: number): FaultRates {
+  return Object.fromEntries(FAULT_KINDS.map((k) => [k, rate / FAULT_KINDS.length]));
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** The platform as an operator runs it: its own process, killable, on a database file. */
+class PlatformProcess {
+  private child?: ChildProcess;
+  restarts = 0;
+  constructor(
+    private readonly args: string[],
+    readonly url: string,
+  ) {}
+
+  async start(): Promise<void> {
+    const child = spawn(
+      process.execPath,
+      [join(packageRoot(), 'bin/cardpay-platform.js'), ...this.args],
+      {
+        env: {
+          ...process.env,
+          CARDPAY_MASTER_KEY: MASTER_KEY,
+          CARDPAY_SANDBOX_MERCHANT_KEY: MERCHANT_KEY,
+          CARDPAY_SANDBOX_WEBHOOK_SECRET: WEBHOOK_SECRET,
+        },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c).slice(-4000)));
+    this.child = child;
+    const deadline = Date.now() + 15000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`the platform exited at start: ${stderr}`);
+      if (await healthy(this.url)) return;
+      if (Date.now() > deadline) throw new Error(`the platform did not start: ${stderr}`);
+      await sleep(50);
+    }
+  }
+
+  kill(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (!child || child.exitCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    });
+  }
+
+  async restart(): Promise<void> {
+    await this.kill();
+    this.restarts++;
+    await this.start();
+  }
+
+  stop(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (!child || child.exitCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    });
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function healthy(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request(`${url}/v1/health`, { timeout: 500 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+/** A merchant's server calling the merchant API: retried on anything but an answer. */
+async function merchantCall(
+  url: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  idempotencyKey?: string,
+): Promise<{ status: number; body: any }> {
+  for (let attempt = 0; ; attempt++) {
+    const answer = await new Promise<{ status: number; body: any } | undefined>((resolve) => {
+      const payload = body === undefined ? undefined : JSON.stringify(body);
+      const req = request(
+        `${url}${path}`,
+        {
+          method,
+          timeout: 3000,
+          headers: {
+            authorization: `Bearer ${MERCHANT_KEY}`,
+            ...(payload ? { 'content-type': 'application/json' } : {}),
+            ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}),
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            try {
+              resolve({
+                status: res.statusCode!,
+                body: JSON.parse(Buffer.concat(chunks).toString()),
+              });
+            } catch {
+              resolve(undefined); // a proxy's 502 page: not an answer
+            }
+          });
+          res.on('error', () => resolve(undefined));
+        },
+      );
+      req.on('error', () => resolve(undefined));
+      req.on('timeout', () => req.destroy());
+      req.end(payload);
+    });
+    if (answer && answer.status < 500 && answer.status !== 409) return answer;
+    if (answer && answer.status === 409 && answer.body?.error?.code !== 'idempotency_in_progress')
+      return answer;
+    if (attempt > 40) throw new Error(`${method} ${path} got no answer after ${attempt} tries`);
+    await sleep(100 + attempt * 50);
+  }
+}
+
+interface Job {
+  n: number;
+  pan: string;
+  amount?: number;
+  orderRef?: string;
+  /** The second opener of a merchant order another terminal is paying. */
+  second?: boolean;
+}
+
+export interface ClientOutcome {
+  job: Job;
+  state: string;
+  sessionId?: string;
+}
+
+export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
+  const t0 = Date.now();
+  const log = options.log ?? (() => undefined);
+  const random = seededRandom(options.seed ?? 7);
+  const pick = <T>(xs: T[]) => xs[Math.floor(random() * xs.length)];
+  const weighted = () => {
+    let x = random() * CARDS.reduce((s, c) => s + c.weight, 0);
+    for (const c of CARDS) if ((x -= c.weight) < 0) return c.pan;
+    return CARDS[0].pan;
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'cardpay-chaos-'));
+  const rate = options.faultRate ?? 0.08;
+
+  // The payment platform: in this process, on its own file, outliving every platform restart.
+  const sandboxDb = join(dir, 'payment-platform.db');
+  const sandbox: FastifyInstance = await buildSandbox({ db: sandboxDb, slowDelayMs: 1200 });
+  const sandboxUrl = await sandbox.listen({ port: 0, host: '127.0.0.1' });
+  const paymentHop = await startFaultProxy({
+    target: sandboxUrl,
+    rates: spread(rate),
+    seed: (options.seed ?? 7) + 1,
+    maxDelayMs: 400,
+  });
+
+  // The merchant's notification receiver: checks each signature, fails one delivery in ten.
+  const received = new Set<string>();
+  let webhookFailuresInjected = 0;
+  const receiver: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (random() < 0.1) {
+        webhookFailuresInjected++;
+        res.writeHead(500).end();
+        return;
+      }
+      try {
+        const event = verifyWebhook(
+          Buffer.concat(chunks),
+          req.headers['cardpay-signature'] ?? req.headers['x-cardpay-signature'],
+          WEBHOOK_SECRET,
+        );
+        received.add(event.id);
+        res.writeHead(200).end('{}');
+      } catch {
+        res.writeHead(400).end();
+      }
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  const receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
+
+  const port = await freePort();
+  const config = join(dir, 'config.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      registrationsPerMinute: 100000,
+      velocity: { cardDeclinesPerHour: 10000, terminalDeclinesPerHour: 10000 },
+      reconcile: { everyMs: 200, neverReceivedAfterMs: 4000 },
+    }),
+  );
+  const platform = new PlatformProcess(
+    [
+      '--port',
+      String(port),
+      '--db',
+      join(dir, 'cardpay.db'),
+      '--payment-url',
+      paymentHop.url,
+      '--payment-timeout-ms',
+      '700',
+      '--config',
+      config,
+      '--sandbox-webhook-url',
+      receiverUrl,
+      '--webhook-retry-base-ms',
+      '100',
+      '--log-level',
+      'error',
+    ],
+    `http://127.0.0.1:${port}`,
+  );
+  await platform.start();
+  const terminalHop = await startFaultProxy({
+    target: platform.url,
+    rates: spread(rate),
+    seed: (options.seed ?? 7) + 2,
+    maxDelayMs: 400,
+  });
+
+  // kill -9 at random moments while the checkouts run.
+  let driving = true;
+  const killer = (async () => {
+    const every = options.killEveryMs ?? 0;
+    if (!every) return;
+    while (driving) {
+      await sleep(every * (0.5 + random()));
+      if (!driving) break;
+      await platform.kill();
+      await sleep(50 + random() * 300);
+      await platform.restart();
+      log(`restart ${platform.restarts}`);
+    }
+  })();
+
+  // ---- the checkouts ---------------------------------------------------------------------------
+  const outcomes: ClientOutcome[] = [];
+  const paidOrders: { orderRef: string; amount: number }[] = [];
+  const secondOpeners: Job[] = [];
+  let mergedOrders = 0;
+  let next = 0;
+
+  const makeJob = async (): Promise<Job | undefined> => {
+    const second = secondOpeners.shift();
+    if (second) return second;
+    if (next >= options.checkouts) return undefined;
+    const n = next++;
+    const pan = weighted();
+    if (random() < 0.4) {
+      const amount = 500 + Math.floor(random() * 150000);
+      const created = await merchantCall(terminalHop.url, 'POST', '/v1/merchant/orders', {
+        merchantOrderId: `chaos-${n}`,
+        amount,
+        currency: 'CNY',
+      });
+      if (created.status >= 300)
+        throw new Error(`order not created: ${JSON.stringify(created.body)}`);
+      const orderRef = created.body.orderRef as string;
+      if (random() < 0.3) {
+        mergedOrders++;
+        secondOpeners.push({ n, pan: weighted(), orderRef, second: true });
+      }
+      return { n, pan, orderRef };
+    }
+    return { n, pan, amount: 100 + Math.floor(random() * 200000) };
+  };
+
+  const runJob = async (host: NodeHost, job: Job) => {
+    const checkout = new Checkout({
+      host,
+      platformUrl: terminalHop.url,
+      merchantId: 'mch_sandbox',
+      ...(job.orderRef ? { orderRef: job.orderRef } : { amount: job.amount }),
+      network: { timeoutMs: 2500, maxAttempts: 4, backoffMs: 60 },
+      pollIntervalMs: 150,
+      pollTimeoutMs: 8000,
+      iterations: 1000,
+    });
+    const snap = (): CheckoutSnapshot => checkout.snapshot;
+    // A shopper taps on until the payment ends, up to a patience of 14 actions.
+    for (let action = 0; action < 14; action++) {
+      const s = snap();
+      if (['succeeded', 'failed', 'cancelled', 'expired'].includes(s.state) && !s.busy) break;
+      if (s.state === 'enrolling') await checkout.enrol(PASSWORD, PASSWORD);
+      else if (s.state === 'awaiting_confirmation') await checkout.confirm();
+      else if (s.state === 'awaiting_authentication') {
+        const mandatory = s.authPrompt?.mandatory ?? [];
+        const wrongCvv = random() < 0.05;
+        const wrongPassword = random() < 0.05;
+        await checkout.authenticate([
+          { method: 'password', password: wrongPassword ? '999999' : PASSWORD },
+          ...(mandatory.includes('cvv') || s.authPrompt?.required === 2
+            ? [{ method: 'cvv' as const, cvv: wrongCvv ? '999' : '123' }]
+            : []),
+        ]);
+      } else if (s.state === 'processing') {
+        if (s.stillProcessing || s.error) await checkout.refresh();
+        else await sleep(200);
+      } else {
+        // At the entry (first tap, or after an error the shopper sees): scan the card again.
+        host.scanner.push(job.pan);
+        if (s.state === 'idle' && !s.error && action === 0) await checkout.begin();
+        else {
+          await checkout.retry();
+          await checkout.begin();
+        }
+      }
+    }
+    const final = snap();
+    outcomes.push({ job, state: final.state, sessionId: final.sessionId });
+    if (final.state === 'succeeded' && job.orderRef)
+      paidOrders.push({ orderRef: job.orderRef, amount: final.payment?.charged ?? 0 });
+    checkout.destroy();
+    // Drain whatever scan was left queued, so the next job starts clean.
+    while (host.scanner.pending) await host.scanCode({ scanType: ['qrCode'] });
+  };
+
+  const terminalLoop = async () => {
+    const host = createNodeHost({ storage: new MemoryStorage() });
+    for (;;) {
+      const job = await makeJob();
+      if (!job) return;
+      await runJob(host, job);
+      if (outcomes.length % 100 === 0) log(`${outcomes.length} checkouts`);
+    }
+  };
+  await Promise.all(Array.from({ length: options.terminals }, terminalLoop));
+
+  // Refunds of paid merchant orders: a full one retried under one key, or two partial ones
+  // racing (together more than was charged), each retried under its own key.
+  let refundsAsked = 0;
+  await Promise.all(
+    paidOrders
+      .filter(() => random() < 0.5)
+      .map(async (o, i) => {
+        const key = () => randomBytes(12).toString('hex');
+        if (i % 2 === 0) {
+          refundsAsked++;
+          const k = key();
+          await merchantCall(
+            terminalHop.url,
+            'POST',
+            `/v1/merchant/orders/${o.orderRef}/refunds`,
+            {},
+            k,
+          );
+          await merchantCall(
+            terminalHop.url,
+            'POST',
+            `/v1/merchant/orders/${o.orderRef}/refunds`,
+            {},
+            k,
+          );
+        } else {
+          refundsAsked += 2;
+          const part = Math.max(1, Math.ceil((o.amount * 2) / 3));
+          await Promise.all([
+            merchantCall(
+              terminalHop.url,
+              'POST',
+              `/v1/merchant/orders/${o.orderRef}/refunds`,
+              { amount: part },
+              key(),
+            ),
+            merchantCall(
+              terminalHop.url,
+              'POST',
+              `/v1/merchant/orders/${o.orderRef}/refunds`,
+              { amount: part },
+              key(),
+            ),
+          ]);
+        }
+      }),
+  );
+
+  driving = false;
+  await killer;
+  // ---- settle: faults off, the platform up, the reconciler and the notifier left to finish -----
+  terminalHop.setRates({});
+  paymentHop.setRates({});
+  log('settling');
+  await waitSettled(join(dir, 'cardpay.db'), 45000);
+
+  const result = checkInvariants({
+    platformDb: join(dir, 'cardpay.db'),
+    paymentDb: sandboxDb,
+    clients: outcomes,
+    received,
+  });
+
+  await terminalHop.close();
+  await platform.stop();
+  await paymentHop.close();
+  await sandbox.close();
+  await new Promise((r) => receiver.close(r));
+  if (!options.keep) rmSync(dir, { recursive: true, force: true });
+
+  const tally = (xs: string[]) =>
+    xs.reduce<Record<string, number>>((m, x) => ((m[x] = (m[x] ?? 0) + 1), m), {});
+  const faults = (p: FaultProxy) =>
+    Object.fromEntries(Object.entries(p.counts).filter(([, v]) => v > 0)) as Record<string, number>;
+  return {
+    checkouts: outcomes.length,
+    outcomes: tally(outcomes.map((o) => o.state)),
+    mergedOrders,
+    refundsAsked,
+    faults: { terminalHop: faults(terminalHop), paymentHop: faults(paymentHop) },
+    restarts: platform.restarts,
+    webhookFailuresInjected,
+    records: result.records,
+    violations: result.violations,
+    seconds: (Date.now() - t0) / 1000,
+    ...(options.keep
+      ? { databases: { platform: join(dir, 'cardpay.db'), payments: sandboxDb } }
+      : {}),
+  };
+}
