@@ -14,7 +14,8 @@ import { startSandboxPlatform } from '../src/testing/platform';
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const CHECKOUTS = Number(process.env.BENCH_CHECKOUTS ?? 2000);
 const STEPS = ['session', 'order', 'confirm', 'authenticate'] as const;
-const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+type Step = (typeof STEPS)[number];
+const agent = new Agent({ keepAlive: true, maxSockets: 512 });
 
 // ---- servers, each in a child process -------------------------------------------------------
 
@@ -221,50 +222,90 @@ async function pgDatabase(): Promise<{ url: string; drop(): Promise<void> } | un
   };
 }
 
-async function main() {
-  const salt = Buffer.alloc(16, 15);
-  const pinKey = pbkdf2Sync('204816', salt, 10000, 32, 'sha256');
-  const bareBefore = await bare(CHECKOUTS * 4);
-  const results: string[] = [];
-  const measure = async (target: Target, steady: boolean) => {
-    results.push(...(await run(target, salt, pinKey, bareBefore, steady)));
-    for (const p of target.procs) await stop(p);
-  };
-  await measure(await startTarget('SQLite'), true);
-  const pg = await pgDatabase();
-  if (pg) {
-    await measure(await startTarget('PostgreSQL x1', pg.url), false);
-    await measure(await startTarget('PostgreSQL x2', pg.url, 2), false);
-    await pg.drop();
-  }
-  const bareAfter = await bare(CHECKOUTS * 4);
-  const bareRate = (bareBefore.rate + bareAfter.rate) / 2;
-  const bareCpu = (bareBefore.cpuPerRequest + bareAfter.cpuPerRequest) / 2;
-  console.log(
-    `bare Fastify GET /v1/health: ${bareRate.toFixed(0)} req/s (${bareBefore.rate.toFixed(0)} before, ${bareAfter.rate.toFixed(0)} after), ${CONCURRENCY} connections, ${(bareCpu * 1e6).toFixed(0)} µs of server CPU per request`,
-  );
-  for (const line of results)
-    console.log(
-      line
-        .replace(/\{RATE:([\d.]+)\}/, (_, r) => `${((Number(r) * 400) / bareRate).toFixed(1)}%`)
-        .replace(/\{CPU:([\d.]+)\}/, (_, c) => `${((100 * bareCpu) / Number(c)).toFixed(1)}%`),
-    );
-  agent.destroy();
+export interface StepLatency {
+  p50: number;
+  p99: number;
+}
+export interface LoadFigures {
+  terminals: number;
+  checkouts: number;
+  checkoutsPerS: number;
+  /** Signed requests per second as a share of bare Fastify's request rate (same run). */
+  shareOfBare: number;
+  cpuPerSignedRequestUs: number;
+  steps: Record<Step, StepLatency>;
+}
+export interface ServerFigures {
+  bare: { rate: number; cpuPerRequestUs: number; before: number; after: number };
+  targets: {
+    name: string;
+    loads: LoadFigures[];
+    steady?: { rate: number; steps: Record<Step, StepLatency> };
+  }[];
 }
 
-async function run(
-  target: Target,
-  salt: Buffer,
-  pinKey: Buffer,
-  _bare: { rate: number },
-  steady: boolean,
-): Promise<string[]> {
+/**
+ * The server's figures: bare Fastify before and after, then full checkouts on each target at each
+ * number of terminals, and (on the first target) a steady load at half the 64-terminal capacity.
+ */
+export async function benchServer(options: {
+  terminals: number[];
+  checkouts: number;
+  postgres: boolean;
+  log?: (line: string) => void;
+}): Promise<ServerFigures> {
+  const log = options.log ?? (() => undefined);
+  const salt = Buffer.alloc(16, 15);
+  const pinKey = pbkdf2Sync('204816', salt, 10000, 32, 'sha256');
+  const bareBefore = await bare(options.checkouts * 4);
+  const targets: ServerFigures['targets'] = [];
+  const measure = async (target: Target, loads: number[], steady: boolean) => {
+    const figures: ServerFigures['targets'][number] = { name: target.name, loads: [] };
+    const terminals = await registerTerminals(target, salt, pinKey, Math.max(...loads));
+    for (const n of loads) {
+      const r = await load(target, terminals.slice(0, n), pinKey, options.checkouts);
+      figures.loads.push({ ...r, shareOfBare: 0 });
+      log(`${target.name}, ${n} terminals: ${r.checkoutsPerS.toFixed(0)} checkouts/s`);
+    }
+    if (steady) {
+      const capacity = figures.loads.find((l) => l.terminals === 64) ?? figures.loads.at(-1)!;
+      figures.steady = await steadyLoad(
+        target,
+        terminals.slice(0, 64),
+        pinKey,
+        capacity.checkoutsPerS / 2,
+      );
+    }
+    for (const p of target.procs) await stop(p);
+    targets.push(figures);
+  };
+  await measure(await startTarget('SQLite'), options.terminals, true);
+  const pg = options.postgres ? await pgDatabase() : undefined;
+  if (pg) {
+    await measure(await startTarget('PostgreSQL x1', pg.url), [64], false);
+    await measure(await startTarget('PostgreSQL x2', pg.url, 2), [64], false);
+    await pg.drop();
+  }
+  const bareAfter = await bare(options.checkouts * 4);
+  const rate = (bareBefore.rate + bareAfter.rate) / 2;
+  for (const t of targets) for (const l of t.loads) l.shareOfBare = (l.checkoutsPerS * 4) / rate;
+  return {
+    bare: {
+      rate,
+      cpuPerRequestUs: ((bareBefore.cpuPerRequest + bareAfter.cpuPerRequest) / 2) * 1e6,
+      before: bareBefore.rate,
+      after: bareAfter.rate,
+    },
+    targets,
+  };
+}
+
+async function registerTerminals(target: Target, salt: Buffer, pinKey: Buffer, n: number) {
   let turn = 0;
-  const next = () => target.urls[turn++ % target.urls.length];
   const terminals: Terminal[] = [];
-  for (let i = 0; i < CONCURRENCY; i++) {
+  for (let i = 0; i < n; i++) {
     const r = await http(
-      next(),
+      target.urls[turn++ % target.urls.length],
       'POST',
       '/v1/terminals',
       {},
@@ -275,83 +316,106 @@ async function run(
     const body = JSON.parse(r.body);
     terminals.push({ id: body.terminalId, secret: Buffer.from(body.terminalSecret, 'hex') });
   }
-  const cards = ['6222021000000000009', '4242424242424242', '5555555555554444', '6200000000000005'];
-  let latencies: Record<string, number[]> = Object.fromEntries(STEPS.map((s) => [s, []]));
-  const timed = async <T>(step: (typeof STEPS)[number], fn: () => Promise<T>) => {
-    const t = performance.now();
+  return terminals;
+}
+
+const CARDS = ['6222021000000000009', '4242424242424242', '5555555555554444', '6200000000000005'];
+
+/** One full checkout, each step's latency added to `latencies`. */
+async function checkout(
+  target: Target,
+  t: Terminal,
+  pinKey: Buffer,
+  n: number,
+  latencies: Record<Step, number[]>,
+) {
+  const url = target.urls[n % target.urls.length];
+  const timed = async <T>(step: Step, fn: () => Promise<T>) => {
+    const start = performance.now();
     const r = await fn();
-    latencies[step].push(performance.now() - t);
+    latencies[step].push(performance.now() - start);
     return r;
   };
-  async function checkout(t: Terminal, n: number) {
-    const s = await timed('session', () =>
-      signed(next(), t, 'POST', '/v1/sessions', { merchantId: 'mch_sandbox' }),
-    );
-    const o = await timed('order', () =>
-      signed(next(), t, 'POST', `/v1/sessions/${s.sessionId}/order`, {
-        amount: 1000 + (n % 500),
-        currency: 'CNY',
-        card: { source: 'scan', scanType: 'qrCode', payload: cards[n % cards.length] },
-      }),
-    );
-    const c = await timed('confirm', () =>
-      signed(next(), t, 'POST', `/v1/sessions/${s.sessionId}/confirm`, {
-        confirmToken: o.confirmation.confirmToken,
-        accept: true,
-      }),
-    );
-    const { challenge, mandatory } = c.authPrompt;
-    const message = [
-      'cardpay-auth-v1',
-      s.sessionId,
-      challenge,
-      o.confirmation.orderId,
-      o.confirmation.amount,
-      'CNY',
-    ].join('\n');
-    const proof = createHmac('sha256', pinKey).update(message).digest('hex');
-    const a = await timed('authenticate', () =>
-      signed(next(), t, 'POST', `/v1/sessions/${s.sessionId}/authenticate`, {
-        challenge,
-        // A card's first payment on a terminal carries its CVV too (it binds the card).
-        factors: [
-          { method: 'password', proof },
-          ...(mandatory?.includes('cvv') ? [{ method: 'cvv', value: '123' }] : []),
-        ],
-      }),
-    );
-    if (a.state !== 'succeeded') throw new Error(`checkout ended ${a.state ?? JSON.stringify(a)}`);
-  }
-
-  // 1. Capacity: every terminal runs checkouts back to back, after an unmeasured warm-up.
-  let started = -Math.round(CHECKOUTS / 4);
-  await Promise.all(
-    terminals.map(async (t) => {
-      while (started < 0) await checkout(t, started++ + CHECKOUTS);
+  const s = await timed('session', () =>
+    signed(url, t, 'POST', '/v1/sessions', { merchantId: 'mch_sandbox' }),
+  );
+  const o = await timed('order', () =>
+    signed(url, t, 'POST', `/v1/sessions/${s.sessionId}/order`, {
+      amount: 1000 + (n % 500),
+      currency: 'CNY',
+      card: { source: 'scan', scanType: 'qrCode', payload: CARDS[n % CARDS.length] },
     }),
   );
-  latencies = Object.fromEntries(STEPS.map((s) => [s, []]));
+  const c = await timed('confirm', () =>
+    signed(url, t, 'POST', `/v1/sessions/${s.sessionId}/confirm`, {
+      confirmToken: o.confirmation.confirmToken,
+      accept: true,
+    }),
+  );
+  const { challenge, mandatory } = c.authPrompt;
+  const message = [
+    'cardpay-auth-v1',
+    s.sessionId,
+    challenge,
+    o.confirmation.orderId,
+    o.confirmation.amount,
+    'CNY',
+  ].join('\n');
+  const proof = createHmac('sha256', pinKey).update(message).digest('hex');
+  const a = await timed('authenticate', () =>
+    signed(url, t, 'POST', `/v1/sessions/${s.sessionId}/authenticate`, {
+      challenge,
+      // A card's first payment on a terminal carries its CVV too (it binds the card).
+      factors: [
+        { method: 'password', proof },
+        ...(mandatory?.includes('cvv') ? [{ method: 'cvv', value: '123' }] : []),
+      ],
+    }),
+  );
+  if (a.state !== 'succeeded') throw new Error(`checkout ended ${a.state ?? JSON.stringify(a)}`);
+}
+
+const emptyLatencies = () =>
+  Object.fromEntries(STEPS.map((s) => [s, []])) as unknown as Record<Step, number[]>;
+const stepFigures = (lat: Record<Step, number[]>) =>
+  Object.fromEntries(
+    STEPS.map((s) => [s, { p50: pct(lat[s], 50), p99: pct(lat[s], 99) }]),
+  ) as Record<Step, StepLatency>;
+
+/** Capacity: every terminal runs checkouts back to back, after an unmeasured warm-up. */
+async function load(target: Target, terminals: Terminal[], pinKey: Buffer, checkouts: number) {
+  // Fewer terminals run fewer checkouts: one terminal runs them one after another.
+  const total = Math.max(200, Math.min(checkouts, terminals.length * 100));
+  let started = -Math.round(total / 4);
+  const warm = emptyLatencies();
+  await Promise.all(
+    terminals.map(async (t) => {
+      while (started < 0) await checkout(target, t, pinKey, started++ + total, warm);
+    }),
+  );
+  const latencies = emptyLatencies();
   started = 0;
   const cpu = () => target.procs.reduce((sum, p) => sum + cpuSeconds(p.pid!), 0);
   const cpu0 = cpu();
   const t0 = performance.now();
   await Promise.all(
     terminals.map(async (t) => {
-      while (started < CHECKOUTS) await checkout(t, started++);
+      while (started < total) await checkout(target, t, pinKey, started++, latencies);
     }),
   );
-  const checkoutsPerS = CHECKOUTS / ((performance.now() - t0) / 1000);
-  const cpuPerSignedRequest = (cpu() - cpu0) / (CHECKOUTS * 4);
-  const lines = [
-    `${target.name}: full checkouts (${CHECKOUTS}, ${CONCURRENCY} terminals): ${checkoutsPerS.toFixed(0)}/s = ${(checkoutsPerS * 4).toFixed(0)} signed req/s = {RATE:${checkoutsPerS}} of bare Fastify's rate (budget >= 30%)`,
-    `  server CPU per signed request ${(cpuPerSignedRequest * 1e6).toFixed(0)} µs (payment platform included${target.urls.length > 1 ? ', both instances' : ''}): at equal CPU, {CPU:${cpuPerSignedRequest}} of bare Fastify's rate`,
-    `  at saturation: ${summary(latencies)}`,
-  ];
-  if (!steady) return lines;
+  const checkoutsPerS = total / ((performance.now() - t0) / 1000);
+  return {
+    terminals: terminals.length,
+    checkouts: total,
+    checkoutsPerS,
+    cpuPerSignedRequestUs: ((cpu() - cpu0) / (total * 4)) * 1e6,
+    steps: stepFigures(latencies),
+  };
+}
 
-  // 2. A steady offered load at half that capacity: latency without the queue.
-  latencies = Object.fromEntries(STEPS.map((s) => [s, []]));
-  const rate = checkoutsPerS / 2;
+/** A steady offered load: latency without the queue. */
+async function steadyLoad(target: Target, terminals: Terminal[], pinKey: Buffer, rate: number) {
+  const latencies = emptyLatencies();
   const total = Math.max(200, Math.round(rate * 10));
   const free = [...terminals];
   const running: Promise<void>[] = [];
@@ -361,19 +425,43 @@ async function run(
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     while (free.length === 0) await new Promise((r) => setTimeout(r, 1));
     const t = free.pop()!;
-    running.push(checkout(t, n).finally(() => free.push(t)));
+    running.push(checkout(target, t, pinKey, n, latencies).finally(() => free.push(t)));
   }
   await Promise.all(running);
-  lines.push(
-    `  steady ${rate.toFixed(0)} checkouts/s (half capacity) for ${total}: ${summary(latencies)} (budget p99 <= 10 ms)`,
-  );
-  return lines;
+  return { rate, steps: stepFigures(latencies) };
 }
 
+export const stepsLine = (steps: Record<Step, StepLatency>) =>
+  STEPS.map((s) => `${s} ${steps[s].p50.toFixed(1)} / ${steps[s].p99.toFixed(1)} ms`).join('; ');
+
+async function main() {
+  const figures = await benchServer({
+    terminals: [CONCURRENCY],
+    checkouts: CHECKOUTS,
+    postgres: process.env.BENCH_PG !== 'off',
+  });
+  const { bare: b } = figures;
+  console.log(
+    `bare Fastify GET /v1/health: ${b.rate.toFixed(0)} req/s (${b.before.toFixed(0)} before, ${b.after.toFixed(0)} after), ${b.cpuPerRequestUs.toFixed(0)} µs of server CPU per request`,
+  );
+  for (const t of figures.targets) {
+    for (const l of t.loads)
+      console.log(
+        `${t.name}, ${l.terminals} terminals: ${l.checkoutsPerS.toFixed(0)} checkouts/s = ${(100 * l.shareOfBare).toFixed(1)}% of bare Fastify's rate (budget >= 30%); ${l.cpuPerSignedRequestUs.toFixed(0)} µs server CPU per signed request (budget <= 150); p50 / p99: ${stepsLine(l.steps)}`,
+      );
+    if (t.steady)
+      console.log(
+        `  steady ${t.steady.rate.toFixed(0)} checkouts/s (half capacity): ${stepsLine(t.steady.steps)} (budget p99 <= 10 ms)`,
+      );
+  }
+  agent.destroy();
+}
+
+// This file is also bundled into `npm run bench`: the children it starts run `serve`.
 if (process.argv[2] === 'serve') {
   process.on('SIGINT', () => process.exit(0));
   void serve(process.argv[3], process.argv[4] || undefined, process.argv[5] || undefined);
-} else
+} else if (/bench-server\.js$/.test(process.argv[1] ?? ''))
   main().catch((error) => {
     console.error(error);
     process.exit(1);

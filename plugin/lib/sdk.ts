@@ -60,14 +60,19 @@ export function setHostBridge(value: HostBridge | undefined): void {
   const lent: Record<string, unknown> = {};
   for (const [name, fn] of Object.entries(value ?? {})) {
     const known = BRIDGE_MEMBERS.includes(name);
+    // A wx function the host's WeChat lacks (an older base library, WeChat on PC) arrives as
+    // undefined: nothing is lent, and the plugin does without it.
+    if (known && fn === undefined) continue;
     // A known member that is not a function, or a function under an unknown (mistyped) name,
     // would silently lend nothing: say so now rather than at the first payment.
-    if (known !== (typeof fn === 'function'))
+    if (!known || typeof fn !== 'function')
       throw new CardPayError(
         'config_invalid',
-        `setHostBridge: ${name} is not a member it takes (${BRIDGE_MEMBERS.join(', ')}, each the host's own wx function)`,
+        known
+          ? `setHostBridge: ${name} must be the host's own wx.${name} function, got ${typeof fn}`
+          : `setHostBridge: ${name} is not a member it takes (${BRIDGE_MEMBERS.join(', ')}, each the host's own wx function)`,
       );
-    if (known) lent[name] = fn;
+    lent[name] = fn;
   }
   bridge = value ? (lent as HostBridge) : undefined;
 }

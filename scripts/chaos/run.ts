@@ -310,6 +310,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     `http://127.0.0.1:${port}`,
   );
   await platform.start();
+  // Whatever goes wrong below, the platform process must not outlive the run.
+  const orphan = () => void platform.kill();
+  process.once('exit', orphan);
   const terminalHop = await startFaultProxy({
     target: platform.url,
     rates: spread(rate),
@@ -490,6 +493,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
   await terminalHop.close();
   await platform.stop();
+  process.off('exit', orphan);
   await paymentHop.close();
   await sandbox.close();
   await new Promise((r) => receiver.close(r));

@@ -4,6 +4,7 @@ import {
   createHash,
   createHmac,
   randomBytes,
+  randomFillSync,
   timingSafeEqual,
 } from 'node:crypto';
 
@@ -33,7 +34,7 @@ export class Sealer {
   }
 
   seal(plain: Buffer | string, context: string): string {
-    const iv = randomBytes(12);
+    const iv = randomPooled(12);
     const cipher = createCipheriv('aes-256-gcm', this.key, iv);
     cipher.setAAD(Buffer.from(context, 'utf8'));
     const body = Buffer.concat([
@@ -75,15 +76,34 @@ export function hexEqual(expected: string, given: string): boolean {
   return timingSafeEqual(a, b);
 }
 
-/** An opaque id: the type prefix and 20 random base-36-ish characters. */
+// Random bytes drawn 4 KiB at a time from the system's generator and each handed out once: a
+// request needs a few ids, and one call per id showed in the profile (3.5 % of the server's CPU).
+const pool = Buffer.alloc(4096);
+let poolAt = pool.length;
+function randomPooled(n: number): Buffer {
+  if (n > pool.length) return randomBytes(n);
+  if (poolAt + n > pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
+  poolAt += n;
+  return pool.subarray(poolAt - n, poolAt);
+}
+
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/** An opaque id: the type prefix and 20 characters drawn uniformly from [A-Za-z0-9] (119 bits). */
 export function newId(prefix: string): string {
-  return `${prefix}_${randomBytes(15)
-    .toString('base64')
-    .replace(/[^A-Za-z0-9]/g, '')
-    .slice(0, 20)
-    .padEnd(20, '0')}`;
+  let id = `${prefix}_`;
+  while (id.length < prefix.length + 21) {
+    for (const b of randomPooled(24)) {
+      // 248 = 4 × 62: bytes above it are dropped so that every character is equally likely.
+      if (b < 248 && id.length < prefix.length + 21) id += ALPHABET[b % 62];
+    }
+  }
+  return id;
 }
 
 export function randomHex(bytes: number): string {
-  return randomBytes(bytes).toString('hex');
+  return randomPooled(bytes).toString('hex');
 }

@@ -53,6 +53,8 @@ export interface WxStandIn {
   requests: { method: string; url: string }[];
   /** Alters the next response's body bytes in flight, once (for tamper tests). */
   tamperNextResponse(change: (body: Buffer) => Buffer): void;
+  /** What the host page showed with showToast, showModal or showLoading, in order. */
+  shown: { api: string; title: string }[];
 }
 
 /**
@@ -75,7 +77,23 @@ export function installWx(options: { pluginRoot?: string } = {}): WxStandIn & { 
     storage: new Map<string, unknown>(),
     requests: [] as { method: string; url: string }[],
     tamper: undefined as ((body: Buffer) => Buffer) | undefined,
+    shown: [] as { api: string; title: string }[],
   };
+  // A host page's feedback (a toast after paying, say): recorded, and answered as a shopper who
+  // reads it (a modal's confirm button).
+  for (const api of ['showToast', 'showLoading', 'showModal']) {
+    wx[api] = (o: any = {}) => {
+      state.shown.push({ api, title: String(o.title ?? o.content ?? '') });
+      const result = api === 'showModal' ? { confirm: true, cancel: false } : {};
+      o.success?.({ errMsg: `${api}:ok`, ...result });
+      o.complete?.({ errMsg: `${api}:ok`, ...result });
+    };
+  }
+  for (const api of ['hideToast', 'hideLoading'])
+    wx[api] = (o: any = {}) => {
+      o.success?.({ errMsg: `${api}:ok` });
+      o.complete?.({ errMsg: `${api}:ok` });
+    };
   wx.request = (o: any) => {
     state.requests.push({ method: o.method, url: o.url });
     const url = new URL(o.url);
@@ -145,6 +163,9 @@ export function installWx(options: { pluginRoot?: string } = {}): WxStandIn & { 
     get requests() {
       return state.requests;
     },
+    get shown() {
+      return state.shown;
+    },
     tamperNextResponse(change) {
       state.tamper = change;
     },
@@ -152,6 +173,7 @@ export function installWx(options: { pluginRoot?: string } = {}): WxStandIn & { 
       state.scanner = new ScriptedScanner();
       state.storage.clear();
       state.requests.length = 0;
+      state.shown.length = 0;
       state.tamper = undefined;
     },
   };
@@ -200,8 +222,42 @@ export function shimPluginGlobals(app: Record<string, unknown> = {}): void {
     if (name !== 'cardpay') throw new Error(`requirePlugin: no plugin "${name}" in this test`);
     return require(join(PLUGIN_ROOT, 'index'));
   };
-  g.getApp = () => app;
-  g.Page = (options: Record<string, unknown>) => (g.Component as (o: unknown) => unknown)(options);
+  // App() and Page() as WeChat runs them, for hosts built by frameworks (Taro) that register
+  // an app and pages rather than components: a page becomes a component whose lifetimes call
+  // the page's onLoad, onShow, onReady and onUnload.
+  let registered: Record<string, unknown> = app;
+  const pages: Record<string, unknown>[] = [];
+  g.App = (options: Record<string, unknown>) => {
+    registered = options;
+    (options.onLaunch as ((o: unknown) => void) | undefined)?.call(options, { query: {} });
+    (options.onShow as ((o: unknown) => void) | undefined)?.call(options, { query: {} });
+  };
+  g.getApp = () => registered;
+  g.getCurrentPages = () => [...pages];
+  g.Page = (options: Record<string, unknown>) => {
+    const methods: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(options)) if (typeof v === 'function') methods[k] = v;
+    type PageThis = Record<string, unknown> & { [k: string]: any };
+    return (g.Component as (o: unknown) => unknown)({
+      data: options.data ?? {},
+      methods,
+      lifetimes: {
+        attached(this: PageThis) {
+          pages.push(this);
+          this.route ??= String(this.is ?? '').replace(/^\//, '');
+          this.onLoad?.({});
+          this.onShow?.();
+        },
+        ready(this: PageThis) {
+          this.onReady?.();
+        },
+        detached(this: PageThis) {
+          this.onUnload?.();
+          pages.splice(pages.indexOf(this), 1);
+        },
+      },
+    });
+  };
 }
 
 /**

@@ -17,9 +17,19 @@ const BRANDS: Record<string, CardBrand> = {
 
 /** The card brand from the number's prefix and length; `unknown` where no scheme claims it. */
 export function detectBrand(pan: string): CardBrand {
-  const type = cardNumber(pan).card?.type;
-  return (type && BRANDS[type]) || 'unknown';
+  // A scheme is told by at most the first six digits and the length: the first eight and the
+  // length key a small cache (the lookup copies its whole table on every call).
+  const key = `${pan.slice(0, 8)}:${pan.length}`;
+  let brand = seen.get(key);
+  if (!brand) {
+    const type = cardNumber(pan).card?.type;
+    brand = (type && BRANDS[type]) || 'unknown';
+    if (seen.size >= 2048) seen.clear();
+    seen.set(key, brand);
+  }
+  return brand;
 }
+const seen = new Map<string, CardBrand>();
 
 export interface CardRead extends CardParse {
   brand: CardBrand;

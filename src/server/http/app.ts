@@ -138,6 +138,8 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
         `HTTP/1.1 ${status} ${timedOut ? 'Request Timeout' : 'Bad Request'}\r\n` +
           `content-type: application/json; charset=utf-8\r\ncache-control: no-store\r\n` +
           `connection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+        // Closed once written, whatever the client goes on sending.
+        () => socket.destroy(),
       );
     },
     // A malformed or over-long URL gets the protocol's error shape too, never Fastify's own.

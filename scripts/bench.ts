@@ -1,0 +1,105 @@
+// npm run bench -- [--quick] [--json]
+// Every figure of DESIGN.md §4 in one run, each beside its baseline from the same run, against
+// its budget (met / not met): the server (full checkouts at 1, 16, 64 and 256 terminals, and a
+// steady half-capacity load), the client's PBKDF2 + proof, the built plugin's size.
+// --quick: fewer checkouts, no PostgreSQL (a smoke run); --json: the figures as JSON too.
+import { join } from 'node:path';
+import { packageRoot } from '../src/testing/root';
+import { benchServer, stepsLine } from './bench-server';
+
+interface Row {
+  what: string;
+  figure: string;
+  baseline: string;
+  budget: string;
+  met: boolean;
+}
+
+async function main() {
+  const args = process.argv.slice(2);
+  for (const a of args)
+    if (!['--quick', '--json'].includes(a)) {
+      console.error(`bench: unknown argument ${a} (known: --quick, --json)`);
+      process.exit(2);
+    }
+  const quick = args.includes('--quick');
+  const root = packageRoot();
+  const log = (l: string) => console.error(`  ${l}`);
+
+  // The client and the plugin first: quick, and independent of the server's load.
+  const core = require(join(root, 'scripts/bench-core.js')).benchCore(log);
+  const plugin = require(join(root, 'scripts/build-plugin.js')).buildPlugin(root);
+  const server = await benchServer({
+    terminals: [1, 16, 64, 256],
+    checkouts: quick ? 400 : 2000,
+    postgres: !quick && process.env.BENCH_PG !== 'off',
+    log,
+  });
+
+  const rows: Row[] = [];
+  const sqlite = server.targets[0];
+  for (const l of sqlite.loads) {
+    rows.push({
+      what: `SQLite, ${l.terminals} terminal${l.terminals > 1 ? 's' : ''}: full checkouts`,
+      figure: `${l.checkoutsPerS.toFixed(0)}/s = ${(100 * l.shareOfBare).toFixed(1)} % of bare Fastify; ${l.cpuPerSignedRequestUs.toFixed(0)} µs CPU per signed request; p50 / p99 ${stepsLine(l.steps)}`,
+      baseline: `bare Fastify ${server.bare.rate.toFixed(0)} req/s, ${server.bare.cpuPerRequestUs.toFixed(0)} µs`,
+      budget: l.terminals === 64 ? '≥ 30 % of bare; ≤ 150 µs' : 'none (capacity curve)',
+      met: l.terminals === 64 ? l.shareOfBare >= 0.3 && l.cpuPerSignedRequestUs <= 150 : true,
+    });
+  }
+  if (sqlite.steady) {
+    const worst = Math.max(...Object.values(sqlite.steady.steps).map((s) => s.p99));
+    rows.push({
+      what: `SQLite, steady ${sqlite.steady.rate.toFixed(0)} checkouts/s (half capacity): step p99`,
+      figure: stepsLine(sqlite.steady.steps),
+      baseline: 'same run',
+      budget: '≤ 10 ms each step',
+      met: worst <= 10,
+    });
+  }
+  for (const t of server.targets.slice(1))
+    for (const l of t.loads)
+      rows.push({
+        what: `${t.name}, ${l.terminals} terminals: full checkouts`,
+        figure: `${l.checkoutsPerS.toFixed(0)}/s = ${(100 * l.shareOfBare).toFixed(1)} % of bare Fastify; ${l.cpuPerSignedRequestUs.toFixed(0)} µs CPU per signed request (PostgreSQL's own CPU not included)`,
+        baseline: `bare Fastify ${server.bare.rate.toFixed(0)} req/s`,
+        budget: 'none (the budgets are set on SQLite)',
+        met: true,
+      });
+  rows.push({
+    what: 'PBKDF2(10,000) + proof in the bundled SDK, median',
+    figure: `${core.proofMs.toFixed(1)} ms (${(core.proofMs / core.nodeProofMs).toFixed(2)}x node:crypto)`,
+    baseline: `node:crypto ${core.nodeProofMs.toFixed(1)} ms`,
+    budget: '≤ 30 ms',
+    met: core.proofMs <= 30,
+  });
+  rows.push({
+    what: 'built plugin (JS, WXML, WXSS, JSON)',
+    figure: `${(plugin.size / 1024).toFixed(1)} KB in ${plugin.files.length} files`,
+    baseline: `core bundle alone ${(core.bundleBytes / 1024).toFixed(1)} KB`,
+    budget: `≤ ${plugin.budget / 1024} KB`,
+    met: plugin.size <= plugin.budget,
+  });
+
+  console.log('| what | figure | baseline (same run) | budget | met |');
+  console.log('| --- | --- | --- | --- | --- |');
+  for (const r of rows)
+    console.log(
+      `| ${r.what} | ${r.figure} | ${r.baseline} | ${r.budget} | ${r.met ? 'met' : 'not met'} |`,
+    );
+  if (args.includes('--json'))
+    console.log(
+      JSON.stringify(
+        { server, core, plugin: { size: plugin.size, budget: plugin.budget }, rows },
+        null,
+        2,
+      ),
+    );
+  process.exit(0);
+}
+
+if (process.argv[2] !== 'serve')
+  main().catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
