@@ -14,6 +14,10 @@ Options:
   --db <where>                   SQLite file, :memory:, or postgres://user@host:port/db (default ./data/cardpay.db)
   --payment-url <url>            the payment platform to charge through (production mode)
   --sandbox-payments-port <n>    where the sandbox payment platform listens (default 8788)
+  --sandbox-host <addr>          the sandbox payment platform's listen address (default 127.0.0.1,
+                                 whatever --host is: it has no authentication)
+  --metrics-port <n>             serve Prometheus metrics at GET /metrics on this port (default off)
+  --metrics-host <addr>          the metrics listen address (default 127.0.0.1)
   --payment-timeout-ms <n>       how long one charge may take before its outcome is unknown (default 3000)
   --session-ttl-s <n>            checkout session lifetime (default 900)
   --config <file>                JSON: merchants, discount ranges, authentication policy, brands
@@ -30,6 +34,10 @@ Environment:
 `;
 
 class UsageError extends Error {}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
 
 function int(name: string, value: string, min: number, max: number): number {
   if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
@@ -57,6 +65,9 @@ export function parseArgs(argv: string[]): PlatformOptions & { help?: boolean } 
       '--db',
       '--payment-url',
       '--sandbox-payments-port',
+      '--sandbox-host',
+      '--metrics-port',
+      '--metrics-host',
       '--payment-timeout-ms',
       '--session-ttl-s',
       '--config',
@@ -93,6 +104,15 @@ export function parseArgs(argv: string[]): PlatformOptions & { help?: boolean } 
         break;
       case '--sandbox-payments-port':
         out.sandboxPaymentsPort = int(flag, value, 0, 65535);
+        break;
+      case '--sandbox-host':
+        out.sandboxHost = value;
+        break;
+      case '--metrics-port':
+        out.metricsPort = int(flag, value, 0, 65535);
+        break;
+      case '--metrics-host':
+        out.metricsHost = value;
         break;
       case '--payment-timeout-ms':
         out.paymentTimeoutMs = int(flag, value, 1, 600000);
@@ -160,11 +180,12 @@ export async function main(argv: string[]): Promise<void> {
       ...(platform.sandboxMerchant.webhookSecret
         ? [`sandbox webhook secret: ${platform.sandboxMerchant.webhookSecret}`]
         : []),
-      `sandbox payment platform: ${platform.sandbox.url}`,
+      `sandbox payment platform: ${platform.sandbox.url}${options.host && !isLoopback(options.host) && !options.sandboxHost ? ' (loopback only, as it has no authentication; --sandbox-host to change)' : ''}`,
       `sandbox cards: ${SANDBOX_CARDS.approvedUnionPay19} (approved), ${SANDBOX_CARDS.approvedVisa} (approved), ${SANDBOX_CARDS.declined} (declined), ${SANDBOX_CARDS.slow} (slow), ${SANDBOX_CARDS.flaky} (flaky); CVV 999 is declined`,
       "sandbox SOTER: any signature over an assertion of the session challenge passes, except all zeros (WeChat's own check is out of reach)",
     );
   }
+  if (platform.metricsUrl) lines.push(`metrics: ${platform.metricsUrl}`);
   lines.push(
     'WeChat DevTools: import this folder (project.config.json: plugin in dist/plugin, demo in dist/demo) and allow non-HTTPS local requests; the demo pays here.',
     'Stop with Ctrl+C.',

@@ -30,9 +30,11 @@ const SECRET_KEYS =
 export function loggerOptions(
   level: string,
   stream?: NodeJS.WritableStream,
+  name?: string,
 ): FastifyServerOptions['logger'] {
   return {
     level,
+    ...(name ? { name } : {}),
     ...(stream ? { stream } : {}),
     serializers: {
       // The route pattern, not the raw path with its ids; the terminal when one signed.

@@ -1,5 +1,15 @@
 import type { FastifyInstance } from 'fastify';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmdirSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { dirname, join, parse } from 'node:path';
 import { buildApp, type ServerLimits } from './http/app';
 import type { Ctx } from './domain/context';
@@ -30,6 +40,15 @@ export interface PlatformOptions {
   /** Production: the payment platform to charge through. Without it, the sandbox starts in-process. */
   paymentUrl?: string;
   sandboxPaymentsPort?: number;
+  /**
+   * Where the sandbox payment platform listens: loopback by default, whatever `host` is, since
+   * it has no authentication (anyone who reaches it could refund or read charges).
+   */
+  sandboxHost?: string;
+  /** Serve Prometheus metrics at `GET /metrics` on this port (off when unset). */
+  metricsPort?: number;
+  /** Where the metrics listener binds (default 127.0.0.1). */
+  metricsHost?: string;
   paymentTimeoutMs?: number;
   sessionTtlS?: number;
   /** Path of a JSON config file. */
@@ -76,6 +95,8 @@ export interface RunningPlatform {
   ctx: Ctx;
   store: Store;
   sandbox?: { url: string; app: FastifyInstance; db: string };
+  /** `http://…/metrics`, when a metrics port was given. */
+  metricsUrl?: string;
   sandboxMerchant?: { id: string; apiKey: string; webhookSecret?: string };
   close(): Promise<void>;
 }
@@ -177,8 +198,41 @@ function sandboxDbFor(db: string): string {
  * platform on its own port), listening and reconciling. The CLI and the test kit both use it.
  */
 export async function startPlatform(options: PlatformOptions = {}): Promise<RunningPlatform> {
-  const sandboxMode = !options.paymentUrl;
   const db = options.db ?? './data/cardpay.db';
+  // A start that fails (a bad config, a port in use) leaves behind nothing it made: no empty
+  // database, no key file that would then be mistaken for the real one.
+  const made = filesOf(options, db).filter((f) => !existsSync(f));
+  try {
+    return await start(options, db);
+  } catch (error) {
+    for (const f of made.reverse()) {
+      try {
+        if (statSync(f).isDirectory()) rmdirSync(f);
+        else unlinkSync(f);
+      } catch {
+        // not made after all, or a folder that holds something else: left alone
+      }
+    }
+    throw error;
+  }
+}
+
+/** What a start may create on disk: the data folder, the database, its key files, the sandbox's. */
+function filesOf(options: PlatformOptions, db: string): string[] {
+  if (db === ':memory:' || isPostgresUrl(db)) return [];
+  const sqlite = (f: string) => [f, `${f}-wal`, `${f}-shm`];
+  const sandboxDb = options.sandboxDb ?? sandboxDbFor(db);
+  return [
+    dirname(db),
+    ...sqlite(db),
+    `${db}.master-key`,
+    `${db}.sandbox-merchant-key`,
+    ...(options.paymentUrl || sandboxDb === ':memory:' ? [] : sqlite(sandboxDb)),
+  ];
+}
+
+async function start(options: PlatformOptions, db: string): Promise<RunningPlatform> {
+  const sandboxMode = !options.paymentUrl;
   const postgres = isPostgresUrl(db);
   if (db !== ':memory:' && !postgres) {
     try {
@@ -224,10 +278,11 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Runn
   if (options.config) config = loadConfigFile(options.config, config);
   if (options.configObject) config = applyConfig(options.configObject, config);
 
-  const logger =
+  // Each service logs under its own name: the sandbox's lines are the payment platform's.
+  const loggerFor = (name: string) =>
     options.logLevel === 'silent'
       ? false
-      : loggerOptions(options.logLevel ?? 'info', options.logStream);
+      : loggerOptions(options.logLevel ?? 'info', options.logStream, name);
   // Loaded only when asked for: an embedded platform (and the test kit) never loads `pg`.
   const store: Store = postgres
     ? await (require('./store/postgres') as typeof PostgresModule).PostgresStore.open(db, {
@@ -242,53 +297,63 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Runn
   }
   let sandbox: RunningPlatform['sandbox'];
   let paymentUrl = options.paymentUrl;
+  let app: FastifyInstance | undefined;
+  let metrics: { server: Server; url: string } | undefined;
   try {
     if (sandboxMode) {
       const sandboxDb = options.sandboxDb ?? sandboxDbFor(db);
       const sandboxApp = await buildSandbox({
         db: sandboxDb,
         slowDelayMs: options.sandboxSlowDelayMs,
-        logger,
+        // Its lines carry its own name: they are the payment platform's, not the platform's.
+        logger: loggerFor('sandbox-payment-platform'),
       });
       const url = await sandboxApp.listen({
-        host: options.host ?? '127.0.0.1',
+        host: options.sandboxHost ?? '127.0.0.1',
         port: options.sandboxPaymentsPort ?? 8788,
       });
       sandbox = { url: url.replace('[::1]', 'localhost'), app: sandboxApp, db: sandboxDb };
       paymentUrl = sandbox.url;
     }
-    const { app, ctx } = await buildApp({
+    const built = await buildApp({
       store,
       config,
       masterKey,
       paymentUrl: paymentUrl!,
-      logger,
+      logger: loggerFor('cardpay-platform'),
       soter: soterFor(options, sandboxMode),
       reconcile: true,
       clock: options.clock,
       limits: options.limits,
     });
+    app = built.app;
+    const ctx = built.ctx;
     await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8787 });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : options.port;
     const host = options.host ?? '127.0.0.1';
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    if (options.metricsPort !== undefined)
+      metrics = await serveMetrics(ctx, options.metricsHost ?? '127.0.0.1', options.metricsPort);
     return {
       url,
       app,
       ctx,
       store,
       sandbox,
+      ...(metrics ? { metricsUrl: metrics.url } : {}),
       sandboxMerchant: merchantKey
         ? { id: 'mch_sandbox', apiKey: merchantKey, ...(webhookSecret ? { webhookSecret } : {}) }
         : undefined,
       async close() {
-        await app.close();
+        if (metrics) await new Promise((r) => metrics!.server.close(r));
+        await app!.close();
         if (sandbox) await sandbox.app.close();
         await store.close();
       },
     };
   } catch (error) {
+    if (app) await app.close().catch(() => undefined);
     if (sandbox) await sandbox.app.close().catch(() => undefined);
     await store.close();
     const e = error as NodeJS.ErrnoException;
@@ -298,4 +363,30 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Runn
       );
     throw error;
   }
+}
+
+/** `GET /metrics` (Prometheus text format) on a listener of its own, off the public port. */
+async function serveMetrics(ctx: Ctx, host: string, port: number) {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('only GET /metrics here\n');
+      return;
+    }
+    ctx.metrics.text().then(
+      (text) => res.writeHead(200, { 'content-type': ctx.metrics.contentType }).end(text),
+      (error: Error) =>
+        res
+          .writeHead(500, { 'content-type': 'text/plain' })
+          .end(`metrics failed: ${error.message}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const address = server.address() as { port: number };
+  return {
+    server,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${address.port}/metrics`,
+  };
 }

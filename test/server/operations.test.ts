@@ -134,6 +134,82 @@ describe('request logs', () => {
   });
 });
 
+describe('metrics', () => {
+  it('serves Prometheus text off the public port: requests by route, latency, payments, backlog', async () => {
+    const platform = await startSandboxPlatform({ metricsPort: 0, sandboxSlowDelayMs: 3000 });
+    try {
+      const t = await terminal(platform);
+      await pay(t, '4242424242424242', 1000);
+      await pay(t, '4000000000000002', 1000);
+      await pay(t, '6222021000000000017', 1000); // left processing: the backlog
+      // Not on the public port.
+      expect((await fetch(`${platform.url}/metrics`)).status).toBe(404);
+      const res = await fetch(platform.metricsUrl!);
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+      const text = await res.text();
+      expect(text).toMatch(
+        /^cardpay_http_requests_total\{route="\/v1\/sessions\/:id\/authenticate",method="POST",status="200"\} 2$/m,
+      );
+      expect(text).toMatch(
+        /^cardpay_http_request_duration_seconds_count\{route="\/v1\/sessions\/:id\/order",method="POST"\} 3$/m,
+      );
+      expect(text).toMatch(/^cardpay_payments_total\{outcome="succeeded"\} 1$/m);
+      expect(text).toMatch(/^cardpay_payments_total\{outcome="card_declined"\} 1$/m);
+      expect(text).toMatch(/^cardpay_reconciler_backlog\{kind="payment"\} 1$/m);
+      expect(text).toMatch(/^cardpay_notifications_pending 0$/m);
+      expect(text).toMatch(/^cardpay_process_resident_memory_bytes \d+/m);
+      expect(text).not.toMatch(/ses_|trm_|4242/);
+    } finally {
+      await platform.close();
+    }
+  });
+});
+
+describe('starting', () => {
+  it('keeps the sandbox payment platform on loopback, and logs it under its own name', async () => {
+    const logs: string[] = [];
+    const stream = new PassThrough();
+    stream.on('data', (c: Buffer) => logs.push(...c.toString().split('\n').filter(Boolean)));
+    const platform = await startSandboxPlatform({
+      host: '0.0.0.0',
+      logLevel: 'info',
+      logStream: stream,
+    });
+    try {
+      expect(platform.sandbox!.url).toMatch(/^http:\/\/127\.0\.0\.1:/);
+      const t = await terminal({ ...platform, url: platform.url.replace('0.0.0.0', '127.0.0.1') });
+      await pay(t, '4242424242424242', 1000);
+    } finally {
+      await platform.close();
+    }
+    const names = new Set(logs.map((l) => JSON.parse(l).name));
+    expect([...names].sort()).toEqual(['cardpay-platform', 'sandbox-payment-platform']);
+  });
+
+  it('leaves no database or key file behind when the start fails', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cardpay-failed-start-'));
+    const blocker = await startSandboxPlatform();
+    try {
+      const port = Number(new URL(blocker.url).port);
+      for (const options of [
+        { port }, // in use
+        { configObject: { merchants: [{ id: 'bad id' }] } },
+      ]) {
+        await expect(
+          startSandboxPlatform({
+            db: join(dir, 'data/cardpay.db'),
+            masterKey: undefined,
+            ...options,
+          }),
+        ).rejects.toThrow();
+        expect(readdirSync(dir)).toEqual([]);
+      }
+    } finally {
+      await blocker.close();
+    }
+  });
+});
+
 describe('cardpay-platform on the command line', () => {
   const env = { ...process.env };
   delete env.CARDPAY_MASTER_KEY;

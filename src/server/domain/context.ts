@@ -3,6 +3,7 @@ import type { PlatformConfig } from '../config';
 import type { PaymentConnector } from '../payments';
 import type { Sealer } from '../secrets';
 import type { SoterVerifier } from '../soter';
+import type { Metrics } from '../metrics';
 import type { Store } from '../store/types';
 import type { Notifier } from './notifications';
 import type { Reconciler } from './reconciler';
@@ -17,6 +18,7 @@ export interface Ctx {
   now: () => number;
   reconciler: Reconciler;
   notifier: Notifier;
-  /** The platform's logger, for work outside a request (absent when logging is off). */
-  log?: Pick<FastifyBaseLogger, 'error' | 'warn' | 'info'>;
+  /** The platform's logger, for work outside a request; it counts the business events it logs. */
+  log: Pick<FastifyBaseLogger, 'error' | 'warn' | 'info'>;
+  metrics: Metrics;
 }

@@ -18,6 +18,7 @@ import { merchantRoutes } from './routes/merchant';
 import { sessionRoutes } from './routes/sessions';
 import { terminalRoutes } from './routes/terminals';
 import { hexEqual, Sealer, sha256 } from '../secrets';
+import { Metrics } from '../metrics';
 import type { SoterVerifier } from '../soter';
 import { StoreUnavailable, type Store, type TerminalRow } from '../store/types';
 
@@ -93,6 +94,7 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
     soter: options.soter,
     now,
   } as Ctx;
+  ctx.metrics = new Metrics(options.store, now);
   ctx.reconciler = new Reconciler(ctx);
   ctx.notifier = new Notifier(ctx);
 
@@ -186,6 +188,13 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   // Identify the terminal early, so that every answer to a known terminal is signed, errors included.
   // Opened secrets are kept in memory (they never change), sparing an AES-GCM open per request.
   const secrets = new Map<string, Buffer>();
+  // Requests by route pattern (never the raw path: ids would make a series each) and status.
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    ctx.metrics.requests.inc({ route, method: req.method, status: String(reply.statusCode) });
+    ctx.metrics.latency.observe({ route, method: req.method }, reply.elapsedTime / 1000);
+  });
+
   app.addHook('onRequest', async (req) => {
     // Only answers to signed routes are signed: an unsigned route would otherwise sign, with a
     // terminal's secret, a body over a nonce its caller chose.
@@ -317,10 +326,9 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
         );
     }
     if (error instanceof StoreUnavailable) {
-      req.log.warn(
-        { event: 'database_unavailable', err: { message: error.message } },
-        'database unavailable',
-      );
+      const fields = { event: 'database_unavailable', err: { message: error.message } };
+      ctx.metrics.count(fields);
+      req.log.warn(fields, 'database unavailable');
       return reply
         .code(503)
         .header('retry-after', '1')
@@ -376,7 +384,7 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   await app.register(async (scope) => sessionRoutes(scope, ctx));
   await app.register(async (scope) => merchantRoutes(scope, ctx));
 
-  ctx.log = app.log;
+  ctx.log = ctx.metrics.eventLogger(app.log);
   if (options.reconcile) {
     ctx.reconciler.start(ctx.config.reconcileEveryMs);
     ctx.notifier.start(Math.min(1000, ctx.config.webhookRetryBaseMs));

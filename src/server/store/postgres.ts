@@ -336,6 +336,25 @@ export class PostgresStore implements Store {
       key,
     ]);
   }
+  async backlog(now: number) {
+    const [row] = await this.q<{
+      payments: string;
+      refunds: string;
+      events: string;
+      oldest: string | null;
+    }>(
+      `SELECT (SELECT COUNT(*) FROM payments WHERE status = 'pending') AS payments,
+              (SELECT COUNT(*) FROM refunds WHERE status = 'pending') AS refunds,
+              (SELECT COUNT(*) FROM events WHERE delivery = 'pending') AS events,
+              (SELECT MIN(created_at) FROM events WHERE delivery = 'pending') AS oldest`,
+    );
+    return {
+      payments: Number(row.payments),
+      refunds: Number(row.refunds),
+      events: Number(row.events),
+      oldestEventAgeMs: row.oldest ? Math.max(0, now - Date.parse(row.oldest)) : 0,
+    };
+  }
   async getSession(id: string) {
     return toRow<SessionRow>((await this.q('SELECT * FROM sessions WHERE id = $1', [id]))[0]);
   }

@@ -256,6 +256,20 @@ export class SqliteStore implements Store {
       key,
     );
   }
+  async backlog(now: number) {
+    const row = this.stmt(
+      `SELECT (SELECT COUNT(*) FROM payments WHERE status = 'pending') AS payments,
+              (SELECT COUNT(*) FROM refunds WHERE status = 'pending') AS refunds,
+              (SELECT COUNT(*) FROM events WHERE delivery = 'pending') AS events,
+              (SELECT MIN(created_at) FROM events WHERE delivery = 'pending') AS oldest`,
+    ).get() as { payments: number; refunds: number; events: number; oldest: string | null };
+    return {
+      payments: row.payments,
+      refunds: row.refunds,
+      events: row.events,
+      oldestEventAgeMs: row.oldest ? Math.max(0, now - Date.parse(row.oldest)) : 0,
+    };
+  }
   async getSession(id: string) {
     return toRow<SessionRow>(
       this.stmt('SELECT * FROM sessions WHERE id = ?').get(id) as Record<string, unknown>,

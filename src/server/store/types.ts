@@ -218,6 +218,10 @@ export interface Store {
   ): Promise<IdempotencyBegin>;
   finishIdempotent(terminalId: string, key: string, status: number, body: string): Promise<void>;
   abandonIdempotent(terminalId: string, key: string): Promise<void>;
+  /** What is still in flight, for the metrics: unanswered payments and refunds, undelivered events. */
+  backlog(
+    now: number,
+  ): Promise<{ payments: number; refunds: number; events: number; oldestEventAgeMs: number }>;
   getSession(id: string): Promise<SessionRow | undefined>;
   getPayment(id: string): Promise<PaymentRow | undefined>;
   /**
