@@ -176,6 +176,11 @@ export interface Payment {
   discount: Discount;
   charged: number;
   currency: string;
+  /** Extension: when the payment was made, and when its outcome was decided (ISO 8601). */
+  createdAt?: string;
+  decidedAt?: string;
+  /** Extension: the card it was charged to, as a shopper or a merchant may see it. */
+  card?: { brand: CardBrand; last4: string };
 }
 
 export interface AuthenticateResponse {
@@ -248,6 +253,8 @@ export interface MerchantOrder {
   createdAt: string;
   /** Once paid: the payment, with what has been refunded of it and every refund, oldest first. */
   payment?: Payment & { refunded: number; refunds: Refund[] };
+  /** Extension, on a `failed` order: its last attempt and why it failed (a decline code, or `never_received`). */
+  failure?: { paymentId: string; code: string; at?: string };
 }
 
 export interface ChargeRequest {

@@ -91,6 +91,66 @@ describe('the order listing', () => {
     expect(await pay(t, '4242424242424242')).toMatchObject({ state: 'succeeded' });
   });
 
+  it('shows a paid order’s card, brand and last four, and when it was made and decided', async () => {
+    const o = await newOrder(2500);
+    const t = await terminal(platform);
+    const at = await toPrompt(t, '5555555555554444', 2500, o.orderRef);
+    await t.client.authenticate(
+      at.sessionId,
+      {
+        challenge: at.prompt.challenge,
+        factors: factorsFor(at.sessionId, at.prompt, at.confirmation),
+      },
+      await t.client.newIdempotencyKey(),
+    );
+    const view = (await list('?status=paid&limit=200')).json.orders.find(
+      (x: { orderRef: string }) => x.orderRef === o.orderRef,
+    );
+    expect(view.payment).toMatchObject({
+      card: { brand: 'mastercard', last4: '4444' },
+      createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      decidedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+    });
+    expect(JSON.stringify(view)).not.toContain('555555555555');
+  });
+
+  it('says why a failed order failed: its last attempt and the decline code', async () => {
+    const o = await newOrder(1500);
+    const t = await terminal(platform);
+    const at = await toPrompt(t, '4000000000009995', 1500, o.orderRef);
+    await t.client
+      .authenticate(
+        at.sessionId,
+        {
+          challenge: at.prompt.challenge,
+          factors: factorsFor(at.sessionId, at.prompt, at.confirmation),
+        },
+        await t.client.newIdempotencyKey(),
+      )
+      .catch(() => undefined);
+    const r = await raw(platform, {
+      method: 'GET',
+      path: `/v1/merchant/orders/${o.orderRef}`,
+      headers: as(platform.merchantKey),
+    });
+    expect(r.json).toMatchObject({
+      status: 'failed',
+      failure: { code: 'insufficient_funds', paymentId: expect.stringMatching(/^pay_/) },
+    });
+  });
+
+  it('tells a wrong key from a malformed Authorization header', async () => {
+    const wrong = await list('', 'sk_sandbox_' + '0'.repeat(32));
+    expect(wrong.status).toBe(401);
+    expect(wrong.json.error.message).toMatch(/not known here/);
+    const malformed = await raw(platform, {
+      method: 'GET',
+      path: '/v1/merchant/orders',
+      headers: { authorization: 'Token abc' },
+    });
+    expect(malformed.json.error.message).toMatch(/must be "Bearer <merchant API key>"/);
+  });
+
   it('shows one merchant none of another’s orders', async () => {
     await newOrder();
     const other = await list('?limit=200', OTHER_KEY);

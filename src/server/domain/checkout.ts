@@ -158,13 +158,14 @@ export async function settle(
   if (!p || p.status !== 'pending' || outcome.status === 'unknown') return;
   const s = (await ctx.store.getSession(p.sessionId))!;
   const writes: Write[] = [];
+  const decidedAt = ctx.now();
   if (outcome.status === 'succeeded') {
     writes.push(
       {
         kind: 'updatePayment',
         id: p.id,
         version: p.version,
-        patch: { status: 'succeeded', nextCheckAt: null },
+        patch: { status: 'succeeded', nextCheckAt: null, decidedAt },
       },
       {
         kind: 'updateSession',
@@ -214,6 +215,7 @@ export async function settle(
           status: declined ? 'declined' : 'failed',
           declineCode: declined ? outcome.declineCode : null,
           nextCheckAt: null,
+          decidedAt,
         },
       },
       {
@@ -228,9 +230,14 @@ export async function settle(
   }
   // The notification, in the same transaction: the order (or, for an open amount, the payment)
   // as this outcome leaves it.
-  const settledPayment = {
+  const settledPayment: PaymentRow = {
     ...p,
-    status: outcome.status === 'succeeded' ? ('succeeded' as const) : p.status,
+    decidedAt,
+    ...(outcome.status === 'succeeded'
+      ? { status: 'succeeded' as const }
+      : outcome.status === 'declined'
+        ? { status: 'declined' as const, declineCode: outcome.declineCode }
+        : { status: 'failed' as const }),
   };
   const type = outcome.status === 'succeeded' ? 'payment.succeeded' : 'payment.failed';
   const order = p.orderRef ? await ctx.store.getMerchantOrder(p.orderRef) : undefined;
@@ -247,6 +254,7 @@ export async function settle(
                 : { ...order, status: 'failed' },
               settledPayment,
               [],
+              settledPayment,
             ),
           }
         : { payment: { ...paymentView(settledPayment), sessionId: p.sessionId } },
@@ -612,7 +620,10 @@ export async function authenticate(
     declineCode: null,
     cardHash: s.cardHash,
     cvvGiven: !!cvv,
+    cardBrand: s.cardBrand,
+    cardLast4: s.cardLast4,
     createdAt: now,
+    decidedAt: null,
     nextCheckAt: now + ctx.config.paymentTimeoutMs,
     checks: 0,
     version: 0,

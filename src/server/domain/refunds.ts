@@ -17,7 +17,9 @@ const PAID = ['paid', 'partially_refunded', 'refunded'];
 /** The order as the merchant API shows it: with its payment, what was refunded, and each refund. */
 export async function orderView(ctx: Ctx, row: MerchantOrderRow): Promise<MerchantOrder> {
   const p = row.paymentId ? await ctx.store.getPayment(row.paymentId) : undefined;
-  return orderViewOf(row, p, p ? await ctx.store.listRefunds(p.id) : []);
+  const last =
+    row.status === 'failed' ? await ctx.store.lastPaymentOfOrder(row.orderRef) : undefined;
+  return orderViewOf(row, p, p ? await ctx.store.listRefunds(p.id) : [], last);
 }
 
 async function ownOrder(ctx: Ctx, merchant: MerchantConfig, orderRef: string) {

@@ -1,4 +1,4 @@
-import type { MerchantOrder, Payment, Refund } from '../../core/protocol';
+import type { CardBrand, MerchantOrder, Payment, Refund } from '../../core/protocol';
 import type { MerchantOrderRow, PaymentRow, RefundRow } from '../store/types';
 
 // How the domain's rows are shown on the wire: by the session and merchant APIs and in events.
@@ -11,6 +11,11 @@ export function paymentView(p: PaymentRow): Payment {
     discount: { rateBps: p.rateBps, amountOff: p.amountOff },
     charged: p.charged,
     currency: p.currency,
+    createdAt: new Date(p.createdAt).toISOString(),
+    ...(p.decidedAt ? { decidedAt: new Date(p.decidedAt).toISOString() } : {}),
+    ...(p.cardBrand && p.cardLast4
+      ? { card: { brand: p.cardBrand as CardBrand, last4: p.cardLast4 } }
+      : {}),
   };
 }
 
@@ -33,6 +38,8 @@ export function orderViewOf(
   row: MerchantOrderRow,
   payment: PaymentRow | undefined,
   refunds: RefundRow[],
+  /** The order's latest attempt: a `failed` order says why. */
+  lastAttempt?: PaymentRow,
 ): MerchantOrder {
   return {
     orderRef: row.orderRef,
@@ -43,6 +50,15 @@ export function orderViewOf(
     status: row.status,
     createdAt: row.createdAt,
     ...(row.description ? { description: row.description } : {}),
+    ...(row.status === 'failed' && lastAttempt && lastAttempt.status !== 'pending'
+      ? {
+          failure: {
+            paymentId: lastAttempt.id,
+            code: lastAttempt.declineCode ?? 'never_received',
+            ...(lastAttempt.decidedAt ? { at: new Date(lastAttempt.decidedAt).toISOString() } : {}),
+          },
+        }
+      : {}),
     ...(payment && row.paymentId === payment.id
       ? {
           payment: {

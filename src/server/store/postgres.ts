@@ -71,6 +71,11 @@ const MIGRATIONS: string[] = [
      attempts BIGINT NOT NULL DEFAULT 0, next_attempt_at BIGINT);
    CREATE INDEX events_merchant ON events (merchant_id, seq);
    CREATE INDEX events_due ON events (delivery, next_attempt_at);`,
+  // 4: what a payment shows its merchant, and a merchant order's attempts found by their order.
+  `ALTER TABLE payments ADD COLUMN card_brand TEXT;
+   ALTER TABLE payments ADD COLUMN card_last4 TEXT;
+   ALTER TABLE payments ADD COLUMN decided_at BIGINT;
+   CREATE INDEX payments_order_ref ON payments (order_ref, created_at);`,
 ];
 
 /** One number for the advisory lock that serialises migrations across instances. */
@@ -354,6 +359,16 @@ export class PostgresStore implements Store {
       events: Number(row.events),
       oldestEventAgeMs: row.oldest ? Math.max(0, now - Date.parse(row.oldest)) : 0,
     };
+  }
+  async lastPaymentOfOrder(orderRef: string) {
+    return toRow<PaymentRow>(
+      (
+        await this.q(
+          'SELECT * FROM payments WHERE order_ref = $1 ORDER BY created_at DESC, id DESC LIMIT 1',
+          [orderRef],
+        )
+      )[0],
+    );
   }
   async getSession(id: string) {
     return toRow<SessionRow>((await this.q('SELECT * FROM sessions WHERE id = $1', [id]))[0]);

@@ -72,6 +72,12 @@ const MIGRATIONS: string[] = [
      delivery TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER);
    CREATE INDEX events_merchant ON events (merchant_id, seq);
    CREATE INDEX events_due ON events (delivery, next_attempt_at);`,
+  // 6: what a payment shows its merchant (the card's brand and last four, when it was decided),
+  // and a merchant order's attempts found by their order.
+  `ALTER TABLE payments ADD COLUMN card_brand TEXT;
+   ALTER TABLE payments ADD COLUMN card_last4 TEXT;
+   ALTER TABLE payments ADD COLUMN decided_at INTEGER;
+   CREATE INDEX payments_order_ref ON payments (order_ref, created_at);`,
 ];
 
 /** The embedded default: better-sqlite3 (v12) in WAL mode, a file or `:memory:`. */
@@ -269,6 +275,13 @@ export class SqliteStore implements Store {
       events: row.events,
       oldestEventAgeMs: row.oldest ? Math.max(0, now - Date.parse(row.oldest)) : 0,
     };
+  }
+  async lastPaymentOfOrder(orderRef: string) {
+    return toRow<PaymentRow>(
+      this.stmt(
+        'SELECT * FROM payments WHERE order_ref = ? ORDER BY created_at DESC, id DESC LIMIT 1',
+      ).get(orderRef) as Record<string, unknown>,
+    );
   }
   async getSession(id: string) {
     return toRow<SessionRow>(

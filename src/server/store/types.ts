@@ -71,7 +71,11 @@ export interface PaymentRow {
   cardHash: string | null;
   /** A CVV went with the charge: a success binds the card to the terminal. */
   cvvGiven: boolean;
+  cardBrand: string | null;
+  cardLast4: string | null;
   createdAt: number;
+  /** When the outcome was recorded (null while pending, and for payments older than the column). */
+  decidedAt: number | null;
   /** When the reconciler should next ask the payment platform (pending only). */
   nextCheckAt: number | null;
   checks: number;
@@ -222,6 +226,8 @@ export interface Store {
   backlog(
     now: number,
   ): Promise<{ payments: number; refunds: number; events: number; oldestEventAgeMs: number }>;
+  /** The latest payment made for a merchant order (its last attempt). */
+  lastPaymentOfOrder(orderRef: string): Promise<PaymentRow | undefined>;
   getSession(id: string): Promise<SessionRow | undefined>;
   getPayment(id: string): Promise<PaymentRow | undefined>;
   /**

@@ -21,7 +21,13 @@ function merchantOf(ctx: Ctx, req: FastifyRequest): MerchantConfig {
   for (const merchant of ctx.config.merchants)
     if (hexEqual(merchant.apiKeySha256, digest || '00')) found = merchant;
   if (!found)
-    throw new ApiError(401, 'unauthorized', 'Authorization must be "Bearer <merchant API key>"');
+    throw new ApiError(
+      401,
+      'unauthorized',
+      m
+        ? 'this merchant API key is not known here: check it for a typo, and that it belongs to this platform'
+        : 'Authorization must be "Bearer <merchant API key>"',
+    );
   return found;
 }
 
