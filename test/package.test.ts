@@ -128,6 +128,37 @@ describe('the package a merchant installs', () => {
     expect(probe.stdout.trim()).toBe('function function');
   });
 
+  it('runs the README’s “Using the SDK” script as pasted, paying a merchant order', async () => {
+    const readme = require('node:fs').readFileSync(join(root, 'README.md'), 'utf8') as string;
+    const section = readme.slice(readme.indexOf('## Using the SDK'));
+    const script = /```js\n([\s\S]*?)```/.exec(section)![1];
+    writeFileSync(join(scratch, 'pay.js'), script);
+    const { spawnSandboxPlatform } = require('../src/testing/platform');
+    const platform = await spawnSandboxPlatform();
+    try {
+      const run = await new Promise<{ code: number | null; out: string }>((resolve) => {
+        const child = require('node:child_process').spawn(process.execPath, ['pay.js'], {
+          cwd: scratch,
+          env: {
+            ...process.env,
+            CARDPAY_URL: platform.url,
+            CARDPAY_SANDBOX_MERCHANT_KEY: platform.merchantKey,
+          },
+        });
+        let out = '';
+        child.stdout.on('data', (c: Buffer) => (out += c));
+        child.stderr.on('data', (c: Buffer) => (out += c));
+        child.on('exit', (code: number | null) => resolve({ code, out }));
+      });
+      expect(run.out).toMatch(/^succeeded \{/m);
+      expect(run.out).toMatch(/paymentId: 'pay_/);
+      expect(run.out).toMatch(/→ awaiting_confirmation/);
+      expect(run.code).toBe(0);
+    } finally {
+      await platform.close();
+    }
+  }, 60000);
+
   it('runs a merchant’s own simulate test of a checkout page with a stock jest config', () => {
     const run = spawnSync(
       process.execPath,
