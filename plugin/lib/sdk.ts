@@ -65,14 +65,14 @@ export function setHostBridge(value: HostBridge | undefined): void {
     if (known && fn === undefined) continue;
     // A known member that is not a function, or a function under an unknown (mistyped) name,
     // would silently lend nothing: say so now rather than at the first payment.
-    if (!known || typeof fn !== 'function')
+    if (known !== (typeof fn === 'function'))
       throw new CardPayError(
         'config_invalid',
         known
           ? `setHostBridge: ${name} must be the host's own wx.${name} function, got ${typeof fn}`
           : `setHostBridge: ${name} is not a member it takes (${BRIDGE_MEMBERS.join(', ')}, each the host's own wx function)`,
       );
-    lent[name] = fn;
+    if (known) lent[name] = fn;
   }
   bridge = value ? (lent as HostBridge) : undefined;
 }

@@ -21,10 +21,19 @@ export interface CheckoutView {
   required: number;
   /** The card's first payment on this terminal: its CVV is asked for with the password. */
   cvvMandatory: boolean;
+  /** The methods besides a mandatory CVV are alternatives: one of them is enough ("or"). */
+  alternatives: boolean;
   resultKind: 'success' | 'failure' | '';
   resultText: string;
+  /** Who is paid, from the platform's confirmation ('' until it came). */
+  merchantName: string;
+  /** What the card paid: the large figure of a success. */
+  paidText: string;
+  /** The price before the discount, shown beside the discount ('' without one). */
+  originalText: string;
   discountText: string;
-  chargedText: string;
+  /** The card the payment went to: brand and last four. */
+  paidCardText: string;
   errorText: string;
   retryable: boolean;
   /** `processing` outlasted the wait: say so, and offer to ask again. */
@@ -76,6 +85,7 @@ export function checkoutView(s: CheckoutSnapshot, locale: Locale): CheckoutView 
     resultText = s.state === 'succeeded' ? t.paid : s.state === 'expired' ? t.expired : t.failed;
   }
   const masked = s.confirmation?.card.masked ?? '';
+  const paidCard = payment?.card ?? s.confirmation?.card;
   return {
     state: s.state,
     screen,
@@ -88,13 +98,22 @@ export function checkoutView(s: CheckoutSnapshot, locale: Locale): CheckoutView 
     methods,
     required: prompt?.required ?? 1,
     cvvMandatory,
+    alternatives: (prompt?.required ?? 1) - (cvvMandatory ? 1 : 0) < 2,
     resultKind,
     resultText,
+    merchantName: s.confirmation?.merchant?.name ?? '',
+    paidText: payment ? formatAmount(payment.charged, payment.currency) : '',
+    originalText:
+      payment && payment.discount.amountOff > 0
+        ? `${t.originalPrice} ${formatAmount(payment.amount, payment.currency)}`
+        : '',
+    paidCardText: paidCard
+      ? `${t.brands[paidCard.brand] ?? t.brands.unknown} ···· ${paidCard.last4}`
+      : '',
     discountText:
       payment && payment.discount.amountOff > 0
         ? `${t.discount} -${formatAmount(payment.discount.amountOff, payment.currency)}`
         : '',
-    chargedText: payment ? `${t.charged} ${formatAmount(payment.charged, payment.currency)}` : '',
     errorText: error,
     stillProcessing: s.state === 'processing' && !!s.stillProcessing,
     retryable:

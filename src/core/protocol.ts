@@ -115,6 +115,8 @@ export interface Confirmation {
   card: CardSummary;
   confirmToken: string;
   description?: string;
+  /** Extension: who is paid, as the shopper should read it before paying. */
+  merchant?: { id: string; name: string };
 }
 
 /** A confirmation as the status endpoint shows it: `confirmToken` only while it can be used. */

@@ -382,7 +382,7 @@ export function waitForScreen(
 /** Records the component's events: statechange, success, fail, cancel. */
 export function recordEvents(comp: SimComponent): { name: string; detail: any }[] {
   const events: { name: string; detail: any }[] = [];
-  for (const name of ['statechange', 'success', 'fail', 'cancel'])
+  for (const name of ['statechange', 'success', 'fail', 'cancel', 'done'])
     comp.addEventListener(name, (e) => events.push({ name, detail: e.detail }));
   return events;
 }

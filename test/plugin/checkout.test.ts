@@ -119,6 +119,34 @@ describe('the checkout component against the real platform', () => {
     expect(calls).toHaveLength(11);
   });
 
+  it('names the merchant, marks the enrolment steps, and leads the result with what was paid', async () => {
+    const { comp, events } = open();
+    wx.scanner.push('4242424242424242');
+    await waitForScreen(comp, 'entry');
+    tap(comp, 'cardpay-start');
+    await waitForScreen(comp, 'enrol');
+    expect(text(comp, 'cardpay-enrol-step')).toBe('第1步，共2步');
+    expect(comp.dom.textContent).toContain('不是银行卡密码');
+    typeDigits(comp, PASSWORD);
+    await waitFor(() => text(comp, 'cardpay-enrol-step') === '第2步，共2步：确认', 'step 2');
+    typeDigits(comp, PASSWORD);
+    await waitForScreen(comp, 'confirm');
+    expect(text(comp, 'cardpay-merchant')).toBe('CardPay Sandbox Shop');
+    tap(comp, 'cardpay-confirm');
+    await waitForScreen(comp, 'auth');
+    // The CVV goes with the password; the fingerprint is not lent here: no "or" to show.
+    expect(text(comp, 'cardpay-merchant')).toBe('收款方 CardPay Sandbox Shop');
+    input(comp, 'cardpay-cvv', '123');
+    typeDigits(comp, PASSWORD);
+    await waitForScreen(comp, 'result');
+    expect(text(comp, 'cardpay-amount')).toBe('¥19.99');
+    expect(text(comp, 'cardpay-merchant')).toBe('CardPay Sandbox Shop');
+    expect(text(comp, 'cardpay-card')).toBe('Visa ···· 4242');
+    tap(comp, 'cardpay-done');
+    await waitFor(() => events.some((e) => e.name === 'done'), 'the done event');
+    expect(events.find((e) => e.name === 'done')?.detail.payment).toMatchObject({ charged: 1999 });
+  });
+
   it('shows the masked card with its brand on the confirmation sheet', async () => {
     const { comp } = open();
     await toConfirmation(comp, '4242 4242 4242 4242');
@@ -445,6 +473,11 @@ describe('the checkout component against the real platform', () => {
       const { comp, events } = open();
       await toPassword(comp, '4242424242424242');
       expect(find(comp, 'cardpay-keypad')).not.toBeNull();
+      // The CVV goes with either; the password and the fingerprint are alternatives: one "or".
+      expect(comp.dom.innerHTML.match(/cardpay-or"/g)).toHaveLength(1);
+      expect(comp.dom.textContent).toMatch(
+        /首次在此手机使用这张卡[\s\S]*或[\s\S]*使用指纹或面容支付/,
+      );
       tap(comp, 'cardpay-biometric');
       await waitFor(() => text(comp, 'cardpay-error') !== '', 'the cancel');
       expect(text(comp, 'cardpay-error')).toBe('已取消生物识别，可改用支付密码');

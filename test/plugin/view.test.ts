@@ -71,7 +71,7 @@ describe('the checkout view', () => {
     expect(checkoutView({ ...base, state: 'expired' }, 'zh_CN').retryable).toBe(true);
   });
 
-  it('shows the discount and the charged amount of a payment', () => {
+  it('shows what was paid first, the discount beside the price, the merchant and the card', () => {
     const payment = {
       paymentId: 'pay_1',
       orderId: 'ord_1',
@@ -79,10 +79,23 @@ describe('the checkout view', () => {
       discount: { rateBps: 200, amountOff: 113 },
       charged: 5567,
       currency: 'CNY',
+      card: { brand: 'visa' as const, last4: '4242' },
     };
-    expect(checkoutView({ ...base, state: 'succeeded', payment }, 'en_US')).toMatchObject({
+    const confirmation = {
+      orderId: 'ord_1',
+      amount: 5680,
+      currency: 'CNY',
+      card: { brand: 'visa' as const, last4: '4242', masked: '424242******4242' },
+      merchant: { id: 'mch_sandbox', name: 'CardPay Sandbox Shop' },
+    };
+    expect(
+      checkoutView({ ...base, state: 'succeeded', payment, confirmation }, 'en_US'),
+    ).toMatchObject({
+      paidText: '¥55.67',
       discountText: 'Loyalty discount -¥1.13',
-      chargedText: 'Charged ¥55.67',
+      originalText: 'Price ¥56.80',
+      merchantName: 'CardPay Sandbox Shop',
+      paidCardText: 'Visa ···· 4242',
       resultText: 'Payment successful',
     });
   });

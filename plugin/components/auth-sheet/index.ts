@@ -13,6 +13,10 @@ Component({
     hint: { type: String, value: '' },
     /** The card's first payment on this phone: the CVV goes with the password. Default false. */
     cvvMandatory: { type: Boolean, value: false },
+    /** One of the methods (besides a mandatory CVV) is enough: "or" between them. Default true. */
+    alternatives: { type: Boolean, value: true },
+    /** Who is paid, from the platform's confirmation. Default ''. */
+    merchantName: { type: String, value: '' },
     busy: { type: Boolean, value: false },
   },
   data: { cvv: '' },

@@ -216,6 +216,10 @@ Component({
     onClose() {
       void this.machine()?.cancel();
     },
+    /** The shopper read the result: the host may move on (an extension event, `done`). */
+    onDone() {
+      this.triggerEvent('done', { payment: this.machine()?.snapshot.payment });
+    },
   },
 });
 

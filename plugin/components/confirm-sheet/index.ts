@@ -13,6 +13,8 @@ Component({
     /** First 6 and last 4 digits at most. */
     masked: { type: String, value: '' },
     maskedLabel: { type: String, value: '' },
+    /** Who is paid, from the platform's confirmation. Default ''. */
+    merchantName: { type: String, value: '' },
     /** A request is in flight. Default false. */
     busy: { type: Boolean, value: false },
   },

@@ -50,6 +50,10 @@ export async function sessionView(
       amount: s.amount!,
       currency: s.currency!,
       card: { brand: s.cardBrand!, last4: s.cardLast4!, masked: s.cardMasked },
+      merchant: {
+        id: s.merchantId,
+        name: ctx.config.merchants.find((m) => m.id === s.merchantId)?.name ?? s.merchantId,
+      },
       // The token only while it can still be used.
       ...(s.state === 'awaiting_confirmation' ? { confirmToken: s.confirmToken! } : {}),
       ...(s.description ? { description: s.description } : {}),
