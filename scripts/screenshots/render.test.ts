@@ -7,31 +7,12 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSandboxPlatform, type SpawnedPlatform } from '../../src/testing/platform';
-import { input, installWx, loadCheckout, mount, shimPluginGlobals, tap, text, typeDigits, waitFor, waitForScreen, type SimComponent } from '../../src/testing/simulate';
+import { OUT, snap } from './snap';
+import { find, input, installWx, loadCheckout, mount, shimPluginGlobals, tap, text, typeDigits, waitFor, waitForScreen, type SimComponent } from '../../src/testing/simulate';
 
-const OUT = join(__dirname, '../../screenshots/html');
 const wx = installWx();
 let platform: SpawnedPlatform;
 let id: string;
-
-// What a mini-program gives its built-in tags, roughly, so that the page looks like one.
-const BASE = `
-  body { margin: 0; font-family: -apple-system, "PingFang SC", "Noto Sans CJK SC", sans-serif; background: #ededed; }
-  @media (prefers-color-scheme: dark) { body { background: #000000; } }
-  .frame { width: 750px; padding: 24px 0; }
-  wx-view, wx-button, wx-input { display: block; box-sizing: border-box; }
-  wx-text { display: inline; }
-  wx-button { position: relative; margin: 0 auto; padding: 0 28px; width: 100%; line-height: 2.6; text-align: center; border-radius: 10px; font-weight: 600; }
-  wx-input { line-height: 88px; }
-  wx-input::before { content: attr(placeholder); color: #9a9a9a; }`;
-
-function snap(comp: SimComponent, name: string) {
-  const doc = (globalThis as unknown as { document: { head: { querySelectorAll(q: string): ArrayLike<{ outerHTML: string }> } } }).document;
-  const styles = Array.from(doc.head.querySelectorAll('style')).map((s) => s.outerHTML).join('\n');
-  // Inputs render empty under simulate: show their placeholders as text for the picture.
-  const body = comp.dom.outerHTML;
-  writeFileSync(join(OUT, `${name}.html`), `<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=750"><style>${BASE}</style>${styles}</head><body><div class="frame">${body}</div></body></html>`);
-}
 
 beforeAll(async () => {
   mkdirSync(OUT, { recursive: true });
@@ -90,5 +71,5 @@ it('renders every step of the checkout', async () => {
   await waitFor(() => !third.instance.data.view.busy, 'start-up');
   tap(third, 'cardpay-start');
   await waitFor(() => text(third, 'cardpay-error') !== '', 'the error');
-  snap(third, '6-error-en');
+  snap(third, '6-error-en', 'en_US');
 }, 60000);
