@@ -266,15 +266,12 @@ export async function benchServer(options: {
       const r = await load(target, terminals.slice(0, n), pinKey, options.checkouts);
       figures.loads.push({ ...r, shareOfBare: 0 });
       log(`${target.name}, ${n} terminals: ${r.checkoutsPerS.toFixed(0)} checkouts/s`);
-    }
-    if (steady) {
-      const capacity = figures.loads.find((l) => l.terminals === 64) ?? figures.loads.at(-1)!;
-      figures.steady = await steadyLoad(
-        target,
-        terminals.slice(0, 64),
-        pinKey,
-        capacity.checkoutsPerS / 2,
-      );
+      // The steady load right after the capacity it is half of, on the same warm server.
+      if (steady && n === Math.min(64, Math.max(...loads))) {
+        const rate = r.checkoutsPerS / 2;
+        figures.steady = await steadyLoad(target, terminals.slice(0, n), pinKey, rate);
+        log(`${target.name}, steady at ${rate.toFixed(0)} checkouts/s`);
+      }
     }
     for (const p of target.procs) await stop(p);
     targets.push(figures);
