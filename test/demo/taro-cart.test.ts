@@ -25,13 +25,8 @@ const BUILT = join(TARO, 'dist');
 // never by the root `npm install`. Outside CI an unbuilt demo skips these tests, saying so.
 const built = existsSync(join(BUILT, 'app.js')) && existsSync(join(TARO, 'node_modules'));
 if (!built && process.env.CI === 'true')
-  throw new Error(
-    'demo-taro is not built: .ci/run builds it (cd demo-taro && npm ci && npm run build)',
-  );
-if (!built)
-  console.log(
-    'demo-taro is not built: its tests are skipped (cd demo-taro && npm ci && npm run build)',
-  );
+  throw new Error('demo-taro is not built: .ci/run builds it (npm run build:taro)');
+if (!built) console.log('demo-taro is not built: its tests are skipped (npm run build:taro)');
 const maybe = built ? describe : describe.skip;
 
 const wx = installWx();
