@@ -1,4 +1,5 @@
-// npm run chaos -- [--checkouts N] [--terminals N] [--fault-rate R] [--kill-every-ms MS] [--seed N] [--json]
+// npm run chaos -- [--checkouts N] [--terminals N] [--fault-rate R] [--kill-every-ms MS] [--seed N]
+//                   [--postgres URL] [--instances N] [--json]
 // Thousands of checkouts through fault proxies with kill -9 restarts, then the money invariants.
 import { join } from 'node:path';
 import { packageRoot } from '../src/testing/root';
@@ -26,7 +27,16 @@ async function main() {
   let options;
   try {
     f = flags(process.argv.slice(2));
-    const known = ['checkouts', 'terminals', 'fault-rate', 'kill-every-ms', 'seed', 'json'];
+    const known = [
+      'checkouts',
+      'terminals',
+      'fault-rate',
+      'kill-every-ms',
+      'seed',
+      'postgres',
+      'instances',
+      'json',
+    ];
     const unknown = Object.keys(f).find((k) => !known.includes(k));
     if (unknown) throw new Error(`unknown flag --${unknown} (known: ${known.join(', ')})`);
     options = {
@@ -35,6 +45,14 @@ async function main() {
       faultRate: number(f, 'fault-rate', 0.08),
       killEveryMs: number(f, 'kill-every-ms', 4000),
       seed: number(f, 'seed', Date.now() % 100000),
+      // --postgres alone: the local server (postgres://postgres@127.0.0.1:5432/postgres).
+      ...(f.postgres
+        ? {
+            postgres:
+              f.postgres === 'true' ? 'postgres://postgres@127.0.0.1:5432/postgres' : f.postgres,
+            instances: number(f, 'instances', 2),
+          }
+        : {}),
     };
   } catch (error) {
     console.error(`chaos: ${(error as Error).message}`);
@@ -43,7 +61,7 @@ async function main() {
   // The platform runs as the built CLI, as an operator runs it: build it from this checkout first.
   require(join(packageRoot(), 'scripts', 'build.js')).buildServer();
   console.log(
-    `chaos: ${options.checkouts} checkouts, ${options.terminals} terminals, fault rate ${options.faultRate} per hop, kill -9 about every ${options.killEveryMs} ms, seed ${options.seed}`,
+    `chaos: ${options.checkouts} checkouts, ${options.terminals} terminals, fault rate ${options.faultRate} per hop, kill -9 about every ${options.killEveryMs} ms, seed ${options.seed}, ${options.postgres ? `PostgreSQL, ${options.instances} instances` : 'SQLite'}`,
   );
   const report = await runChaos({ ...options, log: (l) => console.log(`  ${l}`) });
   if (f.json) console.log(JSON.stringify(report, null, 2));

@@ -1,6 +1,7 @@
 // The money invariants of a chaos run, read from the trading platform's database and checked
 // against the payment platform's own records (its charges and refunds tables).
 import Database from 'better-sqlite3';
+import { Client, types } from 'pg';
 import { defaultConfig, discountFor } from '../../src/server/config';
 
 export interface Violation {
@@ -10,12 +11,25 @@ export interface Violation {
 
 type Row = Record<string, any>;
 
-function read(path: string, sql: string): Row[] {
-  const db = new Database(path, { readonly: true, fileMustExist: true });
+// 64-bit integers (counts, times in ms) as numbers, as the platform's own store reads them.
+types.setTypeParser(20, (v) => Number(v));
+
+/** Rows of a SQLite file or a PostgreSQL database (a `postgres://` URL). */
+async function read(db: string, sql: string): Promise<Row[]> {
+  if (/^postgres(ql)?:\/\//.test(db)) {
+    const client = new Client({ connectionString: db });
+    await client.connect();
+    try {
+      return (await client.query(sql)).rows as Row[];
+    } finally {
+      await client.end();
+    }
+  }
+  const file = new Database(db, { readonly: true, fileMustExist: true });
   try {
-    return db.prepare(sql).all() as Row[];
+    return file.prepare(sql).all() as Row[];
   } finally {
-    db.close();
+    file.close();
   }
 }
 
@@ -29,14 +43,14 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export async function waitSettled(platformDb: string, timeoutMs: number) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const [left] = read(
+    const [left] = await read(
       platformDb,
       `SELECT (SELECT COUNT(*) FROM payments WHERE status = 'pending')
             + (SELECT COUNT(*) FROM refunds WHERE status = 'pending')
             + (SELECT COUNT(*) FROM sessions WHERE state = 'processing')
             + (SELECT COUNT(*) FROM events WHERE delivery = 'pending') AS n`,
     );
-    if (left.n === 0) return;
+    if (Number(left.n) === 0) return;
     await sleep(250);
   }
 }
@@ -48,20 +62,23 @@ export interface InvariantInput {
   received: Set<string>;
 }
 
-export function checkInvariants(input: InvariantInput): {
+export async function checkInvariants(input: InvariantInput): Promise<{
   violations: Violation[];
   records: { charges: number; refunds: number; sessions: number; payments: number; events: number };
-} {
+}> {
   const violations: Violation[] = [];
   const add = (rule: string, detail: string) => violations.push({ rule, detail });
 
-  const sessions = read(input.platformDb, 'SELECT * FROM sessions');
-  const payments = read(input.platformDb, 'SELECT * FROM payments');
-  const refunds = read(input.platformDb, 'SELECT * FROM refunds');
-  const orders = read(input.platformDb, 'SELECT * FROM merchant_orders');
-  const events = read(input.platformDb, 'SELECT id, type, created_at, body, delivery FROM events');
-  const charges = read(input.paymentDb, 'SELECT * FROM charges');
-  const ppRefunds = read(input.paymentDb, 'SELECT * FROM refunds');
+  const sessions = await read(input.platformDb, 'SELECT * FROM sessions');
+  const payments = await read(input.platformDb, 'SELECT * FROM payments');
+  const refunds = await read(input.platformDb, 'SELECT * FROM refunds');
+  const orders = await read(input.platformDb, 'SELECT * FROM merchant_orders');
+  const events = await read(
+    input.platformDb,
+    'SELECT id, type, created_at, body, delivery FROM events',
+  );
+  const charges = await read(input.paymentDb, 'SELECT * FROM charges');
+  const ppRefunds = await read(input.paymentDb, 'SELECT * FROM refunds');
 
   const sessionById = new Map(sessions.map((s) => [s.id, s]));
   const paymentByCharge = new Map(payments.map((p) => [p.charge_id, p]));

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { Client } from 'pg';
 import { Checkout, type CheckoutSnapshot } from '../../src/core/checkout';
 import { createNodeHost, MemoryStorage, type NodeHost } from '../../src/hosts/node';
 import { buildSandbox, SANDBOX_CARDS } from '../../src/server/sandbox/payment-platform';
@@ -34,8 +35,12 @@ export interface ChaosOptions {
   seed?: number;
   /** Progress lines (the command prints them; the test stays quiet). */
   log?: (line: string) => void;
-  /** Keep the databases (their folder is in the report) instead of deleting them. */
+  /** Keep the databases (their folder is in the report) instead of deleting them (SQLite only). */
   keep?: boolean;
+  /** Run on PostgreSQL: an admin URL; a database is made for the run and dropped after it. */
+  postgres?: string;
+  /** Platform instances on that PostgreSQL database (default 2), killed one at a time. */
+  instances?: number;
 }
 
 export interface ChaosReport {
@@ -45,6 +50,8 @@ export interface ChaosReport {
   refundsAsked: number;
   faults: { terminalHop: Record<string, number>; paymentHop: Record<string, number> };
   restarts: number;
+  instances: number;
+  store: 'sqlite' | 'postgres';
   webhookFailuresInjected: number;
   records: { charges: number; refunds: number; sessions: number; payments: number; events: number };
   violations: Violation[];
@@ -148,6 +155,24 @@ class PlatformProcess {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** A database of its own for one run, on the PostgreSQL server an admin URL reaches. */
+async function pgDatabase(admin: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `cardpay_chaos_${process.pid}_${Date.now()}`;
+  const run = async (sql: string) => {
+    const c = new Client({ connectionString: admin });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  await run(`CREATE DATABASE ${name}`);
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => run(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
 
 function healthy(url: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -278,7 +303,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   const receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
 
-  const port = await freePort();
   const config = join(dir, 'config.json');
   writeFileSync(
     config,
@@ -288,39 +312,49 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       reconcile: { everyMs: 200, neverReceivedAfterMs: 4000 },
     }),
   );
-  const platform = new PlatformProcess(
-    [
-      '--port',
-      String(port),
-      '--db',
-      join(dir, 'cardpay.db'),
-      '--payment-url',
-      paymentHop.url,
-      '--payment-timeout-ms',
-      '700',
-      '--config',
-      config,
-      '--sandbox-webhook-url',
-      receiverUrl,
-      '--webhook-retry-base-ms',
-      '100',
-      '--log-level',
-      'error',
-    ],
-    `http://127.0.0.1:${port}`,
-  );
-  await platform.start();
-  // Whatever goes wrong below, the platform process must not outlive the run.
-  const orphan = () => void platform.kill();
+  // The platform's database: a file beside the run, or a PostgreSQL database of its own that
+  // several instances share (behind the terminal hop's proxy, taken in turn).
+  const pg = options.postgres ? await pgDatabase(options.postgres) : undefined;
+  const platformDb = pg?.url ?? join(dir, 'cardpay.db');
+  const instances: PlatformProcess[] = [];
+  for (let i = 0; i < (pg ? (options.instances ?? 2) : 1); i++) {
+    const port = await freePort();
+    instances.push(
+      new PlatformProcess(
+        [
+          '--port',
+          String(port),
+          '--db',
+          platformDb,
+          '--payment-url',
+          paymentHop.url,
+          '--payment-timeout-ms',
+          '700',
+          '--config',
+          config,
+          '--sandbox-webhook-url',
+          receiverUrl,
+          '--webhook-retry-base-ms',
+          '100',
+          '--log-level',
+          'error',
+        ],
+        `http://127.0.0.1:${port}`,
+      ),
+    );
+  }
+  for (const p of instances) await p.start();
+  // Whatever goes wrong below, no platform process may outlive the run.
+  const orphan = () => instances.forEach((p) => void p.kill());
   process.once('exit', orphan);
   const terminalHop = await startFaultProxy({
-    target: platform.url,
+    target: instances.map((p) => p.url),
     rates: spread(rate),
     seed: (options.seed ?? 7) + 2,
     maxDelayMs: 400,
   });
 
-  // kill -9 at random moments while the checkouts run.
+  // kill -9 of one instance at random moments while the checkouts run (the others serve on).
   let driving = true;
   const killer = (async () => {
     const every = options.killEveryMs ?? 0;
@@ -328,10 +362,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     while (driving) {
       await sleep(every * (0.5 + random()));
       if (!driving) break;
-      await platform.kill();
+      const victim = pick(instances);
+      await victim.kill();
       await sleep(50 + random() * 300);
-      await platform.restart();
-      log(`restart ${platform.restarts}`);
+      await victim.restart();
+      log(`restart ${instances.reduce((n, p) => n + p.restarts, 0)}`);
     }
   })();
 
@@ -482,18 +517,19 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   terminalHop.setRates({});
   paymentHop.setRates({});
   log('settling');
-  await waitSettled(join(dir, 'cardpay.db'), 45000);
+  await waitSettled(platformDb, 45000);
 
-  const result = checkInvariants({
-    platformDb: join(dir, 'cardpay.db'),
+  const result = await checkInvariants({
+    platformDb,
     paymentDb: sandboxDb,
     clients: outcomes,
     received,
   });
 
   await terminalHop.close();
-  await platform.stop();
+  for (const p of instances) await p.stop();
   process.off('exit', orphan);
+  await pg?.drop();
   await paymentHop.close();
   await sandbox.close();
   await new Promise((r) => receiver.close(r));
@@ -509,13 +545,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     mergedOrders,
     refundsAsked,
     faults: { terminalHop: faults(terminalHop), paymentHop: faults(paymentHop) },
-    restarts: platform.restarts,
+    restarts: instances.reduce((n, p) => n + p.restarts, 0),
+    instances: instances.length,
+    store: pg ? 'postgres' : 'sqlite',
     webhookFailuresInjected,
     records: result.records,
     violations: result.violations,
     seconds: (Date.now() - t0) / 1000,
-    ...(options.keep
-      ? { databases: { platform: join(dir, 'cardpay.db'), payments: sandboxDb } }
-      : {}),
+    ...(options.keep ? { databases: { platform: platformDb, payments: sandboxDb } } : {}),
   };
 }

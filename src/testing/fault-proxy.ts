@@ -29,8 +29,8 @@ export const FAULT_KINDS: readonly FaultKind[] = [
 export type FaultRates = Partial<Record<FaultKind, number>>;
 
 export interface FaultProxyOptions {
-  /** Where requests go, e.g. `http://127.0.0.1:8080`. */
-  target: string;
+  /** Where requests go, e.g. `http://127.0.0.1:8080`; several are taken in turn (a load balancer). */
+  target: string | string[];
   rates?: FaultRates;
   /** Longest hold of a `delay` or `reorder`. Default 300 ms. */
   maxDelayMs?: number;
@@ -79,7 +79,10 @@ interface Answer {
  * // point the checkout's platformUrl at proxy.url
  */
 export async function startFaultProxy(options: FaultProxyOptions): Promise<FaultProxy> {
-  const target = new URL(options.target);
+  const targets = (Array.isArray(options.target) ? options.target : [options.target]).map(
+    (t) => new URL(t),
+  );
+  let turn = 0;
   const maxDelayMs = options.maxDelayMs ?? 300;
   const random = seededRandom(options.seed ?? 1);
   const agent = new Agent({ keepAlive: true, maxSockets: 256 });
@@ -102,6 +105,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const forward = (req: IncomingMessage, body: Buffer): Promise<Answer | undefined> =>
     new Promise((resolve) => {
       counts.forwarded++;
+      const target = targets[turn++ % targets.length];
       const headers = { ...req.headers, host: target.host };
       const up = request(
         {

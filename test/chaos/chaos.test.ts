@@ -3,6 +3,7 @@ import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { checkInvariants } from '../../scripts/chaos/invariants';
 import { runChaos, type ChaosReport } from '../../scripts/chaos/run';
+import { ADMIN_URL, describePg } from '../support/postgres';
 
 // The short form of `npm run chaos`: a few hundred checkouts through fault proxies on both hops,
 // with the platform killed (-9) and restarted on its database mid-way.
@@ -37,7 +38,7 @@ describe('chaos: checkouts through faults and kill -9 restarts', () => {
     expect(report.records.refunds).toBeGreaterThan(0);
   });
 
-  it('would see a second charge of an order, or a charge nobody was told of', () => {
+  it('would see a second charge of an order, or a charge nobody was told of', async () => {
     const { platform, payments } = report.databases!;
     const db = new Database(payments);
     const paid = db
@@ -51,12 +52,14 @@ describe('chaos: checkouts through faults and kill -9 restarts', () => {
       `UPDATE refunds SET amount = amount + 1000000 WHERE rowid = (SELECT MIN(rowid) FROM refunds WHERE status = 'succeeded')`,
     ).run();
     db.close();
-    const rules = checkInvariants({
-      platformDb: platform,
-      paymentDb: payments,
-      clients: [],
-      received: new Set(),
-    }).violations.map((v) => v.rule);
+    const rules = (
+      await checkInvariants({
+        platformDb: platform,
+        paymentDb: payments,
+        clients: [],
+        received: new Set(),
+      })
+    ).violations.map((v) => v.rule);
     expect(rules).toEqual(
       expect.arrayContaining([
         'charge without a succeeded session',
@@ -65,4 +68,24 @@ describe('chaos: checkouts through faults and kill -9 restarts', () => {
       ]),
     );
   });
+});
+
+// The same on PostgreSQL with two platform instances behind the terminal hop, each killed (-9) in
+// turn while the other serves on.
+describePg('chaos on PostgreSQL: two instances, one killed at a time', () => {
+  it('breaks no money invariant', async () => {
+    const report = await runChaos({
+      checkouts: 80,
+      terminals: 10,
+      faultRate: 0.1,
+      killEveryMs: 2500,
+      seed: 20261205,
+      postgres: ADMIN_URL,
+      instances: 2,
+    });
+    expect(report.violations).toEqual([]);
+    expect(report).toMatchObject({ store: 'postgres', instances: 2 });
+    expect(report.restarts).toBeGreaterThanOrEqual(1);
+    expect(report.outcomes.succeeded).toBeGreaterThan(50);
+  }, 120000);
 });
