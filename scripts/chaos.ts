@@ -76,6 +76,7 @@ async function main() {
     );
     console.log(`terminal hop:     ${line(report.faults.terminalHop)}`);
     console.log(`payment hop:      ${line(report.faults.paymentHop)}`);
+    console.log(`store:            ${report.store}, ${report.instances} instance(s)`);
     console.log(
       `restarts (kill -9): ${report.restarts}; webhook deliveries failed on purpose: ${report.webhookFailuresInjected}`,
     );
