@@ -127,14 +127,9 @@ class PlatformProcess {
     }
   }
 
+  /** `kill -9`: no shutdown, whatever was in flight is cut where it stood. */
   kill(): Promise<void> {
-    const child = this.child;
-    this.child = undefined;
-    if (!child || child.exitCode !== null) return Promise.resolve();
-    return new Promise((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill('SIGKILL');
-    });
+    return this.end('SIGKILL');
   }
 
   async restart(): Promise<void> {
@@ -143,13 +138,18 @@ class PlatformProcess {
     await this.start();
   }
 
+  /** A clean stop (SIGTERM: requests in flight finish). */
   stop(): Promise<void> {
+    return this.end('SIGTERM');
+  }
+
+  private end(signal: NodeJS.Signals): Promise<void> {
     const child = this.child;
     this.child = undefined;
     if (!child || child.exitCode !== null) return Promise.resolve();
     return new Promise((resolve) => {
       child.once('exit', () => resolve());
-      child.kill('SIGTERM');
+      child.kill(signal);
     });
   }
 }

@@ -17,6 +17,7 @@ export {
   text,
   tap,
   typeDigits,
+  payAsNewShopper,
   input,
   screenOf,
   waitFor,

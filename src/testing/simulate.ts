@@ -332,6 +332,34 @@ export function tap(root: SimComponent, id: string): void {
   el.dispatchEvent('tap');
 }
 
+/**
+ * A shopper's first payment on a fresh phone, through the whole checkout on `root`: tap the
+ * button, set the payment password twice, confirm, give the card's CVV with the password. Queue
+ * the card on the scanner first. Resolves with the amount the confirmation sheet showed, once the
+ * password is typed (wait for your page's own reaction after it).
+ *
+ * @example
+ * wx.scanner.push('4242424242424242')
+ * const { confirmedAmount } = await payAsNewShopper(page)
+ */
+export async function payAsNewShopper(
+  root: SimComponent,
+  { password = '204816', cvv = '123' }: { password?: string; cvv?: string } = {},
+): Promise<{ confirmedAmount: string }> {
+  await waitForScreen(root, 'entry');
+  tap(root, 'cardpay-start');
+  await waitForScreen(root, 'enrol');
+  typeDigits(root, password);
+  typeDigits(root, password);
+  await waitForScreen(root, 'confirm');
+  const confirmedAmount = text(root, 'cardpay-amount');
+  tap(root, 'cardpay-confirm');
+  await waitForScreen(root, 'auth');
+  input(root, 'cardpay-cvv', cvv);
+  typeDigits(root, password);
+  return { confirmedAmount };
+}
+
 /** Types digits on the password keypad, one tap a key, as fast as a user can. */
 export function typeDigits(root: SimComponent, digits: string): void {
   for (const d of digits) tap(root, `cardpay-key-${d}`);
