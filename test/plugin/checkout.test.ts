@@ -35,11 +35,17 @@ const wx = installWx();
 
 beforeAll(async () => {
   shimPluginGlobals();
+  // The reconciler looks every 4 s, so a slow payment stays `processing` for seconds even on a
+  // loaded machine: the in-progress test needs that window (with 1 s it failed once under load).
+  const config = join(mkdtempSync(join(tmpdir(), 'cardpay-plugin-')), 'config.json');
+  writeFileSync(config, JSON.stringify({ reconcile: { everyMs: 4000 } }));
   platform = await spawnSandboxPlatform([
     '--payment-timeout-ms',
     '400',
     '--sandbox-slow-ms',
     '1500',
+    '--config',
+    config,
   ]);
   checkoutId = loadCheckout();
 });
@@ -381,7 +387,7 @@ describe('the checkout component against the real platform', () => {
       expect(screenOf(comp)).toBe('auth');
       expect(text(comp, 'cardpay-error')).toBe('该订单有一笔支付正在确认，请稍后再验证');
       // Once the other phone's payment is settled, checking again says the order is paid.
-      await new Promise((r) => setTimeout(r, 2500));
+      await new Promise((r) => setTimeout(r, 5000));
       typeDigits(comp, PASSWORD);
       await waitForScreen(comp, 'result');
       expect(fails(events)).toEqual(['order_payment_in_progress', 'order_already_paid']);
@@ -402,7 +408,7 @@ describe('the checkout component against the real platform', () => {
     typeDigits(comp, PASSWORD);
     await waitForScreen(comp, 'processing');
     comp.detach();
-    await new Promise((r) => setTimeout(r, 1800));
+    await new Promise((r) => setTimeout(r, 5000));
     const again = open();
     await waitForScreen(again.comp, 'result');
     expect(text(again.comp, 'cardpay-result')).toBe('支付成功');
