@@ -111,7 +111,32 @@ describe('request logs', () => {
     expect(lines.find((l) => l.event === 'payment_failed')).toMatchObject({
       declineCode: 'card_declined',
       terminalId: expect.stringMatching(/^trm_/),
+      settledBy: 'request',
     });
+  });
+
+  it('log the reconciler’s settlement of a payment whose answer came too late, as its own line', async () => {
+    const logs: string[] = [];
+    const stream = new PassThrough();
+    stream.on('data', (c: Buffer) => logs.push(...c.toString().split('\n').filter(Boolean)));
+    const platform = await startSandboxPlatform({
+      logLevel: 'info',
+      logStream: stream,
+      reconcileEveryMs: 200,
+    });
+    try {
+      const t = await terminal(platform);
+      const r = (await pay(t, '6222021000000000017')) as { state: string; sessionId: string };
+      expect(r.state).toBe('processing');
+      expect((await settled(t, r.sessionId)).state).toBe('succeeded');
+    } finally {
+      await platform.close();
+    }
+    const lines = logs.map((l) => JSON.parse(l));
+    expect(lines.filter((l) => l.event === 'payment_platform_unanswered')).toHaveLength(1);
+    expect(lines.filter((l) => l.event === 'payment_succeeded')).toEqual([
+      expect.objectContaining({ settledBy: 'reconciler', level: 30 }),
+    ]);
   });
 
   it('answers readiness with the database and the payment platform checked', async () => {

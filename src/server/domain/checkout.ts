@@ -157,6 +157,8 @@ export async function settle(
   ctx: Ctx,
   paymentId: string,
   outcome: ChargeOutcome | { status: 'failed'; reason: string },
+  /** Who decided: the shopper's request, or the reconciler after an unanswered charge. */
+  settledBy: 'request' | 'reconciler' = 'request',
 ): Promise<void> {
   const p = await ctx.store.getPayment(paymentId);
   if (!p || p.status !== 'pending' || outcome.status === 'unknown') return;
@@ -273,7 +275,9 @@ export async function settle(
         terminalId: p.terminalId,
         merchantId: p.merchantId,
         charged: p.charged,
+        settledBy,
         ...(outcome.status === 'declined' ? { declineCode: outcome.declineCode } : {}),
+        ...(outcome.status === 'failed' ? { reason: outcome.reason } : {}),
       },
       outcome.status === 'succeeded' ? 'payment made' : 'payment not made',
     );

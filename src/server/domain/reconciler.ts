@@ -18,9 +18,10 @@ export class Reconciler extends Background {
     for (const p of await store.claimDuePayments(now, lease, 50)) {
       const found = await payments.lookup(p.chargeId);
       const step = this.next(found.status, p.createdAt, p.checks, now);
-      if (step === 'final') await settle(this.ctx, p.id, found as Parameters<typeof settle>[2]);
+      if (step === 'final')
+        await settle(this.ctx, p.id, found as Parameters<typeof settle>[2], 'reconciler');
       else if (step === 'lost')
-        await settle(this.ctx, p.id, { status: 'failed', reason: 'never received' });
+        await settle(this.ctx, p.id, { status: 'failed', reason: 'never received' }, 'reconciler');
       else
         await store.commit([
           {
@@ -36,9 +37,19 @@ export class Reconciler extends Background {
       const found = await payments.lookupRefund(r.id);
       const step = this.next(found.status, Date.parse(r.createdAt), r.checks, now);
       if (step === 'final')
-        await settleRefund(this.ctx, r.id, found as Parameters<typeof settleRefund>[2]);
+        await settleRefund(
+          this.ctx,
+          r.id,
+          found as Parameters<typeof settleRefund>[2],
+          'reconciler',
+        );
       else if (step === 'lost')
-        await settleRefund(this.ctx, r.id, { status: 'failed', failureCode: 'never_received' });
+        await settleRefund(
+          this.ctx,
+          r.id,
+          { status: 'failed', failureCode: 'never_received' },
+          'reconciler',
+        );
       else
         await store.commit([
           {

@@ -126,6 +126,7 @@ export async function settleRefund(
   ctx: Ctx,
   id: string,
   outcome: RefundOutcome | { status: 'failed'; failureCode: string },
+  settledBy: 'request' | 'reconciler' = 'request',
 ): Promise<void> {
   const r = await ctx.store.getRefund(id);
   if (!r || r.status !== 'pending' || outcome.status === 'unknown') return;
@@ -183,9 +184,21 @@ export async function settleRefund(
       { kind: 'releaseRefund', orderRef: r.orderRef, amount: r.amount },
     );
   }
-  // A lost race means another instance settled it first.
-  if ((await ctx.store.commit(writes)) && outcome.status === 'succeeded')
-    await syncOrderStatus(ctx, r.orderRef, r.paymentId);
+  // A lost race means another instance settled it first (and logged it).
+  if (!(await ctx.store.commit(writes))) return;
+  ctx.log.info(
+    {
+      event: outcome.status === 'succeeded' ? 'refund_succeeded' : 'refund_failed',
+      refundId: r.id,
+      orderRef: r.orderRef,
+      merchantId: r.merchantId,
+      amount: r.amount,
+      settledBy,
+      ...(outcome.status === 'failed' ? { failureCode: outcome.failureCode } : {}),
+    },
+    outcome.status === 'succeeded' ? 'refund made' : 'refund not made',
+  );
+  if (outcome.status === 'succeeded') await syncOrderStatus(ctx, r.orderRef, r.paymentId);
 }
 
 /**
