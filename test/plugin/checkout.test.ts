@@ -452,6 +452,28 @@ describe('the checkout component against the real platform', () => {
       typeDigits(comp, PASSWORD);
       await waitForScreen(comp, 'result');
       expect(text(comp, 'cardpay-result')).toBe('支付成功');
+      // The card is now bound to this phone: the next payment above the threshold needs both
+      // methods again, and the sheet says so rather than offering them as alternatives.
+      comp.detach();
+      const again = mount(checkoutId, {
+        platformUrl: strict.url,
+        merchantId: 'mch_strict',
+        amount: 2999,
+      });
+      wx.scanner.push('4242424242424242');
+      await waitForScreen(again, 'entry');
+      tap(again, 'cardpay-start');
+      await waitForScreen(again, 'confirm');
+      tap(again, 'cardpay-confirm');
+      await waitForScreen(again, 'auth');
+      expect(text(again, 'cardpay-both')).toBe('需同时完成以下两项验证');
+      expect(again.dom.innerHTML).not.toMatch(/cardpay-or"/);
+      input(again, 'cardpay-cvv', '123');
+      tap(again, 'cardpay-cvv-submit');
+      await waitFor(() => again.instance.data.hint !== '', 'the hint');
+      typeDigits(again, PASSWORD);
+      await waitForScreen(again, 'result');
+      expect(text(again, 'cardpay-result')).toBe('支付成功');
     } finally {
       await strict.close();
     }
