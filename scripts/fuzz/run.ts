@@ -344,7 +344,7 @@ export async function fuzzHttp(options: {
 }): Promise<HttpFuzzReport> {
   const t0 = Date.now();
   const rand = seededRandom(options.seed ?? 1);
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+  const pick = <T>(xs: readonly T[]): T => pickWith(rand, xs);
   const unhandled: string[] = [];
   const onUnhandled = (e: unknown) => unhandled.push(String((e as Error)?.stack ?? e));
   process.on('unhandledRejection', onUnhandled);
@@ -574,13 +574,13 @@ function mutatePayload(rand: Rand, seed: string): string {
   if (r < 0.15)
     return randomBytes(Math.floor(rand() * 200)).toString(rand() < 0.5 ? 'base64' : 'latin1');
   if (r < 0.25) return seed.slice(0, Math.floor(rand() * seed.length));
-  if (r < 0.35) return seed + pick(rand, ['\u0000', '支付', '😀', ' ', '\n', '=', '%']);
+  if (r < 0.35) return seed + pickWith(rand, ['\u0000', '支付', '😀', ' ', '\n', '=', '%']);
   if (r < 0.37) return 'A'.repeat(Math.floor(rand() * 100000));
   if (r < 0.6) {
     // Flip bytes of the decoded EMV payload, favouring length bytes (long forms 0x81..0x84, 0xFF).
     const bytes = Buffer.from(seed, 'base64');
     for (let i = 0, n = 1 + Math.floor(rand() * 4); i < n && bytes.length; i++)
-      bytes[Math.floor(rand() * bytes.length)] = pick(rand, [
+      bytes[Math.floor(rand() * bytes.length)] = pickWith(rand, [
         0x81,
         0x82,
         0x84,
@@ -594,7 +594,7 @@ function mutatePayload(rand: Rand, seed: string): string {
   }
   if (r < 0.7) {
     // A TLV built by hand: tag 5A with an absurd long-form length.
-    const len = pick(rand, ['81ff', '82ffff', '84ffffffff', '8000', '85']);
+    const len = pickWith(rand, ['81ff', '82ffff', '84ffffffff', '8000', '85']);
     return Buffer.from(`85054350563031615a${len}6222`, 'hex').toString('base64');
   }
   if (r < 0.8)
@@ -605,7 +605,7 @@ function mutatePayload(rand: Rand, seed: string): string {
   return String(Math.floor(rand() * 1e19)).padStart(Math.floor(12 + rand() * 10), '0');
 }
 
-function pick<T>(rand: Rand, xs: T[]): T {
+function pickWith<T>(rand: Rand, xs: readonly T[]): T {
   return xs[Math.floor(rand() * xs.length)];
 }
 
@@ -615,7 +615,7 @@ export function fuzzReader(options: { inputs: number; seed?: number }): ReaderFu
   const byResult: Record<string, number> = {};
   const throws: ReaderFuzzReport['throws'] = [];
   for (let i = 0; i < options.inputs; i++) {
-    const input = mutatePayload(rand, pick(rand, SEEDS));
+    const input = mutatePayload(rand, pickWith(rand, SEEDS));
     try {
       for (const result of [readCard(input), parseCard(input)]) {
         if (typeof result?.ok !== 'boolean')

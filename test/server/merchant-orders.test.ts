@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { startSandboxPlatform, type SandboxPlatform } from '../../src/testing/platform';
-import { pay, raw, terminal, toPrompt, factorsFor } from '../support/server-harness';
+import { PASSWORD, pay, raw, terminal } from '../support/server-harness';
 
 // PROTOCOL.md §7.1: the merchant's order list, what a daily reconciliation reads.
 
@@ -75,15 +75,7 @@ describe('the order listing', () => {
   it('filters by status, and shows each order as the order view does', async () => {
     const paid = await newOrder(1999);
     const t = await terminal(platform);
-    const at = await toPrompt(t, '4242424242424242', 1999, paid.orderRef);
-    await t.client.authenticate(
-      at.sessionId,
-      {
-        challenge: at.prompt.challenge,
-        factors: factorsFor(at.sessionId, at.prompt, at.confirmation),
-      },
-      await t.client.newIdempotencyKey(),
-    );
+    await pay(t, '4242424242424242', 1999, PASSWORD, paid.orderRef);
     const r = await list('?status=paid&limit=200');
     const mine = r.json.orders.find((o: { orderRef: string }) => o.orderRef === paid.orderRef);
     expect(mine).toMatchObject({ status: 'paid', payment: { amount: 1999 } });
@@ -94,15 +86,9 @@ describe('the order listing', () => {
   it('shows a paid order’s card, brand and last four, and when it was made and decided', async () => {
     const o = await newOrder(2500);
     const t = await terminal(platform);
-    const at = await toPrompt(t, '5555555555554444', 2500, o.orderRef);
-    await t.client.authenticate(
-      at.sessionId,
-      {
-        challenge: at.prompt.challenge,
-        factors: factorsFor(at.sessionId, at.prompt, at.confirmation),
-      },
-      await t.client.newIdempotencyKey(),
-    );
+    expect(await pay(t, '5555555555554444', 2500, PASSWORD, o.orderRef)).toMatchObject({
+      state: 'succeeded',
+    });
     const view = (await list('?status=paid&limit=200')).json.orders.find(
       (x: { orderRef: string }) => x.orderRef === o.orderRef,
     );
@@ -117,17 +103,9 @@ describe('the order listing', () => {
   it('says why a failed order failed: its last attempt and the decline code', async () => {
     const o = await newOrder(1500);
     const t = await terminal(platform);
-    const at = await toPrompt(t, '4000000000009995', 1500, o.orderRef);
-    await t.client
-      .authenticate(
-        at.sessionId,
-        {
-          challenge: at.prompt.challenge,
-          factors: factorsFor(at.sessionId, at.prompt, at.confirmation),
-        },
-        await t.client.newIdempotencyKey(),
-      )
-      .catch(() => undefined);
+    expect(await pay(t, '4000000000009995', 1500, PASSWORD, o.orderRef)).toMatchObject({
+      code: 'payment_declined',
+    });
     const r = await raw(platform, {
       method: 'GET',
       path: `/v1/merchant/orders/${o.orderRef}`,

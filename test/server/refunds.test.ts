@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRefund, refundIdFor } from '../../src/server/domain/refunds';
 import { startSandboxPlatform, type SandboxPlatform } from '../../src/testing/platform';
-import { factorsFor, raw, terminal, toPrompt } from '../support/server-harness';
+import type { AuthenticateResponse } from '../../src/core/protocol';
+import { factorsFor, PASSWORD, pay, raw, terminal, toPrompt } from '../support/server-harness';
 
 // PROTOCOL.md §7.2 and §8: refunds, counted against the payment platform's own records.
 
@@ -38,15 +39,7 @@ async function paidOrder(card = '4242424242424242', amount = 5000) {
   });
   const orderRef = o.json.orderRef as string;
   const t = await terminal(platform);
-  const at = await toPrompt(t, card, amount, orderRef);
-  const paid = await t.client.authenticate(
-    at.sessionId,
-    {
-      challenge: at.prompt.challenge,
-      factors: factorsFor(at.sessionId, at.prompt, at.confirmation),
-    },
-    await t.client.newIdempotencyKey(),
-  );
+  const paid = (await pay(t, card, amount, PASSWORD, orderRef)) as AuthenticateResponse;
   expect(paid.state).toBe('succeeded');
   return { orderRef, payment: paid.payment, terminal: t };
 }

@@ -92,14 +92,18 @@ export function factorsFor(
   ];
 }
 
-/** Pays with the password (and the CVV where asked) through the SDK's client; returns the answer or the thrown error. */
+/**
+ * Pays with the password (and the CVV where asked) through the SDK's client, for an open amount
+ * or a merchant order; returns the answer or the thrown error.
+ */
 export async function pay(
   t: Awaited<ReturnType<typeof terminal>>,
   card: string,
   amount = 1999,
   password = PASSWORD,
+  orderRef?: string,
 ) {
-  const { sessionId, confirmation, prompt } = await toPrompt(t, card, amount);
+  const { sessionId, confirmation, prompt } = await toPrompt(t, card, amount, orderRef);
   try {
     return await t.client.authenticate(
       sessionId,
