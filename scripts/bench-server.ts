@@ -9,6 +9,7 @@ import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import Fastify from 'fastify';
 import { Client } from 'pg';
+import { buildSandbox } from '../src/server/sandbox/payment-platform';
 import { startSandboxPlatform } from '../src/testing/platform';
 
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
@@ -24,6 +25,11 @@ async function serve(kind: string, db?: string, payments?: string): Promise<void
   if (kind === 'bare') {
     const app = Fastify();
     app.get('/v1/health', async () => ({ status: 'ok' }));
+    console.log(`URL ${await app.listen({ port: 0, host: '127.0.0.1' })}`);
+  } else if (kind === 'payments') {
+    // The payment platform is another company's system: in a process of its own, so that the
+    // trading platform's CPU is its own.
+    const app = await buildSandbox({ db: ':memory:' });
     console.log(`URL ${await app.listen({ port: 0, host: '127.0.0.1' })}`);
   } else {
     const p = await startSandboxPlatform({
@@ -180,18 +186,22 @@ interface Target {
   name: string;
   /** Each instance's URL; requests go to them in turn. */
   urls: string[];
+  /** The trading platform's processes: their CPU is what is measured. */
   procs: ChildProcess[];
+  /** The payment platform's. */
+  others: ChildProcess[];
   drop?: () => Promise<void>;
 }
 
 async function startTarget(name: string, db?: string, instances = 1): Promise<Target> {
-  const first = await child('platform', db);
-  const more = [];
-  for (let i = 1; i < instances; i++) more.push(await child('platform', db, first.sandbox));
+  const payments = await child('payments');
+  const platforms = [];
+  for (let i = 0; i < instances; i++) platforms.push(await child('platform', db, payments.url));
   return {
     name,
-    urls: [first.url, ...more.map((m) => m.url)],
-    procs: [first.proc, ...more.map((m) => m.proc)],
+    urls: platforms.map((m) => m.url),
+    procs: platforms.map((m) => m.proc),
+    others: [payments.proc],
   };
 }
 
@@ -273,10 +283,10 @@ export async function benchServer(options: {
         log(`${target.name}, steady at ${rate.toFixed(0)} checkouts/s`);
       }
     }
-    for (const p of target.procs) await stop(p);
+    for (const p of [...target.procs, ...target.others]) await stop(p);
     targets.push(figures);
   };
-  await measure(await startTarget('SQLite'), options.terminals, true);
+  await measure(await startTarget('SQLite', process.env.BENCH_SQLITE_FILE), options.terminals, true);
   const pg = options.postgres ? await pgDatabase() : undefined;
   if (pg) {
     await measure(await startTarget('PostgreSQL x1', pg.url), [64], false);

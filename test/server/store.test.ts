@@ -273,7 +273,22 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
     const p = payment(s);
     await store.commit([{ kind: 'insertPayment', row: p }]);
     expect(await store.getPayment(p.id)).toEqual(p);
-    expect(await store.getTerminal(t.id)).toEqual(t);
+    expect(await store.getTerminal(t.id)).toEqual({ ...t, historyTotal: 0 });
+  });
+
+  it('moves the loyalty history with each decided payment and refund, in their transaction', async () => {
+    const t = await terminal(store);
+    const add = (amount: number) => ({ kind: 'addHistory' as const, terminalId: t.id, amount });
+    await store.commit([add(1999)]);
+    await store.commit([add(3000), add(-500)]);
+    // A commit that fails moves nothing.
+    const s = session(t.id);
+    await store.commit([{ kind: 'insertSession', row: s }]);
+    await store.commit([
+      add(700),
+      { kind: 'updateSession', id: s.id, version: 99, patch: { state: 'processing' } },
+    ]);
+    expect(await store.historyTotal(t.id)).toBe(4499);
   });
 }
 
@@ -282,6 +297,38 @@ describe('the SQLite store', () => {
     async () => new SqliteStore(join(mkdtempSync(join(tmpdir(), 'cardpay-store-')), 'c.db')),
     (s) => s.close(),
   );
+
+  it('sums the history of payments made before the running total existed when it upgrades', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cardpay-store-')), 'old.db');
+    const store = new SqliteStore(file);
+    const t = await terminal(store);
+    const paid = [2500, 1500, 999];
+    for (const [i, charged] of paid.entries()) {
+      const s = session(t.id);
+      const p = {
+        ...payment(s),
+        charged,
+        status: i === 2 ? ('declined' as const) : ('succeeded' as const),
+      };
+      await store.commit([
+        { kind: 'insertSession', row: s },
+        { kind: 'insertPayment', row: p },
+      ]);
+      if (i === 0)
+        store.db
+          .prepare(
+            `INSERT INTO refunds (id, order_ref, payment_id, merchant_id, terminal_id, amount, currency,
+               status, created_at, version) VALUES (?, 'mor_x', ?, 'mch_sandbox', ?, 400, 'CNY', 'succeeded', ?, 0)`,
+          )
+          .run(id('rfd'), p.id, t.id, new Date(NOW).toISOString());
+    }
+    // As a database of schema 6 was: no running total.
+    store.db.exec('ALTER TABLE terminals DROP COLUMN history_total; PRAGMA user_version = 6');
+    await store.close();
+    const upgraded = new SqliteStore(file);
+    expect(await upgraded.historyTotal(t.id)).toBe(2500 + 1500 - 400);
+    await upgraded.close();
+  });
 });
 
 describePg('the PostgreSQL store', () => {

@@ -27,11 +27,7 @@ const BEFORE_PROCESSING = ['awaiting_order', 'awaiting_confirmation', 'awaiting_
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** The session as the status endpoint shows it (PROTOCOL.md §5.5). */
-export async function sessionView(
-  ctx: Ctx,
-  s: SessionRow,
-  known?: TerminalRow,
-): Promise<SessionView> {
+export async function sessionView(ctx: Ctx, s: SessionRow): Promise<SessionView> {
   const view: SessionView = { sessionId: s.id, state: s.state, expiresAt: iso(s.expiresAt) };
   if (s.state === 'awaiting_order') view.inputPort = INPUT_PORT as SessionView['inputPort'];
   if (s.orderRef) {
@@ -60,7 +56,8 @@ export async function sessionView(
     };
   }
   if (s.state === 'awaiting_authentication' && s.challenge) {
-    const terminal = known?.id === s.terminalId ? known : await ctx.store.getTerminal(s.terminalId);
+    // Read now: the attempts left change with every failed authentication.
+    const terminal = await ctx.store.getTerminal(s.terminalId);
     view.authPrompt = prompt(ctx, s, s.challenge, terminal!);
   }
   if (s.paymentId) {
@@ -189,7 +186,10 @@ export async function settle(
       });
     // Every payment carries a password or biometric the platform verified (cvv alone is refused),
     // so a payment made clears past failures; a declined one leaves them as they were.
-    writes.push({ kind: 'updateTerminal', id: p.terminalId, patch: { authFailures: 0 } });
+    writes.push(
+      { kind: 'updateTerminal', id: p.terminalId, patch: { authFailures: 0 } },
+      { kind: 'addHistory', terminalId: p.terminalId, amount: p.charged },
+    );
     // A CVV the payment platform accepted proves the card is at hand: bind it to this terminal.
     if (p.cvvGiven && p.cardHash)
       writes.push({
@@ -333,7 +333,7 @@ export async function openSession(
 
 /** `GET /v1/sessions/{id}`: the session as it stands (PROTOCOL.md §5.5). */
 export async function viewSession(ctx: Ctx, terminal: TerminalRow, id: string) {
-  return sessionView(ctx, await owned(ctx, terminal, id), terminal);
+  return sessionView(ctx, await owned(ctx, terminal, id));
 }
 
 /** `POST /v1/sessions/{id}/order`: amount and card, answered with the confirmation (§5.2). */
@@ -429,10 +429,12 @@ export async function confirmOrder(
     challenge,
   };
   await commit(ctx, s, [{ kind: 'updateSession', id: s.id, version: s.version, patch }]);
+  // The attempts left as they stand now (the request's terminal row is its identity only).
+  const fresh = (await ctx.store.getTerminal(terminal.id)) ?? terminal;
   return {
     sessionId: s.id,
     state: 'awaiting_authentication',
-    authPrompt: prompt(ctx, { ...s, ...patch }, challenge, terminal),
+    authPrompt: prompt(ctx, { ...s, ...patch }, challenge, fresh),
   };
 }
 
@@ -461,7 +463,7 @@ export async function cancelSession(ctx: Ctx, terminal: TerminalRow, id: string)
 /**
  * `POST /v1/sessions/{id}/authenticate` (§5.4): judges the factors under the terminal's lease,
  * claims the merchant order in the transaction that records the payment, charges, settles.
- * `terminal` is the row read when the request arrived: a first, cheap look at its lock.
+ * `terminal` is the terminal's identity (its keys); its lock and failures are read here.
  */
 export async function authenticate(
   ctx: Ctx,
@@ -471,7 +473,9 @@ export async function authenticate(
 ) {
   const s = await owned(ctx, terminal, id);
   expect(s, 'awaiting_authentication');
-  if (terminal.lockedUntil > ctx.now()) throw locked(terminal.lockedUntil);
+  // A first, cheap look at the lock, read now; the lease below is what decides.
+  const state = (await ctx.store.getTerminal(terminal.id)) ?? terminal;
+  if (state.lockedUntil > ctx.now()) throw locked(state.lockedUntil);
   if (!s.challenge || !hexEqual(s.challenge, body.challenge)) {
     throw new ApiError(
       422,

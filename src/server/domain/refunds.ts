@@ -171,6 +171,8 @@ export async function settleRefund(
         patch: { status: 'succeeded', nextCheckAt: null },
       },
       { kind: 'updateOrder', orderRef: r.orderRef, patch: { status: orderStatus } },
+      // A refunded purchase earns no discount.
+      { kind: 'addHistory', terminalId: r.terminalId, amount: -r.amount },
     );
   } else {
     writes.push(

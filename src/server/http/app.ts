@@ -66,6 +66,8 @@ declare module 'fastify' {
     badJson?: string;
     terminal?: TerminalRow;
     terminalSecret?: Buffer;
+    /** SHA-256 of the raw body, hex: signed over, and part of the idempotency fingerprint. */
+    bodyHash?: string;
     idempotency?: { key: string };
   }
   interface FastifyContextConfig {
@@ -77,6 +79,7 @@ declare module 'fastify' {
 }
 
 const BODY_LIMIT = 16 * 1024;
+const EMPTY = Buffer.alloc(0);
 
 /**
  * Builds the reference trading platform. It never listens: `cli.ts` does, and tests use
@@ -186,8 +189,10 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   });
 
   // Identify the terminal early, so that every answer to a known terminal is signed, errors included.
-  // Opened secrets are kept in memory (they never change), sparing an AES-GCM open per request.
-  const secrets = new Map<string, Buffer>();
+  // What a terminal is (its id, keys, biometric scheme) never changes once registered: it is kept
+  // in memory with its opened secret, sparing a read and an AES-GCM open per request. Its
+  // authentication state (failures, lock) does change, and is read where it is judged.
+  const known = new Map<string, { terminal: TerminalRow; secret: Buffer }>();
   // Requests by route pattern (never the raw path: ids would make a series each) and status.
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
@@ -201,16 +206,17 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
     if (!req.routeOptions.config?.signed) return;
     const id = req.headers['x-cardpay-terminal'];
     if (typeof id !== 'string' || !/^trm_[A-Za-z0-9_]{1,60}$/.test(id)) return;
-    const terminal = await ctx.store.getTerminal(id);
-    if (!terminal) return;
-    req.terminal = terminal;
-    let secret = secrets.get(id);
-    if (!secret) {
-      secret = sealer.open(terminal.secretSealed, `terminal-secret:${terminal.id}`);
-      if (secrets.size >= 50000) secrets.delete(secrets.keys().next().value as string);
-      secrets.set(id, secret);
+    let entry = known.get(id);
+    if (!entry) {
+      const terminal = await ctx.store.getTerminal(id);
+      if (!terminal) return;
+      const secret = sealer.open(terminal.secretSealed, `terminal-secret:${terminal.id}`);
+      entry = { terminal, secret };
+      if (known.size >= 50000) known.delete(known.keys().next().value as string);
+      known.set(id, entry);
     }
-    req.terminalSecret = secret;
+    req.terminal = entry.terminal;
+    req.terminalSecret = entry.secret;
   });
 
   app.addHook('preValidation', async (req) => {
@@ -234,7 +240,7 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   app.addHook('preHandler', async (req, reply) => {
     if (!req.routeOptions.config.signed || req.method !== 'POST' || !req.terminal) return;
     const key = req.headers['idempotency-key'] as string;
-    const fingerprint = `${req.method} ${req.url} ${sha256(req.rawBody ?? Buffer.alloc(0))}`;
+    const fingerprint = `${req.method} ${req.url} ${req.bodyHash ?? sha256(req.rawBody ?? Buffer.alloc(0))}`;
     const seen = await ctx.store.beginIdempotent(
       req.terminal.id,
       key,
@@ -423,23 +429,26 @@ async function authenticateRequest(req: FastifyRequest, ctx: Ctx): Promise<void>
       'X-CardPay-Nonce must be 32 lower-case hex characters',
     );
   }
-  if (await ctx.store.nonceSeen(terminal.id, nonce, now)) {
-    throw new ApiError(401, 'nonce_reused', 'this nonce was already used by this terminal');
-  }
   const signature = h['x-cardpay-signature'];
   const canonical = canonicalRequest({
     method: req.method,
     path: req.url,
     timestamp: String(timestamp),
     nonce,
-    bodyHash: sha256(req.rawBody ?? Buffer.alloc(0)),
+    bodyHash: (req.bodyHash = sha256(req.rawBody ?? EMPTY)),
   });
   const expected = createHmac('sha256', secret).update(canonical).digest('hex');
+  const reused = () =>
+    new ApiError(401, 'nonce_reused', 'this nonce was already used by this terminal');
   if (typeof signature !== 'string' || !hexEqual(expected, signature)) {
+    // The protocol reports a reused nonce before a bad signature; the look is made only here,
+    // so a good request costs one statement for its nonce, not two.
+    if (await ctx.store.nonceSeen(terminal.id, nonce, now)) throw reused();
     throw new ApiError(401, 'signature_invalid', 'X-CardPay-Signature does not match the request');
   }
-  // Recorded only once the signature holds; a concurrent twin loses the insert.
+  // Recorded only once the signature holds (a forger cannot burn a terminal's nonces); of two
+  // concurrent twins, one loses the insert.
   if (!(await ctx.store.useNonce(terminal.id, nonce, now, now + ctx.config.nonceTtlMs))) {
-    throw new ApiError(401, 'nonce_reused', 'this nonce was already used by this terminal');
+    throw reused();
   }
 }

@@ -76,6 +76,11 @@ const MIGRATIONS: string[] = [
    ALTER TABLE payments ADD COLUMN card_last4 TEXT;
    ALTER TABLE payments ADD COLUMN decided_at BIGINT;
    CREATE INDEX payments_order_ref ON payments (order_ref, created_at);`,
+  // 5: the loyalty history as a running total beside the terminal (see the SQLite store's 7).
+  `ALTER TABLE terminals ADD COLUMN history_total BIGINT NOT NULL DEFAULT 0;
+   UPDATE terminals SET history_total =
+     (SELECT COALESCE(SUM(charged), 0) FROM payments WHERE terminal_id = terminals.id AND status = 'succeeded')
+     - (SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE terminal_id = terminals.id AND status = 'succeeded');`,
 ];
 
 /** One number for the advisory lock that serialises migrations across instances. */
@@ -396,12 +401,11 @@ export class PostgresStore implements Store {
     return { allowed: row.hits <= limit, retryAfterMs: window + windowMs - now };
   }
   async historyTotal(terminalId: string) {
-    const [r] = await this.q<{ total: number }>(
-      `SELECT ((SELECT COALESCE(SUM(charged), 0) FROM payments WHERE terminal_id = $1 AND status = 'succeeded')
-             - (SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE terminal_id = $1 AND status = 'succeeded'))::BIGINT AS total`,
+    const [r] = await this.q<{ history_total: number }>(
+      'SELECT history_total FROM terminals WHERE id = $1',
       [terminalId],
     );
-    return r.total;
+    return r?.history_total ?? 0;
   }
   async listEvents(merchantId: string, after: string | undefined, limit: number) {
     const rows = await this.q(
@@ -580,6 +584,12 @@ export class PostgresStore implements Store {
         return true;
       case 'updateEvent':
         await this.update('events', 'id', w.id, w.patch, c);
+        return true;
+      case 'addHistory':
+        await this.count('UPDATE terminals SET history_total = history_total + $1 WHERE id = $2', [
+          w.amount,
+          w.terminalId,
+        ], c);
         return true;
       case 'bindCard':
         await this.count(

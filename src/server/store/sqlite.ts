@@ -78,13 +78,18 @@ const MIGRATIONS: string[] = [
    ALTER TABLE payments ADD COLUMN card_last4 TEXT;
    ALTER TABLE payments ADD COLUMN decided_at INTEGER;
    CREATE INDEX payments_order_ref ON payments (order_ref, created_at);`,
+  // 7: the loyalty history kept as a running total beside the terminal, moved in the transaction
+  // that decides each payment and refund, instead of summed over every payment at each one.
+  `ALTER TABLE terminals ADD COLUMN history_total INTEGER NOT NULL DEFAULT 0;
+   UPDATE terminals SET history_total =
+     (SELECT COALESCE(SUM(charged), 0) FROM payments WHERE terminal_id = terminals.id AND status = 'succeeded')
+     - (SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE terminal_id = terminals.id AND status = 'succeeded');`,
 ];
 
 /** The embedded default: better-sqlite3 (v12) in WAL mode, a file or `:memory:`. */
 export class SqliteStore implements Store {
   readonly db: Database.Database;
   private readonly stmts = new Map<string, Database.Statement>();
-  private readonly beginTx: SqliteStore['beginIdempotentTx'];
   private readonly commitTx: SqliteStore['commitTxBody'];
 
   constructor(
@@ -103,7 +108,6 @@ export class SqliteStore implements Store {
       this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
       this.migrate();
       // Made once: better-sqlite3 builds a new wrapper function on every `transaction()` call.
-      this.beginTx = this.db.transaction(this.beginIdempotentTx.bind(this));
       this.commitTx = this.db.transaction(this.commitTxBody.bind(this));
     } catch (error) {
       throw new StoreError(`cannot open the database at ${location}: ${(error as Error).message}`);
@@ -221,32 +225,28 @@ export class SqliteStore implements Store {
     ttlMs: number,
     leaseMs: number,
   ): Promise<IdempotencyBegin> {
-    return this.beginTx(terminalId, key, fingerprint, now, ttlMs, leaseMs);
-  }
-  private beginIdempotentTx(
-    terminalId: string,
-    key: string,
-    fingerprint: string,
-    now: number,
-    ttlMs: number,
-    leaseMs: number,
-  ): IdempotencyBegin {
+    // One statement, as in the PostgreSQL store: a new key is inserted; an expired record, or one
+    // left in progress past its lease by the same request, is taken over; anything else stays
+    // and is read back to say why.
+    const taken = this.stmt(
+      `INSERT INTO idempotency (terminal_id, key, fingerprint, status, body, expires_at)
+       VALUES (?, ?, ?, NULL, NULL, ?)
+       ON CONFLICT (terminal_id, key) DO UPDATE
+         SET fingerprint = excluded.fingerprint, status = NULL, body = NULL, expires_at = excluded.expires_at
+         WHERE idempotency.expires_at <= ?
+            OR (idempotency.status IS NULL AND idempotency.fingerprint = excluded.fingerprint
+                AND idempotency.expires_at - ? <= ?)`,
+    ).run(terminalId, key, fingerprint, now + ttlMs, now, ttlMs, now - leaseMs).changes;
+    if (taken === 1) return { kind: 'new' };
     const row = this.stmt(
-      'SELECT fingerprint, status, body, expires_at FROM idempotency WHERE terminal_id = ? AND key = ?',
+      'SELECT fingerprint, status, body FROM idempotency WHERE terminal_id = ? AND key = ?',
     ).get(terminalId, key) as
-      | { fingerprint: string; status: number | null; body: string | null; expires_at: number }
+      | { fingerprint: string; status: number | null; body: string | null }
       | undefined;
-    if (row && row.expires_at > now) {
-      if (row.fingerprint !== fingerprint) return { kind: 'conflict' };
-      if (row.status !== null && row.body !== null)
-        return { kind: 'replay', status: row.status, body: row.body };
-      // Started at expires_at - ttl: still within its lease, someone is acting on it.
-      if (row.expires_at - ttlMs > now - leaseMs) return { kind: 'in_progress' };
-    }
-    this.stmt(
-      'INSERT OR REPLACE INTO idempotency (terminal_id, key, fingerprint, status, body, expires_at) VALUES (?, ?, ?, NULL, NULL, ?)',
-    ).run(terminalId, key, fingerprint, now + ttlMs);
-    return { kind: 'new' };
+    if (!row) return { kind: 'in_progress' }; // abandoned just now by another process: try again
+    if (row.fingerprint !== fingerprint) return { kind: 'conflict' };
+    if (row.status === null || row.body === null) return { kind: 'in_progress' };
+    return { kind: 'replay', status: row.status, body: row.body };
   }
   async finishIdempotent(terminalId: string, key: string, status: number, body: string) {
     this.stmt('UPDATE idempotency SET status = ?, body = ? WHERE terminal_id = ? AND key = ?').run(
@@ -310,11 +310,9 @@ export class SqliteStore implements Store {
     return { allowed: row.hits <= limit, retryAfterMs: window + windowMs - now };
   }
   async historyTotal(terminalId: string) {
-    const row = this.stmt(
-      `SELECT (SELECT COALESCE(SUM(charged), 0) FROM payments WHERE terminal_id = ? AND status = 'succeeded')
-            - (SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE terminal_id = ? AND status = 'succeeded') AS total`,
-    ).get(terminalId, terminalId) as { total: number };
-    return row.total;
+    const row = this.stmt('SELECT history_total FROM terminals WHERE id = ?').get(terminalId) as
+      { history_total: number } | undefined;
+    return row?.history_total ?? 0;
   }
   async listEvents(merchantId: string, after: string | undefined, limit: number) {
     const rows = this.stmt(
@@ -457,6 +455,12 @@ export class SqliteStore implements Store {
           break;
         case 'updateRefund':
           ok = this.update('refunds', 'id', w.id, w.patch, w.version);
+          break;
+        case 'addHistory':
+          this.stmt('UPDATE terminals SET history_total = history_total + ? WHERE id = ?').run(
+            w.amount,
+            w.terminalId,
+          );
           break;
         case 'bindCard':
           this.stmt(

@@ -19,6 +19,8 @@ export interface TerminalRow {
   lockedUntil: number;
   /** While an authentication of this terminal is being judged: one at a time (PROTOCOL.md §5.3). */
   authLeaseUntil: number;
+  /** The loyalty history (see {@link Store.historyTotal}); absent on a row being inserted. */
+  historyTotal?: number;
 }
 
 export interface SessionRow {
@@ -166,6 +168,8 @@ export type Write =
   | { kind: 'authFailure'; terminalId: string; max: number; lockUntil: number }
   | { kind: 'releaseAuthLease'; terminalId: string }
   | { kind: 'bindCard'; terminalId: string; cardHash: string; at: number }
+  /** Moves the terminal's loyalty history: a payment's charge in, a refund's amount out. */
+  | { kind: 'addHistory'; terminalId: string; amount: number }
   /** Sets aside `amount` of the order's payment for a refund; fails the commit past `limit`. */
   | { kind: 'reserveRefund'; orderRef: string; amount: number; limit: number }
   /** Gives back what a failed refund had set aside. */
@@ -258,7 +262,8 @@ export interface Store {
   claimDueRefunds(now: number, leaseMs: number, limit: number): Promise<RefundRow[]>;
   /**
    * The loyalty history: the sum of `charged` over a terminal's succeeded payments, less their
-   * succeeded refunds (a refunded purchase earns no discount).
+   * succeeded refunds (a refunded purchase earns no discount). Kept as a running total that the
+   * `addHistory` write moves with each decision, so reading it costs the same at any history.
    */
   historyTotal(terminalId: string): Promise<number>;
   /** Inserts a merchant order, or returns the existing one with the same merchant order id. */
