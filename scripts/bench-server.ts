@@ -286,7 +286,11 @@ export async function benchServer(options: {
     for (const p of [...target.procs, ...target.others]) await stop(p);
     targets.push(figures);
   };
-  await measure(await startTarget('SQLite', process.env.BENCH_SQLITE_FILE), options.terminals, true);
+  await measure(
+    await startTarget('SQLite', process.env.BENCH_SQLITE_FILE),
+    options.terminals,
+    true,
+  );
   const pg = options.postgres ? await pgDatabase() : undefined;
   if (pg) {
     await measure(await startTarget('PostgreSQL x1', pg.url), [64], false);

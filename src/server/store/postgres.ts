@@ -586,10 +586,11 @@ export class PostgresStore implements Store {
         await this.update('events', 'id', w.id, w.patch, c);
         return true;
       case 'addHistory':
-        await this.count('UPDATE terminals SET history_total = history_total + $1 WHERE id = $2', [
-          w.amount,
-          w.terminalId,
-        ], c);
+        await this.count(
+          'UPDATE terminals SET history_total = history_total + $1 WHERE id = $2',
+          [w.amount, w.terminalId],
+          c,
+        );
         return true;
       case 'bindCard':
         await this.count(

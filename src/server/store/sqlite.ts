@@ -241,8 +241,7 @@ export class SqliteStore implements Store {
     const row = this.stmt(
       'SELECT fingerprint, status, body FROM idempotency WHERE terminal_id = ? AND key = ?',
     ).get(terminalId, key) as
-      | { fingerprint: string; status: number | null; body: string | null }
-      | undefined;
+      { fingerprint: string; status: number | null; body: string | null } | undefined;
     if (!row) return { kind: 'in_progress' }; // abandoned just now by another process: try again
     if (row.fingerprint !== fingerprint) return { kind: 'conflict' };
     if (row.status === null || row.body === null) return { kind: 'in_progress' };
