@@ -225,15 +225,19 @@ describe('a merchant order is paid at most once', () => {
     try {
       const client = new PlatformClient({ baseUrl: second.url, host: other.t.host });
       client.identity = other.t.client.identity;
+      // The restarted server's reconciler looks at the processing payment at once, and may have
+      // settled it by the time this arrives: either way the order is not paid again.
       const waiting = await authenticate(other, other.prompt, undefined, client);
-      expect(waiting).toMatchObject({ code: 'order_payment_in_progress' });
+      expect(['order_payment_in_progress', 'order_already_paid']).toContain(waiting.code);
       const slowClient = new PlatformClient({ baseUrl: second.url, host: slow.t.host });
       slowClient.identity = slow.t.client.identity;
       expect((await settled({ ...slow.t, client: slowClient }, slow.sessionId, second)).state).toBe(
         'succeeded',
       );
-      const after = await authenticate(other, waiting.details.authPrompt, undefined, client);
-      expect(after).toMatchObject({ code: 'order_already_paid' });
+      if (waiting.code === 'order_payment_in_progress') {
+        const after = await authenticate(other, waiting.details.authPrompt, undefined, client);
+        expect(after).toMatchObject({ code: 'order_already_paid' });
+      }
       const made = await charges(second, [slow.confirmation.orderId, other.confirmation.orderId]);
       expect(made).toHaveLength(1);
     } finally {

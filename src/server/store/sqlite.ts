@@ -90,7 +90,11 @@ const MIGRATIONS: string[] = [
 export class SqliteStore implements Store {
   readonly db: Database.Database;
   private readonly stmts = new Map<string, Database.Statement>();
-  private readonly commitTx: SqliteStore['commitTxBody'];
+  /** Runs one unit of writes: its own transaction, or a savepoint inside a batch's. */
+  private readonly unit: (run: () => unknown) => unknown;
+  private readonly batchTx: (batch: Pending[]) => void;
+  /** Writes waiting for the next batch (see {@link SqliteStore.write}). */
+  private pending: Pending[] = [];
 
   constructor(
     readonly location: string,
@@ -108,7 +112,19 @@ export class SqliteStore implements Store {
       this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
       this.migrate();
       // Made once: better-sqlite3 builds a new wrapper function on every `transaction()` call.
-      this.commitTx = this.db.transaction(this.commitTxBody.bind(this));
+      this.unit = this.db.transaction((run: () => unknown) => run());
+      this.batchTx = this.db.transaction((batch: Pending[]) => {
+        for (const w of batch) {
+          try {
+            w.result = { ok: true, value: this.unit(w.run) };
+          } catch (error) {
+            // Some failures (a full disk, an I/O error) end the whole transaction: then none of
+            // the batch is written, and every write of it fails.
+            if (!this.db.inTransaction) throw error;
+            w.result = { ok: false, error };
+          }
+        }
+      }).immediate;
     } catch (error) {
       throw new StoreError(`cannot open the database at ${location}: ${(error as Error).message}`);
     }
@@ -138,6 +154,40 @@ export class SqliteStore implements Store {
     return s;
   }
 
+  /**
+   * Group commit. Every write of a turn of the event loop (a request's nonce, its idempotency
+   * record, its state change, another's answer being kept) is queued, and the queue applied at
+   * the end of the turn in one transaction, each write in a savepoint of its own: one that fails
+   * (a lost version race) is undone alone. A write's promise settles once the transaction has
+   * committed, so nothing is answered before it is durable. Under load, many requests share one
+   * commit, the dearest part of a write to a database file; alone, a request waits one turn.
+   * Reads go straight to the database and see committed rows only.
+   */
+  private write<T>(run: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ run, resolve: resolve as (v: unknown) => void, reject });
+      if (this.pending.length === 1) setImmediate(this.flush);
+    });
+  }
+
+  private readonly flush = (): void => {
+    const batch = this.pending;
+    this.pending = [];
+    try {
+      if (!this.db.open) throw new Error('the database is closed');
+      this.batchTx(batch);
+    } catch (error) {
+      // The commit itself failed: none of the batch was written.
+      for (const w of batch) w.reject(error);
+      return;
+    }
+    for (const w of batch) {
+      const r = w.result!;
+      if (r.ok) w.resolve(r.value);
+      else w.reject(r.error);
+    }
+  };
+
   private insert(table: string, record: Record<string, unknown>): void {
     const cols = toColumns(record);
     const names = Object.keys(cols);
@@ -166,14 +216,17 @@ export class SqliteStore implements Store {
   }
 
   async insertTerminal(row: TerminalRow) {
-    this.insert('terminals', { ...row });
+    await this.write(() => this.insert('terminals', { ...row }));
   }
   async getTerminal(id: string) {
     return toRow<TerminalRow>(
       this.stmt('SELECT * FROM terminals WHERE id = ?').get(id) as Record<string, unknown>,
     );
   }
-  async acquireAuthLease(id: string, now: number, until: number) {
+  acquireAuthLease(id: string, now: number, until: number) {
+    return this.write(() => this.acquireAuthLeaseNow(id, now, until));
+  }
+  private acquireAuthLeaseNow(id: string, now: number, until: number) {
     // One statement: the lease is taken only if free and the terminal not locked; the row read
     // back tells which it was when it is not taken.
     const taken = this.stmt(
@@ -206,11 +259,11 @@ export class SqliteStore implements Store {
       terminalOldest: terminal.oldest,
     };
   }
-  async useNonce(terminalId: string, nonce: string, now: number, expiresAt: number) {
+  useNonce(terminalId: string, nonce: string, now: number, expiresAt: number) {
     // One statement: a new nonce is inserted, an expired one taken over, a live one refused.
     const sql =
       'INSERT INTO nonces (terminal_id, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT (terminal_id, nonce) DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at <= ?';
-    return this.stmt(sql).run(terminalId, nonce, expiresAt, now).changes === 1;
+    return this.write(() => this.stmt(sql).run(terminalId, nonce, expiresAt, now).changes === 1);
   }
   async nonceSeen(terminalId: string, nonce: string, now: number) {
     return !!this.stmt(
@@ -225,6 +278,18 @@ export class SqliteStore implements Store {
     ttlMs: number,
     leaseMs: number,
   ): Promise<IdempotencyBegin> {
+    return this.write(() =>
+      this.beginIdempotentNow(terminalId, key, fingerprint, now, ttlMs, leaseMs),
+    );
+  }
+  private beginIdempotentNow(
+    terminalId: string,
+    key: string,
+    fingerprint: string,
+    now: number,
+    ttlMs: number,
+    leaseMs: number,
+  ): IdempotencyBegin {
     // One statement, as in the PostgreSQL store: a new key is inserted; an expired record, or one
     // left in progress past its lease by the same request, is taken over; anything else stays
     // and is read back to say why.
@@ -248,17 +313,18 @@ export class SqliteStore implements Store {
     return { kind: 'replay', status: row.status, body: row.body };
   }
   async finishIdempotent(terminalId: string, key: string, status: number, body: string) {
-    this.stmt('UPDATE idempotency SET status = ?, body = ? WHERE terminal_id = ? AND key = ?').run(
-      status,
-      body,
-      terminalId,
-      key,
+    await this.write(() =>
+      this.stmt(
+        'UPDATE idempotency SET status = ?, body = ? WHERE terminal_id = ? AND key = ?',
+      ).run(status, body, terminalId, key),
     );
   }
   async abandonIdempotent(terminalId: string, key: string) {
-    this.stmt('DELETE FROM idempotency WHERE terminal_id = ? AND key = ? AND status IS NULL').run(
-      terminalId,
-      key,
+    await this.write(() =>
+      this.stmt('DELETE FROM idempotency WHERE terminal_id = ? AND key = ? AND status IS NULL').run(
+        terminalId,
+        key,
+      ),
     );
   }
   async backlog(now: number) {
@@ -293,19 +359,25 @@ export class SqliteStore implements Store {
     );
   }
   async claimDuePayments(now: number, leaseMs: number, limit: number) {
-    const rows = this.stmt(
-      `UPDATE payments SET next_check_at = ? WHERE id IN (
+    const rows = await this.write(
+      () =>
+        this.stmt(
+          `UPDATE payments SET next_check_at = ? WHERE id IN (
          SELECT id FROM payments WHERE status = 'pending' AND next_check_at <= ?
          ORDER BY next_check_at LIMIT ?) RETURNING *`,
-    ).all(now + leaseMs, now, limit) as Record<string, unknown>[];
+        ).all(now + leaseMs, now, limit) as Record<string, unknown>[],
+    );
     return rows.map((r) => toRow<PaymentRow>(r)!);
   }
   async takeRateLimit(key: string, now: number, limit: number, windowMs: number) {
     const window = Math.floor(now / windowMs) * windowMs;
-    const row = this.stmt(
-      `INSERT INTO rate_limits (key, window_start, hits) VALUES (?, ?, 1)
+    const row = await this.write(
+      () =>
+        this.stmt(
+          `INSERT INTO rate_limits (key, window_start, hits) VALUES (?, ?, 1)
        ON CONFLICT (key, window_start) DO UPDATE SET hits = hits + 1 RETURNING hits`,
-    ).get(key, window) as { hits: number };
+        ).get(key, window) as { hits: number },
+    );
     return { allowed: row.hits <= limit, retryAfterMs: window + windowMs - now };
   }
   async historyTotal(terminalId: string) {
@@ -329,12 +401,15 @@ export class SqliteStore implements Store {
     );
   }
   async claimDueEvents(now: number, leaseMs: number, limit: number) {
-    const rows = this.stmt(
-      `UPDATE events SET next_attempt_at = ? WHERE seq IN (
+    const rows = await this.write(
+      () =>
+        this.stmt(
+          `UPDATE events SET next_attempt_at = ? WHERE seq IN (
          SELECT seq FROM events WHERE delivery = 'pending' AND next_attempt_at <= ?
          ORDER BY next_attempt_at LIMIT ?)
        RETURNING id, merchant_id, type, created_at, body, delivery, attempts, next_attempt_at`,
-    ).all(now + leaseMs, now, limit) as Record<string, unknown>[];
+        ).all(now + leaseMs, now, limit) as Record<string, unknown>[],
+    );
     return rows.map((r) => toRow<EventRow>(r)!);
   }
   async getRefund(id: string) {
@@ -349,22 +424,25 @@ export class SqliteStore implements Store {
     return rows.map((r) => toRow<RefundRow>(r)!);
   }
   async claimDueRefunds(now: number, leaseMs: number, limit: number) {
-    const rows = this.stmt(
-      `UPDATE refunds SET next_check_at = ? WHERE id IN (
+    const rows = await this.write(
+      () =>
+        this.stmt(
+          `UPDATE refunds SET next_check_at = ? WHERE id IN (
          SELECT id FROM refunds WHERE status = 'pending' AND next_check_at <= ?
          ORDER BY next_check_at LIMIT ?) RETURNING *`,
-    ).all(now + leaseMs, now, limit) as Record<string, unknown>[];
+        ).all(now + leaseMs, now, limit) as Record<string, unknown>[],
+    );
     return rows.map((r) => toRow<RefundRow>(r)!);
   }
-  async putMerchantOrder(row: MerchantOrderRow) {
-    return this.db.transaction(() => {
+  putMerchantOrder(row: MerchantOrderRow) {
+    return this.write(() => {
       const existing = this.stmt(
         'SELECT * FROM merchant_orders WHERE merchant_id = ? AND merchant_order_id = ?',
       ).get(row.merchantId, row.merchantOrderId) as Record<string, unknown> | undefined;
       if (existing) return { row: toRow<MerchantOrderRow>(existing)!, created: false };
       this.insert('merchant_orders', { ...row });
       return { row, created: true };
-    })();
+    });
   }
   async listMerchantOrders(q: OrderQuery) {
     const { sql, params } = orderQuerySql(q, () => '?');
@@ -381,7 +459,8 @@ export class SqliteStore implements Store {
   }
   async commit(writes: Write[]) {
     try {
-      return this.commitTx(writes);
+      // The unit's savepoint undoes all of its writes when one of them finds another version.
+      return await this.write(() => this.commitTxBody(writes));
     } catch (error) {
       if (error instanceof VersionConflict) return false;
       throw error;
@@ -495,8 +574,17 @@ export class SqliteStore implements Store {
     this.stmt('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(key, value);
   }
   async close() {
+    // What is queued is written first.
+    if (this.pending.length && this.db.open) this.flush();
     if (this.db.open) this.db.close();
   }
 }
 
 class VersionConflict extends Error {}
+
+interface Pending {
+  run: () => unknown;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+  result?: { ok: true; value: unknown } | { ok: false; error: unknown };
+}
