@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -297,6 +298,46 @@ describe('the SQLite store', () => {
     async () => new SqliteStore(join(mkdtempSync(join(tmpdir(), 'cardpay-store-')), 'c.db')),
     (s) => s.close(),
   );
+
+  it('applies writes made at once together, undoing only those that lost a race, and answers once they are committed', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cardpay-store-')), 'group.db');
+    const store = new SqliteStore(file);
+    const t = await terminal(store);
+    const sessions = Array.from({ length: 12 }, () => session(t.id));
+    await Promise.all(sessions.map((s) => store.commit([{ kind: 'insertSession', row: s }])));
+    // Twelve requests in one turn: every third holds a stale version, and its payment must go too.
+    const payments = sessions.map((s) => payment(s));
+    const results = await Promise.all(
+      sessions.map((s, i) =>
+        store.commit([
+          { kind: 'insertPayment', row: payments[i] },
+          {
+            kind: 'updateSession',
+            id: s.id,
+            version: i % 3 === 0 ? 7 : 0,
+            patch: { state: 'processing', paymentId: payments[i].id },
+          },
+        ]),
+      ),
+    );
+    expect(results).toEqual(sessions.map((_, i) => i % 3 !== 0));
+    // Read through a connection of its own: what was answered is committed.
+    const other = new Database(file, { readonly: true });
+    const stored = other.prepare('SELECT id FROM payments ORDER BY id').all() as { id: string }[];
+    other.close();
+    expect(stored.map((r) => r.id)).toEqual(
+      payments
+        .filter((_, i) => i % 3 !== 0)
+        .map((p) => p.id)
+        .sort(),
+    );
+    // Twins of one nonce in one turn: one is accepted.
+    const twins = await Promise.all(
+      [1, 2, 3].map(() => store.useNonce(t.id, 'ef'.repeat(16), NOW, NOW + 1000)),
+    );
+    expect(twins.filter(Boolean)).toHaveLength(1);
+    await store.close();
+  });
 
   it('sums the history of payments made before the running total existed when it upgrades', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'cardpay-store-')), 'old.db');
