@@ -58,8 +58,11 @@ async function all(query: string, limit: number, during?: () => Promise<unknown>
 describe('the order listing', () => {
   it('pages newest first without skipping or repeating, even while new orders arrive', async () => {
     const from = new Date(Date.now() - 1).toISOString();
-    const before: string[] = [];
-    for (let i = 0; i < 23; i++) before.unshift((await newOrder()).orderRef);
+    const made: { orderRef: string; createdAt: string }[] = [];
+    for (let i = 0; i < 23; i++) made.push(await newOrder());
+    // Newest first; orders made in the same millisecond by reference, compared as bytes.
+    const key = (o: { orderRef: string; createdAt: string }) => `${o.createdAt} ${o.orderRef}`;
+    const before = made.sort((a, b) => (key(a) < key(b) ? 1 : -1)).map((o) => o.orderRef);
     const to = new Date(Date.now() + 1).toISOString();
     const query = `?createdFrom=${from}&createdTo=${to}`;
     expect(await all(query, 5)).toEqual(before);

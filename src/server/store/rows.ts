@@ -14,31 +14,54 @@ const CAMEL = (s: string) =>
 const JSON_COLUMNS = new Set(['methods', 'mandatory', 'error']);
 const BOOLEAN_COLUMNS = new Set(['cvvGiven']);
 
+/** A column's value as the domain's field: JSON parsed, 0/1 as a boolean. */
+function fieldValue(kind: number, v: unknown): unknown {
+  if (kind === JSON_FIELD) return typeof v === 'string' ? JSON.parse(v) : v;
+  if (kind === BOOLEAN_FIELD) return v === 1;
+  return v;
+}
+const PLAIN = 0;
+const JSON_FIELD = 1;
+const BOOLEAN_FIELD = 2;
+const kindOf = (field: string) =>
+  JSON_COLUMNS.has(field) ? JSON_FIELD : BOOLEAN_COLUMNS.has(field) ? BOOLEAN_FIELD : PLAIN;
+
 export function toRow<T>(record: Record<string, unknown> | undefined): T | undefined {
   if (!record) return undefined;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(record)) {
     const key = CAMEL(k);
-    out[key] =
-      JSON_COLUMNS.has(key) && typeof v === 'string'
-        ? JSON.parse(v)
-        : BOOLEAN_COLUMNS.has(key)
-          ? v === 1
-          : v;
+    out[key] = fieldValue(kindOf(key), v);
   }
   return out as T;
 }
 
+/**
+ * Reads rows given as arrays of values in the order of `columns`, for a statement that always
+ * returns the same columns: the names are converted once, here, not once per row.
+ */
+export function rowReader(columns: string[]): (values: unknown[]) => Record<string, unknown> {
+  const keys = columns.map(CAMEL);
+  const kinds = keys.map(kindOf);
+  return (values) => {
+    const out: Record<string, unknown> = {};
+    for (let i = 0; i < keys.length; i++) out[keys[i]] = fieldValue(kinds[i], values[i]);
+    return out;
+  };
+}
+
+/** The column that holds a domain field. */
+export const columnName = SNAKE;
+
+/** A domain field's value as stored: JSON as text, booleans as 0/1. */
+export function columnValue(field: string, v: unknown): unknown {
+  if (JSON_COLUMNS.has(field) && v !== null && v !== undefined) return JSON.stringify(v);
+  return typeof v === 'boolean' ? Number(v) : v;
+}
+
 export function toColumns(record: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(record)) {
-    out[SNAKE(k)] =
-      JSON_COLUMNS.has(k) && v !== null && v !== undefined
-        ? JSON.stringify(v)
-        : typeof v === 'boolean'
-          ? Number(v)
-          : v;
-  }
+  for (const [k, v] of Object.entries(record)) out[SNAKE(k)] = columnValue(k, v);
   return out;
 }
 

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { orderQuerySql, toColumns, toRow } from './rows';
+import { columnName, columnValue, orderQuerySql, rowReader } from './rows';
 import {
   StoreError,
   type IdempotencyBegin,
@@ -90,6 +90,9 @@ const MIGRATIONS: string[] = [
 export class SqliteStore implements Store {
   readonly db: Database.Database;
   private readonly stmts = new Map<string, Database.Statement>();
+  private readonly readers = new Map<string, Reader>();
+  /** INSERT and UPDATE statements by table and the fields they set. */
+  private readonly writers = new Map<string, Database.Statement>();
   /** Runs one unit of writes: its own transaction, or a savepoint inside a batch's. */
   private readonly unit: (run: () => unknown) => unknown;
   private readonly batchTx: (batch: Pending[]) => void;
@@ -188,12 +191,42 @@ export class SqliteStore implements Store {
     }
   };
 
+  /**
+   * A statement whose rows come back as arrays, with the reader that turns one into the domain's
+   * record, both made once per SQL text: no per-row name conversion.
+   */
+  private reader(sql: string): Reader {
+    let r = this.readers.get(sql);
+    if (!r) {
+      const statement = this.db.prepare(sql).raw(true);
+      r = { statement, read: rowReader(statement.columns().map((c) => c.name)) };
+      this.readers.set(sql, r);
+    }
+    return r;
+  }
+  private row<T>(sql: string, ...params: unknown[]): T | undefined {
+    const r = this.reader(sql);
+    const values = r.statement.get(...params) as unknown[] | undefined;
+    return values ? (r.read(values) as T) : undefined;
+  }
+  private rows<T>(sql: string, ...params: unknown[]): T[] {
+    const r = this.reader(sql);
+    return (r.statement.all(...params) as unknown[][]).map((v) => r.read(v) as T);
+  }
+
+  /** INSERT of a record's fields; the statement is kept per table and set of fields. */
   private insert(table: string, record: Record<string, unknown>): void {
-    const cols = toColumns(record);
-    const names = Object.keys(cols);
-    this.stmt(
-      `INSERT INTO ${table} (${names.join(',')}) VALUES (${names.map((n) => '@' + n).join(',')})`,
-    ).run(cols);
+    const fields = Object.keys(record);
+    const shape = `${table}(${fields.join()})`;
+    let st = this.writers.get(shape);
+    if (!st) {
+      const names = fields.map(columnName);
+      st = this.db.prepare(
+        `INSERT INTO ${table} (${names.join(',')}) VALUES (${names.map(() => '?').join(',')})`,
+      );
+      this.writers.set(shape, st);
+    }
+    st.run(fields.map((f) => columnValue(f, record[f])));
   }
 
   /** UPDATE … SET patch WHERE key = ? [AND version = ?], bumping the version when versioned. */
@@ -204,24 +237,29 @@ export class SqliteStore implements Store {
     patch: Record<string, unknown>,
     version?: number,
   ): boolean {
-    const cols = toColumns(patch);
-    const sets = Object.keys(cols).map((n) => `${n} = @${n}`);
-    if (version !== undefined) sets.push('version = version + 1');
-    const where =
-      version !== undefined
-        ? `${keyColumn} = @__key AND version = @__version`
-        : `${keyColumn} = @__key`;
-    const sql = `UPDATE ${table} SET ${sets.join(', ')} WHERE ${where}`;
-    return this.stmt(sql).run({ ...cols, __key: key, __version: version ?? null }).changes === 1;
+    const fields = Object.keys(patch);
+    const versioned = version !== undefined;
+    const shape = `${table}.${keyColumn}${versioned ? '@v' : ''}(${fields.join()})`;
+    let st = this.writers.get(shape);
+    if (!st) {
+      const sets = fields.map((f) => `${columnName(f)} = ?`);
+      if (versioned) sets.push('version = version + 1');
+      st = this.db.prepare(
+        `UPDATE ${table} SET ${sets.join(', ')} WHERE ${keyColumn} = ?${versioned ? ' AND version = ?' : ''}`,
+      );
+      this.writers.set(shape, st);
+    }
+    const values = fields.map((f) => columnValue(f, patch[f]));
+    values.push(key);
+    if (versioned) values.push(version);
+    return st.run(values).changes === 1;
   }
 
   async insertTerminal(row: TerminalRow) {
     await this.write(() => this.insert('terminals', { ...row }));
   }
   async getTerminal(id: string) {
-    return toRow<TerminalRow>(
-      this.stmt('SELECT * FROM terminals WHERE id = ?').get(id) as Record<string, unknown>,
-    );
+    return this.row<TerminalRow>('SELECT * FROM terminals WHERE id = ?', id);
   }
   acquireAuthLease(id: string, now: number, until: number) {
     return this.write(() => this.acquireAuthLeaseNow(id, now, until));
@@ -342,32 +380,28 @@ export class SqliteStore implements Store {
     };
   }
   async lastPaymentOfOrder(orderRef: string) {
-    return toRow<PaymentRow>(
-      this.stmt(
-        'SELECT * FROM payments WHERE order_ref = ? ORDER BY created_at DESC, id DESC LIMIT 1',
-      ).get(orderRef) as Record<string, unknown>,
+    return this.row<PaymentRow>(
+      'SELECT * FROM payments WHERE order_ref = ? ORDER BY created_at DESC, id DESC LIMIT 1',
+      orderRef,
     );
   }
   async getSession(id: string) {
-    return toRow<SessionRow>(
-      this.stmt('SELECT * FROM sessions WHERE id = ?').get(id) as Record<string, unknown>,
-    );
+    return this.row<SessionRow>('SELECT * FROM sessions WHERE id = ?', id);
   }
   async getPayment(id: string) {
-    return toRow<PaymentRow>(
-      this.stmt('SELECT * FROM payments WHERE id = ?').get(id) as Record<string, unknown>,
-    );
+    return this.row<PaymentRow>('SELECT * FROM payments WHERE id = ?', id);
   }
-  async claimDuePayments(now: number, leaseMs: number, limit: number) {
-    const rows = await this.write(
-      () =>
-        this.stmt(
-          `UPDATE payments SET next_check_at = ? WHERE id IN (
-         SELECT id FROM payments WHERE status = 'pending' AND next_check_at <= ?
-         ORDER BY next_check_at LIMIT ?) RETURNING *`,
-        ).all(now + leaseMs, now, limit) as Record<string, unknown>[],
+  claimDuePayments(now: number, leaseMs: number, limit: number) {
+    return this.write(() =>
+      this.rows<PaymentRow>(
+        `UPDATE payments SET next_check_at = ? WHERE id IN (
+           SELECT id FROM payments WHERE status = 'pending' AND next_check_at <= ?
+           ORDER BY next_check_at LIMIT ?) RETURNING *`,
+        now + leaseMs,
+        now,
+        limit,
+      ),
     );
-    return rows.map((r) => toRow<PaymentRow>(r)!);
   }
   async takeRateLimit(key: string, now: number, limit: number, windowMs: number) {
     const window = Math.floor(now / windowMs) * windowMs;
@@ -386,75 +420,73 @@ export class SqliteStore implements Store {
     return row?.history_total ?? 0;
   }
   async listEvents(merchantId: string, after: string | undefined, limit: number) {
-    const rows = this.stmt(
-      `SELECT id, merchant_id, type, created_at, body, delivery, attempts, next_attempt_at FROM events
+    return this.rows<EventRow>(
+      `SELECT ${EVENT_COLUMNS} FROM events
        WHERE merchant_id = ? AND seq > COALESCE((SELECT seq FROM events WHERE id = ? AND merchant_id = ?), 0)
        ORDER BY seq LIMIT ?`,
-    ).all(merchantId, after ?? '', merchantId, limit) as Record<string, unknown>[];
-    return rows.map((r) => toRow<EventRow>(r)!);
+      merchantId,
+      after ?? '',
+      merchantId,
+      limit,
+    );
   }
   async getEvent(id: string) {
-    return toRow<EventRow>(
-      this.stmt(
-        'SELECT id, merchant_id, type, created_at, body, delivery, attempts, next_attempt_at FROM events WHERE id = ?',
-      ).get(id) as Record<string, unknown>,
-    );
+    return this.row<EventRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE id = ?`, id);
   }
-  async claimDueEvents(now: number, leaseMs: number, limit: number) {
-    const rows = await this.write(
-      () =>
-        this.stmt(
-          `UPDATE events SET next_attempt_at = ? WHERE seq IN (
-         SELECT seq FROM events WHERE delivery = 'pending' AND next_attempt_at <= ?
-         ORDER BY next_attempt_at LIMIT ?)
-       RETURNING id, merchant_id, type, created_at, body, delivery, attempts, next_attempt_at`,
-        ).all(now + leaseMs, now, limit) as Record<string, unknown>[],
+  claimDueEvents(now: number, leaseMs: number, limit: number) {
+    return this.write(() =>
+      this.rows<EventRow>(
+        `UPDATE events SET next_attempt_at = ? WHERE seq IN (
+           SELECT seq FROM events WHERE delivery = 'pending' AND next_attempt_at <= ?
+           ORDER BY next_attempt_at LIMIT ?)
+         RETURNING ${EVENT_COLUMNS}`,
+        now + leaseMs,
+        now,
+        limit,
+      ),
     );
-    return rows.map((r) => toRow<EventRow>(r)!);
   }
   async getRefund(id: string) {
-    return toRow<RefundRow>(
-      this.stmt('SELECT * FROM refunds WHERE id = ?').get(id) as Record<string, unknown>,
-    );
+    return this.row<RefundRow>('SELECT * FROM refunds WHERE id = ?', id);
   }
   async listRefunds(paymentId: string) {
-    const rows = this.stmt(
+    return this.rows<RefundRow>(
       'SELECT * FROM refunds WHERE payment_id = ? ORDER BY created_at, id',
-    ).all(paymentId) as Record<string, unknown>[];
-    return rows.map((r) => toRow<RefundRow>(r)!);
-  }
-  async claimDueRefunds(now: number, leaseMs: number, limit: number) {
-    const rows = await this.write(
-      () =>
-        this.stmt(
-          `UPDATE refunds SET next_check_at = ? WHERE id IN (
-         SELECT id FROM refunds WHERE status = 'pending' AND next_check_at <= ?
-         ORDER BY next_check_at LIMIT ?) RETURNING *`,
-        ).all(now + leaseMs, now, limit) as Record<string, unknown>[],
+      paymentId,
     );
-    return rows.map((r) => toRow<RefundRow>(r)!);
+  }
+  claimDueRefunds(now: number, leaseMs: number, limit: number) {
+    return this.write(() =>
+      this.rows<RefundRow>(
+        `UPDATE refunds SET next_check_at = ? WHERE id IN (
+           SELECT id FROM refunds WHERE status = 'pending' AND next_check_at <= ?
+           ORDER BY next_check_at LIMIT ?) RETURNING *`,
+        now + leaseMs,
+        now,
+        limit,
+      ),
+    );
   }
   putMerchantOrder(row: MerchantOrderRow) {
     return this.write(() => {
-      const existing = this.stmt(
+      const existing = this.row<MerchantOrderRow>(
         'SELECT * FROM merchant_orders WHERE merchant_id = ? AND merchant_order_id = ?',
-      ).get(row.merchantId, row.merchantOrderId) as Record<string, unknown> | undefined;
-      if (existing) return { row: toRow<MerchantOrderRow>(existing)!, created: false };
+        row.merchantId,
+        row.merchantOrderId,
+      );
+      if (existing) return { row: existing, created: false };
       this.insert('merchant_orders', { ...row });
       return { row, created: true };
     });
   }
   async listMerchantOrders(q: OrderQuery) {
     const { sql, params } = orderQuerySql(q, () => '?');
-    const rows = this.db.prepare(sql).all(...params) as Record<string, unknown>[];
-    return rows.map((r) => toRow<MerchantOrderRow>(r)!);
+    return this.rows<MerchantOrderRow>(sql, ...params);
   }
   async getMerchantOrder(orderRef: string) {
-    return toRow<MerchantOrderRow>(
-      this.stmt('SELECT * FROM merchant_orders WHERE order_ref = ?').get(orderRef) as Record<
-        string,
-        unknown
-      >,
+    return this.row<MerchantOrderRow>(
+      'SELECT * FROM merchant_orders WHERE order_ref = ?',
+      orderRef,
     );
   }
   async commit(writes: Write[]) {
@@ -581,6 +613,14 @@ export class SqliteStore implements Store {
 }
 
 class VersionConflict extends Error {}
+
+interface Reader {
+  statement: Database.Statement;
+  read: (values: unknown[]) => Record<string, unknown>;
+}
+
+const EVENT_COLUMNS =
+  'id, merchant_id, type, created_at, body, delivery, attempts, next_attempt_at';
 
 interface Pending {
   run: () => unknown;
