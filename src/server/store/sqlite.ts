@@ -119,7 +119,7 @@ export class SqliteStore implements Store {
       this.batchTx = this.db.transaction((batch: Pending[]) => {
         for (const w of batch) {
           try {
-            w.result = { ok: true, value: this.unit(w.run) };
+            w.result = { ok: true, value: w.several ? this.unit(w.run) : w.run() };
           } catch (error) {
             // Some failures (a full disk, an I/O error) end the whole transaction: then none of
             // the batch is written, and every write of it fails.
@@ -160,15 +160,15 @@ export class SqliteStore implements Store {
   /**
    * Group commit. Every write of a turn of the event loop (a request's nonce, its idempotency
    * record, its state change, another's answer being kept) is queued, and the queue applied at
-   * the end of the turn in one transaction, each write in a savepoint of its own: one that fails
-   * (a lost version race) is undone alone. A write's promise settles once the transaction has
+   * the end of the turn in one transaction; a write of several changes runs in a savepoint of
+   * its own, so one that fails (a lost version race) is undone alone. A write's promise settles once the transaction has
    * committed, so nothing is answered before it is durable. Under load, many requests share one
    * commit, the dearest part of a write to a database file; alone, a request waits one turn.
    * Reads go straight to the database and see committed rows only.
    */
-  private write<T>(run: () => T): Promise<T> {
+  private write<T>(run: () => T, several = false): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ run, resolve: resolve as (v: unknown) => void, reject });
+      this.pending.push({ run, several, resolve: resolve as (v: unknown) => void, reject });
       if (this.pending.length === 1) setImmediate(this.flush);
     });
   }
@@ -492,7 +492,7 @@ export class SqliteStore implements Store {
   async commit(writes: Write[]) {
     try {
       // The unit's savepoint undoes all of its writes when one of them finds another version.
-      return await this.write(() => this.commitTxBody(writes));
+      return await this.write(() => this.commitTxBody(writes), writes.length > 1);
     } catch (error) {
       if (error instanceof VersionConflict) return false;
       throw error;
@@ -624,6 +624,11 @@ const EVENT_COLUMNS =
 
 interface Pending {
   run: () => unknown;
+  /**
+   * The write makes more than one change, undone together by a savepoint if one fails. A single
+   * statement needs none: SQLite undoes a failed statement alone.
+   */
+  several: boolean;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
   result?: { ok: true; value: unknown } | { ok: false; error: unknown };
