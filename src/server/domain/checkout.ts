@@ -156,26 +156,25 @@ export async function settle(
   outcome: ChargeOutcome | { status: 'failed'; reason: string },
   /** Who decided: the shopper's request, or the reconciler after an unanswered charge. */
   settledBy: 'request' | 'reconciler' = 'request',
-): Promise<void> {
-  const p = await ctx.store.getPayment(paymentId);
-  if (!p || p.status !== 'pending' || outcome.status === 'unknown') return;
-  const s = (await ctx.store.getSession(p.sessionId))!;
+  /**
+   * The payment and its session as the caller last wrote them, sparing their reads; if either
+   * has moved on since, the versioned writes below find out and nothing is recorded.
+   */
+  known?: { payment: PaymentRow; session: SessionRow },
+): Promise<{ payment: PaymentRow; session: SessionRow } | undefined> {
+  const p = known?.payment ?? (await ctx.store.getPayment(paymentId));
+  if (!p || p.status !== 'pending' || outcome.status === 'unknown') return undefined;
+  const s = known?.session ?? (await ctx.store.getSession(p.sessionId))!;
   const writes: Write[] = [];
   const decidedAt = ctx.now();
+  let paymentPatch: Partial<PaymentRow>;
+  let sessionPatch: Partial<SessionRow>;
   if (outcome.status === 'succeeded') {
+    paymentPatch = { status: 'succeeded', nextCheckAt: null, decidedAt };
+    sessionPatch = { state: 'succeeded', panSealed: null, challenge: null };
     writes.push(
-      {
-        kind: 'updatePayment',
-        id: p.id,
-        version: p.version,
-        patch: { status: 'succeeded', nextCheckAt: null, decidedAt },
-      },
-      {
-        kind: 'updateSession',
-        id: s.id,
-        version: s.version,
-        patch: { state: 'succeeded', panSealed: null, challenge: null },
-      },
+      { kind: 'updatePayment', id: p.id, version: p.version, patch: paymentPatch },
+      { kind: 'updateSession', id: s.id, version: s.version, patch: sessionPatch },
     );
     // The order stays claimed by this payment for good.
     if (p.orderRef)
@@ -212,24 +211,16 @@ export async function settle(
           message: 'the payment platform never received the charge',
           retryable: true,
         };
+    paymentPatch = {
+      status: declined ? 'declined' : 'failed',
+      declineCode: declined ? outcome.declineCode : null,
+      nextCheckAt: null,
+      decidedAt,
+    };
+    sessionPatch = { state: 'failed', panSealed: null, challenge: null, error };
     writes.push(
-      {
-        kind: 'updatePayment',
-        id: p.id,
-        version: p.version,
-        patch: {
-          status: declined ? 'declined' : 'failed',
-          declineCode: declined ? outcome.declineCode : null,
-          nextCheckAt: null,
-          decidedAt,
-        },
-      },
-      {
-        kind: 'updateSession',
-        id: s.id,
-        version: s.version,
-        patch: { state: 'failed', panSealed: null, challenge: null, error },
-      },
+      { kind: 'updatePayment', id: p.id, version: p.version, patch: paymentPatch },
+      { kind: 'updateSession', id: s.id, version: s.version, patch: sessionPatch },
     );
     // No money moved: the order is free for another attempt.
     if (p.orderRef) writes.push({ kind: 'releaseOrder', orderRef: p.orderRef, paymentId: p.id });
@@ -267,20 +258,24 @@ export async function settle(
     ),
   );
   // A lost race means another instance settled it first (and logged it).
-  if (await ctx.store.commit(writes))
-    ctx.log?.info(
-      {
-        event: outcome.status === 'succeeded' ? 'payment_succeeded' : 'payment_failed',
-        paymentId: p.id,
-        terminalId: p.terminalId,
-        merchantId: p.merchantId,
-        charged: p.charged,
-        settledBy,
-        ...(outcome.status === 'declined' ? { declineCode: outcome.declineCode } : {}),
-        ...(outcome.status === 'failed' ? { reason: outcome.reason } : {}),
-      },
-      outcome.status === 'succeeded' ? 'payment made' : 'payment not made',
-    );
+  if (!(await ctx.store.commit(writes))) return undefined;
+  ctx.log?.info(
+    {
+      event: outcome.status === 'succeeded' ? 'payment_succeeded' : 'payment_failed',
+      paymentId: p.id,
+      terminalId: p.terminalId,
+      merchantId: p.merchantId,
+      charged: p.charged,
+      settledBy,
+      ...(outcome.status === 'declined' ? { declineCode: outcome.declineCode } : {}),
+      ...(outcome.status === 'failed' ? { reason: outcome.reason } : {}),
+    },
+    outcome.status === 'succeeded' ? 'payment made' : 'payment not made',
+  );
+  return {
+    payment: { ...p, ...paymentPatch, version: p.version + 1 },
+    session: { ...s, ...sessionPatch, version: s.version + 1 },
+  };
 }
 
 /** `POST /v1/sessions`: the card-number input port (PROTOCOL.md §5.1). */
@@ -673,11 +668,22 @@ export async function authenticate(
       { event: 'payment_platform_unanswered', paymentId: payment.id, reason: outcome.reason },
       'the payment platform did not answer in time; the reconciler will settle the charge',
     );
-  await settle(ctx, payment.id, outcome);
-  const final = (await ctx.store.getSession(s.id))!;
+  // As recorded just now; read again only if something else (the reconciler) got there first.
+  const processing: SessionRow = {
+    ...s,
+    state: 'processing',
+    challenge: null,
+    paymentId: payment.id,
+    version: s.version + 1,
+  };
+  const settled = await settle(ctx, payment.id, outcome, 'request', {
+    payment,
+    session: processing,
+  });
+  const final = settled?.session ?? (await ctx.store.getSession(s.id))!;
   if (final.state === 'failed' && final.error) throw failureError(final.error);
-  const settled = (await ctx.store.getPayment(payment.id))!;
-  return { sessionId: s.id, state: final.state, payment: paymentView(settled) };
+  const paid = settled?.payment ?? (await ctx.store.getPayment(payment.id))!;
+  return { sessionId: s.id, state: final.state, payment: paymentView(paid) };
 }
 
 /** How long one authentication may hold its terminal's lease (a crashed request frees it then). */

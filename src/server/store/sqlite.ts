@@ -284,18 +284,19 @@ export class SqliteStore implements Store {
     );
   }
   async recentDeclines(terminalId: string, cardHash: string, since: number) {
-    const count = (column: string, value: string) =>
-      this.stmt(
-        `SELECT COUNT(*) AS n, COALESCE(MIN(created_at), 0) AS oldest FROM payments WHERE ${column} = ? AND status = 'declined' AND created_at >= ?`,
-      ).get(value, since) as { n: number; oldest: number };
-    const card = count('card_hash', cardHash);
-    const terminal = count('terminal_id', terminalId);
-    return {
-      card: card.n,
-      cardOldest: card.oldest,
-      terminal: terminal.n,
-      terminalOldest: terminal.oldest,
+    const row = this.stmt(
+      `SELECT c.n AS card, c.oldest AS cardOldest, t.n AS terminal, t.oldest AS terminalOldest FROM
+         (SELECT COUNT(*) AS n, COALESCE(MIN(created_at), 0) AS oldest FROM payments
+            WHERE card_hash = ? AND status = 'declined' AND created_at >= ?) AS c,
+         (SELECT COUNT(*) AS n, COALESCE(MIN(created_at), 0) AS oldest FROM payments
+            WHERE terminal_id = ? AND status = 'declined' AND created_at >= ?) AS t`,
+    ).get(cardHash, since, terminalId, since) as {
+      card: number;
+      cardOldest: number;
+      terminal: number;
+      terminalOldest: number;
     };
+    return row;
   }
   useNonce(terminalId: string, nonce: string, now: number, expiresAt: number) {
     // One statement: a new nonce is inserted, an expired one taken over, a live one refused.
