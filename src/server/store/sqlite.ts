@@ -178,7 +178,16 @@ export class SqliteStore implements Store {
     this.pending = [];
     try {
       if (!this.db.open) throw new Error('the database is closed');
-      this.batchTx(batch);
+      if (batch.length > 1) this.batchTx(batch);
+      else {
+        // Alone: a single statement commits by itself, several in a transaction of their own.
+        const w = batch[0];
+        try {
+          w.result = { ok: true, value: w.several ? this.unit(w.run) : w.run() };
+        } catch (error) {
+          w.result = { ok: false, error };
+        }
+      }
     } catch (error) {
       // The commit itself failed: none of the batch was written.
       for (const w of batch) w.reject(error);
