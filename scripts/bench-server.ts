@@ -6,7 +6,10 @@
 // BENCH_PG=postgres://… for the PostgreSQL server, default the local one; BENCH_PG=off skips it)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import Fastify from 'fastify';
 import { Client } from 'pg';
 import { buildSandbox } from '../src/server/sandbox/payment-platform';
@@ -286,11 +289,11 @@ export async function benchServer(options: {
     for (const p of [...target.procs, ...target.others]) await stop(p);
     targets.push(figures);
   };
-  await measure(
-    await startTarget('SQLite', process.env.BENCH_SQLITE_FILE),
-    options.terminals,
-    true,
-  );
+  await measure(await startTarget('SQLite'), options.terminals, true);
+  // The same on a database file, as a platform runs: each commit is written to the WAL.
+  const dir = mkdtempSync(join(tmpdir(), 'cardpay-bench-'));
+  await measure(await startTarget('SQLite on a file', join(dir, 'bench.db')), [64], false);
+  rmSync(dir, { recursive: true, force: true });
   const pg = options.postgres ? await pgDatabase() : undefined;
   if (pg) {
     await measure(await startTarget('PostgreSQL x1', pg.url), [64], false);

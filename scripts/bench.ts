@@ -38,13 +38,32 @@ async function main() {
 
   const rows: Row[] = [];
   const sqlite = server.targets[0];
+  const bare = `bare Fastify ${server.bare.rate.toFixed(0)} req/s, ${server.bare.cpuPerRequestUs.toFixed(0)} µs`;
   for (const l of sqlite.loads) {
     rows.push({
       what: `SQLite, ${l.terminals} terminal${l.terminals > 1 ? 's' : ''}: full checkouts`,
       figure: `${l.checkoutsPerS.toFixed(0)}/s = ${(100 * l.shareOfBare).toFixed(1)} % of bare Fastify; ${l.cpuPerSignedRequestUs.toFixed(0)} µs CPU per signed request; p50 / p99 ${stepsLine(l.steps)}`,
-      baseline: `bare Fastify ${server.bare.rate.toFixed(0)} req/s, ${server.bare.cpuPerRequestUs.toFixed(0)} µs`,
-      budget: l.terminals === 64 ? '≥ 30 % of bare; ≤ 150 µs' : 'none (capacity curve)',
-      met: l.terminals === 64 ? l.shareOfBare >= 0.3 && l.cpuPerSignedRequestUs <= 150 : true,
+      baseline: bare,
+      budget: 'none (capacity curve; the budgets are the two rows below, at 64 terminals)',
+      met: true,
+    });
+  }
+  // The budgets of DESIGN §4, each a row of its own: one may be met while the other is not.
+  const at64 = sqlite.loads.find((l) => l.terminals === 64);
+  if (at64) {
+    rows.push({
+      what: 'SQLite, 64 terminals: server CPU per signed request',
+      figure: `${at64.cpuPerSignedRequestUs.toFixed(0)} µs (${(at64.cpuPerSignedRequestUs / server.bare.cpuPerRequestUs).toFixed(1)}x bare)`,
+      baseline: bare,
+      budget: '≤ 150 µs',
+      met: at64.cpuPerSignedRequestUs <= 150,
+    });
+    rows.push({
+      what: 'SQLite, 64 terminals: signed requests per second, share of bare Fastify',
+      figure: `${(100 * at64.shareOfBare).toFixed(1)} %`,
+      baseline: bare,
+      budget: '≥ 30 %',
+      met: at64.shareOfBare >= 0.3,
     });
   }
   if (sqlite.steady) {
@@ -63,7 +82,7 @@ async function main() {
         what: `${t.name}, ${l.terminals} terminals: full checkouts`,
         figure: `${l.checkoutsPerS.toFixed(0)}/s = ${(100 * l.shareOfBare).toFixed(1)} % of bare Fastify; ${l.cpuPerSignedRequestUs.toFixed(0)} µs CPU per signed request (PostgreSQL's own CPU not included)`,
         baseline: `bare Fastify ${server.bare.rate.toFixed(0)} req/s`,
-        budget: 'none (the budgets are set on SQLite)',
+        budget: 'none (the budgets are set on SQLite in memory)',
         met: true,
       });
   rows.push({

@@ -1,5 +1,5 @@
 // npm run chaos -- [--checkouts N] [--terminals N] [--fault-rate R] [--kill-every-ms MS] [--seed N]
-//                   [--postgres URL] [--instances N] [--json]
+//                   [--postgres URL] [--instances N] [--json] [--keep]
 // Thousands of checkouts through fault proxies with kill -9 restarts, then the money invariants.
 import { join } from 'node:path';
 import { packageRoot } from '../src/testing/root';
@@ -36,6 +36,7 @@ async function main() {
       'postgres',
       'instances',
       'json',
+      'keep',
     ];
     const unknown = Object.keys(f).find((k) => !known.includes(k));
     if (unknown) throw new Error(`unknown flag --${unknown} (known: ${known.join(', ')})`);
@@ -45,6 +46,8 @@ async function main() {
       faultRate: number(f, 'fault-rate', 0.08),
       killEveryMs: number(f, 'kill-every-ms', 4000),
       seed: number(f, 'seed', Date.now() % 100000),
+      // Keeps the SQLite databases (the platform's and the payment platform's) to look into.
+      keep: !!f.keep,
       // --postgres alone: the local server (postgres://postgres@127.0.0.1:5432/postgres).
       ...(f.postgres
         ? {
@@ -85,6 +88,8 @@ async function main() {
     for (const v of report.violations.slice(0, 10)) console.log(`  ${v.rule}: ${v.detail}`);
     console.log(`took ${report.seconds.toFixed(1)} s`);
   }
+  if (report.databases)
+    console.log(`kept: ${report.databases.platform}, ${report.databases.payments}`);
   process.exit(report.violations.length ? 1 : 0);
 }
 

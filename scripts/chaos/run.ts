@@ -275,14 +275,26 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     maxDelayMs: 400,
   });
 
-  // The merchant's notification receiver: checks each signature, fails one delivery in ten.
+  // The merchant's notification receiver: checks each signature, fails one delivery in ten, at
+  // most twice for one event, so that the platform's retries are exercised while every event
+  // still arrives within the wait below (a third failure would put the next attempt 18 s away,
+  // a fourth 72 s: a schedule that is right for a merchant, too long for a test).
   const received = new Set<string>();
+  const failedOf = new Map<string, number>();
   let webhookFailuresInjected = 0;
   const receiver: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      if (random() < 0.1) {
+      let id = '';
+      try {
+        id = String((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { id?: unknown }).id);
+      } catch {
+        // Not JSON: the signature check below refuses it.
+      }
+      const failed = failedOf.get(id) ?? 0;
+      if (failed < 2 && random() < 0.1) {
+        failedOf.set(id, failed + 1);
         webhookFailuresInjected++;
         res.writeHead(500).end();
         return;
