@@ -1,3 +1,4 @@
+import * as crypto from 'node:crypto';
 import {
   createCipheriv,
   createDecipheriv,
@@ -60,9 +61,12 @@ export class Sealer {
   }
 }
 
+/** `crypto.hash` (Node 20.12 and later): half the cost of a Hash object for a small input. */
+const oneShot = (crypto as { hash?: (alg: string, data: Buffer | string, enc: 'hex') => string })
+  .hash;
 /** hex(SHA-256), strings as UTF-8. */
 export function sha256(data: Buffer | string): string {
-  return createHash('sha256').update(data).digest('hex');
+  return oneShot ? oneShot('sha256', data, 'hex') : createHash('sha256').update(data).digest('hex');
 }
 
 /** Constant-time equality of two hex strings (false for different lengths, without early exit on content). */
