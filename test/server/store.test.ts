@@ -339,6 +339,30 @@ describe('the SQLite store', () => {
     await store.close();
   });
 
+  it('keeps the idempotency records, and their answers, when it moves them to a table with row ids', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cardpay-store-')), 'idem.db');
+    const store = new SqliteStore(file);
+    // As a database of schema 7 was.
+    store.db.exec(`DROP TABLE idempotency;
+      CREATE TABLE idempotency (terminal_id TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,
+        status INTEGER, body TEXT, expires_at INTEGER NOT NULL, PRIMARY KEY (terminal_id, key)) WITHOUT ROWID;
+      PRAGMA user_version = 7`);
+    store.db
+      .prepare(
+        "INSERT INTO idempotency VALUES ('trm_a', 'key-0001', 'POST /x h', 201, '{\"ok\":1}', ?)",
+      )
+      .run(NOW + 1000);
+    await store.close();
+    const upgraded = new SqliteStore(file);
+    expect(
+      await upgraded.beginIdempotent('trm_a', 'key-0001', 'POST /x h', NOW, 1000, 500),
+    ).toEqual({ kind: 'replay', status: 201, body: '{"ok":1}' });
+    expect(
+      await upgraded.beginIdempotent('trm_a', 'key-0002', 'POST /x h', NOW, 1000, 500),
+    ).toEqual({ kind: 'new' });
+    await upgraded.close();
+  });
+
   it('sums the history of payments made before the running total existed when it upgrades', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'cardpay-store-')), 'old.db');
     const store = new SqliteStore(file);
