@@ -41,6 +41,29 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly perRequest = new Map<string, { done(seconds: number): void }>();
+
+  /**
+   * The series one answer counts in, found once per route, method and status (a few dozen):
+   * prom-client would otherwise hash the label set at every request.
+   */
+  forRequest(route: string, method: string, status: number): { done(seconds: number): void } {
+    const key = `${route} ${method} ${status}`;
+    let series = this.perRequest.get(key);
+    if (!series) {
+      const count = this.requests.labels({ route, method, status: String(status) });
+      const time = this.latency.labels({ route, method });
+      series = {
+        done(seconds) {
+          count.inc();
+          time.observe(seconds);
+        },
+      };
+      this.perRequest.set(key, series);
+    }
+    return series;
+  }
+
   constructor(store: Store, now: () => number) {
     collectDefaultMetrics({ register: this.registry, prefix: 'cardpay_' });
     // Read from the database at each scrape: every instance on a shared database reports the

@@ -195,9 +195,9 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   const known = new Map<string, { terminal: TerminalRow; secret: Buffer }>();
   // Requests by route pattern (never the raw path: ids would make a series each) and status.
   app.addHook('onResponse', async (req, reply) => {
-    const route = req.routeOptions.url ?? 'unmatched';
-    ctx.metrics.requests.inc({ route, method: req.method, status: String(reply.statusCode) });
-    ctx.metrics.latency.observe({ route, method: req.method }, reply.elapsedTime / 1000);
+    ctx.metrics
+      .forRequest(req.routeOptions.url ?? 'unmatched', req.method, reply.statusCode)
+      .done(reply.elapsedTime / 1000);
   });
 
   app.addHook('onRequest', async (req) => {
@@ -219,21 +219,20 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
     req.terminalSecret = entry.secret;
   });
 
+  // A signed request's nonce is recorded once its signature holds: with its idempotency record,
+  // in one write, when it is a POST that reaches its handler; alone otherwise.
   app.addHook('preValidation', async (req) => {
     const config = req.routeOptions.config;
-    if (config.signed) await authenticateRequest(req, ctx);
-    if (req.badJson && (req.rawBody?.length ?? 0) > 0) throw invalid(req.badJson);
-    if (config.signed && req.method === 'POST') {
-      const key = req.headers['idempotency-key'];
-      if (typeof key !== 'string' || !/^[A-Za-z0-9_-]{8,64}$/.test(key)) {
-        throw invalid('Idempotency-Key must be 8 to 64 characters of [A-Za-z0-9_-]');
-      }
+    if (!config.signed) return checkRequest(req);
+    await authenticateRequest(req, ctx);
+    try {
+      checkRequest(req);
+    } catch (error) {
+      // A malformed request spends its nonce too; a replayed one is told so first (§3's order).
+      await recordNonce(req, ctx);
+      throw error;
     }
-    if (config.body) {
-      if (req.body === undefined) throw invalid('body is required');
-      const checked = validate(config.body, req.body);
-      if (!checked.ok) throw invalid(checked.message);
-    }
+    if (req.method !== 'POST') await recordNonce(req, ctx);
   });
 
   // Idempotency (PROTOCOL.md §4): the first request with a key acts; a repeat gets its outcome.
@@ -241,14 +240,18 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
     if (!req.routeOptions.config.signed || req.method !== 'POST' || !req.terminal) return;
     const key = req.headers['idempotency-key'] as string;
     const fingerprint = `${req.method} ${req.url} ${req.bodyHash ?? sha256(req.rawBody ?? Buffer.alloc(0))}`;
-    const seen = await ctx.store.beginIdempotent(
+    const at = now();
+    const seen = await ctx.store.useNonceAndBegin(
       req.terminal.id,
+      req.headers['x-cardpay-nonce'] as string,
+      at + ctx.config.nonceTtlMs,
       key,
       fingerprint,
-      now(),
+      at,
       ctx.config.idempotencyTtlMs,
       idempotencyLeaseMs(ctx.config),
     );
+    if (seen.kind === 'nonce_reused') throw nonceReused();
     if (seen.kind === 'conflict') {
       throw new ApiError(
         409,
@@ -403,7 +406,38 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   return { app, ctx };
 }
 
-/** PROTOCOL.md §3, in its order: terminal_unknown, timestamp_skew, nonce_reused, signature_invalid. */
+/** What every request must be, past authentication: JSON, an Idempotency-Key, its body's schema. */
+function checkRequest(req: FastifyRequest): void {
+  const config = req.routeOptions.config;
+  if (req.badJson && (req.rawBody?.length ?? 0) > 0) throw invalid(req.badJson);
+  if (config.signed && req.method === 'POST') {
+    const key = req.headers['idempotency-key'];
+    if (typeof key !== 'string' || !/^[A-Za-z0-9_-]{8,64}$/.test(key)) {
+      throw invalid('Idempotency-Key must be 8 to 64 characters of [A-Za-z0-9_-]');
+    }
+  }
+  if (config.body) {
+    if (req.body === undefined) throw invalid('body is required');
+    const checked = validate(config.body, req.body);
+    if (!checked.ok) throw invalid(checked.message);
+  }
+}
+
+const nonceReused = () =>
+  new ApiError(401, 'nonce_reused', 'this nonce was already used by this terminal');
+
+/** Records an authenticated request's nonce; of two concurrent twins, one loses the insert. */
+async function recordNonce(req: FastifyRequest, ctx: Ctx): Promise<void> {
+  const now = ctx.now();
+  const nonce = req.headers['x-cardpay-nonce'] as string;
+  if (!(await ctx.store.useNonce(req.terminal!.id, nonce, now, now + ctx.config.nonceTtlMs)))
+    throw nonceReused();
+}
+
+/**
+ * PROTOCOL.md §3, in its order: terminal_unknown, timestamp_skew, nonce_reused, signature_invalid.
+ * The nonce is recorded afterwards (a forger cannot spend a terminal's nonces), by the caller.
+ */
 async function authenticateRequest(req: FastifyRequest, ctx: Ctx): Promise<void> {
   const terminal = req.terminal;
   const secret = req.terminalSecret;
@@ -438,17 +472,10 @@ async function authenticateRequest(req: FastifyRequest, ctx: Ctx): Promise<void>
     bodyHash: (req.bodyHash = sha256(req.rawBody ?? EMPTY)),
   });
   const expected = createHmac('sha256', secret).update(canonical).digest('hex');
-  const reused = () =>
-    new ApiError(401, 'nonce_reused', 'this nonce was already used by this terminal');
   if (typeof signature !== 'string' || !hexEqual(expected, signature)) {
     // The protocol reports a reused nonce before a bad signature; the look is made only here,
-    // so a good request costs one statement for its nonce, not two.
-    if (await ctx.store.nonceSeen(terminal.id, nonce, now)) throw reused();
+    // so a good request costs no read for its nonce, only the write that records it.
+    if (await ctx.store.nonceSeen(terminal.id, nonce, now)) throw nonceReused();
     throw new ApiError(401, 'signature_invalid', 'X-CardPay-Signature does not match the request');
-  }
-  // Recorded only once the signature holds (a forger cannot burn a terminal's nonces); of two
-  // concurrent twins, one loses the insert.
-  if (!(await ctx.store.useNonce(terminal.id, nonce, now, now + ctx.config.nonceTtlMs))) {
-    throw reused();
   }
 }

@@ -334,6 +334,20 @@ export class PostgresStore implements Store {
     if (row.status === null || row.body === null) return { kind: 'in_progress' };
     return { kind: 'replay', status: row.status, body: row.body };
   }
+  async useNonceAndBegin(
+    terminalId: string,
+    nonce: string,
+    nonceExpiresAt: number,
+    key: string,
+    fingerprint: string,
+    now: number,
+    ttlMs: number,
+    leaseMs: number,
+  ): Promise<IdempotencyBegin | { kind: 'nonce_reused' }> {
+    if (!(await this.useNonce(terminalId, nonce, now, nonceExpiresAt)))
+      return { kind: 'nonce_reused' };
+    return this.beginIdempotent(terminalId, key, fingerprint, now, ttlMs, leaseMs);
+  }
   async finishIdempotent(terminalId: string, key: string, status: number, body: string) {
     await this.q(
       'UPDATE idempotency SET status = $1, body = $2 WHERE terminal_id = $3 AND key = $4',

@@ -318,10 +318,31 @@ export class SqliteStore implements Store {
     return row;
   }
   useNonce(terminalId: string, nonce: string, now: number, expiresAt: number) {
+    return this.write(() => this.useNonceNow(terminalId, nonce, now, expiresAt));
+  }
+  private useNonceNow(terminalId: string, nonce: string, now: number, expiresAt: number) {
     // One statement: a new nonce is inserted, an expired one taken over, a live one refused.
     const sql =
       'INSERT INTO nonces (terminal_id, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT (terminal_id, nonce) DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at <= ?';
-    return this.write(() => this.stmt(sql).run(terminalId, nonce, expiresAt, now).changes === 1);
+    return this.stmt(sql).run(terminalId, nonce, expiresAt, now).changes === 1;
+  }
+  useNonceAndBegin(
+    terminalId: string,
+    nonce: string,
+    nonceExpiresAt: number,
+    key: string,
+    fingerprint: string,
+    now: number,
+    ttlMs: number,
+    leaseMs: number,
+  ) {
+    // One write of two statements; no savepoint: a nonce refused writes nothing, and a nonce
+    // recorded before a failed second statement is simply spent (the client signs anew).
+    return this.write((): IdempotencyBegin | { kind: 'nonce_reused' } =>
+      this.useNonceNow(terminalId, nonce, now, nonceExpiresAt)
+        ? this.beginIdempotentNow(terminalId, key, fingerprint, now, ttlMs, leaseMs)
+        : { kind: 'nonce_reused' },
+    );
   }
   async nonceSeen(terminalId: string, nonce: string, now: number) {
     return !!this.stmt(

@@ -224,6 +224,20 @@ export interface Store {
     ttlMs: number,
     leaseMs: number,
   ): Promise<IdempotencyBegin>;
+  /**
+   * A signed POST's two first writes at once: records its nonce and, unless the nonce was used,
+   * begins its idempotency record ({@link Store.useNonce}, then {@link Store.beginIdempotent}).
+   */
+  useNonceAndBegin(
+    terminalId: string,
+    nonce: string,
+    nonceExpiresAt: number,
+    key: string,
+    fingerprint: string,
+    now: number,
+    ttlMs: number,
+    leaseMs: number,
+  ): Promise<IdempotencyBegin | { kind: 'nonce_reused' }>;
   finishIdempotent(terminalId: string, key: string, status: number, body: string): Promise<void>;
   abandonIdempotent(terminalId: string, key: string): Promise<void>;
   /** What is still in flight, for the metrics: unanswered payments and refunds, undelivered events. */
