@@ -1,7 +1,9 @@
 // Full checkouts per second and step latency on the reference platform, against bare Fastify's
-// request rate measured in the same run: on SQLite, then on PostgreSQL with one instance and
-// with two (requests spread over both). Each server runs in its own process; the load generator
-// (this process) uses keep-alive node:http and node:crypto signing, the same for all.
+// request rate measured in the same run: on SQLite in memory with the sandbox payment platform in
+// the platform's process (how DESIGN §4 sets the budgets), then with the payment platform in a
+// process of its own, on a database file, and on PostgreSQL with one instance and with two
+// (requests spread over both). Each server runs in its own process; the load generator (this
+// process) uses keep-alive node:http and node:crypto signing, the same for all.
 // Run: npm run bench:server   (BENCH_CONCURRENCY, BENCH_CHECKOUTS to change the load;
 // BENCH_PG=postgres://… for the PostgreSQL server, default the local one; BENCH_PG=off skips it)
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -196,10 +198,22 @@ interface Target {
   drop?: () => Promise<void>;
 }
 
-async function startTarget(name: string, db?: string, instances = 1): Promise<Target> {
+/**
+ * The platform's processes, and the payment platform: in a process of its own (as in
+ * production), or with `inProcess` in the platform's, as DESIGN §4 sets its CPU budget.
+ */
+async function startTarget(
+  name: string,
+  options: { db?: string; instances?: number; inProcess?: boolean } = {},
+): Promise<Target> {
+  if (options.inProcess) {
+    const p = await child('platform', options.db);
+    return { name, urls: [p.url], procs: [p.proc], others: [] };
+  }
   const payments = await child('payments');
   const platforms = [];
-  for (let i = 0; i < instances; i++) platforms.push(await child('platform', db, payments.url));
+  for (let i = 0; i < (options.instances ?? 1); i++)
+    platforms.push(await child('platform', options.db, payments.url));
   return {
     name,
     urls: platforms.map((m) => m.url),
@@ -289,15 +303,23 @@ export async function benchServer(options: {
     for (const p of [...target.procs, ...target.others]) await stop(p);
     targets.push(figures);
   };
-  await measure(await startTarget('SQLite'), options.terminals, true);
-  // The same on a database file, as a platform runs: each commit is written to the WAL.
+  // As DESIGN §4 sets the budgets: SQLite in memory, the sandbox in the platform's process.
+  await measure(await startTarget('SQLite', { inProcess: true }), options.terminals, true);
+  // Then as in production: the payment platform elsewhere, and a database file (each commit
+  // written to the WAL).
+  await measure(await startTarget('SQLite, payment platform apart'), [64], false);
   const dir = mkdtempSync(join(tmpdir(), 'cardpay-bench-'));
-  await measure(await startTarget('SQLite on a file', join(dir, 'bench.db')), [64], false);
+  const file = join(dir, 'bench.db');
+  await measure(
+    await startTarget('SQLite on a file, payment platform apart', { db: file }),
+    [64],
+    false,
+  );
   rmSync(dir, { recursive: true, force: true });
   const pg = options.postgres ? await pgDatabase() : undefined;
   if (pg) {
-    await measure(await startTarget('PostgreSQL x1', pg.url), [64], false);
-    await measure(await startTarget('PostgreSQL x2', pg.url, 2), [64], false);
+    await measure(await startTarget('PostgreSQL x1', { db: pg.url }), [64], false);
+    await measure(await startTarget('PostgreSQL x2', { db: pg.url, instances: 2 }), [64], false);
     await pg.drop();
   }
   const bareAfter = await bare(options.checkouts * 4);
