@@ -1,5 +1,5 @@
 import { Pool, types, type PoolClient, type QueryResultRow } from 'pg';
-import { orderQuerySql, toColumns, toRow } from './rows';
+import { HISTORY_FROM_PAYMENTS, orderQuerySql, toColumns, toRow } from './rows';
 import {
   StoreError,
   StoreUnavailable,
@@ -78,9 +78,7 @@ const MIGRATIONS: string[] = [
    CREATE INDEX payments_order_ref ON payments (order_ref, created_at);`,
   // 5: the loyalty history as a running total beside the terminal (see the SQLite store's 7).
   `ALTER TABLE terminals ADD COLUMN history_total BIGINT NOT NULL DEFAULT 0;
-   UPDATE terminals SET history_total =
-     (SELECT COALESCE(SUM(charged), 0) FROM payments WHERE terminal_id = terminals.id AND status = 'succeeded')
-     - (SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE terminal_id = terminals.id AND status = 'succeeded');`,
+   ${HISTORY_FROM_PAYMENTS}`,
 ];
 
 /** One number for the advisory lock that serialises migrations across instances. */

@@ -65,6 +65,14 @@ export function toColumns(record: Record<string, unknown>): Record<string, unkno
   return out;
 }
 
+/**
+ * Sets every terminal's running loyalty history from its payments and refunds: the migration that
+ * brought the running total in, the same SQL on both stores.
+ */
+export const HISTORY_FROM_PAYMENTS = `UPDATE terminals SET history_total =
+  (SELECT COALESCE(SUM(charged), 0) FROM payments WHERE terminal_id = terminals.id AND status = 'succeeded')
+  - (SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE terminal_id = terminals.id AND status = 'succeeded')`;
+
 /** The order listing's one query, for either store's placeholders. */
 export function orderQuerySql(
   q: {

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { columnName, columnValue, orderQuerySql, rowReader } from './rows';
+import { HISTORY_FROM_PAYMENTS, columnName, columnValue, orderQuerySql, rowReader } from './rows';
 import {
   StoreError,
   type IdempotencyBegin,
@@ -81,9 +81,7 @@ const MIGRATIONS: string[] = [
   // 7: the loyalty history kept as a running total beside the terminal, moved in the transaction
   // that decides each payment and refund, instead of summed over every payment at each one.
   `ALTER TABLE terminals ADD COLUMN history_total INTEGER NOT NULL DEFAULT 0;
-   UPDATE terminals SET history_total =
-     (SELECT COALESCE(SUM(charged), 0) FROM payments WHERE terminal_id = terminals.id AND status = 'succeeded')
-     - (SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE terminal_id = terminals.id AND status = 'succeeded');`,
+   ${HISTORY_FROM_PAYMENTS}`,
   // 8: idempotency records in a table with row ids. A record keeps its answer's body (hundreds of
   // bytes), and writing that into a WITHOUT ROWID table, whose rows live in its key's B-tree,
   // cost six times as much (13 µs against 2, measured); pruning them finds them by expiry.
