@@ -125,16 +125,7 @@ export class SqliteStore implements Store {
       // Made once: better-sqlite3 builds a new wrapper function on every `transaction()` call.
       this.unit = this.db.transaction((run: () => unknown) => run());
       this.batchTx = this.db.transaction((batch: Pending[]) => {
-        for (const w of batch) {
-          try {
-            w.result = { ok: true, value: w.several ? this.unit(w.run) : w.run() };
-          } catch (error) {
-            // Some failures (a full disk, an I/O error) end the whole transaction: then none of
-            // the batch is written, and every write of it fails.
-            if (!this.db.inTransaction) throw error;
-            w.result = { ok: false, error };
-          }
-        }
+        for (const w of batch) this.apply(w, true);
       }).immediate;
     } catch (error) {
       throw new StoreError(`cannot open the database at ${location}: ${(error as Error).message}`);
@@ -169,10 +160,10 @@ export class SqliteStore implements Store {
    * Group commit. Every write of a turn of the event loop (a request's nonce, its idempotency
    * record, its state change, another's answer being kept) is queued, and the queue applied at
    * the end of the turn in one transaction; a write of several changes runs in a savepoint of
-   * its own, so one that fails (a lost version race) is undone alone. A write's promise settles once the transaction has
-   * committed, so nothing is answered before it is durable. Under load, many requests share one
-   * commit, the dearest part of a write to a database file; alone, a request waits one turn.
-   * Reads go straight to the database and see committed rows only.
+   * its own, so one that fails (a lost version race) is undone alone. A write's promise settles
+   * once the transaction has committed, so nothing is answered before it is durable. Under load,
+   * many requests share one commit, the dearest part of a write to a database file; alone, a
+   * request waits one turn. Reads go straight to the database and see committed rows only.
    */
   private write<T>(run: () => T, several = false): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -184,18 +175,13 @@ export class SqliteStore implements Store {
   private readonly flush = (): void => {
     const batch = this.pending;
     this.pending = [];
+    if (batch.length === 0) return;
     try {
       if (!this.db.open) throw new Error('the database is closed');
+      // Alone, a write needs no batch: one statement commits by itself, several in a transaction
+      // of their own (the savepoint's wrapper begins one outside a transaction).
       if (batch.length > 1) this.batchTx(batch);
-      else {
-        // Alone: a single statement commits by itself, several in a transaction of their own.
-        const w = batch[0];
-        try {
-          w.result = { ok: true, value: w.several ? this.unit(w.run) : w.run() };
-        } catch (error) {
-          w.result = { ok: false, error };
-        }
-      }
+      else this.apply(batch[0], false);
     } catch (error) {
       // The commit itself failed: none of the batch was written.
       for (const w of batch) w.reject(error);
@@ -207,6 +193,17 @@ export class SqliteStore implements Store {
       else w.reject(r.error);
     }
   };
+
+  private apply(w: Pending, inBatch: boolean): void {
+    try {
+      w.result = { ok: true, value: w.several ? this.unit(w.run) : w.run() };
+    } catch (error) {
+      // Some failures (a full disk, an I/O error) end the batch's whole transaction: then none of
+      // it was written, and every write of it fails.
+      if (inBatch && !this.db.inTransaction) throw error;
+      w.result = { ok: false, error };
+    }
+  }
 
   /**
    * A statement whose rows come back as arrays, with the reader that turns one into the domain's
@@ -301,7 +298,7 @@ export class SqliteStore implements Store {
     );
   }
   async recentDeclines(terminalId: string, cardHash: string, since: number) {
-    const row = this.stmt(
+    return this.stmt(
       `SELECT c.n AS card, c.oldest AS cardOldest, t.n AS terminal, t.oldest AS terminalOldest FROM
          (SELECT COUNT(*) AS n, COALESCE(MIN(created_at), 0) AS oldest FROM payments
             WHERE card_hash = ? AND status = 'declined' AND created_at >= ?) AS c,
@@ -313,7 +310,6 @@ export class SqliteStore implements Store {
       terminal: number;
       terminalOldest: number;
     };
-    return row;
   }
   useNonce(terminalId: string, nonce: string, now: number, expiresAt: number) {
     return this.write(() => this.useNonceNow(terminalId, nonce, now, expiresAt));
