@@ -79,6 +79,8 @@ const MIGRATIONS: string[] = [
   // 5: the loyalty history as a running total beside the terminal (see the SQLite store's 7).
   `ALTER TABLE terminals ADD COLUMN history_total BIGINT NOT NULL DEFAULT 0;
    ${HISTORY_FROM_PAYMENTS}`,
+  // 6: idempotency records found by their expiry when pruned (every instance prunes every second).
+  `CREATE INDEX idempotency_expiry ON idempotency (expires_at);`,
 ];
 
 /** One number for the advisory lock that serialises migrations across instances. */
