@@ -92,9 +92,6 @@ const MIGRATIONS: string[] = [
    DROP TABLE idempotency;
    ALTER TABLE idempotency_8 RENAME TO idempotency;
    CREATE INDEX idempotency_expiry ON idempotency (expires_at);`,
-  // 9: sessions found by state and expiry, as on PostgreSQL: housekeeping looks for the open ones
-  // past their time every second, and sessions are kept as long as their payments.
-  `CREATE INDEX sessions_open ON sessions (state, expires_at);`,
 ];
 
 /** The embedded default: better-sqlite3 (v12) in WAL mode, a file or `:memory:`. */
