@@ -239,7 +239,8 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   app.addHook('preHandler', async (req, reply) => {
     if (!req.routeOptions.config.signed || req.method !== 'POST' || !req.terminal) return;
     const key = req.headers['idempotency-key'] as string;
-    const fingerprint = `${req.method} ${req.url} ${req.bodyHash ?? sha256(req.rawBody ?? Buffer.alloc(0))}`;
+    // The body's hash was taken when the signature was checked.
+    const fingerprint = `${req.method} ${req.url} ${req.bodyHash!}`;
     const at = now();
     const seen = await ctx.store.useNonceAndBegin(
       req.terminal.id,

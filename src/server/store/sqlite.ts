@@ -427,10 +427,14 @@ export class SqliteStore implements Store {
     return this.row<PaymentRow>('SELECT * FROM payments WHERE id = ?', id);
   }
   claimDuePayments(now: number, leaseMs: number, limit: number) {
+    return this.claimDue<PaymentRow>('payments', now, leaseMs, limit);
+  }
+  /** Pending payments or refunds due a check, each leased until `now + leaseMs`. */
+  private claimDue<T>(table: 'payments' | 'refunds', now: number, leaseMs: number, limit: number) {
     return this.write(() =>
-      this.rows<PaymentRow>(
-        `UPDATE payments SET next_check_at = ? WHERE id IN (
-           SELECT id FROM payments WHERE status = 'pending' AND next_check_at <= ?
+      this.rows<T>(
+        `UPDATE ${table} SET next_check_at = ? WHERE id IN (
+           SELECT id FROM ${table} WHERE status = 'pending' AND next_check_at <= ?
            ORDER BY next_check_at LIMIT ?) RETURNING *`,
         now + leaseMs,
         now,
@@ -491,16 +495,7 @@ export class SqliteStore implements Store {
     );
   }
   claimDueRefunds(now: number, leaseMs: number, limit: number) {
-    return this.write(() =>
-      this.rows<RefundRow>(
-        `UPDATE refunds SET next_check_at = ? WHERE id IN (
-           SELECT id FROM refunds WHERE status = 'pending' AND next_check_at <= ?
-           ORDER BY next_check_at LIMIT ?) RETURNING *`,
-        now + leaseMs,
-        now,
-        limit,
-      ),
-    );
+    return this.claimDue<RefundRow>('refunds', now, leaseMs, limit);
   }
   putMerchantOrder(row: MerchantOrderRow) {
     return this.write(() => {
