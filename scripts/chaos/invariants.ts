@@ -141,18 +141,22 @@ export async function checkInvariants(input: InvariantInput): Promise<{
     if (e.type === 'payment.succeeded') decided.set(`p:${payment.paymentId}`, at);
     if (e.type === 'refund.succeeded') decided.set(`r:${data.refund.refundId}`, at);
   }
-  const ranges = defaultConfig().discounts;
+  const rangesOf = defaultConfig().discounts;
+  // History is kept per terminal and currency (PROTOCOL.md §6).
   const byTerminal = new Map<string, { at: number; delta: number }[]>();
   const push = (t: string, at: number | undefined, delta: number) => {
     if (at === undefined) return;
     byTerminal.set(t, [...(byTerminal.get(t) ?? []), { at, delta }]);
   };
   for (const p of payments.filter((x) => x.status === 'succeeded'))
-    push(p.terminal_id, decided.get(`p:${p.id}`), p.charged);
+    push(`${p.terminal_id} ${p.currency}`, decided.get(`p:${p.id}`), p.charged);
   for (const r of refunds.filter((x) => x.status === 'succeeded'))
-    push(r.terminal_id, decided.get(`r:${r.id}`), -r.amount);
+    push(`${r.terminal_id} ${r.currency}`, decided.get(`r:${r.id}`), -r.amount);
   for (const p of payments) {
-    const steps = (byTerminal.get(p.terminal_id) ?? []).sort((a, b) => a.at - b.at);
+    const steps = (byTerminal.get(`${p.terminal_id} ${p.currency}`) ?? []).sort(
+      (a, b) => a.at - b.at,
+    );
+    const ranges = rangesOf[p.currency] ?? [];
     const margin = 50;
     const history = (t: number) => steps.filter((x) => x.at <= t).reduce((s, x) => s + x.delta, 0);
     const moments = [

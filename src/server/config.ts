@@ -33,7 +33,11 @@ export interface DiscountRange {
 
 export interface PlatformConfig {
   merchants: MerchantConfig[];
-  discounts: DiscountRange[];
+  /**
+   * Loyalty ranges per currency (PROTOCOL.md §6), each sorted by `from` and starting at 0; a
+   * currency without ranges gets no discount.
+   */
+  discounts: Record<string, DiscountRange[]>;
   /** Terminal registrations allowed per source address per minute. */
   registrationsPerMinute: number;
   sessionTtlMs: number;
@@ -68,11 +72,13 @@ export const SANDBOX_MERCHANT_ID = 'mch_sandbox';
 export function defaultConfig(): PlatformConfig {
   return {
     merchants: [],
-    discounts: [
-      { from: 0, rateBps: 0 },
-      { from: 100000, rateBps: 200 },
-      { from: 500000, rateBps: 500 },
-    ],
+    discounts: {
+      CNY: [
+        { from: 0, rateBps: 0 },
+        { from: 100000, rateBps: 200 },
+        { from: 500000, rateBps: 500 },
+      ],
+    },
     registrationsPerMinute: 60,
     sessionTtlMs: 15 * 60 * 1000,
     paymentTimeoutMs: 3000,
@@ -142,19 +148,9 @@ const fileSchema: Schema = {
   additionalProperties: false,
   properties: {
     merchants: { type: 'array', items: merchantSchema },
-    discounts: {
-      type: 'array',
-      minItems: 1,
-      items: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['from', 'rateBps'],
-        properties: {
-          from: { type: 'integer', minimum: 0 },
-          rateBps: { type: 'integer', minimum: 0, maximum: 10000 },
-        },
-      },
-    },
+    // Per currency (`{"CNY": [...], "USD": [...]}`), or, as before, one list read as CNY's; both
+    // are checked in `applyConfig`.
+    discounts: { additionalProperties: true },
     registrationsPerMinute: { type: 'integer', minimum: 1, maximum: 100000 },
     maxAuthFailures: { type: 'integer', minimum: 1, maximum: 100 },
     lockMinutes: { type: 'integer', minimum: 1, maximum: 1440 },
@@ -211,7 +207,7 @@ export function loadConfigFile(path: string, base: PlatformConfig): PlatformConf
 export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config'): PlatformConfig {
   const checked = validate<{
     merchants?: Partial<MerchantConfig>[];
-    discounts?: DiscountRange[];
+    discounts?: unknown;
     registrationsPerMinute?: number;
     maxAuthFailures?: number;
     lockMinutes?: number;
@@ -263,9 +259,8 @@ export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config
         `invalid ${source}: merchant ${m.id}: auth.methods must include password or biometric (a CVV alone does not authenticate the terminal)`,
       );
   }
-  const discounts = c.discounts ? [...c.discounts].sort((a, b) => a.from - b.from) : base.discounts;
-  if (discounts[0].from !== 0)
-    throw new ConfigError(`invalid ${source}: discounts must start with a range from 0`);
+  const discounts =
+    c.discounts === undefined ? base.discounts : discountRanges(c.discounts, source);
   return {
     ...base,
     merchants: [
@@ -283,6 +278,51 @@ export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config
       ? c.sessionRetentionDays * 24 * 3600 * 1000
       : base.sessionRetentionMs,
   };
+}
+
+const rangesSchema: Schema = {
+  type: 'array',
+  minItems: 1,
+  items: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['from', 'rateBps'],
+    properties: {
+      from: { type: 'integer', minimum: 0 },
+      rateBps: { type: 'integer', minimum: 0, maximum: 10000 },
+    },
+  },
+};
+
+/**
+ * The config's `discounts`: ranges per currency, or (the form before currencies) one list, read
+ * as CNY's. Each list is sorted and must start at 0.
+ */
+function discountRanges(raw: unknown, source: string): Record<string, DiscountRange[]> {
+  const byCurrency: Record<string, unknown> = Array.isArray(raw)
+    ? { CNY: raw }
+    : raw !== null && typeof raw === 'object'
+      ? (raw as Record<string, unknown>)
+      : { '': raw };
+  const out: Record<string, DiscountRange[]> = {};
+  for (const [currency, ranges] of Object.entries(byCurrency)) {
+    if (!/^[A-Z]{3}$/.test(currency))
+      throw new ConfigError(
+        `invalid ${source}: discounts must be a list of ranges or an object of them by currency (ISO 4217, e.g. "CNY"), got ${currency ? `"${currency}"` : typeof raw}`,
+      );
+    const checked = validate<DiscountRange[]>(rangesSchema, ranges);
+    if (!checked.ok)
+      throw new ConfigError(
+        `invalid ${source}: discounts.${currency}${checked.message.replace(/^body/, '')}`,
+      );
+    const sorted = [...checked.value].sort((a, b) => a.from - b.from);
+    if (sorted[0].from !== 0)
+      throw new ConfigError(
+        `invalid ${source}: discounts.${currency} must start with a range from 0`,
+      );
+    out[currency] = sorted;
+  }
+  return out;
 }
 
 /**

@@ -26,6 +26,7 @@ import {
 import { loggerOptions } from './log';
 import { buildSandbox } from './sandbox/payment-platform';
 import { SandboxSoterVerifier } from './sandbox/soter';
+import { sealReply } from './http/idempotency';
 import { randomHex, Sealer } from './secrets';
 import type { SoterVerifier } from './soter';
 import { SqliteStore } from './store/sqlite';
@@ -148,12 +149,12 @@ function masterKeyFor(options: PlatformOptions, sandbox: boolean, db: string): s
  * A wrong master key would open no secret: every signed request would fail. The database keeps a
  * value sealed under the key it was made with; one that does not open stops the start.
  */
-async function checkMasterKey(store: Store, sealer: Sealer): Promise<void> {
+async function checkMasterKey(store: Store, sealer: Sealer): Promise<{ fresh: boolean }> {
   const context = 'master-key-check';
   // Written only if absent, then read back: of instances starting together, the first one's
   // value stands and every one checks its own key against it.
-  if (!(await store.getMeta(context)))
-    await store.putMeta(context, sealer.seal('cardpay', context));
+  const fresh = !(await store.getMeta(context));
+  if (fresh) await store.putMeta(context, sealer.seal('cardpay', context));
   const kept = (await store.getMeta(context))!;
   try {
     sealer.open(kept, context);
@@ -162,6 +163,40 @@ async function checkMasterKey(store: Store, sealer: Sealer): Promise<void> {
       'CARDPAY_MASTER_KEY does not open the secrets in this database: it is not the key the database was made with',
     );
   }
+  return { fresh };
+}
+
+/**
+ * The upgrade to keyed idempotency fingerprints and sealed answers (PROTOCOL.md §4): every record
+ * kept in the old form is rewritten (its old fingerprint keyed, its answer sealed), then the
+ * database's files are scrubbed of what the rewrite and earlier deletions left behind. Done once
+ * per database, and safe to run from several instances at once. Returns how many were rewritten.
+ */
+async function keyIdempotencyAtRest(
+  store: Store,
+  sealer: Sealer,
+  fresh: boolean,
+): Promise<number | undefined> {
+  const done = 'idempotency-keyed';
+  if (await store.getMeta(done)) return undefined;
+  let rewritten = 0;
+  for (;;) {
+    const batch = await store.legacyIdempotency(1000);
+    if (batch.length === 0) break;
+    await store.rewriteIdempotency(
+      batch.map((r) => ({
+        ...r,
+        newFingerprint: r.fingerprint.includes(' ')
+          ? sealer.rekeyFingerprint(r.fingerprint)
+          : r.fingerprint,
+        newBody: r.body === null ? null : sealReply(sealer, r.scope, r.key, r.body),
+      })),
+    );
+    rewritten += batch.length;
+  }
+  if (!fresh) await store.scrub();
+  await store.putMeta(done, new Date().toISOString());
+  return rewritten;
 }
 
 function keptSandboxKey(db: string): string {
@@ -290,7 +325,14 @@ async function start(options: PlatformOptions, db: string): Promise<RunningPlatf
       })
     : new SqliteStore(db, { busyTimeoutMs: options.busyTimeoutMs });
   try {
-    await checkMasterKey(store, new Sealer(masterKey));
+    const sealer = new Sealer(masterKey);
+    const { fresh } = await checkMasterKey(store, sealer);
+    const began = Date.now();
+    const rewritten = await keyIdempotencyAtRest(store, sealer, fresh);
+    if (rewritten !== undefined && !fresh)
+      options.warn?.(
+        `upgrade: ${rewritten} idempotency records keyed and sealed, database scrubbed, in ${Date.now() - began} ms`,
+      );
   } catch (error) {
     await store.close();
     throw error;

@@ -4,6 +4,7 @@ import {
   createDecipheriv,
   createHash,
   createHmac,
+  hkdfSync,
   randomBytes,
   randomFillSync,
   timingSafeEqual,
@@ -17,6 +18,7 @@ import {
 export class Sealer {
   private readonly key: Buffer;
   private readonly cardKey: Buffer;
+  private readonly fingerprintKey: Buffer;
 
   constructor(masterKeyHex: string) {
     if (!/^[0-9a-fA-F]{64}$/.test(masterKeyHex))
@@ -24,6 +26,27 @@ export class Sealer {
     this.key = Buffer.from(masterKeyHex, 'hex');
     // A key of its own for card hashes, so the sealing key is never used for two purposes.
     this.cardKey = createHmac('sha256', this.key).update('cardpay card hash v1').digest();
+    this.fingerprintKey = Buffer.from(
+      hkdfSync('sha256', this.key, Buffer.alloc(0), 'cardpay idempotency fingerprint v1', 32),
+    );
+  }
+
+  /**
+   * What an idempotency record keeps to recognise "the same request" (PROTOCOL.md §4): a keyed
+   * hash of `METHOD path hex(SHA-256(body))`. A plain hash of a body that carried a card number
+   * or a password proof would let a reader of a database copy test guesses of them offline; this
+   * one cannot be computed without the master key.
+   */
+  fingerprint(method: string, path: string, bodyHash: string): string {
+    return this.rekeyFingerprint(`${method} ${path} ${bodyHash}`);
+  }
+
+  /**
+   * The keyed form of a fingerprint in the form the records kept before it was keyed
+   * (`METHOD path hex(SHA-256(body))`): the upgrade turns every such record into this.
+   */
+  rekeyFingerprint(legacy: string): string {
+    return createHmac('sha256', this.fingerprintKey).update(legacy, 'utf8').digest('hex');
   }
 
   /**

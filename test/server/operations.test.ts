@@ -338,7 +338,7 @@ describe('cardpay-platform on the command line', () => {
     writeFileSync(file, JSON.stringify({ discounts: [{ from: 0, rateBps: 20000 }] }));
     const r = run(['--config', file]);
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/discounts\[0\]\.rateBps must be at most 10000/);
+    expect(r.stderr).toMatch(/discounts\.CNY\[0\]\.rateBps must be at most 10000/);
   });
 
   it('prints its help', () => {

@@ -173,9 +173,9 @@ describe('refunds', () => {
 
   it('lowers the loyalty history by what was refunded', async () => {
     const { orderRef, terminal: t } = await paidOrder('4242424242424242', 5000);
-    expect(await platform.store.historyTotal(t.id)).toBe(5000);
+    expect(await platform.store.historyTotal(t.id, 'CNY')).toBe(5000);
     await refund(orderRef, { amount: 2000 }, 'rf-hist-0001');
-    expect(await platform.store.historyTotal(t.id)).toBe(3000);
+    expect(await platform.store.historyTotal(t.id, 'CNY')).toBe(3000);
   });
 
   it('refuses an order not paid, a missing key, bad fields, and another merchant’s order', async () => {

@@ -274,14 +274,21 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
     const p = payment(s);
     await store.commit([{ kind: 'insertPayment', row: p }]);
     expect(await store.getPayment(p.id)).toEqual(p);
-    expect(await store.getTerminal(t.id)).toEqual({ ...t, historyTotal: 0 });
+    expect(await store.getTerminal(t.id)).toEqual(t);
   });
 
-  it('moves the loyalty history with each decided payment and refund, in their transaction', async () => {
+  it('moves the loyalty history of one currency with each decided payment and refund, in their transaction', async () => {
     const t = await terminal(store);
-    const add = (amount: number) => ({ kind: 'addHistory' as const, terminalId: t.id, amount });
+    const add = (amount: number, currency = 'CNY') => ({
+      kind: 'addHistory' as const,
+      terminalId: t.id,
+      currency,
+      amount,
+    });
     await store.commit([add(1999)]);
     await store.commit([add(3000), add(-500)]);
+    // Another currency's history is its own.
+    await store.commit([add(500000, 'VND')]);
     // A commit that fails moves nothing.
     const s = session(t.id);
     await store.commit([{ kind: 'insertSession', row: s }]);
@@ -289,7 +296,9 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
       add(700),
       { kind: 'updateSession', id: s.id, version: 99, patch: { state: 'processing' } },
     ]);
-    expect(await store.historyTotal(t.id)).toBe(4499);
+    expect(await store.historyTotal(t.id, 'CNY')).toBe(4499);
+    expect(await store.historyTotal(t.id, 'VND')).toBe(500000);
+    expect(await store.historyTotal(t.id, 'USD')).toBe(0);
   });
 }
 
@@ -343,7 +352,9 @@ describe('the SQLite store', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'cardpay-store-')), 'idem.db');
     const store = new SqliteStore(file);
     // As a database of schema 7 was.
-    store.db.exec(`DROP TABLE idempotency;
+    store.db.exec(`DROP TABLE terminal_history;
+      ALTER TABLE terminals ADD COLUMN history_total INTEGER NOT NULL DEFAULT 0;
+      DROP TABLE idempotency;
       CREATE TABLE idempotency (terminal_id TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,
         status INTEGER, body TEXT, expires_at INTEGER NOT NULL, PRIMARY KEY (terminal_id, key)) WITHOUT ROWID;
       PRAGMA user_version = 7`);
@@ -387,11 +398,12 @@ describe('the SQLite store', () => {
           )
           .run(id('rfd'), p.id, t.id, new Date(NOW).toISOString());
     }
-    // As a database of schema 6 was: no running total.
-    store.db.exec('ALTER TABLE terminals DROP COLUMN history_total; PRAGMA user_version = 6');
+    // As a database of schema 6 was: no running total, no history per currency.
+    store.db.exec('DROP TABLE terminal_history; PRAGMA user_version = 6');
     await store.close();
     const upgraded = new SqliteStore(file);
-    expect(await upgraded.historyTotal(t.id)).toBe(2500 + 1500 - 400);
+    expect(await upgraded.historyTotal(t.id, 'CNY')).toBe(2500 + 1500 - 400);
+    expect(await upgraded.historyTotal(t.id, 'USD')).toBe(0);
     await upgraded.close();
   });
 });

@@ -187,7 +187,7 @@ export async function settle(
     // so a payment made clears past failures; a declined one leaves them as they were.
     writes.push(
       { kind: 'updateTerminal', id: p.terminalId, patch: { authFailures: 0 } },
-      { kind: 'addHistory', terminalId: p.terminalId, amount: p.charged },
+      { kind: 'addHistory', terminalId: p.terminalId, currency: p.currency, amount: p.charged },
     );
     // A CVV the payment platform accepted proves the card is at hand: bind it to this terminal.
     if (p.cvvGiven && p.cardHash)
@@ -497,28 +497,17 @@ export async function authenticate(
   const order = s.orderRef ? await ctx.store.getMerchantOrder(s.orderRef) : undefined;
   if (order && isPaid(order)) await orderAlreadyPaid(ctx, s);
 
-  // Card testing: too many declines of this card, or on this terminal, in the last hour.
+  // Card testing: too many attempts with this card, or on this terminal, in the last hour. A first,
+  // cheap look; the slot reserved with the payment below is what decides.
   const now = ctx.now();
-  const hour = 3600 * 1000;
-  const declines = await ctx.store.recentDeclines(terminal.id, s.cardHash!, now - hour);
-  const { cardDeclinesPerHour, terminalDeclinesPerHour } = ctx.config.velocity;
-  if (declines.card >= cardDeclinesPerHour || declines.terminal >= terminalDeclinesPerHour) {
-    const oldest =
-      declines.card >= cardDeclinesPerHour ? declines.cardOldest : declines.terminalOldest;
-    throw new ApiError(
-      429,
-      'rate_limited',
-      'too many declined payments with this card or on this terminal; try again later',
-      { retryAfter: Math.max(1, Math.ceil((oldest + hour - now) / 1000)) },
-      true,
-    );
-  }
+  await refuseCardTesting(ctx, terminal.id, s.cardHash!, now);
 
   // The lock is read, and the attempt judged, under the terminal's lease: however many
   // authentications arrive at once, they are judged one at a time against the live count.
   const lease = await ctx.store.acquireAuthLease(terminal.id, now, now + LEASE_MS);
   if (lease.kind === 'locked') throw locked(lease.lockedUntil);
-  if (lease.kind === 'busy')
+  if (lease.kind === 'busy') {
+    securityEvent(ctx, 'auth_lease_busy', { terminalId: terminal.id });
     throw new ApiError(
       429,
       'rate_limited',
@@ -526,6 +515,7 @@ export async function authenticate(
       { retryAfter: 1 },
       true,
     );
+  }
   let matches: boolean[];
   try {
     // Judged against the session as it is now, under the lease: a challenge answered or
@@ -605,8 +595,8 @@ export async function authenticate(
   // Authenticated: discount from history; the payment recorded as pending with its charge id,
   // the merchant order claimed for it, the session in processing and the lease given back —
   // one transaction — before the payment platform hears of it.
-  const history = await ctx.store.historyTotal(terminal.id);
-  const discount = discountFor(history, s.amount!, ctx.config.discounts);
+  const history = await ctx.store.historyTotal(terminal.id, s.currency!);
+  const discount = discountFor(history, s.amount!, ctx.config.discounts[s.currency!] ?? []);
   const cvv = body.factors.find(
     (f): f is Extract<Factor, { method: 'cvv' }> => f.method === 'cvv',
   )?.value;
@@ -635,7 +625,17 @@ export async function authenticate(
     checks: 0,
     version: 0,
   };
+  const { cardDeclinesPerHour, terminalDeclinesPerHour } = ctx.config.velocity;
   const recorded = await ctx.store.commit([
+    // First, so that its per-card and per-terminal order is the only one any commit waits in.
+    {
+      kind: 'reserveAttempt',
+      terminalId: terminal.id,
+      cardHash: s.cardHash!,
+      since: now - HOUR,
+      cardLimit: cardDeclinesPerHour,
+      terminalLimit: terminalDeclinesPerHour,
+    },
     { kind: 'releaseAuthLease', terminalId: terminal.id },
     { kind: 'insertPayment', row: payment },
     ...(s.orderRef
@@ -650,6 +650,8 @@ export async function authenticate(
   ]);
   if (!recorded) {
     await ctx.store.commit([{ kind: 'releaseAuthLease', terminalId: terminal.id }]);
+    // Which condition failed: the slot (others' attempts filled it meanwhile), the order, the session.
+    await refuseCardTesting(ctx, terminal.id, s.cardHash!, ctx.now());
     await orderTaken(ctx, s, terminal);
   }
   const outcome = await ctx.payments.charge({
@@ -688,6 +690,40 @@ export async function authenticate(
 
 /** How long one authentication may hold its terminal's lease (a crashed request frees it then). */
 const LEASE_MS = 30000;
+const HOUR = 3600 * 1000;
+
+/**
+ * Card testing (PROTOCOL.md §5.3): `429` when this card, or this terminal, has had its limit of
+ * attempts in the last hour (declined, or still waiting for the payment platform).
+ */
+async function refuseCardTesting(
+  ctx: Ctx,
+  terminalId: string,
+  cardHash: string,
+  now: number,
+): Promise<void> {
+  const n = await ctx.store.recentAttempts(terminalId, cardHash, now - HOUR);
+  const { cardDeclinesPerHour, terminalDeclinesPerHour } = ctx.config.velocity;
+  const byCard = n.card >= cardDeclinesPerHour;
+  if (!byCard && n.terminal < terminalDeclinesPerHour) return;
+  securityEvent(ctx, 'velocity_limited', { terminalId, by: byCard ? 'card' : 'terminal' });
+  const oldest = byCard ? n.cardOldest : n.terminalOldest;
+  throw new ApiError(
+    429,
+    'rate_limited',
+    'too many declined payments with this card or on this terminal; try again later',
+    { retryAfter: Math.max(1, Math.ceil((oldest + HOUR - now) / 1000)) },
+    true,
+  );
+}
+
+/**
+ * A refusal that protects shoppers (a velocity limit, a busy lease, a lock, a refused identity):
+ * one log line with its `event`, counted in the metrics by the event logger.
+ */
+function securityEvent(ctx: Ctx, event: string, fields: Record<string, unknown>): void {
+  ctx.log?.warn({ event, security: true, ...fields }, 'refused for the shopper’s protection');
+}
 
 const locked = (until: number) =>
   new ApiError(423, 'auth_locked', `authentication is locked until ${iso(until)}`);

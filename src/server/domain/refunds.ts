@@ -172,7 +172,7 @@ export async function settleRefund(
       },
       { kind: 'updateOrder', orderRef: r.orderRef, patch: { status: orderStatus } },
       // A refunded purchase earns no discount.
-      { kind: 'addHistory', terminalId: r.terminalId, amount: -r.amount },
+      { kind: 'addHistory', terminalId: r.terminalId, currency: r.currency, amount: -r.amount },
     );
   } else {
     writes.push(

@@ -14,6 +14,7 @@ import { ApiError, invalid } from '../errors';
 import { PaymentConnector } from '../payments';
 import { Notifier } from '../domain/notifications';
 import { Reconciler } from '../domain/reconciler';
+import { actOn, sealReply } from './idempotency';
 import { merchantRoutes } from './routes/merchant';
 import { sessionRoutes } from './routes/sessions';
 import { terminalRoutes } from './routes/terminals';
@@ -239,42 +240,20 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   app.addHook('preHandler', async (req, reply) => {
     if (!req.routeOptions.config.signed || req.method !== 'POST' || !req.terminal) return;
     const key = req.headers['idempotency-key'] as string;
-    // The body's hash was taken when the signature was checked.
-    const fingerprint = `${req.method} ${req.url} ${req.bodyHash!}`;
     const at = now();
     const seen = await ctx.store.useNonceAndBegin(
       req.terminal.id,
       req.headers['x-cardpay-nonce'] as string,
       at + ctx.config.nonceTtlMs,
       key,
-      fingerprint,
+      // The body's hash was taken when the signature was checked.
+      sealer.fingerprint(req.method, req.url, req.bodyHash!),
       at,
       ctx.config.idempotencyTtlMs,
       idempotencyLeaseMs(ctx.config),
     );
     if (seen.kind === 'nonce_reused') throw nonceReused();
-    if (seen.kind === 'conflict') {
-      throw new ApiError(
-        409,
-        'idempotency_conflict',
-        'this Idempotency-Key was used for a different request',
-      );
-    }
-    if (seen.kind === 'in_progress') {
-      throw new ApiError(
-        409,
-        'idempotency_in_progress',
-        'a request with this Idempotency-Key is still being processed',
-        {},
-        true,
-      );
-    }
-    if (seen.kind === 'replay') {
-      return reply
-        .code(seen.status)
-        .header('content-type', 'application/json; charset=utf-8')
-        .send(seen.body);
-    }
+    if (!actOn(sealer, req.terminal.id, key, seen, reply)) return reply;
     req.idempotency = { key };
   });
 
@@ -294,7 +273,12 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
       if (reply.statusCode >= 500 || reply.statusCode === 429)
         await ctx.store.abandonIdempotent(req.terminal.id, key);
       else
-        await ctx.store.finishIdempotent(req.terminal.id, key, reply.statusCode, text.toString());
+        await ctx.store.finishIdempotent(
+          req.terminal.id,
+          key,
+          reply.statusCode,
+          sealReply(sealer, req.terminal.id, key, text.toString()),
+        );
     }
     // Answers are about one terminal's money and secrets: no cache anywhere may keep them.
     reply.header('cache-control', 'no-store');

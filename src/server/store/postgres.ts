@@ -1,9 +1,16 @@
 import { Pool, types, type PoolClient, type QueryResultRow } from 'pg';
-import { HISTORY_FROM_PAYMENTS, orderQuerySql, toColumns, toRow } from './rows';
+import {
+  HISTORY_BY_CURRENCY,
+  HISTORY_FROM_PAYMENTS,
+  orderQuerySql,
+  toColumns,
+  toRow,
+} from './rows';
 import {
   StoreError,
   StoreUnavailable,
   type IdempotencyBegin,
+  type LegacyIdempotency,
   type MerchantOrderRow,
   type OrderQuery,
   type RefundRow,
@@ -81,6 +88,11 @@ const MIGRATIONS: string[] = [
    ${HISTORY_FROM_PAYMENTS}`,
   // 6: idempotency records found by their expiry when pruned (every instance prunes every second).
   `CREATE INDEX idempotency_expiry ON idempotency (expires_at);`,
+  // 7: the loyalty history per currency (see the SQLite store's 9).
+  `CREATE TABLE terminal_history (terminal_id TEXT NOT NULL, currency TEXT NOT NULL,
+     total BIGINT NOT NULL, PRIMARY KEY (terminal_id, currency));
+   ${HISTORY_BY_CURRENCY};
+   ALTER TABLE terminals DROP COLUMN history_total;`,
 ];
 
 /** One number for the advisory lock that serialises migrations across instances. */
@@ -261,7 +273,7 @@ export class PostgresStore implements Store {
       ).length > 0
     );
   }
-  async recentDeclines(terminalId: string, cardHash: string, since: number) {
+  async recentAttempts(terminalId: string, cardHash: string, since: number, client?: PoolClient) {
     const [r] = await this.q<{
       card: number;
       card_oldest: number;
@@ -273,8 +285,10 @@ export class PostgresStore implements Store {
          COALESCE(MIN(created_at) FILTER (WHERE card_hash = $2), 0) AS card_oldest,
          COUNT(*) FILTER (WHERE terminal_id = $1) AS term,
          COALESCE(MIN(created_at) FILTER (WHERE terminal_id = $1), 0) AS term_oldest
-       FROM payments WHERE status = 'declined' AND created_at >= $3 AND (terminal_id = $1 OR card_hash = $2)`,
+       FROM payments WHERE status IN ('declined', 'pending') AND created_at >= $3
+         AND (terminal_id = $1 OR card_hash = $2)`,
       [terminalId, cardHash, since],
+      client,
     );
     return {
       card: r.card,
@@ -348,6 +362,47 @@ export class PostgresStore implements Store {
       return { kind: 'nonce_reused' };
     return this.beginIdempotent(terminalId, key, fingerprint, now, ttlMs, leaseMs);
   }
+  async legacyIdempotency(limit: number) {
+    const rows = await this.q<{
+      terminal_id: string;
+      key: string;
+      fingerprint: string;
+      body: string | null;
+    }>(
+      `SELECT terminal_id, key, fingerprint, body FROM idempotency
+       WHERE strpos(fingerprint, ' ') > 0 OR (body IS NOT NULL AND substr(body, 1, 3) <> 'v1.')
+       LIMIT $1`,
+      [limit],
+    );
+    return rows.map((r) => ({
+      scope: r.terminal_id,
+      key: r.key,
+      fingerprint: r.fingerprint,
+      body: r.body,
+    }));
+  }
+  async rewriteIdempotency(
+    rows: (LegacyIdempotency & { newFingerprint: string; newBody: string | null })[],
+  ) {
+    if (rows.length === 0) return;
+    // One statement for the batch; a record changed meanwhile (by a request) is left alone.
+    await this.q(
+      `UPDATE idempotency AS i SET fingerprint = r.nf, body = r.nb
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS r(s, k, f, nf, nb)
+       WHERE i.terminal_id = r.s AND i.key = r.k AND i.fingerprint = r.f`,
+      [
+        rows.map((r) => r.scope),
+        rows.map((r) => r.key),
+        rows.map((r) => r.fingerprint),
+        rows.map((r) => r.newFingerprint),
+        rows.map((r) => r.newBody),
+      ],
+    );
+  }
+  async scrub() {
+    // A dump holds live rows only; VACUUM also frees the dead versions the rewrite left.
+    await this.q('VACUUM idempotency');
+  }
   async finishIdempotent(terminalId: string, key: string, status: number, body: string) {
     await this.q(
       'UPDATE idempotency SET status = $1, body = $2 WHERE terminal_id = $3 AND key = $4',
@@ -414,13 +469,14 @@ export class PostgresStore implements Store {
     );
     return { allowed: row.hits <= limit, retryAfterMs: window + windowMs - now };
   }
-  async historyTotal(terminalId: string) {
-    const [r] = await this.q<{ history_total: number }>(
-      'SELECT history_total FROM terminals WHERE id = $1',
-      [terminalId],
+  async historyTotal(terminalId: string, currency: string) {
+    const [r] = await this.q<{ total: number }>(
+      'SELECT total FROM terminal_history WHERE terminal_id = $1 AND currency = $2',
+      [terminalId, currency],
     );
-    return r?.history_total ?? 0;
+    return r?.total ?? 0;
   }
+
   async listEvents(merchantId: string, after: string | undefined, limit: number) {
     const rows = await this.q(
       `SELECT id, merchant_id, type, created_at, body, delivery, attempts, next_attempt_at FROM events
@@ -573,6 +629,18 @@ export class PostgresStore implements Store {
           c,
         );
         return true;
+      case 'reserveAttempt': {
+        // Per card, then per terminal (always in that order: no two commits wait on each other),
+        // a lock held to the end of the transaction; the count, a statement of its own, then sees
+        // every payment committed by whoever held it before.
+        await this.q(
+          'SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), pg_advisory_xact_lock(hashtextextended($2, 0))',
+          [`attempts:card:${w.cardHash}`, `attempts:terminal:${w.terminalId}`],
+          c,
+        );
+        const n = await this.recentAttempts(w.terminalId, w.cardHash, w.since, c);
+        return n.card < w.cardLimit && n.terminal < w.terminalLimit;
+      }
       case 'reserveRefund':
         return (
           (await this.count(
@@ -601,8 +669,9 @@ export class PostgresStore implements Store {
         return true;
       case 'addHistory':
         await this.count(
-          'UPDATE terminals SET history_total = history_total + $1 WHERE id = $2',
-          [w.amount, w.terminalId],
+          `INSERT INTO terminal_history (terminal_id, currency, total) VALUES ($1, $2, $3)
+           ON CONFLICT (terminal_id, currency) DO UPDATE SET total = terminal_history.total + EXCLUDED.total`,
+          [w.terminalId, w.currency, w.amount],
           c,
         );
         return true;

@@ -73,6 +73,17 @@ export const HISTORY_FROM_PAYMENTS = `UPDATE terminals SET history_total =
   (SELECT COALESCE(SUM(charged), 0) FROM payments WHERE terminal_id = terminals.id AND status = 'succeeded')
   - (SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE terminal_id = terminals.id AND status = 'succeeded')`;
 
+/**
+ * The loyalty history per terminal and currency (PROTOCOL.md §6), from the payments and refunds
+ * themselves: what the per-currency table starts from when a database moves to it.
+ */
+export const HISTORY_BY_CURRENCY = `INSERT INTO terminal_history (terminal_id, currency, total)
+  SELECT terminal_id, currency, SUM(total) FROM (
+    SELECT terminal_id, currency, charged AS total FROM payments WHERE status = 'succeeded'
+    UNION ALL
+    SELECT terminal_id, currency, -amount AS total FROM refunds WHERE status = 'succeeded') AS moves
+  GROUP BY terminal_id, currency`;
+
 /** The order listing's one query, for either store's placeholders. */
 export function orderQuerySql(
   q: {

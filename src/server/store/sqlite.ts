@@ -1,9 +1,17 @@
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { HISTORY_FROM_PAYMENTS, columnName, columnValue, orderQuerySql, rowReader } from './rows';
+import {
+  HISTORY_BY_CURRENCY,
+  HISTORY_FROM_PAYMENTS,
+  columnName,
+  columnValue,
+  orderQuerySql,
+  rowReader,
+} from './rows';
 import {
   StoreError,
   type IdempotencyBegin,
+  type LegacyIdempotency,
   type MerchantOrderRow,
   type OrderQuery,
   type RefundRow,
@@ -92,6 +100,12 @@ const MIGRATIONS: string[] = [
    DROP TABLE idempotency;
    ALTER TABLE idempotency_8 RENAME TO idempotency;
    CREATE INDEX idempotency_expiry ON idempotency (expires_at);`,
+  // 9: the loyalty history per currency (a payment in one currency never moves another's), in
+  // place of the one running total of 7.
+  `CREATE TABLE terminal_history (terminal_id TEXT NOT NULL, currency TEXT NOT NULL,
+     total INTEGER NOT NULL, PRIMARY KEY (terminal_id, currency)) WITHOUT ROWID;
+   ${HISTORY_BY_CURRENCY};
+   ALTER TABLE terminals DROP COLUMN history_total;`,
 ];
 
 /** The embedded default: better-sqlite3 (v12) in WAL mode, a file or `:memory:`. */
@@ -297,13 +311,16 @@ export class SqliteStore implements Store {
       cardHash,
     );
   }
-  async recentDeclines(terminalId: string, cardHash: string, since: number) {
+  async recentAttempts(terminalId: string, cardHash: string, since: number) {
+    return this.recentAttemptsNow(terminalId, cardHash, since);
+  }
+  private recentAttemptsNow(terminalId: string, cardHash: string, since: number) {
     return this.stmt(
       `SELECT c.n AS card, c.oldest AS cardOldest, t.n AS terminal, t.oldest AS terminalOldest FROM
          (SELECT COUNT(*) AS n, COALESCE(MIN(created_at), 0) AS oldest FROM payments
-            WHERE card_hash = ? AND status = 'declined' AND created_at >= ?) AS c,
+            WHERE card_hash = ? AND status IN ('declined', 'pending') AND created_at >= ?) AS c,
          (SELECT COUNT(*) AS n, COALESCE(MIN(created_at), 0) AS oldest FROM payments
-            WHERE terminal_id = ? AND status = 'declined' AND created_at >= ?) AS t`,
+            WHERE terminal_id = ? AND status IN ('declined', 'pending') AND created_at >= ?) AS t`,
     ).get(cardHash, since, terminalId, since) as {
       card: number;
       cardOldest: number;
@@ -400,6 +417,42 @@ export class SqliteStore implements Store {
       ),
     );
   }
+  async legacyIdempotency(limit: number) {
+    return (
+      this.stmt(
+        `SELECT terminal_id, key, fingerprint, body FROM idempotency WHERE ${LEGACY_IDEMPOTENCY} LIMIT ?`,
+      ).all(limit) as {
+        terminal_id: string;
+        key: string;
+        fingerprint: string;
+        body: string | null;
+      }[]
+    ).map((r) => ({ scope: r.terminal_id, key: r.key, fingerprint: r.fingerprint, body: r.body }));
+  }
+  async rewriteIdempotency(
+    rows: (LegacyIdempotency & { newFingerprint: string; newBody: string | null })[],
+  ) {
+    // Overwritten bytes are zeroed in the pages they leave (and the setting is put back after).
+    const secure = this.db.pragma('secure_delete', { simple: true }) as number;
+    this.db.pragma('secure_delete = ON');
+    try {
+      await this.write(() => {
+        const st = this.stmt(
+          'UPDATE idempotency SET fingerprint = ?, body = ? WHERE terminal_id = ? AND key = ? AND fingerprint = ?',
+        );
+        for (const r of rows) st.run(r.newFingerprint, r.newBody, r.scope, r.key, r.fingerprint);
+      }, true);
+    } finally {
+      this.db.pragma(`secure_delete = ${secure}`);
+    }
+  }
+  async scrub() {
+    if (this.location === ':memory:') return;
+    // VACUUM rebuilds the file from its live rows (freed pages go with it); the checkpoint then
+    // copies it home and empties the WAL, whose old frames held earlier versions of the pages.
+    this.db.exec('VACUUM');
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
+  }
   async backlog(now: number) {
     const row = this.stmt(
       `SELECT (SELECT COUNT(*) FROM payments WHERE status = 'pending') AS payments,
@@ -453,10 +506,11 @@ export class SqliteStore implements Store {
     );
     return { allowed: row.hits <= limit, retryAfterMs: window + windowMs - now };
   }
-  async historyTotal(terminalId: string) {
-    const row = this.stmt('SELECT history_total FROM terminals WHERE id = ?').get(terminalId) as
-      { history_total: number } | undefined;
-    return row?.history_total ?? 0;
+  async historyTotal(terminalId: string, currency: string) {
+    const row = this.stmt(
+      'SELECT total FROM terminal_history WHERE terminal_id = ? AND currency = ?',
+    ).get(terminalId, currency) as { total: number } | undefined;
+    return row?.total ?? 0;
   }
   async listEvents(merchantId: string, after: string | undefined, limit: number) {
     return this.rows<EventRow>(
@@ -573,6 +627,12 @@ export class SqliteStore implements Store {
         case 'releaseAuthLease':
           this.stmt('UPDATE terminals SET auth_lease_until = 0 WHERE id = ?').run(w.terminalId);
           break;
+        case 'reserveAttempt': {
+          // One writer at a time: the count and the payment's insert cannot interleave with another's.
+          const n = this.recentAttemptsNow(w.terminalId, w.cardHash, w.since);
+          ok = n.card < w.cardLimit && n.terminal < w.terminalLimit;
+          break;
+        }
         case 'reserveRefund':
           ok =
             this.stmt(
@@ -597,10 +657,10 @@ export class SqliteStore implements Store {
           ok = this.update('refunds', 'id', w.id, w.patch, w.version);
           break;
         case 'addHistory':
-          this.stmt('UPDATE terminals SET history_total = history_total + ? WHERE id = ?').run(
-            w.amount,
-            w.terminalId,
-          );
+          this.stmt(
+            `INSERT INTO terminal_history (terminal_id, currency, total) VALUES (?, ?, ?)
+             ON CONFLICT (terminal_id, currency) DO UPDATE SET total = total + excluded.total`,
+          ).run(w.terminalId, w.currency, w.amount);
           break;
         case 'bindCard':
           this.stmt(
@@ -643,6 +703,10 @@ export class SqliteStore implements Store {
 }
 
 class VersionConflict extends Error {}
+
+/** An idempotency record written before fingerprints were keyed or answers sealed. */
+const LEGACY_IDEMPOTENCY =
+  "(instr(fingerprint, ' ') > 0 OR (body IS NOT NULL AND substr(body, 1, 3) <> 'v1.'))";
 
 interface Reader {
   statement: Database.Statement;

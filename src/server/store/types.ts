@@ -19,8 +19,6 @@ export interface TerminalRow {
   lockedUntil: number;
   /** While an authentication of this terminal is being judged: one at a time (PROTOCOL.md §5.3). */
   authLeaseUntil: number;
-  /** The loyalty history (see {@link Store.historyTotal}); absent on a row being inserted. */
-  historyTotal?: number;
 }
 
 export interface SessionRow {
@@ -167,9 +165,23 @@ export type Write =
   /** Counts one failed authentication and ends the lease; locks the terminal at `max`. */
   | { kind: 'authFailure'; terminalId: string; max: number; lockUntil: number }
   | { kind: 'releaseAuthLease'; terminalId: string }
+  /**
+   * Takes a card-testing slot for a payment about to be inserted in the same commit: fails the
+   * commit when the card or the terminal already has its limit of attempts (see
+   * {@link Store.recentAttempts}) since `since`. Decided one at a time per card and per terminal,
+   * across instances; the slot is the pending payment itself, given back when it succeeds.
+   */
+  | {
+      kind: 'reserveAttempt';
+      terminalId: string;
+      cardHash: string;
+      since: number;
+      cardLimit: number;
+      terminalLimit: number;
+    }
   | { kind: 'bindCard'; terminalId: string; cardHash: string; at: number }
-  /** Moves the terminal's loyalty history: a payment's charge in, a refund's amount out. */
-  | { kind: 'addHistory'; terminalId: string; amount: number }
+  /** Moves the terminal's loyalty history in a currency: a payment's charge in, a refund's out. */
+  | { kind: 'addHistory'; terminalId: string; currency: string; amount: number }
   /** Sets aside `amount` of the order's payment for a refund; fails the commit past `limit`. */
   | { kind: 'reserveRefund'; orderRef: string; amount: number; limit: number }
   /** Gives back what a failed refund had set aside. */
@@ -178,6 +190,14 @@ export type Write =
   | { kind: 'insertEvent'; row: EventRow }
   | { kind: 'updateEvent'; id: string; patch: Partial<EventRow> }
   | { kind: 'updateRefund'; id: string; version: number; patch: Partial<RefundRow> };
+
+export interface LegacyIdempotency {
+  /** The terminal id, or `merchant:<id>` for a merchant's requests. */
+  scope: string;
+  key: string;
+  fingerprint: string;
+  body: string | null;
+}
 
 export type IdempotencyBegin =
   | { kind: 'new' }
@@ -201,8 +221,12 @@ export interface Store {
   >;
   /** Whether the card (by its keyed hash) is bound to the terminal. */
   isCardBound(terminalId: string, cardHash: string): Promise<boolean>;
-  /** Declined payments since `since`, of this card and of this terminal, with the oldest of each. */
-  recentDeclines(
+  /**
+   * Card-testing attempts since `since`, of this card and of this terminal, with the oldest of
+   * each: declined payments, and payments still waiting for the payment platform, which count as
+   * if they would be declined until they succeed (PROTOCOL.md §5.3).
+   */
+  recentAttempts(
     terminalId: string,
     cardHash: string,
     since: number,
@@ -240,6 +264,21 @@ export interface Store {
   ): Promise<IdempotencyBegin | { kind: 'nonce_reused' }>;
   finishIdempotent(terminalId: string, key: string, status: number, body: string): Promise<void>;
   abandonIdempotent(terminalId: string, key: string): Promise<void>;
+  /**
+   * Up to `limit` idempotency records still in the form kept before fingerprints were keyed and
+   * answers sealed (PROTOCOL.md §4): a fingerprint `METHOD path hex(SHA-256(body))`, an answer in
+   * clear. The upgrade rewrites them with {@link Store.rewriteIdempotency}.
+   */
+  legacyIdempotency(limit: number): Promise<LegacyIdempotency[]>;
+  /** Replaces legacy records' fingerprint and answer, each only if it is still as it was read. */
+  rewriteIdempotency(
+    rows: (LegacyIdempotency & { newFingerprint: string; newBody: string | null })[],
+  ): Promise<void>;
+  /**
+   * Leaves nothing deleted or overwritten readable in the database's own files (SQLite keeps
+   * freed pages and old page images in the WAL): after an upgrade that rewrote secrets away.
+   */
+  scrub(): Promise<void>;
   /** What is still in flight, for the metrics: unanswered payments and refunds, undelivered events. */
   backlog(
     now: number,
@@ -275,11 +314,12 @@ export interface Store {
   /** Pending refunds due a check, leased like {@link Store.claimDuePayments}. */
   claimDueRefunds(now: number, leaseMs: number, limit: number): Promise<RefundRow[]>;
   /**
-   * The loyalty history: the sum of `charged` over a terminal's succeeded payments, less their
-   * succeeded refunds (a refunded purchase earns no discount). Kept as a running total that the
-   * `addHistory` write moves with each decision, so reading it costs the same at any history.
+   * The loyalty history in one currency: the sum of `charged` over a terminal's succeeded
+   * payments in it, less their succeeded refunds (a refunded purchase earns no discount). Kept as
+   * a running total per currency that the `addHistory` write moves with each decision, so reading
+   * it costs the same at any history.
    */
-  historyTotal(terminalId: string): Promise<number>;
+  historyTotal(terminalId: string, currency: string): Promise<number>;
   /** Inserts a merchant order, or returns the existing one with the same merchant order id. */
   putMerchantOrder(row: MerchantOrderRow): Promise<{ row: MerchantOrderRow; created: boolean }>;
   getMerchantOrder(orderRef: string): Promise<MerchantOrderRow | undefined>;

@@ -10,6 +10,7 @@ import { idempotencyLeaseMs, type MerchantConfig } from '../../config';
 import { ApiError, invalid } from '../../errors';
 import { hexEqual, newId, sha256 } from '../../secrets';
 import { validate } from '../../../core/schema';
+import { actOn, sealReply } from '../idempotency';
 import { createRefund, orderView, viewRefund } from '../../domain/refunds';
 
 /** Bearer authentication: the key's SHA-256 is compared, in constant time, with each merchant's. */
@@ -51,38 +52,19 @@ async function idempotent(
   if (typeof key !== 'string' || !/^[A-Za-z0-9_-]{8,64}$/.test(key))
     throw invalid('Idempotency-Key must be 8 to 64 characters of [A-Za-z0-9_-]');
   const scope = `merchant:${merchant.id}`;
-  const fingerprint = `${req.method} ${req.url} ${sha256(req.rawBody ?? Buffer.alloc(0))}`;
   const seen = await ctx.store.beginIdempotent(
     scope,
     key,
-    fingerprint,
+    ctx.sealer.fingerprint(req.method, req.url, sha256(req.rawBody ?? Buffer.alloc(0))),
     ctx.now(),
     ctx.config.idempotencyTtlMs,
     idempotencyLeaseMs(ctx.config),
   );
-  if (seen.kind === 'conflict')
-    throw new ApiError(
-      409,
-      'idempotency_conflict',
-      'this Idempotency-Key was used for a different request',
-    );
-  if (seen.kind === 'in_progress')
-    throw new ApiError(
-      409,
-      'idempotency_in_progress',
-      'a request with this Idempotency-Key is still being processed',
-      {},
-      true,
-    );
-  if (seen.kind === 'replay')
-    return reply
-      .code(seen.status)
-      .header('content-type', 'application/json; charset=utf-8')
-      .send(seen.body);
+  if (!actOn(ctx.sealer, scope, key, seen, reply)) return reply;
   try {
     const r = await act();
     const text = JSON.stringify(r.body);
-    await ctx.store.finishIdempotent(scope, key, r.status, text);
+    await ctx.store.finishIdempotent(scope, key, r.status, sealReply(ctx.sealer, scope, key, text));
     return reply
       .code(r.status)
       .header('content-type', 'application/json; charset=utf-8')
@@ -90,7 +72,12 @@ async function idempotent(
   } catch (error) {
     // A refused request is an outcome too (the same key answers it again); a crash is not.
     if (error instanceof ApiError && error.status < 500 && error.status !== 429)
-      await ctx.store.finishIdempotent(scope, key, error.status, JSON.stringify(error.body()));
+      await ctx.store.finishIdempotent(
+        scope,
+        key,
+        error.status,
+        sealReply(ctx.sealer, scope, key, JSON.stringify(error.body())),
+      );
     else await ctx.store.abandonIdempotent(scope, key);
     throw error;
   }
