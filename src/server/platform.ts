@@ -64,6 +64,8 @@ export interface PlatformOptions {
   sandboxDb?: string;
   /** The sandbox's delay for the slow card. */
   sandboxSlowDelayMs?: number;
+  /** The sandbox's delay before answering every charge (tests of charges in flight). */
+  sandboxChargeDelayMs?: number;
   /** pino level, or 'silent'. */
   logLevel?: string;
   logStream?: NodeJS.WritableStream;
@@ -347,6 +349,7 @@ async function start(options: PlatformOptions, db: string): Promise<RunningPlatf
       const sandboxApp = await buildSandbox({
         db: sandboxDb,
         slowDelayMs: options.sandboxSlowDelayMs,
+        chargeDelayMs: options.sandboxChargeDelayMs,
         // Its lines carry its own name: they are the payment platform's, not the platform's.
         logger: loggerFor('sandbox-payment-platform'),
       });

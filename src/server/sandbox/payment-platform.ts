@@ -36,6 +36,11 @@ export interface SandboxOptions {
   db: string;
   /** How long the slow card's answer takes: longer than the trading platform waits. */
   slowDelayMs?: number;
+  /**
+   * How long every charge's answer takes (0 by default): a payment platform under load, for
+   * tests of what happens while charges are in flight.
+   */
+  chargeDelayMs?: number;
   logger?: FastifyServerOptions['logger'];
 }
 
@@ -131,6 +136,8 @@ export async function buildSandbox(options: SandboxOptions): Promise<FastifyInst
       db.prepare('INSERT OR IGNORE INTO refund_refusing_charges VALUES (?)').run(c.chargeId);
     // The slow card is charged at once, but the answer arrives after the caller stopped waiting.
     if (c.pan === SANDBOX_CARDS.slow) await new Promise((r) => setTimeout(r, slowDelayMs));
+    else if (options.chargeDelayMs)
+      await new Promise((r) => setTimeout(r, options.chargeDelayMs));
     return reply.code(201).send(view(byId.get(c.chargeId) as Record<string, unknown>));
   });
 
