@@ -77,6 +77,65 @@ describe('the process', () => {
     }
   });
 
+  it('keeps serving while another process holds the database lock, and answers the write that waits too long 503', async () => {
+    const dir = tmp('held');
+    const platform = await startSandboxPlatform({
+      db: join(dir, 'cardpay.db'),
+      busyTimeoutMs: 800,
+      reconcileEveryMs: 600000,
+    });
+    const t = await terminal(platform);
+    // The event loop's longest stall while the lock is held.
+    let stall = 0;
+    let last = Date.now();
+    const beat = setInterval(() => {
+      stall = Math.max(stall, Date.now() - last - 10);
+      last = Date.now();
+    }, 10);
+    const holder = new Database(join(dir, 'cardpay.db'));
+    try {
+      holder.exec('BEGIN IMMEDIATE');
+      holder.prepare("UPDATE meta SET value = value WHERE key = 'master-key-check'").run();
+      const write = raw(platform, {
+        method: 'POST',
+        path: '/v1/terminals',
+        body: JSON.stringify({
+          password: { salt: '01'.repeat(16), iterations: 10000, key: '02'.repeat(32) },
+        }),
+      });
+      await new Promise((r) => setTimeout(r, 100));
+      const asked = Date.now();
+      expect((await raw(platform, { method: 'GET', path: '/v1/health' })).status).toBe(200);
+      // A read that writes nothing (a terminal's signed GET spends a nonce, a write).
+      const orders = await raw(platform, {
+        method: 'GET',
+        path: '/v1/merchant/orders?limit=5',
+        headers: { authorization: `Bearer ${platform.merchantKey}` },
+      });
+      expect(orders.status).toBe(200);
+      expect(Date.now() - asked).toBeLessThan(100);
+      const refused = await write;
+      expect(refused.status).toBe(503);
+      expect(refused.headers['retry-after']).toBe('1');
+      expect(refused.json.error).toMatchObject({ retryable: true });
+      expect(stall).toBeLessThan(100);
+    } finally {
+      clearInterval(beat);
+      holder.exec('ROLLBACK');
+      holder.close();
+    }
+    // Once the lock is gone, writes go through again.
+    expect(
+      (
+        await t.client.createSession(
+          { merchantId: 'mch_sandbox' },
+          await t.client.newIdempotencyKey(),
+        )
+      ).state,
+    ).toBe('awaiting_order');
+    await platform.close();
+  });
+
   it('refuses to start with a master key that does not open the database, in one line, exit 2', async () => {
     const db = join(tmp('key'), 'cardpay.db');
     const first = await startSandboxPlatform({ db, masterKey: '11'.repeat(32) });

@@ -10,6 +10,7 @@ import {
 } from './rows';
 import {
   StoreError,
+  StoreUnavailable,
   type IdempotencyBegin,
   type LegacyIdempotency,
   type MerchantOrderRow,
@@ -120,6 +121,9 @@ export class SqliteStore implements Store {
   private readonly batchTx: (batch: Pending[]) => void;
   /** Writes waiting for the next batch (see {@link SqliteStore.write}). */
   private pending: Pending[] = [];
+  /** How long a write may wait for a lock another process holds before it fails (503). */
+  private readonly busyTimeoutMs: number;
+  private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly location: string,
@@ -134,8 +138,13 @@ export class SqliteStore implements Store {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = NORMAL');
       this.db.pragma('foreign_keys = ON');
-      this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
+      this.busyTimeoutMs = Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000));
+      // At start, waiting for a lock blocks nothing else: the migrations may wait the whole time.
+      this.db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
       this.migrate();
+      // Serving, a wait inside SQLite would stop the event loop (better-sqlite3 is synchronous):
+      // a locked write waits a few milliseconds there, then again on a timer (see `flush`).
+      this.db.pragma(`busy_timeout = ${Math.min(this.busyTimeoutMs, BUSY_STEP_MS)}`);
       // Made once: better-sqlite3 builds a new wrapper function on every `transaction()` call.
       this.unit = this.db.transaction((run: () => unknown) => run());
       this.batchTx = this.db.transaction((batch: Pending[]) => {
@@ -197,16 +206,43 @@ export class SqliteStore implements Store {
       if (batch.length > 1) this.batchTx(batch);
       else this.apply(batch[0], false);
     } catch (error) {
+      if (isBusy(error)) return this.waitForLock(batch);
       // The commit itself failed: none of the batch was written.
       for (const w of batch) w.reject(error);
       return;
     }
+    const alone = batch.length === 1 ? batch[0].result : undefined;
+    if (alone && !alone.ok && isBusy(alone.error)) return this.waitForLock(batch);
     for (const w of batch) {
       const r = w.result!;
       if (r.ok) w.resolve(r.value);
       else w.reject(r.error);
     }
   };
+
+  /**
+   * Another process holds the database's write lock (a backup, a second platform on the file):
+   * nothing of the batch was written. It is tried again on a timer, the event loop serving
+   * everything else meanwhile (health, reads); a write that has waited `busyTimeoutMs` fails as
+   * unavailable (answered `503`, retryable).
+   */
+  private waitForLock(batch: Pending[]): void {
+    const now = Date.now();
+    const waiting: Pending[] = [];
+    for (const w of batch) {
+      w.result = undefined;
+      w.lockedSince ??= now;
+      if (now - w.lockedSince >= this.busyTimeoutMs)
+        w.reject(new StoreUnavailable('the database is locked by another process'));
+      else waiting.push(w);
+    }
+    this.pending = waiting.concat(this.pending);
+    if (this.pending.length > 0 && !this.retryTimer)
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        this.flush();
+      }, BUSY_STEP_MS);
+  }
 
   private apply(w: Pending, inBatch: boolean): void {
     try {
@@ -696,6 +732,7 @@ export class SqliteStore implements Store {
     this.stmt('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(key, value);
   }
   async close() {
+    clearTimeout(this.retryTimer);
     // What is queued is written first.
     if (this.pending.length && this.db.open) this.flush();
     if (this.db.open) this.db.close();
@@ -726,4 +763,15 @@ interface Pending {
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
   result?: { ok: true; value: unknown } | { ok: false; error: unknown };
+  /** When it first found the database locked by another process. */
+  lockedSince?: number;
+}
+
+/** How long one try may wait inside SQLite for another process's lock, blocking the event loop. */
+const BUSY_STEP_MS = 20;
+
+/** SQLite's "another connection holds the lock" (SQLITE_BUSY and its extended codes). */
+function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
 }
