@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { CARD_BRANDS, type AuthMethod, type CardBrand } from '../core/protocol';
 import { validate, type Schema } from '../core/schema';
 import { randomHex, sha256 } from './secrets';
@@ -64,6 +65,24 @@ export interface PlatformConfig {
   webhookTimeoutMs: number;
   /** Declined payments allowed per card and per terminal in any hour (PROTOCOL.md §5.3). */
   velocity: { cardDeclinesPerHour: number; terminalDeclinesPerHour: number };
+  /** What one client may take of the platform; beyond it, `429 rate_limited` or a closed socket. */
+  throttle: Throttle;
+  /**
+   * Whether a merchant's `https://` webhook may point at a private, link-local or metadata
+   * address (an operator whose merchants' receivers sit on its own network says so).
+   */
+  allowPrivateWebhooks: boolean;
+}
+
+export interface Throttle {
+  /** Connections one address may hold at once; more are closed at once. */
+  connectionsPerAddress: number;
+  /** Signed POSTs one terminal may send per second, sustained (a token bucket, per instance)… */
+  postsPerSecond: number;
+  /** …and at once after a pause. */
+  postsBurst: number;
+  /** Sessions one terminal may have open (before processing, not expired) at once. */
+  openSessionsPerTerminal: number;
 }
 
 export const SANDBOX_MERCHANT_ID = 'mch_sandbox';
@@ -89,6 +108,14 @@ export function defaultConfig(): PlatformConfig {
     idempotencyTtlMs: 24 * 3600 * 1000,
     reconcileEveryMs: 1000,
     velocity: { cardDeclinesPerHour: 5, terminalDeclinesPerHour: 10 },
+    // A checkout is four signed POSTs a shopper makes seconds apart; a burst allows a retry storm.
+    throttle: {
+      connectionsPerAddress: 256,
+      postsPerSecond: 10,
+      postsBurst: 40,
+      openSessionsPerTerminal: 20,
+    },
+    allowPrivateWebhooks: false,
     sessionRetentionMs: 30 * 24 * 3600 * 1000,
     webhookRetryBaseMs: 10000,
     webhookTimeoutMs: 10000,
@@ -171,6 +198,17 @@ const fileSchema: Schema = {
         terminalDeclinesPerHour: { type: 'integer', minimum: 1, maximum: 10000 },
       },
     },
+    throttle: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        connectionsPerAddress: { type: 'integer', minimum: 1, maximum: 1000000 },
+        postsPerSecond: { type: 'integer', minimum: 1, maximum: 1000000 },
+        postsBurst: { type: 'integer', minimum: 1, maximum: 1000000 },
+        openSessionsPerTerminal: { type: 'integer', minimum: 1, maximum: 1000000 },
+      },
+    },
+    allowPrivateWebhooks: { type: 'boolean' },
   },
 };
 
@@ -212,11 +250,14 @@ export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config
     maxAuthFailures?: number;
     lockMinutes?: number;
     velocity?: Partial<PlatformConfig['velocity']>;
+    throttle?: Partial<Throttle>;
+    allowPrivateWebhooks?: boolean;
     sessionRetentionDays?: number;
     reconcile?: { everyMs?: number; neverReceivedAfterMs?: number };
   }>(fileSchema, raw);
   if (!checked.ok) throw new ConfigError(`invalid ${source}: ${checked.message}`);
   const c = checked.value;
+  const allowPrivateWebhooks = c.allowPrivateWebhooks ?? base.allowPrivateWebhooks;
   const merchants = (c.merchants ?? []).map((m): MerchantConfig => ({
     id: m.id!,
     name: m.name ?? m.id!,
@@ -231,7 +272,7 @@ export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config
     ...(m.webhook
       ? {
           webhook: {
-            url: webhookUrl(m.webhook.url, `merchant ${m.id}: webhook.url`),
+            url: webhookUrl(m.webhook.url, `merchant ${m.id}: webhook.url`, allowPrivateWebhooks),
             secret: m.webhook.secret,
           },
         }
@@ -272,6 +313,8 @@ export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config
     maxAuthFailures: c.maxAuthFailures ?? base.maxAuthFailures,
     lockMs: c.lockMinutes ? c.lockMinutes * 60000 : base.lockMs,
     velocity: { ...base.velocity, ...c.velocity },
+    throttle: { ...base.throttle, ...c.throttle },
+    allowPrivateWebhooks,
     reconcileEveryMs: c.reconcile?.everyMs ?? base.reconcileEveryMs,
     neverReceivedAfterMs: c.reconcile?.neverReceivedAfterMs ?? base.neverReceivedAfterMs,
     sessionRetentionMs: c.sessionRetentionDays
@@ -350,22 +393,64 @@ export function newApiKey(): string {
 
 /**
  * A notification URL: `https://`, or plain `http://` to a loopback address (development and
- * tests). Anything else is refused: a merchant's events carry its orders.
+ * tests). Anything else is refused: a merchant's events carry its orders. The host is read as an
+ * address where it is one (never by its spelling: `127.attacker.example` is a name, not
+ * loopback), and an `https://` URL to a private, link-local or metadata address is refused too
+ * unless the operator allows it: the platform would otherwise post into its own network.
  */
-export function webhookUrl(url: string, what = 'webhook url'): string {
+export function webhookUrl(url: string, what = 'webhook url', allowPrivate = false): string {
   let u: URL;
   try {
     u = new URL(url);
   } catch {
     throw new ConfigError(`${what} is not a URL: ${url}`);
   }
-  const loopback =
-    ['localhost', '127.0.0.1', '[::1]'].includes(u.hostname) || /^127\./.test(u.hostname);
-  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && loopback))
+  const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+  const kind = addressKind(host);
+  if (u.protocol === 'http:' && kind === 'loopback') return url;
+  if (u.protocol !== 'https:')
     throw new ConfigError(
       `${what} must use https:// (plain http only to a loopback address), got ${url}`,
     );
+  if (kind !== 'public' && kind !== 'name' && !allowPrivate)
+    throw new ConfigError(
+      `${what} points at a ${kind} address (${host}); set "allowPrivateWebhooks": true in the config if that receiver is yours, got ${url}`,
+    );
   return url;
+}
+
+/** What an address in a URL's host is: a name, or an IP address and its range. */
+export function addressKind(
+  host: string,
+): 'name' | 'loopback' | 'private' | 'link-local' | 'metadata' | 'unspecified' | 'public' {
+  if (host.toLowerCase() === 'localhost') return 'loopback';
+  const v = isIP(host);
+  if (v === 0) return 'name';
+  if (v === 4) {
+    const [a, b] = host.split('.').map(Number);
+    if (a === 127) return 'loopback';
+    if (a === 0) return 'unspecified';
+    if (host === '169.254.169.254' || host === '100.100.100.200') return 'metadata';
+    if (a === 169 && b === 254) return 'link-local';
+    if (a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168)) return 'private';
+    if (a === 100 && b >= 64 && b <= 127) return 'private'; // carrier-grade NAT
+    return 'public';
+  }
+  const h = host.toLowerCase();
+  if (h === '::1') return 'loopback';
+  if (h === '::') return 'unspecified';
+  // An IPv4 address inside IPv6 (`::ffff:127.0.0.1`, which URLs spell `::ffff:7f00:1`).
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h);
+  if (mapped) return addressKind(mapped[1]);
+  const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h);
+  if (hex) {
+    const [hi, lo] = [parseInt(hex[1], 16), parseInt(hex[2], 16)];
+    return addressKind(`${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`);
+  }
+  if (h === 'fd00:ec2::254') return 'metadata';
+  if (/^fe[89ab]/.test(h)) return 'link-local';
+  if (/^f[cd]/.test(h)) return 'private';
+  return 'public';
 }
 
 export function newWebhookSecret(): string {

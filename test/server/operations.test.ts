@@ -139,6 +139,23 @@ describe('request logs', () => {
     ]);
   });
 
+  it('asks the payment platform at most once a second however often readiness is asked', async () => {
+    const platform = await startSandboxPlatform();
+    try {
+      const asked = jest.spyOn(platform.ctx.payments, 'reachable');
+      const answers = await Promise.all(
+        Array.from({ length: 50 }, () => fetch(`${platform.url}/v1/health/ready`)),
+      );
+      expect(answers.every((a) => a.status === 200)).toBe(true);
+      expect(asked).toHaveBeenCalledTimes(1);
+      await new Promise((r) => setTimeout(r, 1100));
+      expect((await fetch(`${platform.url}/v1/health/ready`)).status).toBe(200);
+      expect(asked).toHaveBeenCalledTimes(2);
+    } finally {
+      await platform.close();
+    }
+  });
+
   it('answers readiness with the database and the payment platform checked', async () => {
     const platform = await startSandboxPlatform();
     try {
@@ -149,6 +166,8 @@ describe('request logs', () => {
         checks: { database: 'ok', paymentPlatform: 'ok' },
       });
       await platform.sandbox!.app.close(); // the payment platform goes away
+      // The answer is kept for a second; then the next one says what changed.
+      await new Promise((r) => setTimeout(r, 1100));
       const notReady = await fetch(`${platform.url}/v1/health/ready`);
       expect(notReady.status).toBe(503);
       expect(await notReady.json()).toMatchObject({ checks: { paymentPlatform: 'unavailable' } });

@@ -353,6 +353,7 @@ describe('the SQLite store', () => {
     const store = new SqliteStore(file);
     // As a database of schema 7 was.
     store.db.exec(`DROP TABLE terminal_history;
+      DROP INDEX sessions_terminal;
       ALTER TABLE terminals ADD COLUMN history_total INTEGER NOT NULL DEFAULT 0;
       DROP TABLE idempotency;
       CREATE TABLE idempotency (terminal_id TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,
@@ -399,7 +400,9 @@ describe('the SQLite store', () => {
           .run(id('rfd'), p.id, t.id, new Date(NOW).toISOString());
     }
     // As a database of schema 6 was: no running total, no history per currency.
-    store.db.exec('DROP TABLE terminal_history; PRAGMA user_version = 6');
+    store.db.exec(
+      'DROP TABLE terminal_history; DROP INDEX sessions_terminal; PRAGMA user_version = 6',
+    );
     await store.close();
     const upgraded = new SqliteStore(file);
     expect(await upgraded.historyTotal(t.id, 'CNY')).toBe(2500 + 1500 - 400);

@@ -296,6 +296,18 @@ export async function openSession(
     throw invalid(`orderRef is required: merchant ${merchant.id} does not take open amounts`);
   }
   const now = ctx.now();
+  // Sessions are rows: a terminal opening them without end would grow the database without end.
+  const cap = ctx.config.throttle.openSessionsPerTerminal;
+  if ((await ctx.store.openSessions(terminal.id, now - ctx.config.sessionTtlMs, now)) >= cap) {
+    securityEvent(ctx, 'open_sessions_capped', { terminalId: terminal.id });
+    throw new ApiError(
+      429,
+      'rate_limited',
+      `this terminal has ${cap} sessions open; finish or cancel one first`,
+      { retryAfter: 60 },
+      true,
+    );
+  }
   const row: SessionRow = {
     id: newId('ses'),
     terminalId: terminal.id,

@@ -1,9 +1,12 @@
+import { lookup } from 'node:dns';
+import type { LookupFunction } from 'node:net';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { MerchantOrder, Payment, Refund } from '../../core/protocol';
 import { newId } from '../secrets';
 import type { EventRow, Write } from '../store/types';
 import { signWebhook } from '../../webhooks';
+import { addressKind } from '../config';
 import { Background } from './background';
 import type { Ctx } from './context';
 
@@ -63,6 +66,7 @@ export class Notifier extends Background {
       e.body,
       signWebhook(hook.secret, e.body, t),
       config.webhookTimeoutMs,
+      config.allowPrivateWebhooks,
     );
     const attempts = e.attempts + 1;
     if (status >= 200 && status < 300) {
@@ -97,8 +101,33 @@ export class Notifier extends Background {
   }
 }
 
+/**
+ * The address lookup of an `https://` delivery: a name that resolves to a private, link-local or
+ * metadata address is refused as the URL itself would be (a name can be pointed anywhere after
+ * the config was checked).
+ */
+const publicOnly: LookupFunction = (hostname, options, callback) => {
+  lookup(hostname, options, (error, address, family) => {
+    if (error) return callback(error, address, family);
+    const addresses = Array.isArray(address) ? address : [{ address, family }];
+    const inner = addresses.find((a) => {
+      const kind = addressKind(a.address);
+      return kind !== 'public' && kind !== 'name';
+    });
+    if (inner)
+      return callback(new Error(`${hostname} resolves to ${inner.address}`), address, family);
+    callback(null, address, family);
+  });
+};
+
 /** POSTs the event; the status, or 0 when no answer came in time. */
-function post(url: string, body: string, signature: string, timeoutMs: number): Promise<number> {
+function post(
+  url: string,
+  body: string,
+  signature: string,
+  timeoutMs: number,
+  allowPrivate: boolean,
+): Promise<number> {
   return new Promise((resolve) => {
     let u: URL;
     try {
@@ -117,6 +146,7 @@ function post(url: string, body: string, signature: string, timeoutMs: number): 
           'cardpay-signature': signature,
           'user-agent': 'CardPay-Webhooks/1',
         },
+        ...(u.protocol === 'https:' && !allowPrivate ? { lookup: publicOnly } : {}),
       },
       (res) => {
         res.resume();

@@ -80,6 +80,7 @@ declare module 'fastify' {
 }
 
 const BODY_LIMIT = 16 * 1024;
+const READY_CACHE_MS = 1000;
 const EMPTY = Buffer.alloc(0);
 
 /**
@@ -123,6 +124,12 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
         handler,
       );
       server.maxConnections = limits.maxConnections;
+      capPerAddress(server, options.config.throttle.connectionsPerAddress, (address) =>
+        ctx.log?.warn(
+          { event: 'connections_capped', security: true, address },
+          'an address holds its limit of connections; closing the new one',
+        ),
+      );
       return server;
     },
     // Bytes that are not HTTP at all (a body on a method that takes none, a broken request
@@ -194,6 +201,10 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   // in memory with its opened secret, sparing a read and an AES-GCM open per request. Its
   // authentication state (failures, lock) does change, and is read where it is judged.
   const known = new Map<string, { terminal: TerminalRow; secret: Buffer }>();
+  const buckets = new TokenBuckets(
+    options.config.throttle.postsPerSecond,
+    options.config.throttle.postsBurst,
+  );
   // Requests by route pattern (never the raw path: ids would make a series each) and status.
   app.addHook('onResponse', async (req, reply) => {
     ctx.metrics
@@ -241,6 +252,22 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
     if (!req.routeOptions.config.signed || req.method !== 'POST' || !req.terminal) return;
     const key = req.headers['idempotency-key'] as string;
     const at = now();
+    // Writes per terminal: each signed POST writes a nonce and a record, so a terminal that
+    // sends them without pause would grow the database without bound.
+    const wait = buckets.take(req.terminal.id, at);
+    if (wait > 0) {
+      ctx.log.warn(
+        { event: 'terminal_throttled', security: true, terminalId: req.terminal.id },
+        'a terminal sent signed requests faster than its limit',
+      );
+      throw new ApiError(
+        429,
+        'rate_limited',
+        'this terminal sends requests faster than the platform allows; slow down',
+        { retryAfter: Math.max(1, Math.ceil(wait / 1000)) },
+        true,
+      );
+    }
     const seen = await ctx.store.useNonceAndBegin(
       req.terminal.id,
       req.headers['x-cardpay-nonce'] as string,
@@ -363,14 +390,23 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   // Liveness: the process serves HTTP. Readiness (for a load balancer): the database answers, and
   // the payment platform does within a second; `503` with what is not ready otherwise.
   app.get('/v1/health', async () => ({ status: 'ok' }));
+  // It is unauthenticated, so its answer is kept for a second: however often it is asked, the
+  // database and the payment platform are asked at most once a second.
+  let readiness: { at: number; checks: Promise<Record<string, string>> } | undefined;
   app.get('/v1/health/ready', async (_req, reply) => {
-    const checks = {
-      database: await ctx.store.getMeta('master-key-check').then(
-        () => 'ok',
-        () => 'unavailable',
-      ),
-      paymentPlatform: (await payments.reachable(1000)) ? 'ok' : 'unavailable',
-    };
+    const at = Date.now();
+    if (!readiness || at - readiness.at >= READY_CACHE_MS)
+      readiness = {
+        at,
+        checks: Promise.all([
+          ctx.store.getMeta('master-key-check').then(
+            () => 'ok',
+            () => 'unavailable',
+          ),
+          payments.reachable(1000).then((ok) => (ok ? 'ok' : 'unavailable')),
+        ]).then(([database, paymentPlatform]) => ({ database, paymentPlatform })),
+      };
+    const checks = await readiness.checks;
     const ready = Object.values(checks).every((c) => c === 'ok');
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'not_ready', checks });
   });
@@ -462,5 +498,67 @@ async function authenticateRequest(req: FastifyRequest, ctx: Ctx): Promise<void>
     // so a good request costs no read for its nonce, only the write that records it.
     if (await ctx.store.nonceSeen(terminal.id, nonce, now)) throw nonceReused();
     throw new ApiError(401, 'signature_invalid', 'X-CardPay-Signature does not match the request');
+  }
+}
+
+/**
+ * Closes a new connection at once when its address already holds `max`: one address opening
+ * thousands of silent sockets would otherwise take every place `maxConnections` allows, and every
+ * other client would wait for them to time out.
+ */
+function capPerAddress(
+  server: ReturnType<typeof createServer>,
+  max: number,
+  onCapped: (address: string) => void,
+): void {
+  const open = new Map<string, number>();
+  let warned = 0;
+  server.on('connection', (socket) => {
+    const address = socket.remoteAddress ?? '';
+    const n = (open.get(address) ?? 0) + 1;
+    if (n > max) {
+      socket.destroy();
+      // One line a second at most: a flood must not flood the log too.
+      if (Date.now() - warned >= 1000) {
+        warned = Date.now();
+        onCapped(address);
+      }
+      return;
+    }
+    open.set(address, n);
+    socket.once('close', () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left > 0) open.set(address, left);
+      else open.delete(address);
+    });
+  });
+}
+
+/**
+ * A token bucket per terminal, in this instance's memory: `rate` tokens a second up to `burst`.
+ * `take` spends one, or says how many milliseconds until one is there.
+ */
+class TokenBuckets {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  constructor(
+    private readonly rate: number,
+    private readonly burst: number,
+  ) {}
+
+  take(id: string, now: number): number {
+    let b = this.buckets.get(id);
+    if (!b) {
+      // Bounded: the oldest terminals seen make room (a full bucket is what they would get anyway).
+      if (this.buckets.size >= 100000) this.buckets.delete(this.buckets.keys().next().value!);
+      b = { tokens: this.burst, at: now };
+      this.buckets.set(id, b);
+    }
+    b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) * this.rate) / 1000);
+    b.at = now;
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return Math.ceil(((1 - b.tokens) * 1000) / this.rate);
   }
 }

@@ -136,8 +136,7 @@ export async function buildSandbox(options: SandboxOptions): Promise<FastifyInst
       db.prepare('INSERT OR IGNORE INTO refund_refusing_charges VALUES (?)').run(c.chargeId);
     // The slow card is charged at once, but the answer arrives after the caller stopped waiting.
     if (c.pan === SANDBOX_CARDS.slow) await new Promise((r) => setTimeout(r, slowDelayMs));
-    else if (options.chargeDelayMs)
-      await new Promise((r) => setTimeout(r, options.chargeDelayMs));
+    else if (options.chargeDelayMs) await new Promise((r) => setTimeout(r, options.chargeDelayMs));
     return reply.code(201).send(view(byId.get(c.chargeId) as Record<string, unknown>));
   });
 

@@ -93,6 +93,8 @@ const MIGRATIONS: string[] = [
      total BIGINT NOT NULL, PRIMARY KEY (terminal_id, currency));
    ${HISTORY_BY_CURRENCY};
    ALTER TABLE terminals DROP COLUMN history_total;`,
+  // 8: a terminal's sessions found by their terminal (see the SQLite store's 10).
+  `CREATE INDEX sessions_terminal ON sessions (terminal_id, created_at);`,
 ];
 
 /** One number for the advisory lock that serialises migrations across instances. */
@@ -447,6 +449,15 @@ export class PostgresStore implements Store {
   async getSession(id: string) {
     return toRow<SessionRow>((await this.q('SELECT * FROM sessions WHERE id = $1', [id]))[0]);
   }
+  async openSessions(terminalId: string, since: number, now: number) {
+    const [r] = await this.q<{ n: number }>(
+      `SELECT COUNT(*)::int AS n FROM sessions WHERE terminal_id = $1 AND created_at >= $2
+         AND state IN ('awaiting_order', 'awaiting_confirmation', 'awaiting_authentication') AND expires_at > $3`,
+      [terminalId, since, now],
+    );
+    return r.n;
+  }
+
   async getPayment(id: string) {
     return toRow<PaymentRow>((await this.q('SELECT * FROM payments WHERE id = $1', [id]))[0]);
   }

@@ -107,6 +107,9 @@ const MIGRATIONS: string[] = [
      total INTEGER NOT NULL, PRIMARY KEY (terminal_id, currency)) WITHOUT ROWID;
    ${HISTORY_BY_CURRENCY};
    ALTER TABLE terminals DROP COLUMN history_total;`,
+  // 10: a terminal's sessions found by their terminal, to cap how many it keeps open. Neither
+  // column ever changes, so the index costs a session's insert only, never its state changes.
+  `CREATE INDEX sessions_terminal ON sessions (terminal_id, created_at);`,
 ];
 
 /** The embedded default: better-sqlite3 (v12) in WAL mode, a file or `:memory:`. */
@@ -511,6 +514,13 @@ export class SqliteStore implements Store {
   }
   async getSession(id: string) {
     return this.row<SessionRow>('SELECT * FROM sessions WHERE id = ?', id);
+  }
+  async openSessions(terminalId: string, since: number, now: number) {
+    const row = this.stmt(
+      `SELECT COUNT(*) AS n FROM sessions WHERE terminal_id = ? AND created_at >= ?
+         AND state IN ('awaiting_order', 'awaiting_confirmation', 'awaiting_authentication') AND expires_at > ?`,
+    ).get(terminalId, since, now) as { n: number };
+    return row.n;
   }
   async getPayment(id: string) {
     return this.row<PaymentRow>('SELECT * FROM payments WHERE id = ?', id);

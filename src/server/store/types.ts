@@ -286,6 +286,8 @@ export interface Store {
   /** The latest payment made for a merchant order (its last attempt). */
   lastPaymentOfOrder(orderRef: string): Promise<PaymentRow | undefined>;
   getSession(id: string): Promise<SessionRow | undefined>;
+  /** A terminal's sessions made since `since` that are still open (before processing, unexpired). */
+  openSessions(terminalId: string, since: number, now: number): Promise<number>;
   getPayment(id: string): Promise<PaymentRow | undefined>;
   /**
    * Pending payments due a check by the reconciler, each leased to the caller until
