@@ -39,15 +39,25 @@ export function verifyWebhook(
   options: { toleranceS?: number; now?: number } = {},
 ): WebhookEvent {
   const header = Array.isArray(signatureHeader) ? signatureHeader[0] : signatureHeader;
-  const parts = new Map(
-    (header ?? '').split(',').map((p) => {
-      const i = p.indexOf('=');
-      return [p.slice(0, i).trim(), p.slice(i + 1).trim()] as const;
-    }),
-  );
-  const t = parts.get('t');
-  const v1 = parts.get('v1');
-  if (!t || !/^\d{1,12}$/.test(t) || !v1 || !/^[0-9a-f]{64}$/.test(v1))
+  // `t=…` once, and one `v1=…` or more: while a secret is rotated, the platform may sign with
+  // both, and a receiver that knows either accepts (as Stripe's receivers do).
+  const ts: string[] = [];
+  const v1s: string[] = [];
+  for (const part of (header ?? '').split(',')) {
+    const i = part.indexOf('=');
+    const name = part.slice(0, i).trim();
+    const value = part.slice(i + 1).trim();
+    if (name === 't') ts.push(value);
+    else if (name === 'v1') v1s.push(value);
+  }
+  const [t] = ts;
+  // A time is written one way only: no sign, no leading zero, no second `t`.
+  if (
+    ts.length !== 1 ||
+    !/^(0|[1-9]\d{0,11})$/.test(t) ||
+    v1s.length === 0 ||
+    !v1s.every((v) => /^[0-9a-f]{64}$/.test(v))
+  )
     throw new CardPayError(
       'webhook_signature_invalid',
       'CardPay-Signature is missing or malformed',
@@ -57,8 +67,14 @@ export function verifyWebhook(
     : typeof rawBody === 'string'
       ? Buffer.from(rawBody, 'utf8')
       : Buffer.from(rawBody.buffer, rawBody.byteOffset, rawBody.byteLength);
-  const expected = Buffer.from(signWebhook(secret, body, Number(t)).slice(-64), 'hex');
-  if (!timingSafeEqual(expected, Buffer.from(v1, 'hex')))
+  // Over the header's own `t` text, compared with every `v1` (each in constant time).
+  const expected = createHmac('sha256', Buffer.from(secret, 'utf8'))
+    .update(`${t}.`)
+    .update(body)
+    .digest();
+  let matched = false;
+  for (const v of v1s) matched = timingSafeEqual(expected, Buffer.from(v, 'hex')) || matched;
+  if (!matched)
     throw new CardPayError(
       'webhook_signature_invalid',
       'CardPay-Signature does not match the body',

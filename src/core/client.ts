@@ -50,7 +50,10 @@ export interface PlatformClientOptions {
   maxAttempts?: number;
   /** First backoff delay; it doubles each retry, with jitter. Default 300 ms. */
   backoffMs?: number;
-  /** Longest wait honoured from a `Retry-After` header. Default 5 s. */
+  /**
+   * Longest wait honoured from a `Retry-After` header. Default 5 s. An answer that asks for a
+   * longer pause is not retried: its error reaches the caller at once.
+   */
   maxRetryAfterMs?: number;
   /** How to wait; tests pass a fake. Default `setTimeout`. */
   sleep?: (ms: number) => Promise<void>;
@@ -267,7 +270,7 @@ export class PlatformClient {
         // An unsigned 5xx comes from something in front of the platform (a proxy, a load balancer).
         // Its body proves nothing, but a retry is safe, so it counts as the network failing.
         if (repeatable && attempt < this.maxAttempts_) {
-          await this.sleep_(this.retryDelay_(attempt, response));
+          await this.sleep_(this.retryDelay_(attempt, response) ?? this.backoff_(attempt));
           continue;
         }
         throw new CardPayError(
@@ -298,13 +301,17 @@ export class PlatformClient {
           continue;
         }
       }
+      // A platform that asks for a longer pause than this client may wait is not asked again
+      // early: that would only spend its limits (and the shopper's time) for nothing.
+      const delay = this.retryDelay_(attempt, response);
       if (
         error.retryable &&
         repeatable &&
         attempt < this.maxAttempts_ &&
-        isTransient(error.code, response.status)
+        isTransient(error.code, response.status) &&
+        delay !== undefined
       ) {
-        await this.sleep_(this.retryDelay_(attempt, response));
+        await this.sleep_(delay);
         continue;
       }
       throw error;
@@ -356,10 +363,11 @@ export class PlatformClient {
     return Math.round(base * (0.75 + Math.random() * 0.5));
   }
 
-  private retryDelay_(attempt: number, response: HostResponse): number {
+  /** How long to wait before the next attempt; undefined when the platform asks for longer than allowed. */
+  private retryDelay_(attempt: number, response: HostResponse): number | undefined {
     const retryAfter = Number(response.headers['retry-after']);
     if (Number.isFinite(retryAfter) && retryAfter >= 0)
-      return Math.min(retryAfter * 1000, this.maxRetryAfterMs_);
+      return retryAfter * 1000 <= this.maxRetryAfterMs_ ? retryAfter * 1000 : undefined;
     return this.backoff_(attempt);
   }
 }
