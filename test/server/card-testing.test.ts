@@ -17,6 +17,8 @@ const DELAY_MS = 400;
 const CONFIG = {
   registrationsPerMinute: 1000,
   velocity: { cardDeclinesPerHour: 5, terminalDeclinesPerHour: 10 },
+  // One terminal opening twenty sessions in a second is the attack here, not the write limit.
+  throttle: { postsPerSecond: 1000, postsBurst: 1000, openSessionsPerTerminal: 100 },
 };
 
 /** Charges the payment platform itself recorded for these orders. */

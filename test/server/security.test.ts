@@ -9,7 +9,11 @@ import { factorsFor, pay, proof, terminal, toPrompt } from '../support/server-ha
 let platform: SandboxPlatform;
 beforeAll(async () => {
   platform = await startSandboxPlatform({
-    configObject: { velocity: { cardDeclinesPerHour: 3, terminalDeclinesPerHour: 4 } },
+    configObject: {
+      velocity: { cardDeclinesPerHour: 3, terminalDeclinesPerHour: 4 },
+      // Bursts of one terminal's requests are what these tests are made of.
+      throttle: { postsPerSecond: 1000, postsBurst: 1000 },
+    },
   });
 });
 afterAll(() => platform.close());
