@@ -39,7 +39,17 @@ async function serve(kind: string, db?: string, payments?: string): Promise<void
   } else {
     const p = await startSandboxPlatform({
       paymentTimeoutMs: 3000,
-      configObject: { registrationsPerMinute: 100000 },
+      // A few terminals play thousands of shoppers here: the per-terminal and per-address limits
+      // would measure themselves, not the platform.
+      configObject: {
+        registrationsPerMinute: 100000,
+        throttle: {
+          postsPerSecond: 1000000,
+          postsBurst: 1000000,
+          connectionsPerAddress: 100000,
+          openSessionsPerTerminal: 1000000,
+        },
+      },
       sandboxMerchantKey: 'sk_sandbox_bench',
       ...(db ? { db, sandboxDb: ':memory:' } : {}),
       ...(payments ? { paymentUrl: payments } : {}),

@@ -321,6 +321,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     JSON.stringify({
       registrationsPerMinute: 100000,
       velocity: { cardDeclinesPerHour: 10000, terminalDeclinesPerHour: 10000 },
+      throttle: {
+        postsPerSecond: 1000000,
+        postsBurst: 1000000,
+        connectionsPerAddress: 100000,
+        openSessionsPerTerminal: 1000000,
+      },
       reconcile: { everyMs: 200, neverReceivedAfterMs: 4000 },
     }),
   );

@@ -351,7 +351,17 @@ export async function fuzzHttp(options: {
   process.on('uncaughtException', onUnhandled);
   const platform =
     options.platform ??
-    (await startSandboxPlatform({ configObject: { registrationsPerMinute: 100000 } }));
+    (await startSandboxPlatform({
+      configObject: {
+        registrationsPerMinute: 100000,
+        throttle: {
+          postsPerSecond: 1000000,
+          postsBurst: 1000000,
+          connectionsPerAddress: 100000,
+          openSessionsPerTerminal: 1000000,
+        },
+      },
+    }));
   const url = platform.url;
   try {
     const terminals = [await register(url), await register(url), await register(url)];

@@ -182,9 +182,11 @@ async function keyIdempotencyAtRest(
   const done = 'idempotency-keyed';
   if (await store.getMeta(done)) return undefined;
   let rewritten = 0;
+  let after: { scope: string; key: string } | undefined;
   for (;;) {
-    const batch = await store.legacyIdempotency(1000);
+    const batch = await store.legacyIdempotency(1000, after);
     if (batch.length === 0) break;
+    after = batch[batch.length - 1];
     await store.rewriteIdempotency(
       batch.map((r) => ({
         ...r,

@@ -364,7 +364,7 @@ export class PostgresStore implements Store {
       return { kind: 'nonce_reused' };
     return this.beginIdempotent(terminalId, key, fingerprint, now, ttlMs, leaseMs);
   }
-  async legacyIdempotency(limit: number) {
+  async legacyIdempotency(limit: number, after = { scope: '', key: '' }) {
     const rows = await this.q<{
       terminal_id: string;
       key: string;
@@ -372,9 +372,10 @@ export class PostgresStore implements Store {
       body: string | null;
     }>(
       `SELECT terminal_id, key, fingerprint, body FROM idempotency
-       WHERE strpos(fingerprint, ' ') > 0 OR (body IS NOT NULL AND substr(body, 1, 3) <> 'v1.')
-       LIMIT $1`,
-      [limit],
+       WHERE (terminal_id, key) > ($2, $3)
+         AND (strpos(fingerprint, ' ') > 0 OR (body IS NOT NULL AND substr(body, 1, 3) <> 'v1.'))
+       ORDER BY terminal_id, key LIMIT $1`,
+      [limit, after.scope, after.key],
     );
     return rows.map((r) => ({
       scope: r.terminal_id,

@@ -456,11 +456,12 @@ export class SqliteStore implements Store {
       ),
     );
   }
-  async legacyIdempotency(limit: number) {
+  async legacyIdempotency(limit: number, after = { scope: '', key: '' }) {
     return (
       this.stmt(
-        `SELECT terminal_id, key, fingerprint, body FROM idempotency WHERE ${LEGACY_IDEMPOTENCY} LIMIT ?`,
-      ).all(limit) as {
+        `SELECT terminal_id, key, fingerprint, body FROM idempotency
+         WHERE (terminal_id, key) > (?, ?) AND ${LEGACY_IDEMPOTENCY} ORDER BY terminal_id, key LIMIT ?`,
+      ).all(after.scope, after.key, limit) as {
         terminal_id: string;
         key: string;
         fingerprint: string;

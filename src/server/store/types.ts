@@ -267,9 +267,13 @@ export interface Store {
   /**
    * Up to `limit` idempotency records still in the form kept before fingerprints were keyed and
    * answers sealed (PROTOCOL.md §4): a fingerprint `METHOD path hex(SHA-256(body))`, an answer in
-   * clear. The upgrade rewrites them with {@link Store.rewriteIdempotency}.
+   * clear, in key order after `after`. The upgrade rewrites them with
+   * {@link Store.rewriteIdempotency}.
    */
-  legacyIdempotency(limit: number): Promise<LegacyIdempotency[]>;
+  legacyIdempotency(
+    limit: number,
+    after?: { scope: string; key: string },
+  ): Promise<LegacyIdempotency[]>;
   /** Replaces legacy records' fingerprint and answer, each only if it is still as it was read. */
   rewriteIdempotency(
     rows: (LegacyIdempotency & { newFingerprint: string; newBody: string | null })[],
