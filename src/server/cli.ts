@@ -88,6 +88,11 @@ export function parseArgs(argv: string[]): PlatformOptions & { help?: boolean } 
         out.port = int(flag, value, 0, 65535);
         break;
       case '--db':
+        // A URL of another database would otherwise be taken for a file name (`mysql:/…`).
+        if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value) && !/^postgres(ql)?:\/\//.test(value))
+          throw new UsageError(
+            `--db ${value.replace(/:[^:@/]*@/, ':***@')}: only postgres:// URLs, a SQLite file or :memory: are supported`,
+          );
         if (/^postgres(ql)?:\/\//.test(value)) {
           try {
             new URL(value);

@@ -54,7 +54,22 @@ export function loggerOptions(
           ? { terminal: maskDigits(req.headers['x-cardpay-terminal']) }
           : {}),
       }),
-      res: (res: { statusCode?: number }) => ({ status: res.statusCode }),
+      // The completed line carries the method and route again, so that one line answers "every
+      // 5xx on POST /v1/sessions/:id/authenticate".
+      res: (res: {
+        statusCode?: number;
+        request?: { method?: string; url?: string; routeOptions?: { url?: string } };
+      }) => ({
+        status: res.statusCode,
+        ...(res.request
+          ? {
+              method: res.request.method,
+              route:
+                res.request.routeOptions?.url ??
+                maskDigits(String(res.request.url ?? '').split('?')[0]),
+            }
+          : {}),
+      }),
     },
     hooks: {
       logMethod(args: unknown[], method: (...a: unknown[]) => void) {

@@ -203,6 +203,17 @@ async function keyIdempotencyAtRest(
   return rewritten;
 }
 
+/** The data folder holds the database (and, in sandbox mode, its key): the platform's user only. */
+function makeDataFolder(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    throw new StartupError(
+      `cannot create the database folder ${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
+  }
+}
+
 function keptSandboxKey(db: string): string {
   if (db === ':memory:' || isPostgresUrl(db)) return newApiKey();
   const file = `${db}.sandbox-merchant-key`;
@@ -258,31 +269,24 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Runn
 
 /** What a start may create on disk: the data folder, the database, its key files, the sandbox's. */
 function filesOf(options: PlatformOptions, db: string): string[] {
-  if (db === ':memory:' || isPostgresUrl(db)) return [];
+  if (db === ':memory:') return [];
   const sqlite = (f: string) => [f, `${f}-wal`, `${f}-shm`];
-  const sandboxDb = options.sandboxDb ?? sandboxDbFor(db);
+  const sandboxDb = options.paymentUrl ? ':memory:' : (options.sandboxDb ?? sandboxDbFor(db));
+  const sandbox = sandboxDb === ':memory:' ? [] : [dirname(sandboxDb), ...sqlite(sandboxDb)];
+  if (isPostgresUrl(db)) return sandbox;
   return [
     dirname(db),
     ...sqlite(db),
     `${db}.master-key`,
     `${db}.sandbox-merchant-key`,
-    ...(options.paymentUrl || sandboxDb === ':memory:' ? [] : sqlite(sandboxDb)),
+    ...sandbox,
   ];
 }
 
 async function start(options: PlatformOptions, db: string): Promise<RunningPlatform> {
   const sandboxMode = !options.paymentUrl;
   const postgres = isPostgresUrl(db);
-  if (db !== ':memory:' && !postgres) {
-    try {
-      // The data folder holds the database (and, in sandbox mode, its key): the platform's user only.
-      mkdirSync(dirname(db), { recursive: true, mode: 0o700 });
-    } catch (error) {
-      throw new StartupError(
-        `cannot create the database folder ${dirname(db)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-      );
-    }
-  }
+  if (db !== ':memory:' && !postgres) makeDataFolder(dirname(db));
   const masterKey = masterKeyFor(options, sandboxMode, db);
 
   let config: PlatformConfig = defaultConfig();
@@ -348,6 +352,8 @@ async function start(options: PlatformOptions, db: string): Promise<RunningPlatf
   try {
     if (sandboxMode) {
       const sandboxDb = options.sandboxDb ?? sandboxDbFor(db);
+      // On PostgreSQL nothing else made the folder the sandbox's file goes in.
+      if (sandboxDb !== ':memory:') makeDataFolder(dirname(sandboxDb));
       const sandboxApp = await buildSandbox({
         db: sandboxDb,
         slowDelayMs: options.sandboxSlowDelayMs,
