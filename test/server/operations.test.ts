@@ -1,10 +1,11 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { PlatformClient } from '../../src/core/client';
 import { startSandboxPlatform } from '../../src/testing/platform';
+import { describePg, freshDatabase } from '../support/postgres';
 import { pay, terminal } from '../support/server-harness';
 
 const bin = join(__dirname, '../../bin/cardpay-platform.js');
@@ -105,7 +106,11 @@ describe('request logs', () => {
     const incoming = lines.find((l) => l.req?.route === '/v1/sessions/:id');
     expect(incoming.req).toMatchObject({ method: 'GET', terminal: expect.stringMatching(/^trm_/) });
     const done = lines.find((l) => l.reqId === incoming.reqId && l.res);
-    expect(done).toMatchObject({ res: { status: 200 }, responseTime: expect.any(Number) });
+    // The completed line alone says what was asked and how it ended.
+    expect(done).toMatchObject({
+      res: { status: 200, method: 'GET', route: '/v1/sessions/:id' },
+      responseTime: expect.any(Number),
+    });
     expect(logs.join('\n')).not.toContain(`/v1/sessions/ses_`);
     // A business event: the decision and its reason, one line.
     expect(lines.find((l) => l.event === 'payment_failed')).toMatchObject({
@@ -279,6 +284,7 @@ describe('cardpay-platform on the command line', () => {
       ],
       /CARDPAY_MASTER_KEY is required with a postgres:\/\/ database/,
     ],
+    [['--db', 'mysql://root@127.0.0.1/cardpay'], /only postgres:\/\/ URLs, a SQLite file/],
     [
       ['--db', '/etc/hostname/cardpay.db', '--port', '0', '--sandbox-payments-port', '0'],
       /cardpay-platform: cannot (create the database folder|open the database)/,
@@ -396,5 +402,38 @@ describe('cardpay-platform on the command line', () => {
     const exit = new Promise((r) => child.on('exit', r));
     child.kill('SIGTERM');
     expect(await exit).toBe(0);
+  });
+});
+
+describePg('cardpay-platform on PostgreSQL, from an empty folder', () => {
+  it('starts with its sandbox, making the folder the sandbox keeps its records in', async () => {
+    const db = await freshDatabase();
+    const cwd = mkdtempSync(join(tmpdir(), 'cardpay-empty-'));
+    const child = spawn(
+      process.execPath,
+      [bin, '--port', '0', '--sandbox-payments-port', '0', '--db', db.url, '--log-level', 'warn'],
+      { cwd, env: { ...process.env, CARDPAY_MASTER_KEY: '7c'.repeat(32) } },
+    );
+    try {
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (c) => (out += c));
+      child.stderr.on('data', (c) => (err += c));
+      const started = Date.now();
+      while (!/sandbox payment platform: /.test(out) && Date.now() - started < 15000) {
+        if (child.exitCode !== null) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(err).toBe('');
+      expect(out).toMatch(/^cardpay platform listening on /m);
+      expect((statSync(join(cwd, 'data')).mode & 0o777).toString(8)).toBe('700');
+      expect(readdirSync(join(cwd, 'data'))).toContain('cardpay-sandbox-payments.db');
+      const exit = new Promise((r) => child.on('exit', r));
+      child.kill('SIGTERM');
+      expect(await exit).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await db.drop();
+    }
   });
 });
