@@ -405,6 +405,35 @@ describe('cardpay-platform on the command line', () => {
   });
 });
 
+describe('npm start', () => {
+  it('stops the platform when the shell npm started it in is ended by a SIGTERM', async () => {
+    const start = join(__dirname, '../../scripts/start.js');
+    // What `npm start` runs: a shell around the start script. npm's SIGTERM ends the shell only.
+    const shell = spawn(
+      'sh',
+      ['-c', `"${process.execPath}" "${start}" --port 0 --sandbox-payments-port 0 --db :memory:`],
+      { env: { ...process.env, CARDPAY_MASTER_KEY: '7d'.repeat(32) } },
+    );
+    let out = '';
+    shell.stdout.on('data', (c) => (out += c));
+    const started = Date.now();
+    while (!/sandbox payment platform: /.test(out) && Date.now() - started < 20000)
+      await new Promise((r) => setTimeout(r, 50));
+    const url = /listening on (\S+)/.exec(out)![1];
+    expect((await fetch(`${url}/v1/health`)).status).toBe(200);
+    shell.kill('SIGTERM');
+    let gone = false;
+    for (let i = 0; i < 40 && !gone; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      gone = await fetch(`${url}/v1/health`).then(
+        () => false,
+        () => true,
+      );
+    }
+    expect(gone).toBe(true);
+  });
+});
+
 describePg('cardpay-platform on PostgreSQL, from an empty folder', () => {
   it('starts with its sandbox, making the folder the sandbox keeps its records in', async () => {
     const db = await freshDatabase();
