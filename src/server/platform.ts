@@ -287,8 +287,6 @@ async function start(options: PlatformOptions, db: string): Promise<RunningPlatf
   const sandboxMode = !options.paymentUrl;
   const postgres = isPostgresUrl(db);
   if (db !== ':memory:' && !postgres) makeDataFolder(dirname(db));
-  const masterKey = masterKeyFor(options, sandboxMode, db);
-
   let config: PlatformConfig = defaultConfig();
   if (options.paymentTimeoutMs !== undefined) config.paymentTimeoutMs = options.paymentTimeoutMs;
   if (options.sessionTtlS !== undefined) config.sessionTtlMs = options.sessionTtlS * 1000;
@@ -320,6 +318,8 @@ async function start(options: PlatformOptions, db: string): Promise<RunningPlatf
   if (options.webhookTimeoutMs !== undefined) config.webhookTimeoutMs = options.webhookTimeoutMs;
   if (options.config) config = loadConfigFile(options.config, config);
   if (options.configObject) config = applyConfig(options.configObject, config);
+  // After the config is known good: a start that stops on a bad config says nothing of a key.
+  const masterKey = masterKeyFor(options, sandboxMode, db);
 
   // Each service logs under its own name: the sandbox's lines are the payment platform's.
   const loggerFor = (name: string) =>
