@@ -214,17 +214,22 @@ function makeDataFolder(dir: string): void {
   }
 }
 
-function keptSandboxKey(db: string): string {
-  if (db === ':memory:' || isPostgresUrl(db)) return newApiKey();
-  const file = `${db}.sandbox-merchant-key`;
+/**
+ * A sandbox credential kept in `<db>.<name>` (0600) beside the database, so that what a merchant
+ * saved from the first start (its API key, its webhook secret) still works after a restart. An
+ * in-memory or PostgreSQL database gets a new one each start.
+ */
+function keptSandboxValue(db: string, name: string, shape: RegExp, make: () => string): string {
+  if (db === ':memory:' || isPostgresUrl(db)) return make();
+  const file = `${db}.${name}`;
   if (existsSync(file)) {
     const kept = readFileSync(file, 'utf8').trim();
-    if (/^sk_sandbox_[0-9a-f]{32}$/.test(kept)) return kept;
+    if (shape.test(kept)) return kept;
   }
-  const key = newApiKey();
-  writeFileSync(file, key + '\n', { mode: 0o600 });
+  const value = make();
+  writeFileSync(file, value + '\n', { mode: 0o600 });
   chmodSync(file, 0o600);
-  return key;
+  return value;
 }
 
 function soterFor(options: PlatformOptions, sandbox: boolean): SoterVerifier | undefined {
@@ -279,6 +284,7 @@ function filesOf(options: PlatformOptions, db: string): string[] {
     ...sqlite(db),
     `${db}.master-key`,
     `${db}.sandbox-merchant-key`,
+    `${db}.sandbox-webhook-secret`,
     ...sandbox,
   ];
 }
@@ -297,7 +303,13 @@ async function start(options: PlatformOptions, db: string): Promise<RunningPlatf
     options.sandboxMerchantKey ?? process.env.CARDPAY_SANDBOX_MERCHANT_KEY;
   // In sandbox mode the key is kept beside the master key, so a merchant's saved calls survive
   // a restart (an in-memory database gets a new one each time).
-  if (sandboxMode) merchantKey ??= keptSandboxKey(db);
+  if (sandboxMode)
+    merchantKey ??= keptSandboxValue(
+      db,
+      'sandbox-merchant-key',
+      /^sk_sandbox_[0-9a-f]{32}$/,
+      newApiKey,
+    );
   let webhookSecret: string | undefined;
   if (merchantKey) {
     const merchant = sandboxMerchant(merchantKey);
@@ -305,7 +317,7 @@ async function start(options: PlatformOptions, db: string): Promise<RunningPlatf
       webhookSecret =
         options.sandboxWebhookSecret ??
         process.env.CARDPAY_SANDBOX_WEBHOOK_SECRET ??
-        newWebhookSecret();
+        keptSandboxValue(db, 'sandbox-webhook-secret', /^whsec_[0-9a-f]{48}$/, newWebhookSecret);
       merchant.webhook = {
         url: webhookUrl(options.sandboxWebhookUrl, '--sandbox-webhook-url'),
         secret: webhookSecret,

@@ -158,14 +158,18 @@ describe('the process', () => {
     expect(cli.stderr).toMatch(/^cardpay-platform: CARDPAY_MASTER_KEY does not open/);
   });
 
-  it('keeps the sandbox merchant’s key across restarts, beside the master key', async () => {
+  it('keeps the sandbox merchant’s key and webhook secret across restarts, beside the master key', async () => {
     const db = join(tmp('sandbox-key'), 'cardpay.db');
-    const first = await startSandboxPlatform({ db, masterKey: undefined });
+    const hook = { sandboxWebhookUrl: 'http://127.0.0.1:9/hooks' };
+    const first = await startSandboxPlatform({ db, masterKey: undefined, ...hook });
     await first.close();
-    const second = await startSandboxPlatform({ db, masterKey: undefined });
+    const second = await startSandboxPlatform({ db, masterKey: undefined, ...hook });
     await second.close();
     expect(second.merchantKey).toBe(first.merchantKey);
+    expect(second.sandboxMerchant?.webhookSecret).toMatch(/^whsec_/);
+    expect(second.sandboxMerchant?.webhookSecret).toBe(first.sandboxMerchant?.webhookSecret);
     expect((statSync(`${db}.sandbox-merchant-key`).mode & 0o777).toString(8)).toBe('600');
+    expect((statSync(`${db}.sandbox-webhook-secret`).mode & 0o777).toString(8)).toBe('600');
   });
 
   it('keeps its data folder and files readable by its own user only', async () => {
