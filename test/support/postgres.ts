@@ -27,8 +27,7 @@ const unreachable = probe();
 if (unreachable && process.env.CI === 'true')
   throw new Error(`PostgreSQL at ${ADMIN_URL} is required in CI: ${unreachable}`);
 if (unreachable)
-  // eslint-disable-next-line no-console
-  console.log(`PostgreSQL tests skipped: ${ADMIN_URL} is unreachable (${unreachable})`);
+  process.stderr.write(`PostgreSQL tests skipped: ${ADMIN_URL} is unreachable (${unreachable})\n`);
 
 /** `describe` when PostgreSQL is reachable, `describe.skip` otherwise. */
 export const describePg = unreachable ? describe.skip : describe;
