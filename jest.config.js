@@ -4,6 +4,17 @@ module.exports = {
   // `ts` must come before `json`: miniprogram-simulate otherwise resolves a component's index.json.
   moduleFileExtensions: ['ts', 'js', 'json', 'wxml', 'wxss'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] },
+  // The packages import each other by name: their sources here, as tsconfig.json's paths say.
+  moduleNameMapper: {
+    '^cardpay$': '<rootDir>/packages/sdk/src/core/index.ts',
+    '^cardpay/node$': '<rootDir>/packages/sdk/src/node.ts',
+    '^cardpay/wx$': '<rootDir>/packages/sdk/src/hosts/wx.ts',
+    '^cardpay/taro$': '<rootDir>/packages/sdk/src/hosts/taro.ts',
+    '^cardpay/plugin$': '<rootDir>/packages/sdk/src/plugin.ts',
+    '^cardpay/taro-jsx$': '<rootDir>/packages/sdk/src/taro-jsx.ts',
+    '^cardpay-platform$': '<rootDir>/packages/platform/src/index.ts',
+    '^cardpay-testing$': '<rootDir>/packages/testing/src/index.ts',
+  },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   testTimeout: 20000,
   globalSetup: '<rootDir>/test/global-setup.js',

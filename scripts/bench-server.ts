@@ -14,8 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
 import { Client } from 'pg';
-import { buildSandbox } from '../src/server/sandbox/payment-platform';
-import { startSandboxPlatform } from '../src/testing/platform';
+import { buildSandbox } from '../packages/platform/src/sandbox/payment-platform';
+import { startSandboxPlatform } from '../packages/testing/src/platform';
 
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const CHECKOUTS = Number(process.env.BENCH_CHECKOUTS ?? 2000);

@@ -4,7 +4,7 @@
 // steady half-capacity load), the client's PBKDF2 + proof, the built plugin's size.
 // --quick: fewer checkouts, no PostgreSQL (a smoke run); --json: the figures as JSON too.
 import { join } from 'node:path';
-import { packageRoot } from '../src/testing/root';
+import { repositoryRoot } from './root';
 import { benchServer, stepsLine } from './bench-server';
 
 interface Row {
@@ -23,7 +23,7 @@ async function main() {
       process.exit(2);
     }
   const quick = args.includes('--quick');
-  const root = packageRoot();
+  const root = repositoryRoot();
   const log = (l: string) => console.error(`  ${l}`);
 
   // The client and the plugin first: quick, and independent of the server's load.

@@ -2,7 +2,7 @@
 //                   [--postgres URL] [--instances N] [--json] [--keep]
 // Thousands of checkouts through fault proxies with kill -9 restarts, then the money invariants.
 import { join } from 'node:path';
-import { packageRoot } from '../src/testing/root';
+import { repositoryRoot } from './root';
 import { runChaos } from './chaos/run';
 
 function flags(argv: string[]): Record<string, string> {
@@ -62,7 +62,7 @@ async function main() {
     process.exit(2);
   }
   // The platform runs as the built CLI, as an operator runs it: build it from this checkout first.
-  require(join(packageRoot(), 'scripts', 'build.js')).buildServer();
+  require(join(repositoryRoot(), 'scripts', 'build.js')).buildPackages();
   console.log(
     `chaos: ${options.checkouts} checkouts, ${options.terminals} terminals, fault rate ${options.faultRate} per hop, kill -9 about every ${options.killEveryMs} ms, seed ${options.seed}, ${options.postgres ? `PostgreSQL, ${options.instances} instances` : 'SQLite'}`,
   );

@@ -8,7 +8,7 @@ require('child_process').execFileSync(process.execPath, [path.join(__dirname, 'b
 });
 const child = spawn(
   process.execPath,
-  [path.join(__dirname, '../bin/cardpay-platform.js'), ...process.argv.slice(2)],
+  [path.join(__dirname, '../packages/platform/bin/cardpay-platform.js'), ...process.argv.slice(2)],
   { stdio: 'inherit' },
 );
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));

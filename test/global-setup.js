@@ -11,6 +11,6 @@ const { join } = require('node:path');
 module.exports = () => {
   process.env.CARDPAY_TEST_TMP = mkdtempSync(join(tmpdir(), 'cardpay-test-run-'));
   process.env.TMPDIR = process.env.CARDPAY_TEST_TMP;
-  require('../scripts/build.js').buildServer();
+  require('../scripts/build.js').buildPackages();
   require('../scripts/build-plugin.js').buildPlugin(join(__dirname, '..'));
 };

@@ -133,7 +133,7 @@ describe('the package a merchant installs', () => {
     const section = readme.slice(readme.indexOf('## Using the SDK'));
     const script = /```js\n([\s\S]*?)```/.exec(section)![1];
     writeFileSync(join(scratch, 'pay.js'), script);
-    const { spawnSandboxPlatform } = require('../src/testing/platform');
+    const { spawnSandboxPlatform } = require('../packages/testing/src/platform');
     const platform = await spawnSandboxPlatform();
     try {
       const run = await new Promise<{ code: number | null; out: string }>((resolve) => {

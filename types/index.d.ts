@@ -1,4 +1,4 @@
 // Public declarations: the SDK core, the host bridge, and the plugin's requirePlugin API.
-export * from '../src/core/index';
-export type { HostBridge } from '../src/hosts/shared';
+export * from '../packages/sdk/src/core/index';
+export type { HostBridge } from '../packages/sdk/src/hosts/shared';
 export type { CardPayPlugin, CardPayTheme, CardPayCheckoutProps } from './plugin';

@@ -1,3 +1,3 @@
 // What `requirePlugin('cardpay')` returns, for TypeScript hosts inside this repository; merchants
 // import the same from the package: `import type { CardPayPlugin } from 'cardpay/plugin'`.
-export * from '../src/plugin-api';
+export * from '../packages/sdk/src/plugin';

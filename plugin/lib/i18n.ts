@@ -1,4 +1,4 @@
-import type { CheckoutError } from '../../src/core/checkout';
+import type { CheckoutError } from '../../packages/sdk/src/core/checkout';
 
 export type Locale = 'zh_CN' | 'en_US';
 

@@ -1,12 +1,12 @@
 // Everything the plugin's pages and API share, bundled once (dist/plugin/lib/sdk.js) and required
 // by each component and the main module, so the SDK is not copied into every file.
-import { assertId, Checkout, type CheckoutOptions } from '../../src/core/checkout';
-import { normaliseBaseUrl } from '../../src/core/client';
-import { passwordWeakness } from '../../src/core/enrolment';
-import { CardPayError } from '../../src/core/errors';
-import { VERSION } from '../../src/core/version';
-import { createWxHost } from '../../src/hosts/wx';
-import type { HostBridge } from '../../src/hosts/shared';
+import { assertId, Checkout, type CheckoutOptions } from '../../packages/sdk/src/core/checkout';
+import { normaliseBaseUrl } from '../../packages/sdk/src/core/client';
+import { passwordWeakness } from '../../packages/sdk/src/core/enrolment';
+import { CardPayError } from '../../packages/sdk/src/core/errors';
+import { VERSION } from '../../packages/sdk/src/core/version';
+import { createWxHost } from '../../packages/sdk/src/hosts/wx';
+import type { HostBridge } from '../../packages/sdk/src/hosts/shared';
 import { pickLocale, stringsFor, errorText, type Locale } from './i18n';
 import { checkoutView } from './view';
 

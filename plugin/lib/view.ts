@@ -1,5 +1,5 @@
-import type { CheckoutSnapshot, CheckoutState } from '../../src/core/checkout';
-import { formatAmount } from '../../src/core/money';
+import type { CheckoutSnapshot, CheckoutState } from '../../packages/sdk/src/core/checkout';
+import { formatAmount } from '../../packages/sdk/src/core/money';
 import { errorText, stringsFor, type Locale } from './i18n';
 
 export type Screen =

@@ -2,7 +2,7 @@
 // against the payment platform's own records (its charges and refunds tables).
 import Database from 'better-sqlite3';
 import { Client, types } from 'pg';
-import { defaultConfig, discountFor } from '../../src/server/config';
+import { defaultConfig, discountFor } from '../../packages/platform/src/infra/config';
 
 export interface Violation {
   rule: string;

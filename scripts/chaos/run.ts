@@ -10,18 +10,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Client } from 'pg';
-import { Checkout, type CheckoutSnapshot } from '../../src/core/checkout';
-import { createNodeHost, MemoryStorage, type NodeHost } from '../../src/hosts/node';
-import { buildSandbox, SANDBOX_CARDS } from '../../src/server/sandbox/payment-platform';
+import { Checkout, type CheckoutSnapshot } from '../../packages/sdk/src/core/checkout';
+import { createNodeHost, MemoryStorage, type NodeHost } from '../../packages/sdk/src/hosts/node';
+import { buildSandbox, SANDBOX_CARDS } from '../../packages/platform/src/sandbox/payment-platform';
 import {
   FAULT_KINDS,
   seededRandom,
   startFaultProxy,
   type FaultProxy,
   type FaultRates,
-} from '../../src/testing/fault-proxy';
-import { packageRoot } from '../../src/testing/root';
-import { verifyWebhook } from '../../src/webhooks';
+} from '../../packages/testing/src/fault-proxy';
+import { repositoryRoot } from '../root';
+import { verifyWebhook } from '../../packages/sdk/src/webhooks';
 import { checkInvariants, waitSettled, type Violation } from './invariants';
 
 export interface ChaosOptions {
@@ -104,7 +104,7 @@ class PlatformProcess {
   async start(): Promise<void> {
     const child = spawn(
       process.execPath,
-      [join(packageRoot(), 'bin/cardpay-platform.js'), ...this.args],
+      [join(repositoryRoot(), 'packages/platform/bin/cardpay-platform.js'), ...this.args],
       {
         env: {
           ...process.env,

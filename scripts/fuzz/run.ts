@@ -3,10 +3,10 @@
 // payloads. `npm run fuzz` and test/fuzz/fuzz.test.ts both call these.
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:http';
-import { readCard } from '../../src/core/card/brand';
-import { parseCard } from '../../src/core/card/reader';
-import { seededRandom } from '../../src/testing/fault-proxy';
-import { startSandboxPlatform, type SandboxPlatform } from '../../src/testing/platform';
+import { readCard } from '../../packages/sdk/src/core/card/brand';
+import { parseCard } from '../../packages/sdk/src/core/card/reader';
+import { seededRandom } from '../../packages/testing/src/fault-proxy';
+import { startSandboxPlatform, type SandboxPlatform } from '../../packages/testing/src/platform';
 
 type Rand = () => number;
 

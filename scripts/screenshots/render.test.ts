@@ -6,9 +6,9 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSandboxPlatform, type SpawnedPlatform } from '../../src/testing/platform';
+import { spawnSandboxPlatform, type SpawnedPlatform } from '../../packages/testing/src/platform';
 import { OUT, snap } from './snap';
-import { find, input, installWx, loadCheckout, mount, shimPluginGlobals, tap, text, typeDigits, waitFor, waitForScreen, type SimComponent } from '../../src/testing/simulate';
+import { find, input, installWx, loadCheckout, mount, shimPluginGlobals, tap, text, typeDigits, waitFor, waitForScreen, type SimComponent } from '../../packages/testing/src/simulate';
 
 const wx = installWx();
 let platform: SpawnedPlatform;

@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringsFor } from '../../plugin/lib/i18n';
-import { find, type SimComponent } from '../../src/testing/simulate';
+import { find, type SimComponent } from '../../packages/testing/src/simulate';
 
 export const OUT = join(__dirname, '../../screenshots/html');
 

@@ -4,7 +4,7 @@
 // The Taro demo shop's cart page, built by Taro's CLI (npm run build:taro), as a shopper sees it.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSandboxPlatform, type SpawnedPlatform } from '../../src/testing/platform';
+import { spawnSandboxPlatform, type SpawnedPlatform } from '../../packages/testing/src/platform';
 import {
   installWx,
   loadWithPlugin,
@@ -13,7 +13,7 @@ import {
   text,
   waitFor,
   waitForScreen,
-} from '../../src/testing/simulate';
+} from '../../packages/testing/src/simulate';
 import { OUT, snap } from './snap';
 
 const taro = join(__dirname, '../../demo-taro/dist');

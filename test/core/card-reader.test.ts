@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { base64Encode } from '../../src/core/encoding';
-import { detectBrand, readCard } from '../../src/core/card/brand';
-import { luhnValid, maskPan } from '../../src/core/card/reader';
+import { base64Encode } from '../../packages/sdk/src/core/encoding';
+import { detectBrand, readCard } from '../../packages/sdk/src/core/card/brand';
+import { luhnValid, maskPan } from '../../packages/sdk/src/core/card/reader';
 
 interface FixtureCase {
   payload: string;

@@ -1,5 +1,5 @@
-import { Checkout } from '../../src/core/checkout';
-import { credentialsKey } from '../../src/core/enrolment';
+import { Checkout } from '../../packages/sdk/src/core/checkout';
+import { credentialsKey } from '../../packages/sdk/src/core/enrolment';
 import { checkoutOnFake, enrolAndScan, PASSWORD } from '../support/core-harness';
 import { FakePlatform } from '../support/fake-platform';
 

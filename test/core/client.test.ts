@@ -1,6 +1,6 @@
-import { PlatformClient, normaliseBaseUrl } from '../../src/core/client';
-import type { HostResponse } from '../../src/core/host';
-import { createNodeHost } from '../../src/hosts/node';
+import { PlatformClient, normaliseBaseUrl } from '../../packages/sdk/src/core/client';
+import type { HostResponse } from '../../packages/sdk/src/core/host';
+import { createNodeHost } from '../../packages/sdk/src/hosts/node';
 import { FakePlatform } from '../support/fake-platform';
 
 async function registered(platform = new FakePlatform()) {

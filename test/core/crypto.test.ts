@@ -11,8 +11,8 @@ import {
   passwordProof,
   sha256Hex,
   signRequest,
-} from '../../src/core/crypto';
-import { pbkdf2Sha256, sha256 } from '../../src/core/sha256';
+} from '../../packages/sdk/src/core/crypto';
+import { pbkdf2Sha256, sha256 } from '../../packages/sdk/src/core/sha256';
 import {
   base64Decode,
   base64Encode,
@@ -20,7 +20,7 @@ import {
   toHex,
   utf8Decode,
   utf8Encode,
-} from '../../src/core/encoding';
+} from '../../packages/sdk/src/core/encoding';
 
 const key = Buffer.from('00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff', 'hex');
 

@@ -1,5 +1,5 @@
-import { passwordWeakness } from '../../src/core/enrolment';
-import { formatAmount } from '../../src/core/money';
+import { passwordWeakness } from '../../packages/sdk/src/core/enrolment';
+import { formatAmount } from '../../packages/sdk/src/core/money';
 
 describe('passwordWeakness', () => {
   it.each([

@@ -2,8 +2,8 @@ import {
   OrderRequestSchema,
   AuthenticateRequestSchema,
   RegisterTerminalRequestSchema,
-} from '../../src/core/protocol';
-import { validate } from '../../src/core/schema';
+} from '../../packages/sdk/src/core/protocol';
+import { validate } from '../../packages/sdk/src/core/schema';
 
 const order = {
   amount: 1999,

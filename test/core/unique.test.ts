@@ -1,6 +1,6 @@
-import { toHex } from '../../src/core/encoding';
-import type { Host } from '../../src/core/host';
-import { UniqueValues } from '../../src/core/unique';
+import { toHex } from '../../packages/sdk/src/core/encoding';
+import type { Host } from '../../packages/sdk/src/core/host';
+import { UniqueValues } from '../../packages/sdk/src/core/unique';
 
 /** A host like a WeChat plugin's: storage, but no random source. */
 function pluginLikeHost(storage = new Map<string, string>()): Host {
@@ -44,8 +44,9 @@ describe('unique values without a random source', () => {
     // the stored launch count; only that count tells its values apart from the last launch's.
     let Fresh!: typeof UniqueValues;
     jest.isolateModules(() => {
-      Fresh = (require('../../src/core/unique') as { UniqueValues: typeof UniqueValues })
-        .UniqueValues;
+      Fresh = (
+        require('../../packages/sdk/src/core/unique') as { UniqueValues: typeof UniqueValues }
+      ).UniqueValues;
     });
     await draw(new Fresh(pluginLikeHost(storage)), 500);
     expect(seen.size).toBe(1500);

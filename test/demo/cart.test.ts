@@ -3,7 +3,7 @@
  */
 // The demo shop's cart page, tested the way a merchant tests theirs: with the CardPay kit.
 import { join } from 'node:path';
-import { spawnSandboxPlatform, type SpawnedPlatform } from '../../src/testing/platform';
+import { spawnSandboxPlatform, type SpawnedPlatform } from '../../packages/testing/src/platform';
 import {
   installWx,
   loadWithPlugin,
@@ -12,7 +12,7 @@ import {
   shimPluginGlobals,
   text,
   waitFor,
-} from '../../src/testing/simulate';
+} from '../../packages/testing/src/simulate';
 
 const wx = installWx();
 let platform: SpawnedPlatform;

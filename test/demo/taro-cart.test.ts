@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSandboxPlatform, type SpawnedPlatform } from '../../src/testing/platform';
+import { spawnSandboxPlatform, type SpawnedPlatform } from '../../packages/testing/src/platform';
 import {
   installWx,
   loadWithPlugin,
@@ -14,7 +14,7 @@ import {
   shimPluginGlobals,
   text,
   waitFor,
-} from '../../src/testing/simulate';
+} from '../../packages/testing/src/simulate';
 
 const TARO = join(__dirname, '../../demo-taro');
 const BUILT = join(TARO, 'dist');

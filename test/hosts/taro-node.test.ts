@@ -3,8 +3,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { verify } from 'node:crypto';
-import { createTaroHost, type TaroApi } from '../../src/hosts/taro';
-import { createNodeHost, createSandboxBiometric, FileStorage } from '../../src/hosts/node';
+import { createTaroHost, type TaroApi } from '../../packages/sdk/src/hosts/taro';
+import {
+  createNodeHost,
+  createSandboxBiometric,
+  FileStorage,
+} from '../../packages/sdk/src/hosts/node';
 
 describe('the Taro host', () => {
   const store = new Map<string, unknown>();

@@ -1,5 +1,5 @@
-import { PlatformClient } from '../../src/core/client';
-import { createWxHost, type WxApi } from '../../src/hosts/wx';
+import { PlatformClient } from '../../packages/sdk/src/core/client';
+import { createWxHost, type WxApi } from '../../packages/sdk/src/hosts/wx';
 
 function fakeWx(overrides: Partial<Record<keyof WxApi, unknown>> = {}): WxApi {
   const store = new Map<string, unknown>();

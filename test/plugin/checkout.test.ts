@@ -9,8 +9,8 @@ import {
   createMerchantOrder,
   spawnSandboxPlatform,
   type SpawnedPlatform,
-} from '../../src/testing/platform';
-import { sandboxSoterBridge } from '../../src/testing/soter';
+} from '../../packages/testing/src/platform';
+import { sandboxSoterBridge } from '../../packages/testing/src/soter';
 import {
   find,
   input,
@@ -26,7 +26,7 @@ import {
   waitFor,
   waitForScreen,
   type SimComponent,
-} from '../../src/testing/simulate';
+} from '../../packages/testing/src/simulate';
 
 const PASSWORD = '204816';
 let platform: SpawnedPlatform;

@@ -1,4 +1,4 @@
-import type { CheckoutSnapshot } from '../../src/core/checkout';
+import type { CheckoutSnapshot } from '../../packages/sdk/src/core/checkout';
 import { errorText, pickLocale } from '../../plugin/lib/i18n';
 import { checkoutView } from '../../plugin/lib/view';
 import { themeStyle } from '../../plugin/lib/sdk';

@@ -4,11 +4,11 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { PlatformClient } from '../../src/core/client';
-import { derivePinKey } from '../../src/core/crypto';
-import { toHex } from '../../src/core/encoding';
-import { createNodeHost } from '../../src/hosts/node';
-import { startSandboxPlatform, type SandboxPlatform } from '../../src/testing/platform';
+import { PlatformClient } from '../../packages/sdk/src/core/client';
+import { derivePinKey } from '../../packages/sdk/src/core/crypto';
+import { toHex } from '../../packages/sdk/src/core/encoding';
+import { createNodeHost } from '../../packages/sdk/src/hosts/node';
+import { startSandboxPlatform, type SandboxPlatform } from '../../packages/testing/src/platform';
 import { describePg, freshDatabase } from '../support/postgres';
 import { factorsFor, PASSWORD, SALT } from '../support/server-harness';
 

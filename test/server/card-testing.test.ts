@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PlatformClient } from '../../src/core/client';
-import { createNodeHost } from '../../src/hosts/node';
-import { startSandboxPlatform, type SandboxPlatform } from '../../src/testing/platform';
+import { PlatformClient } from '../../packages/sdk/src/core/client';
+import { createNodeHost } from '../../packages/sdk/src/hosts/node';
+import { startSandboxPlatform, type SandboxPlatform } from '../../packages/testing/src/platform';
 import { describePg, freshDatabase } from '../support/postgres';
 import { factorsFor, terminal, toPrompt } from '../support/server-harness';
 

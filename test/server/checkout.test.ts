@@ -1,5 +1,5 @@
-import { createNodeHost, createSandboxBiometric } from '../../src/hosts/node';
-import { startSandboxPlatform, type SandboxPlatform } from '../../src/testing/platform';
+import { createNodeHost, createSandboxBiometric } from '../../packages/sdk/src/hosts/node';
+import { startSandboxPlatform, type SandboxPlatform } from '../../packages/testing/src/platform';
 import {
   checkout,
   factorsFor,

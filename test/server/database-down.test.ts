@@ -1,5 +1,5 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { startSandboxPlatform, type SandboxPlatform } from '../../src/testing/platform';
+import { startSandboxPlatform, type SandboxPlatform } from '../../packages/testing/src/platform';
 import { pay, raw, terminal } from '../support/server-harness';
 import { ADMIN_URL, describePg, freshDatabase } from '../support/postgres';
 

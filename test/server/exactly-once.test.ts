@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import Fastify from 'fastify';
-import { PlatformClient } from '../../src/core/client';
-import { startSandboxPlatform, type SandboxPlatform } from '../../src/testing/platform';
+import { PlatformClient } from '../../packages/sdk/src/core/client';
+import { startSandboxPlatform, type SandboxPlatform } from '../../packages/testing/src/platform';
 import { factorsFor, proof, terminal, toPrompt } from '../support/server-harness';
 
 let platform: SandboxPlatform;

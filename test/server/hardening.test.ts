@@ -5,8 +5,8 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import type { SqliteStore } from '../../src/server/store/sqlite';
-import { startSandboxPlatform } from '../../src/testing/platform';
+import type { SqliteStore } from '../../packages/platform/src/store/sqlite';
+import { startSandboxPlatform } from '../../packages/testing/src/platform';
 import { pay, raw, terminal } from '../support/server-harness';
 
 // The process, as an attacker and an operator find it (security review, issue #15 §3).
@@ -146,7 +146,13 @@ describe('the process', () => {
     });
     const cli = spawnSync(
       process.execPath,
-      [join(__dirname, '../../bin/cardpay-platform.js'), '--db', db, '--port', '0'],
+      [
+        join(__dirname, '../../packages/platform/bin/cardpay-platform.js'),
+        '--db',
+        db,
+        '--port',
+        '0',
+      ],
       {
         env: { ...process.env, CARDPAY_MASTER_KEY: '33'.repeat(32) },
         encoding: 'utf8',

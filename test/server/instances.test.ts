@@ -4,20 +4,20 @@ import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { PlatformClient } from '../../src/core/client';
-import type { Host } from '../../src/core/host';
-import { createNodeHost } from '../../src/hosts/node';
-import { buildSandbox } from '../../src/server/sandbox/payment-platform';
+import { PlatformClient } from '../../packages/sdk/src/core/client';
+import type { Host } from '../../packages/sdk/src/core/host';
+import { createNodeHost } from '../../packages/sdk/src/hosts/node';
+import { buildSandbox } from '../../packages/platform/src/sandbox/payment-platform';
 import { factorsFor, PASSWORD, proof, SALT } from '../support/server-harness';
 import { describePg, freshDatabase } from '../support/postgres';
-import { derivePinKey } from '../../src/core/crypto';
-import { toHex } from '../../src/core/encoding';
+import { derivePinKey } from '../../packages/sdk/src/core/crypto';
+import { toHex } from '../../packages/sdk/src/core/encoding';
 
 // Three `cardpay-platform` processes on one PostgreSQL database behind no single address: every
 // request of a checkout goes to an instance picked at random. The payment platform's own records
 // (the sandbox, run here) are what is counted.
 
-const bin = join(__dirname, '../../bin/cardpay-platform.js');
+const bin = join(__dirname, '../../packages/platform/bin/cardpay-platform.js');
 const MERCHANT_KEY = 'sk_sandbox_instances_test';
 
 interface Instance {

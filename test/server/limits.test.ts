@@ -2,9 +2,9 @@ import { createHmac } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
-import { ConfigError, webhookUrl } from '../../src/server/config';
-import { startSandboxPlatform } from '../../src/testing/platform';
-import { verifyWebhook } from '../../src/webhooks';
+import { ConfigError, webhookUrl } from '../../packages/platform/src/infra/config';
+import { startSandboxPlatform } from '../../packages/testing/src/platform';
+import { verifyWebhook } from '../../packages/sdk/src/webhooks';
 import { factorsFor, terminal, toPrompt } from '../support/server-harness';
 
 // The third security review's smaller findings (issue #20 §4): what one client may take of the

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { startSandboxPlatform, type SandboxPlatform } from '../../src/testing/platform';
+import { startSandboxPlatform, type SandboxPlatform } from '../../packages/testing/src/platform';
 import { factorsFor, terminal } from '../support/server-harness';
 
 // PROTOCOL.md §6: the loyalty history is kept per currency and ranges are configured per

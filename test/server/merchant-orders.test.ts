@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { startSandboxPlatform, type SandboxPlatform } from '../../src/testing/platform';
+import { startSandboxPlatform, type SandboxPlatform } from '../../packages/testing/src/platform';
 import { PASSWORD, pay, raw, terminal } from '../support/server-harness';
 
 // PROTOCOL.md §7.1: the merchant's order list, what a daily reconciliation reads.

@@ -3,8 +3,8 @@ import { mkdtempSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { verifyWebhook, type WebhookEvent } from '../../src/node';
-import { startSandboxPlatform, type SandboxPlatform } from '../../src/testing/platform';
+import { verifyWebhook, type WebhookEvent } from '../../packages/sdk/src/node';
+import { startSandboxPlatform, type SandboxPlatform } from '../../packages/testing/src/platform';
 import { factorsFor, pay, raw, terminal, toPrompt } from '../support/server-harness';
 
 // PROTOCOL.md §7.3: events written with the outcome that caused them, delivered signed, retried,

@@ -3,12 +3,12 @@ import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { PlatformClient } from '../../src/core/client';
-import { startSandboxPlatform } from '../../src/testing/platform';
+import { PlatformClient } from '../../packages/sdk/src/core/client';
+import { startSandboxPlatform } from '../../packages/testing/src/platform';
 import { describePg, freshDatabase } from '../support/postgres';
 import { pay, terminal } from '../support/server-harness';
 
-const bin = join(__dirname, '../../bin/cardpay-platform.js');
+const bin = join(__dirname, '../../packages/platform/bin/cardpay-platform.js');
 
 async function settled(t: Awaited<ReturnType<typeof terminal>>, sessionId: string) {
   for (let i = 0; i < 100; i++) {

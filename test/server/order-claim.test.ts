@@ -1,8 +1,8 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PlatformClient } from '../../src/core/client';
-import { startSandboxPlatform, type SandboxPlatform } from '../../src/testing/platform';
+import { PlatformClient } from '../../packages/sdk/src/core/client';
+import { startSandboxPlatform, type SandboxPlatform } from '../../packages/testing/src/platform';
 import { factorsFor, raw, terminal, toPrompt } from '../support/server-harness';
 
 // PROTOCOL.md §5.4: a merchant order is paid at most once, however many sessions are opened for

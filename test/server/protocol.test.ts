@@ -1,5 +1,5 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { startSandboxPlatform, type SandboxPlatform } from '../../src/testing/platform';
+import { startSandboxPlatform, type SandboxPlatform } from '../../packages/testing/src/platform';
 import { factorsFor, proof, raw, terminal, toPrompt } from '../support/server-harness';
 
 let platform: SandboxPlatform;

@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRefund, refundIdFor } from '../../src/server/domain/refunds';
-import { startSandboxPlatform, type SandboxPlatform } from '../../src/testing/platform';
-import type { AuthenticateResponse } from '../../src/core/protocol';
+import { createRefund, refundIdFor } from '../../packages/platform/src/domain/refunds';
+import { startSandboxPlatform, type SandboxPlatform } from '../../packages/testing/src/platform';
+import type { AuthenticateResponse } from '../../packages/sdk/src/core/protocol';
 import { factorsFor, PASSWORD, pay, raw, terminal, toPrompt } from '../support/server-harness';
 
 // PROTOCOL.md §7.2 and §8: refunds, counted against the payment platform's own records.

@@ -1,7 +1,7 @@
 import { request as httpRequest } from 'node:http';
-import { PlatformClient } from '../../src/core/client';
-import type { Host } from '../../src/core/host';
-import { startSandboxPlatform, type SandboxPlatform } from '../../src/testing/platform';
+import { PlatformClient } from '../../packages/sdk/src/core/client';
+import type { Host } from '../../packages/sdk/src/core/host';
+import { startSandboxPlatform, type SandboxPlatform } from '../../packages/testing/src/platform';
 import { factorsFor, pay, proof, terminal, toPrompt } from '../support/server-harness';
 
 // PROTOCOL.md §5.3: binding a card to a terminal, velocity, and failures that count.

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import Fastify from 'fastify';
-import type { BiometricProvider } from '../../src/core/host';
-import { SANDBOX_SOTER_REFUSED } from '../../src/server/sandbox/soter';
-import { WeChatSoterVerifier } from '../../src/server/soter';
-import { startSandboxPlatform, type SandboxPlatform } from '../../src/testing/platform';
+import type { BiometricProvider } from '../../packages/sdk/src/core/host';
+import { SANDBOX_SOTER_REFUSED } from '../../packages/platform/src/sandbox/soter';
+import { WeChatSoterVerifier } from '../../packages/platform/src/connectors/soter';
+import { startSandboxPlatform, type SandboxPlatform } from '../../packages/testing/src/platform';
 import { terminal, toPrompt } from '../support/server-harness';
 
 // A stand-in for WeChat's verify_signature service: it accepts a signature that is the SHA-256 of

@@ -2,9 +2,14 @@ import Database from 'better-sqlite3';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PostgresStore } from '../../src/server/store/postgres';
-import { SqliteStore } from '../../src/server/store/sqlite';
-import type { MerchantOrderRow, PaymentRow, SessionRow, Store } from '../../src/server/store/types';
+import { PostgresStore } from '../../packages/platform/src/store/postgres';
+import { SqliteStore } from '../../packages/platform/src/store/sqlite';
+import type {
+  MerchantOrderRow,
+  PaymentRow,
+  SessionRow,
+  Store,
+} from '../../packages/platform/src/store/types';
 import { describePg, freshDatabase } from '../support/postgres';
 
 // One suite, both stores: the rules several requests (or instances) race for are decided by the

@@ -1,5 +1,9 @@
-import { Checkout, type CheckoutOptions, type CheckoutSnapshot } from '../../src/core/checkout';
-import { createNodeHost, MemoryStorage, type NodeHost } from '../../src/hosts/node';
+import {
+  Checkout,
+  type CheckoutOptions,
+  type CheckoutSnapshot,
+} from '../../packages/sdk/src/core/checkout';
+import { createNodeHost, MemoryStorage, type NodeHost } from '../../packages/sdk/src/hosts/node';
 import { FakePlatform } from './fake-platform';
 
 /** A checkout wired to a fresh fake platform, recording every event it emits. */

@@ -1,5 +1,5 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { HostRequest, HostResponse } from '../../src/core/host';
+import type { HostRequest, HostResponse } from '../../packages/sdk/src/core/host';
 
 // A trading platform written from PROTOCOL.md for the SDK's unit tests: in memory, no HTTP,
 // its own crypto through node:crypto, so the core's signing is checked against an independent

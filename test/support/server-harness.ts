@@ -1,9 +1,9 @@
-import { Checkout, type CheckoutOptions } from '../../src/core/checkout';
-import { PlatformClient } from '../../src/core/client';
-import { derivePinKey, passwordProof } from '../../src/core/crypto';
-import { toHex } from '../../src/core/encoding';
-import { createNodeHost, type NodeHost } from '../../src/hosts/node';
-import type { SandboxPlatform } from '../../src/testing/platform';
+import { Checkout, type CheckoutOptions } from '../../packages/sdk/src/core/checkout';
+import { PlatformClient } from '../../packages/sdk/src/core/client';
+import { derivePinKey, passwordProof } from '../../packages/sdk/src/core/crypto';
+import { toHex } from '../../packages/sdk/src/core/encoding';
+import { createNodeHost, type NodeHost } from '../../packages/sdk/src/hosts/node';
+import type { SandboxPlatform } from '../../packages/testing/src/platform';
 
 export const PASSWORD = '204816';
 export const SALT = '0f'.repeat(16);

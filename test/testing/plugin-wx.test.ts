@@ -1,8 +1,8 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pluginSupport } from '../../src/testing/plugin-apis';
-import { installWx } from '../../src/testing/simulate';
+import { pluginSupport } from '../../packages/testing/src/plugin-apis';
+import { installWx } from '../../packages/testing/src/simulate';
 
 describe('the kit’s wx, as a plugin sees it', () => {
   it('reads WeChat’s plugin support from the installed typings', () => {

@@ -1,7 +1,7 @@
 // The plugin's public component: the card-number input port a shopper taps on the checkout page.
 // It renders the SDK's checkout state machine: every state change arrives as one snapshot and
 // becomes one setData; taps become method calls on the machine.
-import type { AuthInput, Checkout } from '../../../src/core/checkout';
+import type { AuthInput, Checkout } from '../../../packages/sdk/src/core/checkout';
 import {
   Checkout as CheckoutMachine,
   checkoutView,

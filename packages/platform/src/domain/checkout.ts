@@ -1,0 +1,863 @@
+import { createHmac, createPublicKey, verify as verifySignature } from 'node:crypto';
+import { readCard } from 'cardpay';
+import { authMessage } from 'cardpay';
+import {
+  type AuthenticateRequest,
+  type ConfirmRequest,
+  type CreateSessionRequest,
+  type Factor,
+  type OrderRequest,
+  type SessionView,
+} from 'cardpay';
+import type { Ctx } from './context';
+import { eventWrite } from './notifications';
+import { orderViewOf, paymentView } from './views';
+import { discountFor, type MerchantConfig } from '../infra/config';
+import { ApiError, invalid } from '../infra/errors';
+import { hexEqual, newId, randomHex } from '../infra/secrets';
+import type { MerchantOrderRow, PaymentRow, SessionRow, TerminalRow, Write } from '../store/types';
+import type { ChargeOutcome } from '../connectors/payments';
+
+const INPUT_PORT = {
+  methods: ['scan', 'manual'],
+  scanTypes: ['qrCode', 'barCode'],
+  formats: ['pan', 'emv-cpm'],
+};
+const BEFORE_PROCESSING = ['awaiting_order', 'awaiting_confirmation', 'awaiting_authentication'];
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** The session as the status endpoint shows it (PROTOCOL.md §5.5). */
+export async function sessionView(ctx: Ctx, s: SessionRow): Promise<SessionView> {
+  const view: SessionView = { sessionId: s.id, state: s.state, expiresAt: iso(s.expiresAt) };
+  if (s.state === 'awaiting_order') view.inputPort = INPUT_PORT as SessionView['inputPort'];
+  if (s.orderRef) {
+    const order = await ctx.store.getMerchantOrder(s.orderRef);
+    if (order)
+      view.order = {
+        orderRef: order.orderRef,
+        amount: order.amount,
+        currency: order.currency,
+        ...(order.description ? { description: order.description } : {}),
+      };
+  }
+  if (s.orderId && s.cardMasked) {
+    view.confirmation = {
+      orderId: s.orderId,
+      amount: s.amount!,
+      currency: s.currency!,
+      card: { brand: s.cardBrand!, last4: s.cardLast4!, masked: s.cardMasked },
+      merchant: {
+        id: s.merchantId,
+        name: ctx.config.merchants.find((m) => m.id === s.merchantId)?.name ?? s.merchantId,
+      },
+      // The token only while it can still be used.
+      ...(s.state === 'awaiting_confirmation' ? { confirmToken: s.confirmToken! } : {}),
+      ...(s.description ? { description: s.description } : {}),
+    };
+  }
+  if (s.state === 'awaiting_authentication' && s.challenge) {
+    // Read now: the attempts left change with every failed authentication.
+    const terminal = await ctx.store.getTerminal(s.terminalId);
+    view.authPrompt = prompt(ctx, s, s.challenge, terminal!);
+  }
+  if (s.paymentId) {
+    const p = await ctx.store.getPayment(s.paymentId);
+    if (p) view.payment = paymentView(p);
+  }
+  if (s.error) view.error = s.error;
+  return view;
+}
+
+function prompt(ctx: Ctx, s: SessionRow, challenge: string, terminal: TerminalRow) {
+  return {
+    challenge,
+    methods: s.methods ?? [],
+    required: s.required ?? 1,
+    ...(s.mandatory?.length ? { mandatory: s.mandatory } : {}),
+    attemptsLeft: Math.max(0, ctx.config.maxAuthFailures - terminal.authFailures),
+    expiresAt: iso(s.expiresAt),
+  };
+}
+
+/** The payment-platform's reason inside `error`, as the session view and the 402 carry it. */
+function failureError(error: NonNullable<SessionRow['error']>): ApiError {
+  const { code, message, retryable, ...inner } = error;
+  const status = code === 'payment_declined' ? 402 : code === 'order_already_paid' ? 409 : 503;
+  return new ApiError(status, code as 'payment_declined', message, {}, retryable, inner);
+}
+
+const ORDER_ALREADY_PAID = {
+  code: 'order_already_paid',
+  message: 'the merchant order is already paid; nothing was charged',
+  retryable: false,
+};
+
+function merchantOf(ctx: Ctx, id: string): MerchantConfig {
+  const m = ctx.config.merchants.find((x) => x.id === id);
+  if (!m) throw new ApiError(404, 'merchant_unknown', `no merchant ${id}`);
+  return m;
+}
+
+/** Loads a session of this terminal, marking it expired when its time has passed. */
+async function owned(ctx: Ctx, terminal: TerminalRow, id: string): Promise<SessionRow> {
+  const s = await ctx.store.getSession(id);
+  if (!s || s.terminalId !== terminal.id)
+    throw new ApiError(404, 'session_not_found', `no session ${id} for this terminal`);
+  if (BEFORE_PROCESSING.includes(s.state) && ctx.now() > s.expiresAt) {
+    if (
+      await ctx.store.commit([
+        {
+          kind: 'updateSession',
+          id: s.id,
+          version: s.version,
+          patch: { state: 'expired', panSealed: null, challenge: null },
+        },
+      ])
+    ) {
+      return { ...s, state: 'expired', panSealed: null, challenge: null, version: s.version + 1 };
+    }
+    return owned(ctx, terminal, id);
+  }
+  return s;
+}
+
+function expect(s: SessionRow, state: SessionRow['state']): void {
+  if (s.state === 'expired')
+    throw new ApiError(410, 'session_expired', 'the session has expired; open a new one');
+  if (s.state !== state)
+    throw new ApiError(409, 'invalid_state', `the session is ${s.state}, not ${state}`, {
+      state: s.state,
+    });
+}
+
+/** Applies writes conditional on the session's version; a lost race is reported as a state conflict. */
+async function commit(ctx: Ctx, s: SessionRow, writes: Write[]): Promise<void> {
+  if (!(await ctx.store.commit(writes))) throw moved(s, await ctx.store.getSession(s.id));
+}
+
+/** The session changed while this request was processed: says where it stands now. */
+function moved(s: SessionRow, now: SessionRow | undefined): ApiError {
+  return new ApiError(
+    409,
+    'invalid_state',
+    'the session changed while this request was processed',
+    { state: now?.state ?? s.state },
+    true,
+  );
+}
+
+/**
+ * Records the final outcome of a charge in one transaction: payment, session, merchant order;
+ * the sealed card number is dropped, only the masked one stays. Shared with the reconciler.
+ */
+export async function settle(
+  ctx: Ctx,
+  paymentId: string,
+  outcome: ChargeOutcome | { status: 'failed'; reason: string },
+  /** Who decided: the shopper's request, or the reconciler after an unanswered charge. */
+  settledBy: 'request' | 'reconciler' = 'request',
+  /**
+   * The payment and its session as the caller last wrote them, sparing their reads; if either
+   * has moved on since, the versioned writes below find out and nothing is recorded.
+   */
+  known?: { payment: PaymentRow; session: SessionRow },
+): Promise<{ payment: PaymentRow; session: SessionRow } | undefined> {
+  const p = known?.payment ?? (await ctx.store.getPayment(paymentId));
+  if (!p || p.status !== 'pending' || outcome.status === 'unknown') return undefined;
+  const s = known?.session ?? (await ctx.store.getSession(p.sessionId))!;
+  const writes: Write[] = [];
+  const decidedAt = ctx.now();
+  let paymentPatch: Partial<PaymentRow>;
+  let sessionPatch: Partial<SessionRow>;
+  if (outcome.status === 'succeeded') {
+    paymentPatch = { status: 'succeeded', nextCheckAt: null, decidedAt };
+    sessionPatch = { state: 'succeeded', panSealed: null, challenge: null };
+    writes.push(
+      { kind: 'updatePayment', id: p.id, version: p.version, patch: paymentPatch },
+      { kind: 'updateSession', id: s.id, version: s.version, patch: sessionPatch },
+    );
+    // The order stays claimed by this payment for good.
+    if (p.orderRef)
+      writes.push({
+        kind: 'updateOrder',
+        orderRef: p.orderRef,
+        patch: { status: 'paid', paymentId: p.id },
+      });
+    // Every payment carries a password or biometric the platform verified (cvv alone is refused),
+    // so a payment made clears past failures; a declined one leaves them as they were.
+    writes.push(
+      { kind: 'updateTerminal', id: p.terminalId, patch: { authFailures: 0 } },
+      { kind: 'addHistory', terminalId: p.terminalId, currency: p.currency, amount: p.charged },
+    );
+    // A CVV the payment platform accepted proves the card is at hand: bind it to this terminal.
+    if (p.cvvGiven && p.cardHash)
+      writes.push({
+        kind: 'bindCard',
+        terminalId: p.terminalId,
+        cardHash: p.cardHash,
+        at: ctx.now(),
+      });
+  } else {
+    const declined = outcome.status === 'declined';
+    const error = declined
+      ? {
+          code: 'payment_declined',
+          message: 'the payment platform declined the charge',
+          retryable: false,
+          declineCode: outcome.declineCode,
+        }
+      : {
+          code: 'payment_unavailable',
+          message: 'the payment platform never received the charge',
+          retryable: true,
+        };
+    paymentPatch = {
+      status: declined ? 'declined' : 'failed',
+      declineCode: declined ? outcome.declineCode : null,
+      nextCheckAt: null,
+      decidedAt,
+    };
+    sessionPatch = { state: 'failed', panSealed: null, challenge: null, error };
+    writes.push(
+      { kind: 'updatePayment', id: p.id, version: p.version, patch: paymentPatch },
+      { kind: 'updateSession', id: s.id, version: s.version, patch: sessionPatch },
+    );
+    // No money moved: the order is free for another attempt.
+    if (p.orderRef) writes.push({ kind: 'releaseOrder', orderRef: p.orderRef, paymentId: p.id });
+  }
+  // The notification, in the same transaction: the order (or, for an open amount, the payment)
+  // as this outcome leaves it.
+  const settledPayment: PaymentRow = {
+    ...p,
+    decidedAt,
+    ...(outcome.status === 'succeeded'
+      ? { status: 'succeeded' as const }
+      : outcome.status === 'declined'
+        ? { status: 'declined' as const, declineCode: outcome.declineCode }
+        : { status: 'failed' as const }),
+  };
+  const type = outcome.status === 'succeeded' ? 'payment.succeeded' : 'payment.failed';
+  const order = p.orderRef ? await ctx.store.getMerchantOrder(p.orderRef) : undefined;
+  writes.push(
+    eventWrite(
+      ctx,
+      p.merchantId,
+      type,
+      order
+        ? {
+            order: orderViewOf(
+              outcome.status === 'succeeded'
+                ? { ...order, status: 'paid', paymentId: p.id }
+                : { ...order, status: 'failed' },
+              settledPayment,
+              [],
+              settledPayment,
+            ),
+          }
+        : { payment: { ...paymentView(settledPayment), sessionId: p.sessionId } },
+    ),
+  );
+  // A lost race means another instance settled it first (and logged it).
+  if (!(await ctx.store.commit(writes))) return undefined;
+  ctx.log?.info(
+    {
+      event: outcome.status === 'succeeded' ? 'payment_succeeded' : 'payment_failed',
+      paymentId: p.id,
+      terminalId: p.terminalId,
+      merchantId: p.merchantId,
+      charged: p.charged,
+      settledBy,
+      ...(outcome.status === 'declined' ? { declineCode: outcome.declineCode } : {}),
+      ...(outcome.status === 'failed' ? { reason: outcome.reason } : {}),
+    },
+    outcome.status === 'succeeded' ? 'payment made' : 'payment not made',
+  );
+  return {
+    payment: { ...p, ...paymentPatch, version: p.version + 1 },
+    session: { ...s, ...sessionPatch, version: s.version + 1 },
+  };
+}
+
+/** `POST /v1/sessions`: the card-number input port (PROTOCOL.md §5.1). */
+export async function openSession(
+  ctx: Ctx,
+  terminal: TerminalRow,
+  body: CreateSessionRequest,
+): Promise<SessionView> {
+  const merchant = merchantOf(ctx, body.merchantId);
+  let order;
+  if (body.orderRef) {
+    order = await ctx.store.getMerchantOrder(body.orderRef);
+    if (!order || order.merchantId !== merchant.id)
+      throw new ApiError(404, 'order_unknown', `no order ${body.orderRef} for ${merchant.id}`);
+    if (isPaid(order))
+      throw new ApiError(409, 'order_already_paid', `order ${order.orderRef} is already paid`);
+  } else if (!merchant.openAmounts) {
+    throw invalid(`orderRef is required: merchant ${merchant.id} does not take open amounts`);
+  }
+  const now = ctx.now();
+  // Sessions are rows: a terminal opening them without end would grow the database without end.
+  const cap = ctx.config.throttle.openSessionsPerTerminal;
+  if ((await ctx.store.openSessions(terminal.id, now - ctx.config.sessionTtlMs, now)) >= cap) {
+    securityEvent(ctx, 'open_sessions_capped', { terminalId: terminal.id });
+    throw new ApiError(
+      429,
+      'rate_limited',
+      `this terminal has ${cap} sessions open; finish or cancel one first`,
+      { retryAfter: 60 },
+      true,
+    );
+  }
+  const row: SessionRow = {
+    id: newId('ses'),
+    terminalId: terminal.id,
+    merchantId: merchant.id,
+    orderRef: order?.orderRef ?? null,
+    state: 'awaiting_order',
+    createdAt: now,
+    expiresAt: now + ctx.config.sessionTtlMs,
+    orderId: null,
+    amount: null,
+    currency: null,
+    description: order?.description ?? null,
+    cardBrand: null,
+    cardLast4: null,
+    cardMasked: null,
+    panSealed: null,
+    cardHash: null,
+    confirmToken: null,
+    challenge: null,
+    methods: null,
+    required: null,
+    mandatory: null,
+    paymentId: null,
+    error: null,
+    version: 0,
+  };
+  await ctx.store.commit([{ kind: 'insertSession', row }]);
+  return sessionView(ctx, row);
+}
+
+/** `GET /v1/sessions/{id}`: the session as it stands (PROTOCOL.md §5.5). */
+export async function viewSession(ctx: Ctx, terminal: TerminalRow, id: string) {
+  return sessionView(ctx, await owned(ctx, terminal, id));
+}
+
+/** `POST /v1/sessions/{id}/order`: amount and card, answered with the confirmation (§5.2). */
+export async function submitOrder(ctx: Ctx, terminal: TerminalRow, id: string, body: OrderRequest) {
+  const s = await owned(ctx, terminal, id);
+  expect(s, 'awaiting_order');
+  const merchant = merchantOf(ctx, s.merchantId);
+  if (s.orderRef) {
+    const order = await ctx.store.getMerchantOrder(s.orderRef);
+    if (order && (order.amount !== body.amount || order.currency !== body.currency)) {
+      throw new ApiError(
+        422,
+        'amount_mismatch',
+        `the order is ${order.amount} ${order.currency}, the request says ${body.amount} ${body.currency}`,
+      );
+    }
+  }
+  if (!merchant.currencies.includes(body.currency))
+    throw invalid(`currency ${body.currency} is not accepted by ${merchant.id}`);
+  const read = readCard(body.card.payload);
+  if (!read.ok)
+    throw new ApiError(422, 'invalid_card', read.message, {
+      reason: read.reason,
+      ...(read.detected ? { detected: read.detected } : {}),
+    });
+  const card = read.card;
+  if (!merchant.acceptedBrands.includes(card.brand))
+    throw new ApiError(422, 'unsupported_card', `${merchant.id} does not take ${card.brand} cards`);
+  const patch: Partial<SessionRow> = {
+    state: 'awaiting_confirmation',
+    orderId: newId('ord'),
+    amount: body.amount,
+    currency: body.currency,
+    cardBrand: card.brand,
+    cardLast4: card.last4,
+    cardMasked: card.masked,
+    panSealed: ctx.sealer.seal(card.pan, `pan:${s.id}`),
+    cardHash: ctx.sealer.cardHash(card.pan),
+    confirmToken: randomHex(16),
+  };
+  await commit(ctx, s, [{ kind: 'updateSession', id: s.id, version: s.version, patch }]);
+  const view = await sessionView(ctx, { ...s, ...patch });
+  return { sessionId: s.id, state: view.state, confirmation: view.confirmation };
+}
+
+/** `POST /v1/sessions/{id}/confirm`: the shopper's answer to the confirmation (§5.3). */
+export async function confirmOrder(
+  ctx: Ctx,
+  terminal: TerminalRow,
+  id: string,
+  body: ConfirmRequest,
+) {
+  const s = await owned(ctx, terminal, id);
+  expect(s, 'awaiting_confirmation');
+  if (!hexEqual(s.confirmToken!, body.confirmToken))
+    throw new ApiError(
+      422,
+      'confirm_token_invalid',
+      'confirmToken does not match this confirmation',
+    );
+  if (!body.accept) {
+    await commit(ctx, s, [
+      {
+        kind: 'updateSession',
+        id: s.id,
+        version: s.version,
+        patch: { state: 'cancelled', panSealed: null },
+      },
+    ]);
+    return { sessionId: s.id, state: 'cancelled' };
+  }
+  const policy = merchantOf(ctx, s.merchantId).auth;
+  // Biometrics only where this platform can check them: a sandbox key always, SOTER with a verifier.
+  const canVerifyBiometric =
+    terminal.biometricScheme === 'sandbox-p256' ||
+    (terminal.biometricScheme === 'soter' && !!ctx.soter);
+  const methods = policy.methods.filter((m) => m !== 'biometric' || canVerifyBiometric);
+  let required =
+    policy.twoFactorsFrom && s.amount! >= policy.twoFactorsFrom && methods.length >= 2 ? 2 : 1;
+  // A card not yet bound to this terminal must be proven with its CVV, on top of the
+  // terminal's own factor, whatever the merchant's policy (PROTOCOL.md §5.3).
+  const bound = await ctx.store.isCardBound(terminal.id, s.cardHash!);
+  if (!bound) {
+    if (!methods.includes('cvv')) methods.push('cvv');
+    required = Math.max(required, 2);
+  }
+  const challenge = randomHex(32);
+  const patch: Partial<SessionRow> = {
+    state: 'awaiting_authentication',
+    methods,
+    required,
+    mandatory: bound ? null : ['cvv'],
+    challenge,
+  };
+  await commit(ctx, s, [{ kind: 'updateSession', id: s.id, version: s.version, patch }]);
+  // The attempts left as they stand now (the request's terminal row is its identity only).
+  const fresh = (await ctx.store.getTerminal(terminal.id)) ?? terminal;
+  return {
+    sessionId: s.id,
+    state: 'awaiting_authentication',
+    authPrompt: prompt(ctx, { ...s, ...patch }, challenge, fresh),
+  };
+}
+
+/** `POST /v1/sessions/{id}/cancel` (an extension): ends a session before `processing`. */
+export async function cancelSession(ctx: Ctx, terminal: TerminalRow, id: string) {
+  const s = await owned(ctx, terminal, id);
+  if (s.state === 'expired') throw new ApiError(410, 'session_expired', 'the session has expired');
+  if (!BEFORE_PROCESSING.includes(s.state))
+    throw new ApiError(
+      409,
+      'invalid_state',
+      `the session is ${s.state} and can no longer be cancelled`,
+      { state: s.state },
+    );
+  await commit(ctx, s, [
+    {
+      kind: 'updateSession',
+      id: s.id,
+      version: s.version,
+      patch: { state: 'cancelled', panSealed: null, challenge: null },
+    },
+  ]);
+  return sessionView(ctx, { ...s, state: 'cancelled', challenge: null });
+}
+
+/**
+ * `POST /v1/sessions/{id}/authenticate` (§5.4): judges the factors under the terminal's lease,
+ * claims the merchant order in the transaction that records the payment, charges, settles.
+ * `terminal` is the terminal's identity (its keys); its lock and failures are read here.
+ */
+export async function authenticate(
+  ctx: Ctx,
+  terminal: TerminalRow,
+  id: string,
+  body: AuthenticateRequest,
+) {
+  const s = await owned(ctx, terminal, id);
+  expect(s, 'awaiting_authentication');
+  // A first, cheap look at the lock, read now; the lease below is what decides.
+  const state = (await ctx.store.getTerminal(terminal.id)) ?? terminal;
+  if (state.lockedUntil > ctx.now()) throw locked(state.lockedUntil);
+  if (!s.challenge || !hexEqual(s.challenge, body.challenge)) {
+    throw new ApiError(
+      422,
+      'challenge_stale',
+      'this challenge is no longer live; use the latest prompt',
+    );
+  }
+  const methods = body.factors.map((f) => f.method);
+  const offered = s.methods ?? [];
+  const stray = methods.find((m) => !offered.includes(m));
+  if (stray)
+    throw invalid(`factors: method ${stray} was not offered (offered: ${offered.join(', ')})`);
+  if (new Set(methods).size !== methods.length)
+    throw invalid('factors: each method may appear once');
+  const missing = (s.mandatory ?? []).find((m) => !methods.includes(m));
+  if (missing)
+    throw invalid(`factors: ${missing} is required: this card is not yet bound to this terminal`);
+  if (methods.length < (s.required ?? 1))
+    throw invalid(`factors: ${s.required} different methods are required`);
+  if (!methods.some((m) => m === 'password' || m === 'biometric'))
+    throw invalid('factors: a password or biometric factor is required');
+
+  // A merchant order already paid: say so before anything is judged or charged.
+  const order = s.orderRef ? await ctx.store.getMerchantOrder(s.orderRef) : undefined;
+  if (order && isPaid(order)) await orderAlreadyPaid(ctx, s);
+
+  // Card testing: too many attempts with this card, or on this terminal, in the last hour. A first,
+  // cheap look; the slot reserved with the payment below is what decides.
+  const now = ctx.now();
+  await refuseCardTesting(ctx, terminal.id, s.cardHash!, now);
+
+  // The lock is read, and the attempt judged, under the terminal's lease: however many
+  // authentications arrive at once, they are judged one at a time against the live count.
+  const lease = await ctx.store.acquireAuthLease(terminal.id, now, now + LEASE_MS);
+  if (lease.kind === 'locked') throw locked(lease.lockedUntil);
+  if (lease.kind === 'busy') {
+    securityEvent(ctx, 'auth_lease_busy', { terminalId: terminal.id });
+    throw new ApiError(
+      429,
+      'rate_limited',
+      'another authentication of this terminal is being checked',
+      { retryAfter: 1 },
+      true,
+    );
+  }
+  let matches: boolean[];
+  try {
+    // Judged against the session as it is now, under the lease: a challenge answered or
+    // replaced meanwhile is stale, not a failed attempt.
+    const live = await ctx.store.getSession(s.id);
+    if (live?.version !== s.version)
+      throw new ApiError(
+        422,
+        'challenge_stale',
+        'this challenge is no longer live; use the latest prompt',
+      );
+    matches = await Promise.all(body.factors.map((f) => checkFactor(ctx, f, s, terminal)));
+  } catch (error) {
+    await ctx.store.commit([{ kind: 'releaseAuthLease', terminalId: terminal.id }]);
+    throw error;
+  }
+  if (matches.includes(false)) {
+    const failures = lease.failures + 1;
+    const lockNow = failures >= ctx.config.maxAuthFailures;
+    const lockedUntil = ctx.now() + ctx.config.lockMs;
+    const challenge = randomHex(32);
+    const error = {
+      code: 'auth_locked',
+      message: 'too many failed authentications',
+      retryable: false,
+    };
+    await commit(ctx, s, [
+      {
+        kind: 'authFailure',
+        terminalId: terminal.id,
+        max: ctx.config.maxAuthFailures,
+        lockUntil: lockedUntil,
+      },
+      {
+        kind: 'updateSession',
+        id: s.id,
+        version: s.version,
+        patch: lockNow
+          ? { state: 'failed', panSealed: null, challenge: null, error }
+          : { challenge },
+      },
+    ]).catch(async (e) => {
+      // The session moved on meanwhile: the failure still counts.
+      await ctx.store.commit([
+        {
+          kind: 'authFailure',
+          terminalId: terminal.id,
+          max: ctx.config.maxAuthFailures,
+          lockUntil: lockedUntil,
+        },
+      ]);
+      throw e;
+    });
+    if (lockNow) {
+      ctx.log?.warn(
+        { event: 'terminal_locked', terminalId: terminal.id, until: iso(lockedUntil) },
+        'terminal locked after repeated failed authentications',
+      );
+      throw new ApiError(
+        423,
+        'auth_locked',
+        `${ctx.config.maxAuthFailures} failed authentications: locked until ${iso(lockedUntil)}`,
+      );
+    }
+    throw new ApiError(
+      422,
+      'auth_failed',
+      'the authentication did not match',
+      {
+        state: 'awaiting_authentication',
+        authPrompt: prompt(ctx, s, challenge, { ...terminal, authFailures: failures }),
+      },
+      true,
+    );
+  }
+
+  // Authenticated: discount from history; the payment recorded as pending with its charge id,
+  // the merchant order claimed for it, the session in processing and the lease given back —
+  // one transaction — before the payment platform hears of it.
+  const history = await ctx.store.historyTotal(terminal.id, s.currency!);
+  const discount = discountFor(history, s.amount!, ctx.config.discounts[s.currency!] ?? []);
+  const cvv = body.factors.find(
+    (f): f is Extract<Factor, { method: 'cvv' }> => f.method === 'cvv',
+  )?.value;
+  const payment: PaymentRow = {
+    id: newId('pay'),
+    sessionId: s.id,
+    terminalId: terminal.id,
+    merchantId: s.merchantId,
+    orderId: s.orderId!,
+    orderRef: s.orderRef,
+    amount: s.amount!,
+    rateBps: discount.rateBps,
+    amountOff: discount.amountOff,
+    charged: s.amount! - discount.amountOff,
+    currency: s.currency!,
+    status: 'pending',
+    chargeId: newId('chg'),
+    declineCode: null,
+    cardHash: s.cardHash,
+    cvvGiven: !!cvv,
+    cardBrand: s.cardBrand,
+    cardLast4: s.cardLast4,
+    createdAt: now,
+    decidedAt: null,
+    nextCheckAt: now + ctx.config.paymentTimeoutMs,
+    checks: 0,
+    version: 0,
+  };
+  const { cardDeclinesPerHour, terminalDeclinesPerHour } = ctx.config.velocity;
+  const recorded = await ctx.store.commit([
+    // First, so that its per-card and per-terminal order is the only one any commit waits in.
+    {
+      kind: 'reserveAttempt',
+      terminalId: terminal.id,
+      cardHash: s.cardHash!,
+      since: now - HOUR,
+      cardLimit: cardDeclinesPerHour,
+      terminalLimit: terminalDeclinesPerHour,
+    },
+    { kind: 'releaseAuthLease', terminalId: terminal.id },
+    { kind: 'insertPayment', row: payment },
+    ...(s.orderRef
+      ? [{ kind: 'claimOrder' as const, orderRef: s.orderRef, paymentId: payment.id }]
+      : []),
+    {
+      kind: 'updateSession',
+      id: s.id,
+      version: s.version,
+      patch: { state: 'processing', challenge: null, paymentId: payment.id },
+    },
+  ]);
+  if (!recorded) {
+    await ctx.store.commit([{ kind: 'releaseAuthLease', terminalId: terminal.id }]);
+    // Which condition failed: the slot (others' attempts filled it meanwhile), the order, the session.
+    await refuseCardTesting(ctx, terminal.id, s.cardHash!, ctx.now());
+    await orderTaken(ctx, s, terminal);
+  }
+  const outcome = await ctx.payments.charge({
+    chargeId: payment.chargeId,
+    orderId: payment.orderId,
+    merchantId: payment.merchantId,
+    pan: ctx.sealer.open(s.panSealed!, `pan:${s.id}`).toString('utf8'),
+    ...(cvv ? { cvv } : {}),
+    amount: payment.amount,
+    discount,
+    charged: payment.charged,
+    currency: payment.currency,
+  });
+  if (outcome.status === 'unknown')
+    ctx.log?.warn(
+      { event: 'payment_platform_unanswered', paymentId: payment.id, reason: outcome.reason },
+      'the payment platform did not answer in time; the reconciler will settle the charge',
+    );
+  // As recorded just now; read again only if something else (the reconciler) got there first.
+  const processing: SessionRow = {
+    ...s,
+    state: 'processing',
+    challenge: null,
+    paymentId: payment.id,
+    version: s.version + 1,
+  };
+  const settled = await settle(ctx, payment.id, outcome, 'request', {
+    payment,
+    session: processing,
+  });
+  const final = settled?.session ?? (await ctx.store.getSession(s.id))!;
+  if (final.state === 'failed' && final.error) throw failureError(final.error);
+  const paid = settled?.payment ?? (await ctx.store.getPayment(payment.id))!;
+  return { sessionId: s.id, state: final.state, payment: paymentView(paid) };
+}
+
+/** How long one authentication may hold its terminal's lease (a crashed request frees it then). */
+const LEASE_MS = 30000;
+const HOUR = 3600 * 1000;
+
+/**
+ * Card testing (PROTOCOL.md §5.3): `429` when this card, or this terminal, has had its limit of
+ * attempts in the last hour (declined, or still waiting for the payment platform).
+ */
+async function refuseCardTesting(
+  ctx: Ctx,
+  terminalId: string,
+  cardHash: string,
+  now: number,
+): Promise<void> {
+  const n = await ctx.store.recentAttempts(terminalId, cardHash, now - HOUR);
+  const { cardDeclinesPerHour, terminalDeclinesPerHour } = ctx.config.velocity;
+  const byCard = n.card >= cardDeclinesPerHour;
+  if (!byCard && n.terminal < terminalDeclinesPerHour) return;
+  securityEvent(ctx, 'velocity_limited', { terminalId, by: byCard ? 'card' : 'terminal' });
+  const oldest = byCard ? n.cardOldest : n.terminalOldest;
+  throw new ApiError(
+    429,
+    'rate_limited',
+    'too many declined payments with this card or on this terminal; try again later',
+    { retryAfter: Math.max(1, Math.ceil((oldest + HOUR - now) / 1000)) },
+    true,
+  );
+}
+
+/**
+ * A refusal that protects shoppers (a velocity limit, a busy lease, a lock, a refused identity):
+ * one log line with its `event`, counted in the metrics by the event logger.
+ */
+function securityEvent(ctx: Ctx, event: string, fields: Record<string, unknown>): void {
+  ctx.log?.warn({ event, security: true, ...fields }, 'refused for the shopper’s protection');
+}
+
+const locked = (until: number) =>
+  new ApiError(423, 'auth_locked', `authentication is locked until ${iso(until)}`);
+
+function isPaid(order: MerchantOrderRow): boolean {
+  return order.status !== 'open' && order.status !== 'failed';
+}
+
+/** Ends the session: the order was paid by another session. Nothing is charged. */
+async function orderAlreadyPaid(ctx: Ctx, s: SessionRow): Promise<never> {
+  await commit(ctx, s, [
+    {
+      kind: 'updateSession',
+      id: s.id,
+      version: s.version,
+      patch: { state: 'failed', panSealed: null, challenge: null, error: ORDER_ALREADY_PAID },
+    },
+  ]);
+  throw failureError(ORDER_ALREADY_PAID);
+}
+
+/**
+ * The payment could not be recorded: the order is held by another session's payment, or the
+ * session itself moved. Says which, leaving the session as the protocol wants it.
+ */
+async function orderTaken(ctx: Ctx, s: SessionRow, terminal: TerminalRow): Promise<never> {
+  const order = s.orderRef ? await ctx.store.getMerchantOrder(s.orderRef) : undefined;
+  const now = await ctx.store.getSession(s.id);
+  if (order && now && now.version === s.version) {
+    if (isPaid(order)) return orderAlreadyPaid(ctx, s);
+    if (order.claimPaymentId) {
+      // Another session's payment is still being decided: this one may try again afterwards,
+      // with a fresh challenge; it is not a failed attempt.
+      const challenge = randomHex(32);
+      await commit(ctx, s, [
+        { kind: 'updateSession', id: s.id, version: s.version, patch: { challenge } },
+      ]);
+      const fresh = (await ctx.store.getTerminal(terminal.id)) ?? terminal;
+      throw new ApiError(
+        409,
+        'order_payment_in_progress',
+        'another payment for this order is being confirmed; check again shortly',
+        { state: 'awaiting_authentication', authPrompt: prompt(ctx, s, challenge, fresh) },
+        true,
+      );
+    }
+  }
+  throw moved(s, now);
+}
+
+async function checkFactor(
+  ctx: Ctx,
+  factor: Factor,
+  s: SessionRow,
+  terminal: TerminalRow,
+): Promise<boolean> {
+  switch (factor.method) {
+    case 'password': {
+      const pinKey = ctx.sealer.open(terminal.pinKeySealed, `pin-key:${terminal.id}`);
+      const message = authMessage({
+        sessionId: s.id,
+        challenge: s.challenge!,
+        orderId: s.orderId!,
+        amount: s.amount!,
+        currency: s.currency!,
+      });
+      const expected = createHmac('sha256', pinKey).update(message, 'utf8').digest('hex');
+      pinKey.fill(0);
+      return hexEqual(expected, factor.proof);
+    }
+    case 'cvv':
+      // Not judged here: the payment platform checks it with the charge; never stored or logged.
+      // It cannot fail this step, and it is never what clears the failure count.
+      return true;
+    case 'biometric': {
+      let assertion: { challenge?: unknown; raw?: unknown } | null;
+      try {
+        assertion = JSON.parse(factor.resultJSON) as typeof assertion;
+      } catch {
+        return false;
+      }
+      if (!assertion || typeof assertion !== 'object') return false;
+      // SOTER carries the caller's challenge as `raw` (its resultJSON has no `challenge` field);
+      // PROTOCOL.md §5.4 names it `challenge`. A SOTER assertion may bind through either.
+      const claimed =
+        terminal.biometricScheme === 'soter'
+          ? (assertion.raw ?? assertion.challenge)
+          : assertion.challenge;
+      if (typeof claimed !== 'string' || !hexEqual(s.challenge!, claimed)) return false;
+      if (terminal.biometricScheme === 'sandbox-p256' && terminal.biometricPublicKey) {
+        try {
+          const key = createPublicKey({
+            key: Buffer.from(terminal.biometricPublicKey, 'hex'),
+            format: 'der',
+            type: 'spki',
+          });
+          return verifySignature(
+            'sha256',
+            Buffer.from(factor.resultJSON, 'utf8'),
+            key,
+            Buffer.from(factor.signature, 'hex'),
+          );
+        } catch {
+          return false;
+        }
+      }
+      if (terminal.biometricScheme === 'soter' && ctx.soter) {
+        // The untouched base64 goes to WeChat, but only when it says what `signature` says.
+        const untouched = factor.resultJSONSignature;
+        if (
+          untouched !== undefined &&
+          Buffer.from(untouched, 'base64').toString('hex') !== factor.signature
+        )
+          return false;
+        return ctx.soter.verify({
+          terminalId: terminal.id,
+          resultJSON: factor.resultJSON,
+          signatureHex: factor.signature,
+          ...(untouched !== undefined ? { signatureBase64: untouched } : {}),
+        });
+      }
+      return false;
+    }
+  }
+}

@@ -1,0 +1,56 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import {
+  AuthenticateRequestSchema,
+  ConfirmRequestSchema,
+  CreateSessionRequestSchema,
+  OrderRequestSchema,
+  type AuthenticateRequest,
+  type ConfirmRequest,
+  type CreateSessionRequest,
+  type OrderRequest,
+} from 'cardpay';
+import {
+  authenticate,
+  cancelSession,
+  confirmOrder,
+  openSession,
+  submitOrder,
+  viewSession,
+} from '../../domain/checkout';
+import type { Ctx } from '../../domain/context';
+
+// The checkout session's routes (PROTOCOL.md §5): signed, parsed and validated by the app's
+// hooks; each hands the terminal and the body to the payment domain and answers what it returns.
+
+const id = (req: FastifyRequest) => (req.params as { id: string }).id;
+
+export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<void> {
+  const signed = { signed: true };
+  app.post(
+    '/v1/sessions',
+    { config: { ...signed, body: CreateSessionRequestSchema } },
+    async (req, reply) =>
+      reply.code(201).send(await openSession(ctx, req.terminal!, req.body as CreateSessionRequest)),
+  );
+  app.get('/v1/sessions/:id', { config: signed }, async (req) =>
+    viewSession(ctx, req.terminal!, id(req)),
+  );
+  app.post(
+    '/v1/sessions/:id/order',
+    { config: { ...signed, body: OrderRequestSchema } },
+    async (req) => submitOrder(ctx, req.terminal!, id(req), req.body as OrderRequest),
+  );
+  app.post(
+    '/v1/sessions/:id/confirm',
+    { config: { ...signed, body: ConfirmRequestSchema } },
+    async (req) => confirmOrder(ctx, req.terminal!, id(req), req.body as ConfirmRequest),
+  );
+  app.post('/v1/sessions/:id/cancel', { config: signed }, async (req) =>
+    cancelSession(ctx, req.terminal!, id(req)),
+  );
+  app.post(
+    '/v1/sessions/:id/authenticate',
+    { config: { ...signed, body: AuthenticateRequestSchema } },
+    async (req) => authenticate(ctx, req.terminal!, id(req), req.body as AuthenticateRequest),
+  );
+}

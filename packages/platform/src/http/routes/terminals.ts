@@ -1,0 +1,71 @@
+import type { FastifyInstance } from 'fastify';
+import { RegisterTerminalRequestSchema, type RegisterTerminalRequest } from 'cardpay';
+import type { Ctx } from '../../domain/context';
+import { ApiError, invalid } from '../../infra/errors';
+import { newId, randomHex } from '../../infra/secrets';
+import { createPublicKey } from 'node:crypto';
+
+export async function terminalRoutes(app: FastifyInstance, ctx: Ctx): Promise<void> {
+  app.post(
+    '/v1/terminals',
+    { config: { body: RegisterTerminalRequestSchema } },
+    async (req, reply) => {
+      // Counted in the database: several instances share one limit per address.
+      const { allowed, retryAfterMs } = await ctx.store.takeRateLimit(
+        `register:${req.ip}`,
+        ctx.now(),
+        ctx.config.registrationsPerMinute,
+        60000,
+      );
+      const wait = allowed ? 0 : Math.max(1, Math.ceil(retryAfterMs / 1000));
+      if (wait)
+        throw new ApiError(
+          429,
+          'rate_limited',
+          'too many terminal registrations from this address',
+          { retryAfter: wait },
+          true,
+        );
+      const body = req.body as RegisterTerminalRequest;
+      const bio = body.biometric;
+      if (bio?.scheme === 'sandbox-p256') {
+        if (!bio.publicKey)
+          throw invalid('biometric.publicKey is required for the sandbox-p256 scheme');
+        try {
+          const key = createPublicKey({
+            key: Buffer.from(bio.publicKey, 'hex'),
+            format: 'der',
+            type: 'spki',
+          });
+          if (
+            key.asymmetricKeyType !== 'ec' ||
+            key.asymmetricKeyDetails?.namedCurve !== 'prime256v1'
+          )
+            throw new Error('curve');
+        } catch {
+          throw invalid('biometric.publicKey must be a P-256 public key in SPKI DER, hex');
+        }
+      } else if (bio?.scheme === 'soter' && bio.publicKey) {
+        throw invalid('biometric.publicKey is not a known field for the soter scheme');
+      }
+      const id = newId('trm');
+      const secret = randomHex(32);
+      const createdAt = new Date(ctx.now()).toISOString();
+      await ctx.store.insertTerminal({
+        id,
+        secretSealed: ctx.sealer.seal(Buffer.from(secret, 'hex'), `terminal-secret:${id}`),
+        pinKeySealed: ctx.sealer.seal(Buffer.from(body.password.key, 'hex'), `pin-key:${id}`),
+        salt: body.password.salt,
+        iterations: body.password.iterations,
+        biometricScheme: bio?.scheme ?? null,
+        biometricPublicKey: bio?.publicKey ?? null,
+        deviceLabel: body.deviceLabel ?? null,
+        createdAt,
+        authFailures: 0,
+        lockedUntil: 0,
+        authLeaseUntil: 0,
+      });
+      return reply.code(201).send({ terminalId: id, terminalSecret: secret, createdAt });
+    },
+  );
+}

@@ -1,0 +1,151 @@
+import type { FastifyBaseLogger } from 'fastify';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Store } from '../store/types';
+
+// Prometheus metrics of one platform instance, in a registry of its own (several platforms may
+// share a process, in tests). The business events the domain logs are counted by the same call
+// that logs them (`eventLogger`): one mechanism, so a counted event is always a logged one.
+
+export type EventLogger = Pick<FastifyBaseLogger, 'error' | 'warn' | 'info'>;
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({
+    name: 'cardpay_http_requests_total',
+    help: 'HTTP requests answered, by route pattern, method and status',
+    labelNames: ['route', 'method', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly latency = new Histogram({
+    name: 'cardpay_http_request_duration_seconds',
+    help: 'Time to answer a request, by route pattern (each checkout step is a route)',
+    labelNames: ['route', 'method'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly payments = new Counter({
+    name: 'cardpay_payments_total',
+    help: 'Payments decided, by outcome (succeeded, or the decline or failure code)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly events = new Counter({
+    name: 'cardpay_events_total',
+    help: 'Business events logged, by event (payment_succeeded, terminal_locked, …)',
+    labelNames: ['event'] as const,
+    registers: [this.registry],
+  });
+  readonly databaseErrors = new Counter({
+    name: 'cardpay_database_errors_total',
+    help: 'Requests or background passes that found the database unavailable',
+    registers: [this.registry],
+  });
+
+  private readonly perRequest = new Map<string, { done(seconds: number): void }>();
+
+  /**
+   * The series one answer counts in, found once per route, method and status (a few dozen):
+   * prom-client would otherwise hash the label set at every request.
+   */
+  forRequest(route: string, method: string, status: number): { done(seconds: number): void } {
+    const key = `${route} ${method} ${status}`;
+    let series = this.perRequest.get(key);
+    if (!series) {
+      const count = this.requests.labels({ route, method, status: String(status) });
+      const time = this.latency.labels({ route, method });
+      series = {
+        done(seconds) {
+          count.inc();
+          time.observe(seconds);
+        },
+      };
+      this.perRequest.set(key, series);
+    }
+    return series;
+  }
+
+  constructor(store: Store, now: () => number) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'cardpay_' });
+    // Read from the database at each scrape: every instance on a shared database reports the
+    // same backlog (alert on max, not sum).
+    let backlog: ReturnType<Store['backlog']> | undefined;
+    const read = () => (backlog ??= store.backlog(now()).finally(() => (backlog = undefined)));
+    const registry = this.registry;
+    new Gauge({
+      name: 'cardpay_reconciler_backlog',
+      help: 'Payments and refunds whose outcome the payment platform has not yet given',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+      async collect() {
+        const b = await read().catch(() => undefined);
+        if (!b) return;
+        this.set({ kind: 'payment' }, b.payments);
+        this.set({ kind: 'refund' }, b.refunds);
+      },
+    });
+    new Gauge({
+      name: 'cardpay_notifications_pending',
+      help: 'Merchant notifications not yet delivered',
+      registers: [registry],
+      async collect() {
+        const b = await read().catch(() => undefined);
+        if (b) this.set(b.events);
+      },
+    });
+    new Gauge({
+      name: 'cardpay_notifications_oldest_pending_seconds',
+      help: 'Age of the oldest notification not yet delivered (0 when none)',
+      registers: [registry],
+      async collect() {
+        const b = await read().catch(() => undefined);
+        if (b) this.set(b.oldestEventAgeMs / 1000);
+      },
+    });
+  }
+
+  /** Counts a business event (and a payment's outcome) from the fields it is logged with. */
+  count(fields: unknown): void {
+    const event = (fields as { event?: unknown } | undefined)?.event;
+    if (typeof event !== 'string') return;
+    this.events.inc({ event });
+    if (event === 'payment_succeeded') this.payments.inc({ outcome: 'succeeded' });
+    if (event === 'payment_failed') {
+      const code = (fields as { declineCode?: unknown }).declineCode;
+      // Codes come from the payment platform: kept only when shaped like one, so that a label
+      // can never carry arbitrary text.
+      this.payments.inc({
+        outcome: typeof code === 'string' && /^[a-z_]{1,40}$/.test(code) ? code : 'failed',
+      });
+    }
+    const errType = (fields as { err?: { type?: unknown } }).err?.type;
+    if (
+      event === 'database_unavailable' ||
+      (event === 'background_failed' &&
+        (errType === 'StoreUnavailable' || errType === 'StoreError'))
+    )
+      this.databaseErrors.inc();
+  }
+
+  /** A logger that counts each business event it logs; `log` may be absent (logging off). */
+  eventLogger(log: EventLogger | undefined): EventLogger {
+    const counting =
+      (level: keyof EventLogger) =>
+      (...args: unknown[]): void => {
+        this.count(args[0]);
+        (log?.[level] as ((...a: unknown[]) => void) | undefined)?.apply(log, args);
+      };
+    return {
+      info: counting('info'),
+      warn: counting('warn'),
+      error: counting('error'),
+    } as EventLogger;
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

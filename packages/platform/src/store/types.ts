@@ -1,0 +1,365 @@
+import type { AuthMethod, CardBrand, MerchantOrderStatus, SessionState } from 'cardpay';
+
+// The platform's storage. Every state change is one `commit` of a list of writes, applied in one
+// transaction; session and payment updates are conditional on the row's version, so two
+// instances (or two requests) cannot both move the same session. A PostgreSQL store implements
+// the same interface with BEGIN/COMMIT and `UPDATE … WHERE version = $n`.
+
+export interface TerminalRow {
+  id: string;
+  secretSealed: string;
+  pinKeySealed: string;
+  salt: string;
+  iterations: number;
+  biometricScheme: string | null;
+  biometricPublicKey: string | null;
+  deviceLabel: string | null;
+  createdAt: string;
+  authFailures: number;
+  lockedUntil: number;
+  /** While an authentication of this terminal is being judged: one at a time (PROTOCOL.md §5.3). */
+  authLeaseUntil: number;
+}
+
+export interface SessionRow {
+  id: string;
+  terminalId: string;
+  merchantId: string;
+  orderRef: string | null;
+  state: SessionState;
+  createdAt: number;
+  expiresAt: number;
+  orderId: string | null;
+  amount: number | null;
+  currency: string | null;
+  description: string | null;
+  cardBrand: CardBrand | null;
+  cardLast4: string | null;
+  cardMasked: string | null;
+  /** The PAN, sealed, only until the charge is final. */
+  panSealed: string | null;
+  /** Keyed hash of the PAN: card bindings and velocity, never the number. */
+  cardHash: string | null;
+  confirmToken: string | null;
+  challenge: string | null;
+  methods: AuthMethod[] | null;
+  required: number | null;
+  /** Methods the prompt makes mandatory (`cvv` until the card is bound to the terminal). */
+  mandatory: AuthMethod[] | null;
+  paymentId: string | null;
+  error: { code: string; message: string; retryable: boolean; declineCode?: string } | null;
+  version: number;
+}
+
+export type PaymentStatus = 'pending' | 'succeeded' | 'declined' | 'failed';
+
+export interface PaymentRow {
+  id: string;
+  sessionId: string;
+  terminalId: string;
+  merchantId: string;
+  orderId: string;
+  orderRef: string | null;
+  amount: number;
+  rateBps: number;
+  amountOff: number;
+  charged: number;
+  currency: string;
+  status: PaymentStatus;
+  chargeId: string;
+  declineCode: string | null;
+  cardHash: string | null;
+  /** A CVV went with the charge: a success binds the card to the terminal. */
+  cvvGiven: boolean;
+  cardBrand: string | null;
+  cardLast4: string | null;
+  createdAt: number;
+  /** When the outcome was recorded (null while pending, and for payments older than the column). */
+  decidedAt: number | null;
+  /** When the reconciler should next ask the payment platform (pending only). */
+  nextCheckAt: number | null;
+  checks: number;
+  version: number;
+}
+
+export interface MerchantOrderRow {
+  orderRef: string;
+  merchantId: string;
+  merchantOrderId: string;
+  amount: number;
+  currency: string;
+  description: string | null;
+  status: MerchantOrderStatus;
+  createdAt: string;
+  paymentId: string | null;
+  /**
+   * The payment that holds the order: set in the transaction that records a pending payment,
+   * kept once it succeeds, released when it is declined or never arrives (PROTOCOL.md §5.4).
+   */
+  claimPaymentId: string | null;
+  /** The sum of the payment's refunds that have not failed: what is no longer refundable. */
+  refundReserved: number;
+}
+
+export interface RefundRow {
+  id: string;
+  orderRef: string;
+  paymentId: string;
+  merchantId: string;
+  terminalId: string;
+  amount: number;
+  currency: string;
+  reason: string | null;
+  status: 'pending' | 'succeeded' | 'failed';
+  failureCode: string | null;
+  createdAt: string;
+  /** When the reconciler should next ask the payment platform (pending only). */
+  nextCheckAt: number | null;
+  checks: number;
+  version: number;
+}
+
+export interface OrderQuery {
+  merchantId: string;
+  status?: string;
+  from?: string;
+  to?: string;
+  /** The last order of the previous page. */
+  before?: { createdAt: string; orderRef: string };
+  limit: number;
+}
+
+/** A notification (PROTOCOL.md §7.3), written with the state change that caused it. */
+export interface EventRow {
+  id: string;
+  merchantId: string;
+  type: string;
+  createdAt: string;
+  /** The event exactly as delivered and listed: `{"id", "type", "createdAt", "data"}`. */
+  body: string;
+  /** `pending` while it is to be delivered, `delivered`, `failed` (given up), or `none` (no webhook). */
+  delivery: 'pending' | 'delivered' | 'failed' | 'none';
+  attempts: number;
+  nextAttemptAt: number | null;
+}
+
+export type Write =
+  | { kind: 'insertSession'; row: SessionRow }
+  | { kind: 'updateSession'; id: string; version: number; patch: Partial<SessionRow> }
+  | { kind: 'insertPayment'; row: PaymentRow }
+  | { kind: 'updatePayment'; id: string; version: number; patch: Partial<PaymentRow> }
+  | {
+      kind: 'updateTerminal';
+      id: string;
+      patch: Partial<Pick<TerminalRow, 'authFailures' | 'lockedUntil'>>;
+    }
+  | {
+      kind: 'updateOrder';
+      orderRef: string;
+      patch: Partial<Pick<MerchantOrderRow, 'status' | 'paymentId'>>;
+    }
+  /** Claims an open (or last declined) order for a payment; fails the commit when another holds it. */
+  | { kind: 'claimOrder'; orderRef: string; paymentId: string }
+  /** Gives the order back after a payment that did not succeed, if that payment still holds it. */
+  | { kind: 'releaseOrder'; orderRef: string; paymentId: string }
+  /** Counts one failed authentication and ends the lease; locks the terminal at `max`. */
+  | { kind: 'authFailure'; terminalId: string; max: number; lockUntil: number }
+  | { kind: 'releaseAuthLease'; terminalId: string }
+  /**
+   * Takes a card-testing slot for a payment about to be inserted in the same commit: fails the
+   * commit when the card or the terminal already has its limit of attempts (see
+   * {@link Store.recentAttempts}) since `since`. Decided one at a time per card and per terminal,
+   * across instances; the slot is the pending payment itself, given back when it succeeds.
+   */
+  | {
+      kind: 'reserveAttempt';
+      terminalId: string;
+      cardHash: string;
+      since: number;
+      cardLimit: number;
+      terminalLimit: number;
+    }
+  | { kind: 'bindCard'; terminalId: string; cardHash: string; at: number }
+  /** Moves the terminal's loyalty history in a currency: a payment's charge in, a refund's out. */
+  | { kind: 'addHistory'; terminalId: string; currency: string; amount: number }
+  /** Sets aside `amount` of the order's payment for a refund; fails the commit past `limit`. */
+  | { kind: 'reserveRefund'; orderRef: string; amount: number; limit: number }
+  /** Gives back what a failed refund had set aside. */
+  | { kind: 'releaseRefund'; orderRef: string; amount: number }
+  | { kind: 'insertRefund'; row: RefundRow }
+  | { kind: 'insertEvent'; row: EventRow }
+  | { kind: 'updateEvent'; id: string; patch: Partial<EventRow> }
+  | { kind: 'updateRefund'; id: string; version: number; patch: Partial<RefundRow> };
+
+export interface LegacyIdempotency {
+  /** The terminal id, or `merchant:<id>` for a merchant's requests. */
+  scope: string;
+  key: string;
+  fingerprint: string;
+  body: string | null;
+}
+
+export type IdempotencyBegin =
+  | { kind: 'new' }
+  | { kind: 'replay'; status: number; body: string }
+  | { kind: 'conflict' }
+  | { kind: 'in_progress' };
+
+export interface Store {
+  insertTerminal(row: TerminalRow): Promise<void>;
+  getTerminal(id: string): Promise<TerminalRow | undefined>;
+  /**
+   * Takes the terminal's authentication lease until `until`, atomically with reading its lock:
+   * `busy` when another authentication of it is being judged, `locked` when it is locked.
+   */
+  acquireAuthLease(
+    id: string,
+    now: number,
+    until: number,
+  ): Promise<
+    { kind: 'ok'; failures: number } | { kind: 'busy' } | { kind: 'locked'; lockedUntil: number }
+  >;
+  /** Whether the card (by its keyed hash) is bound to the terminal. */
+  isCardBound(terminalId: string, cardHash: string): Promise<boolean>;
+  /**
+   * Card-testing attempts since `since`, of this card and of this terminal, with the oldest of
+   * each: declined payments, and payments still waiting for the payment platform, which count as
+   * if they would be declined until they succeed (PROTOCOL.md §5.3).
+   */
+  recentAttempts(
+    terminalId: string,
+    cardHash: string,
+    since: number,
+  ): Promise<{ card: number; cardOldest: number; terminal: number; terminalOldest: number }>;
+  /** Records a nonce; false when this terminal used it before and it has not expired. */
+  useNonce(terminalId: string, nonce: string, now: number, expiresAt: number): Promise<boolean>;
+  nonceSeen(terminalId: string, nonce: string, now: number): Promise<boolean>;
+  /**
+   * Starts acting on a key: `new` (act), `replay` (answer what the first one answered), `conflict`
+   * (another request used it) or `in_progress`. A record left in progress longer than `leaseMs`
+   * (its process died mid-request) is taken over: the request acts again, and every handler is
+   * written so that acting twice moves nothing twice.
+   */
+  beginIdempotent(
+    terminalId: string,
+    key: string,
+    fingerprint: string,
+    now: number,
+    ttlMs: number,
+    leaseMs: number,
+  ): Promise<IdempotencyBegin>;
+  /**
+   * A signed POST's two first writes at once: records its nonce and, unless the nonce was used,
+   * begins its idempotency record ({@link Store.useNonce}, then {@link Store.beginIdempotent}).
+   */
+  useNonceAndBegin(
+    terminalId: string,
+    nonce: string,
+    nonceExpiresAt: number,
+    key: string,
+    fingerprint: string,
+    now: number,
+    ttlMs: number,
+    leaseMs: number,
+  ): Promise<IdempotencyBegin | { kind: 'nonce_reused' }>;
+  finishIdempotent(terminalId: string, key: string, status: number, body: string): Promise<void>;
+  abandonIdempotent(terminalId: string, key: string): Promise<void>;
+  /**
+   * Up to `limit` idempotency records still in the form kept before fingerprints were keyed and
+   * answers sealed (PROTOCOL.md §4): a fingerprint `METHOD path hex(SHA-256(body))`, an answer in
+   * clear, in key order after `after`. The upgrade rewrites them with
+   * {@link Store.rewriteIdempotency}.
+   */
+  legacyIdempotency(
+    limit: number,
+    after?: { scope: string; key: string },
+  ): Promise<LegacyIdempotency[]>;
+  /** Replaces legacy records' fingerprint and answer, each only if it is still as it was read. */
+  rewriteIdempotency(
+    rows: (LegacyIdempotency & { newFingerprint: string; newBody: string | null })[],
+  ): Promise<void>;
+  /**
+   * Leaves nothing deleted or overwritten readable in the database's own files (SQLite keeps
+   * freed pages and old page images in the WAL): after an upgrade that rewrote secrets away.
+   */
+  scrub(): Promise<void>;
+  /** What is still in flight, for the metrics: unanswered payments and refunds, undelivered events. */
+  backlog(
+    now: number,
+  ): Promise<{ payments: number; refunds: number; events: number; oldestEventAgeMs: number }>;
+  /** The latest payment made for a merchant order (its last attempt). */
+  lastPaymentOfOrder(orderRef: string): Promise<PaymentRow | undefined>;
+  getSession(id: string): Promise<SessionRow | undefined>;
+  /** A terminal's sessions made since `since` that are still open (before processing, unexpired). */
+  openSessions(terminalId: string, since: number, now: number): Promise<number>;
+  getPayment(id: string): Promise<PaymentRow | undefined>;
+  /**
+   * Pending payments due a check by the reconciler, each leased to the caller until
+   * `now + leaseMs` (its next check moves there), so that of several instances exactly one
+   * checks a payment at a time; one that dies mid-check leaves it due again when the lease ends.
+   */
+  claimDuePayments(now: number, leaseMs: number, limit: number): Promise<PaymentRow[]>;
+  /**
+   * Counts one hit of `key` in the fixed window of `windowMs` that holds `now`: allowed while the
+   * window has seen at most `limit`; otherwise how long until the window ends.
+   */
+  takeRateLimit(
+    key: string,
+    now: number,
+    limit: number,
+    windowMs: number,
+  ): Promise<{ allowed: boolean; retryAfterMs: number }>;
+  getRefund(id: string): Promise<RefundRow | undefined>;
+  /** A merchant's events in the order they were made, after the event `after` (an id). */
+  listEvents(merchantId: string, after: string | undefined, limit: number): Promise<EventRow[]>;
+  getEvent(id: string): Promise<EventRow | undefined>;
+  /** Events due a delivery attempt, each leased to the caller until `now + leaseMs`. */
+  claimDueEvents(now: number, leaseMs: number, limit: number): Promise<EventRow[]>;
+  /** A payment's refunds, oldest first. */
+  listRefunds(paymentId: string): Promise<RefundRow[]>;
+  /** Pending refunds due a check, leased like {@link Store.claimDuePayments}. */
+  claimDueRefunds(now: number, leaseMs: number, limit: number): Promise<RefundRow[]>;
+  /**
+   * The loyalty history in one currency: the sum of `charged` over a terminal's succeeded
+   * payments in it, less their succeeded refunds (a refunded purchase earns no discount). Kept as
+   * a running total per currency that the `addHistory` write moves with each decision, so reading
+   * it costs the same at any history.
+   */
+  historyTotal(terminalId: string, currency: string): Promise<number>;
+  /** Inserts a merchant order, or returns the existing one with the same merchant order id. */
+  putMerchantOrder(row: MerchantOrderRow): Promise<{ row: MerchantOrderRow; created: boolean }>;
+  getMerchantOrder(orderRef: string): Promise<MerchantOrderRow | undefined>;
+  /**
+   * A merchant's orders, newest first (by creation time, then reference), after the position
+   * `before` when paging; `from` inclusive, `to` exclusive (ISO times, compared as written).
+   */
+  listMerchantOrders(query: OrderQuery): Promise<MerchantOrderRow[]>;
+  /** Applies all writes in one transaction; false (and nothing written) when a versioned update found another version. */
+  commit(writes: Write[]): Promise<boolean>;
+  /**
+   * Background housekeeping: sessions past their expiry become `expired` and lose their sealed
+   * card number; nonces and idempotency records past their time, and finished sessions without a
+   * payment older than `retainBefore`, are deleted. Returns how many sessions it expired.
+   */
+  prune(now: number, retainBefore: number): Promise<{ expired: number }>;
+  /** A small value kept by the platform itself (the master key's check value). */
+  getMeta(key: string): Promise<string | undefined>;
+  putMeta(key: string, value: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The database cannot be opened or reached; the CLI reports it in one line (exit 2 at start). */
+export class StoreError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreError';
+  }
+}
+
+/** The database cannot be reached just now (down, restarting): answered 503, retryable. */
+export class StoreUnavailable extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreUnavailable';
+  }
+}
