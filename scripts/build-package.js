@@ -1,25 +1,43 @@
 #!/usr/bin/env node
-// Builds what `npm pack` ships (run by `prepack`): the plugin and the server as `npm run build`
-// does, and the SDK, hosts and kit compiled by tsc to dist/lib with their declarations.
+// Builds what `npm pack` ships for each package (run by each package's `prepack`): its
+// JavaScript (as `npm run build` makes it) and its declarations (tsc), in dependency order, so
+// that a package's declarations read the ones it depends on as a merchant would have them
+// installed. cardpay-testing also ships the built plugin it loads in miniprogram-simulate.
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
+const ORDER = ['sdk', 'platform', 'testing'];
 
-/** dist/lib: compiled JavaScript and .d.ts of src/, what the package's entry points name. */
-function compileLib() {
-  fs.rmSync(path.join(root, 'dist/lib'), { recursive: true, force: true });
+function declarations(name) {
   execFileSync(
     process.execPath,
-    [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.package.json')],
+    [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'packages', name, 'tsconfig.json')],
     { stdio: 'inherit', cwd: root },
   );
 }
 
-module.exports = { compileLib };
+/** Builds `names` (default: all three) ready to pack. */
+function buildForPack(names = ORDER) {
+  const build = require('./build.js');
+  build.buildPackages();
+  for (const name of ORDER.filter((n) => names.includes(n))) {
+    declarations(name);
+    if (name === 'testing') {
+      build.main(); // the plugin, as DevTools and the kit load it
+      const shipped = path.join(root, 'packages/testing/plugin');
+      fs.rmSync(shipped, { recursive: true, force: true });
+      fs.cpSync(path.join(root, 'dist/plugin'), shipped, { recursive: true });
+    }
+  }
+}
+
+module.exports = { buildForPack };
 if (require.main === module) {
-  require('./build.js').main();
-  compileLib();
-  console.log('package: dist/lib compiled');
+  const asked = process.argv.slice(2);
+  // Packing one package needs the declarations of those before it.
+  const upTo = asked.length ? Math.max(...asked.map((n) => ORDER.indexOf(n))) : ORDER.length - 1;
+  buildForPack(ORDER.slice(0, upTo + 1));
+  console.log(`packages built: ${ORDER.slice(0, upTo + 1).join(', ')}`);
 }

@@ -1,169 +1,212 @@
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
-// What a merchant installs: `npm pack`, unpacked into a project outside this repository, used only
-// through the package's entry points, with a stock jest config.
+// What merchants and operators install: each of the three packages packed with `npm pack`, put
+// into a project outside this repository as its users would, and used through its entry points
+// only, with what the README and the guides show pasted as written.
 
 const root = join(__dirname, '..');
-let scratch: string;
-let files: string[];
+const out = mkdtempSync(join(tmpdir(), 'cardpay-pack-'));
+const packed: Record<string, { file: string; files: string[] }> = {};
 
 beforeAll(() => {
-  const out = mkdtempSync(join(tmpdir(), 'cardpay-pack-'));
-  // The plugin and server were built by jest's global setup (other tests load them: rebuilding
-  // here would pull files from under them), so only dist/lib is made here, and prepack skipped.
-  (require('../scripts/build-package.js') as { compileLib(): void }).compileLib();
-  const packed = execFileSync(
-    'npm',
-    ['pack', '--ignore-scripts', '--pack-destination', out, '--json'],
-    {
-      cwd: root,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  const [info] = JSON.parse(packed.slice(packed.indexOf('['))) as {
-    filename: string;
-    files: { path: string }[];
-  }[];
-  files = info.files.map((f) => f.path);
-
-  // A merchant's project: the tarball as node_modules/cardpay, its dependencies beside it.
-  scratch = join(out, 'shop');
-  const modules = join(scratch, 'node_modules');
-  mkdirSync(join(modules, 'cardpay'), { recursive: true });
-  execFileSync('tar', [
-    '-xzf',
-    join(out, info.filename),
-    '-C',
-    join(modules, 'cardpay'),
-    '--strip-components=1',
-  ]);
-  for (const name of readdirSync(join(root, 'node_modules'))) {
-    if (name === '.bin' || name === 'cardpay' || name.startsWith('.')) continue;
-    symlinkSync(join(root, 'node_modules', name), join(modules, name));
+  // The packages' JavaScript and the plugin were built by jest's global setup (other tests load
+  // them: rebuilding here would pull files from under them): only the declarations are added.
+  (require('../scripts/build-package.js') as { buildForPack(): void }).buildForPack();
+  for (const name of ['sdk', 'platform', 'testing']) {
+    const json = execFileSync(
+      'npm',
+      ['pack', '-w', `packages/${name}`, '--ignore-scripts', '--pack-destination', out, '--json'],
+      { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const [info] = JSON.parse(json.slice(json.indexOf('['))) as {
+      filename: string;
+      files: { path: string }[];
+    }[];
+    packed[name] = { file: join(out, info.filename), files: info.files.map((f) => f.path) };
   }
-  writeFileSync(join(scratch, 'package.json'), JSON.stringify({ name: 'shop', private: true }));
-  writeFileSync(
-    join(scratch, 'jest.config.js'),
-    "module.exports = { testEnvironment: 'jsdom' };\n",
-  );
-  const page = join(scratch, 'pages/pay');
-  mkdirSync(page, { recursive: true });
-  writeFileSync(
-    join(page, 'index.json'),
-    JSON.stringify({
-      component: true,
-      usingComponents: { 'cardpay-checkout': 'plugin://cardpay/checkout' },
-    }),
-  );
-  writeFileSync(
-    join(page, 'index.wxml'),
-    '<cardpay-checkout id="cardpay-checkout" amount="{{1999}}" bind:success="onPaid" />\n<view id="shop-paid">{{paid}}</view>\n',
-  );
-  writeFileSync(join(page, 'index.wxss'), '');
-  writeFileSync(
-    join(page, 'index.js'),
-    "Component({ data: { paid: '' }, methods: { onPaid(e) { this.setData({ paid: e.detail.payment.paymentId }); } } });\n",
-  );
-  writeFileSync(
-    join(scratch, 'pay.test.js'),
-    `const { input, installWx, loadWithPlugin, mount, shimPluginGlobals, spawnSandboxPlatform, tap, text, typeDigits, waitFor, waitForScreen } = require('cardpay/testing');
-const wx = installWx();
-let platform, pageId;
-beforeAll(async () => {
-  shimPluginGlobals();
-  platform = await spawnSandboxPlatform();
-  requirePlugin('cardpay').configure({ platformUrl: platform.url, merchantId: 'mch_sandbox' });
-  pageId = loadWithPlugin(require('path').join(__dirname, 'pages/pay/index'));
-});
-afterAll(() => platform.close());
-it('pays with a sandbox card', async () => {
-  const page = mount(pageId);
-  wx.scanner.push('4242424242424242');
-  await waitForScreen(page, 'entry');
-  tap(page, 'cardpay-start');
-  await waitForScreen(page, 'enrol');
-  typeDigits(page, '204816');
-  typeDigits(page, '204816');
-  await waitForScreen(page, 'confirm');
-  tap(page, 'cardpay-confirm');
-  await waitForScreen(page, 'auth');
-  input(page, 'cardpay-cvv', '123');
-  typeDigits(page, '204816');
-  await waitFor(() => text(page, 'shop-paid') !== '', 'the payment');
-  expect(text(page, 'shop-paid')).toMatch(/^pay_/);
-});
-`,
-  );
 }, 120000);
 
-describe('the package a merchant installs', () => {
-  it('ships compiled JavaScript and declarations only, never the TypeScript sources', () => {
-    expect(files.filter((f) => f.startsWith('src/'))).toEqual([]);
-    expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
-    for (const entry of ['dist/lib/core/index', 'dist/lib/node', 'dist/lib/testing/index'])
-      expect(files).toEqual(expect.arrayContaining([`${entry}.js`, `${entry}.d.ts`]));
-    expect(files).toEqual(
-      expect.arrayContaining([
-        'bin/cardpay-platform.js',
-        'dist/server/cli.js',
-        'dist/plugin/plugin.json',
-      ]),
+/** Runs a script in a project and resolves with its exit code and output. */
+function runIn(cwd: string, args: string[], env: Record<string, string> = {}) {
+  return new Promise<{ code: number | null; out: string }>((resolve) => {
+    const child = spawn(process.execPath, args, { cwd, env: { ...process.env, ...env } });
+    let text = '';
+    child.stdout.on('data', (c: Buffer) => (text += c));
+    child.stderr.on('data', (c: Buffer) => (text += c));
+    child.on('exit', (code) => resolve({ code, out: text }));
+  });
+}
+
+describe('cardpay, the SDK a merchant installs', () => {
+  const shop = join(out, 'shop');
+  let install: { ms: number; packages: string[]; scripts: string[] };
+
+  beforeAll(() => {
+    mkdirSync(shop);
+    writeFileSync(join(shop, 'package.json'), JSON.stringify({ name: 'shop', private: true }));
+    const started = Date.now();
+    execFileSync('npm', ['install', packed.sdk.file, '--no-audit', '--no-fund'], {
+      cwd: shop,
+      stdio: 'pipe',
+    });
+    const lock = JSON.parse(readFileSync(join(shop, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { hasInstallScript?: boolean }>;
+    };
+    const names = Object.keys(lock.packages).filter(Boolean);
+    install = {
+      ms: Date.now() - started,
+      packages: names,
+      scripts: names.filter((n) => lock.packages[n].hasInstallScript),
+    };
+    process.stderr.write(
+      `npm install cardpay: ${install.ms} ms, ${names.length} packages (${names.map((n) => n.replace('node_modules/', '')).join(', ')})\n`,
     );
+  }, 120000);
+
+  it('installs in seconds with no compiler: no install script, at most 10 packages', () => {
+    expect(install.scripts).toEqual([]);
+    expect(install.packages.length).toBeLessThanOrEqual(10);
+    expect(install.packages).not.toContain('node_modules/better-sqlite3');
+    expect(install.packages).not.toContain('node_modules/fastify');
+    expect(install.ms).toBeLessThan(15000);
   });
 
-  it('resolves its named entry points from outside the repository', () => {
-    const probe = spawnSync(
-      process.execPath,
-      [
-        '-e',
-        "for (const e of ['cardpay', 'cardpay/node', 'cardpay/testing', 'cardpay/wx', 'cardpay/server']) require(e); console.log(typeof require('cardpay').createCheckout, typeof require('cardpay/node').createNodeHost)",
-      ],
-      { cwd: scratch, encoding: 'utf8' },
-    );
-    expect(probe.stderr).toBe('');
-    expect(probe.stdout.trim()).toBe('function function');
+  it('ships compiled JavaScript and declarations only', () => {
+    const files = packed.sdk.files;
+    expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
+    expect(files.filter((f) => f.endsWith('.map'))).toEqual([]);
+    for (const entry of ['dist/core/index', 'dist/node', 'dist/hosts/wx', 'dist/plugin'])
+      expect(files).toEqual(expect.arrayContaining([`${entry}.js`, `${entry}.d.ts`]));
+  });
+
+  it('resolves its named entry points from outside the repository', async () => {
+    const probe = await runIn(shop, [
+      '-e',
+      "for (const e of ['cardpay', 'cardpay/node', 'cardpay/wx', 'cardpay/taro', 'cardpay/plugin']) require(e); console.log(typeof require('cardpay').createCheckout, typeof require('cardpay/node').verifyWebhook)",
+    ]);
+    expect(probe.out.trim()).toBe('function function');
   });
 
   it('runs the README’s “Using the SDK” script as pasted, paying a merchant order', async () => {
-    const readme = require('node:fs').readFileSync(join(root, 'README.md'), 'utf8') as string;
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
     const section = readme.slice(readme.indexOf('## Using the SDK'));
-    const script = /```js\n([\s\S]*?)```/.exec(section)![1];
-    writeFileSync(join(scratch, 'pay.js'), script);
+    writeFileSync(join(shop, 'pay.js'), /```js\n([\s\S]*?)```/.exec(section)![1]);
     const { spawnSandboxPlatform } = require('../packages/testing/src/platform');
     const platform = await spawnSandboxPlatform();
     try {
-      const run = await new Promise<{ code: number | null; out: string }>((resolve) => {
-        const child = require('node:child_process').spawn(process.execPath, ['pay.js'], {
-          cwd: scratch,
-          env: {
-            ...process.env,
-            CARDPAY_URL: platform.url,
-            CARDPAY_SANDBOX_MERCHANT_KEY: platform.merchantKey,
-          },
-        });
-        let out = '';
-        child.stdout.on('data', (c: Buffer) => (out += c));
-        child.stderr.on('data', (c: Buffer) => (out += c));
-        child.on('exit', (code: number | null) => resolve({ code, out }));
+      const run = await runIn(shop, ['pay.js'], {
+        CARDPAY_URL: platform.url,
+        CARDPAY_SANDBOX_MERCHANT_KEY: platform.merchantKey,
       });
       expect(run.out).toMatch(/^succeeded \{/m);
       expect(run.out).toMatch(/paymentId: 'pay_/);
       expect(run.out).toMatch(/→ awaiting_confirmation/);
       expect(run.code).toBe(0);
+      // Without the merchant key, the script says the platform refused the order.
+      const refused = await runIn(shop, ['pay.js'], {
+        CARDPAY_URL: platform.url,
+        CARDPAY_SANDBOX_MERCHANT_KEY: '',
+      });
+      expect(refused.code).not.toBe(0);
+      expect(refused.out).toMatch(/making the order: 401/);
     } finally {
       await platform.close();
     }
   }, 60000);
+});
 
-  it('runs a merchant’s own simulate test of a checkout page with a stock jest config', () => {
+describe('cardpay-platform and cardpay-testing, as a merchant’s dev dependencies', () => {
+  // Unpacked as npm would install them; their own dependencies are this repository's, linked,
+  // so that SQLite is not compiled again here.
+  const shop = join(out, 'kit-shop');
+  beforeAll(() => {
+    const modules = join(shop, 'node_modules');
+    const packages = {
+      cardpay: 'sdk',
+      'cardpay-platform': 'platform',
+      'cardpay-testing': 'testing',
+    };
+    for (const [name, dir] of Object.entries(packages)) {
+      mkdirSync(join(modules, name), { recursive: true });
+      execFileSync('tar', [
+        '-xzf',
+        packed[dir].file,
+        '-C',
+        join(modules, name),
+        '--strip-components=1',
+      ]);
+    }
+    for (const name of readdirSync(join(root, 'node_modules'))) {
+      if (name === '.bin' || name.startsWith('.') || name in packages) continue;
+      symlinkSync(join(root, 'node_modules', name), join(modules, name));
+    }
+    writeFileSync(join(shop, 'package.json'), JSON.stringify({ name: 'shop', private: true }));
+  });
+
+  it('ships the platform without the plugin’s UI, and the kit with the built plugin', () => {
+    const platform = packed.platform.files;
+    expect(platform).toEqual(
+      expect.arrayContaining(['bin/cardpay-platform.js', 'dist/cli.js', 'dist/index.d.ts']),
+    );
+    expect(platform.filter((f) => /plugin\/components|\.wxml$/.test(f))).toEqual([]);
+    expect(packed.testing.files).toEqual(
+      expect.arrayContaining(['plugin/plugin.json', 'dist/index.js', 'dist/index.d.ts']),
+    );
+  });
+
+  it('starts the platform from its command, with its sandbox', async () => {
+    const bin = join(shop, 'node_modules/cardpay-platform/bin/cardpay-platform.js');
+    const child = spawn(
+      process.execPath,
+      [bin, '--port', '0', '--sandbox-payments-port', '0', '--db', ':memory:'],
+      { cwd: shop, env: { ...process.env, CARDPAY_MASTER_KEY: '7e'.repeat(32) } },
+    );
+    let text = '';
+    child.stdout.on('data', (c: Buffer) => (text += c));
+    try {
+      for (let i = 0; i < 200 && !/sandbox payment platform: /.test(text); i++)
+        await new Promise((r) => setTimeout(r, 50));
+      const url = /listening on (\S+)/.exec(text)![1];
+      expect(await (await fetch(`${url}/v1/health`)).json()).toEqual({ status: 'ok' });
+    } finally {
+      child.kill('SIGTERM');
+    }
+  });
+
+  it('runs the merchant guide’s page and test, as the guide shows them', () => {
+    // Every file the guide's section 4 names, written as it is shown there.
+    const guide = readFileSync(join(root, 'docs/merchant-guide.md'), 'utf8');
+    const section = guide.slice(
+      guide.indexOf('## 4.'),
+      guide.indexOf('\n## ', guide.indexOf('## 4.') + 1),
+    );
+    const files = [...section.matchAll(/^`([^`\s]+)`:\n\n```\w*\n([\s\S]*?)```/gm)];
+    expect(files.map((f) => f[1]).sort()).toEqual([
+      'jest.config.js',
+      'pages/pay/index.js',
+      'pages/pay/index.json',
+      'pages/pay/index.wxml',
+      'pages/pay/index.wxss',
+      'pay.test.js',
+    ]);
+    for (const [, path, content] of files) {
+      mkdirSync(dirname(join(shop, path)), { recursive: true });
+      writeFileSync(join(shop, path), content);
+    }
     const run = spawnSync(
       process.execPath,
       [join(root, 'node_modules/jest/bin/jest.js'), '--ci', '--colors=false'],
-      { cwd: scratch, encoding: 'utf8', timeout: 120000, env: { ...process.env, CI: 'true' } },
+      { cwd: shop, encoding: 'utf8', timeout: 120000, env: { ...process.env, CI: 'true' } },
     );
     expect(run.stderr).toMatch(/Tests:\s+1 passed, 1 total/);
     expect(run.status).toBe(0);

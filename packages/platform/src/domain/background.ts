@@ -1,4 +1,4 @@
-import type { Ctx } from './context';
+import type { Ctx, Worker } from './context';
 
 /**
  * Work the platform does on a timer, outside any request (settling unknown outcomes, delivering
@@ -6,7 +6,7 @@ import type { Ctx } from './context';
  * failure (a database locked by a backup, a payment platform down) is logged, and the next pass
  * tries again.
  */
-export abstract class Background {
+export abstract class Background implements Worker {
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private queued?: Promise<void>;

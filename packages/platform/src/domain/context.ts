@@ -5,8 +5,6 @@ import type { Sealer } from '../infra/secrets';
 import type { SoterVerifier } from '../connectors/soter';
 import type { Metrics } from '../infra/metrics';
 import type { Store } from '../store/types';
-import type { Notifier } from './notifications';
-import type { Reconciler } from './reconciler';
 
 /** What the payment domain works with: storage, configuration, keys, the payment platform. */
 export interface Ctx {
@@ -16,9 +14,18 @@ export interface Ctx {
   payments: PaymentConnector;
   soter?: SoterVerifier;
   now: () => number;
-  reconciler: Reconciler;
-  notifier: Notifier;
+  /** Settles charges and refunds whose answer never came (see `reconciler.ts`). */
+  reconciler: Worker;
+  /** Delivers the notification outbox (see `notifications.ts`). */
+  notifier: Worker;
   /** The platform's logger, for work outside a request; it counts the business events it logs. */
   log: Pick<FastifyBaseLogger, 'error' | 'warn' | 'info'>;
   metrics: Metrics;
+}
+
+/** Work the platform does in the background, on a timer; `tick` runs one pass now (tests). */
+export interface Worker {
+  start(everyMs: number): void;
+  stop(): Promise<void>;
+  tick(): Promise<void>;
 }

@@ -1,4 +1,4 @@
-import { settle } from './checkout';
+import { settle } from './settle';
 import { settleRefund } from './refunds';
 import { Background } from './background';
 
