@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Bundles src/core for the mini-program (esbuild, browser, minified) and reports its size, then
+// Bundles the SDK core (packages/sdk/src/core) for the mini-program (esbuild, browser, minified) and reports its size, then
 // times PBKDF2 (10,000) + the password proof in that bundle against node:crypto, in one run.
 const { buildSync } = require('esbuild');
 const crypto = require('node:crypto');
@@ -9,7 +9,7 @@ const path = require('node:path');
 /** Builds the core bundle and times it; returns the figures (and prints them through `log`). */
 function benchCore(log = console.log) {
   const out = buildSync({
-    entryPoints: [path.join(__dirname, '../src/core/index.ts')],
+    entryPoints: [path.join(__dirname, '../packages/sdk/src/core/index.ts')],
     bundle: true,
     minify: true,
     platform: 'browser',
@@ -19,7 +19,7 @@ function benchCore(log = console.log) {
   });
   const code = out.outputFiles[0].text;
   log(
-    `src/core bundle: ${(code.length / 1024).toFixed(1)} KB minified, ${(gzipSync(code).length / 1024).toFixed(1)} KB gzip`,
+    `SDK core bundle: ${(code.length / 1024).toFixed(1)} KB minified, ${(gzipSync(code).length / 1024).toFixed(1)} KB gzip`,
   );
   if (/require\(["'](crypto|fs|path)/.test(code))
     throw new Error('the core bundle requires a Node built-in');

@@ -1,10 +1,14 @@
 // npm run bench -- [--quick] [--json]
 // Every figure of DESIGN.md §4 in one run, each beside its baseline from the same run, against
 // its budget (met / not met): the server (full checkouts at 1, 16, 64 and 256 terminals, and a
-// steady half-capacity load), the client's PBKDF2 + proof, the built plugin's size.
+// steady half-capacity load), the client's PBKDF2 + proof, the built plugin's size, and how long
+// a merchant's `npm install cardpay` takes.
 // --quick: fewer checkouts, no PostgreSQL (a smoke run); --json: the figures as JSON too.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repositoryRoot } from './root';
+import { installInEmptyProject, packWorkspace } from './sdk-install';
 import { benchServer, stepsLine } from './bench-server';
 
 interface Row {
@@ -98,6 +102,19 @@ async function main() {
     baseline: `core bundle alone ${(core.bundleBytes / 1024).toFixed(1)} KB`,
     budget: `≤ ${plugin.budget / 1024} KB`,
     met: plugin.size <= plugin.budget,
+  });
+
+  // What a merchant waits for: the packed SDK installed into an empty project.
+  require(join(root, 'scripts/build-package.js')).buildForPack(['sdk']);
+  const sdk = installInEmptyProject(
+    packWorkspace(root, 'sdk', mkdtempSync(join(tmpdir(), 'cardpay-bench-pack-'))).file,
+  );
+  rows.push({
+    what: '`npm install cardpay` (packed) in an empty project',
+    figure: `${(sdk.ms / 1000).toFixed(1)} s, ${sdk.packages.length} packages (${sdk.packages.join(', ')}), ${sdk.withInstallScript.length} with an install script`,
+    baseline: 'none',
+    budget: '≤ 15 s, ≤ 10 packages, no install script',
+    met: sdk.ms <= 15000 && sdk.packages.length <= 10 && sdk.withInstallScript.length === 0,
   });
 
   console.log('| what | figure | baseline (same run) | budget | met |');

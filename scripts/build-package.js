@@ -13,7 +13,11 @@ const ORDER = ['sdk', 'platform', 'testing'];
 function declarations(name) {
   execFileSync(
     process.execPath,
-    [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'packages', name, 'tsconfig.json')],
+    [
+      require.resolve('typescript/bin/tsc'),
+      '-p',
+      path.join(root, 'packages', name, 'tsconfig.json'),
+    ],
     { stdio: 'inherit', cwd: root },
   );
 }

@@ -61,9 +61,11 @@ describe('the plugin build', () => {
 
 describe('the SDK sources', () => {
   it('name every private member with a trailing underscore, so the plugin build can shorten it', () => {
-    const sources = [...walk(join(root, 'src/core')), ...walk(join(root, 'src/hosts'))].filter(
-      (f) => f.endsWith('.ts'),
-    );
+    const sources = [
+      ...walk(join(root, 'packages/sdk/src/core')),
+      ...walk(join(root, 'packages/sdk/src/hosts')),
+    ].filter((f) => f.endsWith('.ts'));
+    expect(sources.length).toBeGreaterThan(20);
     const offenders = sources.flatMap((file) =>
       [
         ...readFileSync(file, 'utf8').matchAll(
@@ -74,5 +76,45 @@ describe('the SDK sources', () => {
         .map(([, name]) => `${relative(root, file)}: ${name}`),
     );
     expect(offenders).toEqual([]);
+  });
+});
+
+describe('the packages’ sources', () => {
+  it('import one another in one direction: no module reaches itself through its imports', () => {
+    const cycles: string[] = [];
+    for (const pkg of ['sdk', 'platform', 'testing']) {
+      const files = walk(join(root, 'packages', pkg, 'src')).filter((f) => f.endsWith('.ts'));
+      const graph = new Map<string, string[]>();
+      for (const file of files) {
+        const deps: string[] = [];
+        for (const [, spec] of readFileSync(file, 'utf8').matchAll(
+          /(?:from|import\()\s*'(\.{1,2}\/[^']+)'/g,
+        )) {
+          const target = join(dirname(file), spec);
+          const found = [`${target}.ts`, join(target, 'index.ts')].find((f) => existsSync(f));
+          if (found) deps.push(found);
+        }
+        graph.set(file, deps);
+      }
+      // Depth-first, with the path so far: a dependency already on it closes a cycle.
+      const done = new Set<string>();
+      const visit = (file: string, path: string[]) => {
+        if (path.includes(file)) {
+          cycles.push(
+            path
+              .slice(path.indexOf(file))
+              .concat(file)
+              .map((f) => relative(root, f))
+              .join(' → '),
+          );
+          return;
+        }
+        if (done.has(file)) return;
+        for (const dep of graph.get(file) ?? []) visit(dep, [...path, file]);
+        done.add(file);
+      };
+      for (const file of files) visit(file, []);
+    }
+    expect(cycles).toEqual([]);
   });
 });
