@@ -39,10 +39,11 @@ async function serve(kind: string, db?: string, payments?: string): Promise<void
   } else {
     const p = await startSandboxPlatform({
       paymentTimeoutMs: 3000,
-      // A few terminals play thousands of shoppers here: the per-terminal and per-address limits
-      // would measure themselves, not the platform.
+      // A few terminals play thousands of shoppers with one card here: the per-card, per-terminal
+      // and per-address limits would measure themselves, not the platform.
       configObject: {
         registrationsPerMinute: 100000,
+        velocity: { cardDeclinesPerHour: 10000, terminalDeclinesPerHour: 10000 },
         throttle: {
           postsPerSecond: 1000000,
           postsBurst: 1000000,
