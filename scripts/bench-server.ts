@@ -6,6 +6,7 @@
 // process) uses keep-alive node:http and node:crypto signing, the same for all.
 // Run: npm run bench:server   (BENCH_CONCURRENCY, BENCH_CHECKOUTS to change the load;
 // BENCH_PG=postgres://… for the PostgreSQL server, default the local one; BENCH_PG=off skips it)
+import { LOAD_TOOL_LIMITS } from './load-limits';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -39,18 +40,7 @@ async function serve(kind: string, db?: string, payments?: string): Promise<void
   } else {
     const p = await startSandboxPlatform({
       paymentTimeoutMs: 3000,
-      // A few terminals play thousands of shoppers with one card here: the per-card, per-terminal
-      // and per-address limits would measure themselves, not the platform.
-      configObject: {
-        registrationsPerMinute: 100000,
-        velocity: { cardDeclinesPerHour: 10000, terminalDeclinesPerHour: 10000 },
-        throttle: {
-          postsPerSecond: 1000000,
-          postsBurst: 1000000,
-          connectionsPerAddress: 100000,
-          openSessionsPerTerminal: 1000000,
-        },
-      },
+      configObject: LOAD_TOOL_LIMITS,
       sandboxMerchantKey: 'sk_sandbox_bench',
       ...(db ? { db, sandboxDb: ':memory:' } : {}),
       ...(payments ? { paymentUrl: payments } : {}),

@@ -58,3 +58,13 @@ for (const file of fs
     console.log(`screenshots/${path.basename(png)}`);
   }
 }
+
+// The plugin's documentation page for WeChat (doc/) shows two of these screens: made from the
+// same shots, so that it never shows an older sheet than the plugin has.
+for (const [shot, page] of [
+  ['1-entry-light.png', 'entry.png'],
+  ['4-password-light.png', 'password.png'],
+]) {
+  fs.copyFileSync(path.join(out, shot), path.join(root, 'doc/images', page));
+  console.log(`doc/images/${page}`);
+}

@@ -21,6 +21,7 @@ import {
   type FaultRates,
 } from '../../packages/testing/src/fault-proxy';
 import { repositoryRoot } from '../root';
+import { LOAD_TOOL_LIMITS } from '../load-limits';
 import { verifyWebhook } from '../../packages/sdk/src/webhooks';
 import { checkInvariants, waitSettled, type Violation } from './invariants';
 
@@ -319,14 +320,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   writeFileSync(
     config,
     JSON.stringify({
-      registrationsPerMinute: 100000,
-      velocity: { cardDeclinesPerHour: 10000, terminalDeclinesPerHour: 10000 },
-      throttle: {
-        postsPerSecond: 1000000,
-        postsBurst: 1000000,
-        connectionsPerAddress: 100000,
-        openSessionsPerTerminal: 1000000,
-      },
+      ...LOAD_TOOL_LIMITS,
       reconcile: { everyMs: 200, neverReceivedAfterMs: 4000 },
     }),
   );

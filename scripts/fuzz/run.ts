@@ -2,6 +2,7 @@
 // correctly signed so that they reach the handlers), then the card reader with random and mutated
 // payloads. `npm run fuzz` and test/fuzz/fuzz.test.ts both call these.
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { LOAD_TOOL_LIMITS } from '../load-limits';
 import { Agent, request } from 'node:http';
 import { readCard } from '../../packages/sdk/src/core/card/brand';
 import { parseCard } from '../../packages/sdk/src/core/card/reader';
@@ -352,15 +353,7 @@ export async function fuzzHttp(options: {
   const platform =
     options.platform ??
     (await startSandboxPlatform({
-      configObject: {
-        registrationsPerMinute: 100000,
-        throttle: {
-          postsPerSecond: 1000000,
-          postsBurst: 1000000,
-          connectionsPerAddress: 100000,
-          openSessionsPerTerminal: 1000000,
-        },
-      },
+      configObject: LOAD_TOOL_LIMITS,
     }));
   const url = platform.url;
   try {
