@@ -1,7 +1,7 @@
 import { createHmac, createPublicKey, verify as verifySignature } from 'node:crypto';
-import { readCard } from 'cardpay';
-import { authMessage } from 'cardpay';
 import {
+  readCard,
+  authMessage,
   type AuthenticateRequest,
   type ConfirmRequest,
   type CreateSessionRequest,

@@ -6,8 +6,7 @@ import Fastify, {
 } from 'fastify';
 import { createHmac } from 'node:crypto';
 import { createServer, type RequestListener } from 'node:http';
-import { canonicalRequest, canonicalResponse } from 'cardpay';
-import { validate, type Schema } from 'cardpay';
+import { canonicalRequest, canonicalResponse, validate, type Schema } from 'cardpay';
 import { idempotencyLeaseMs, type PlatformConfig } from '../infra/config';
 import type { Ctx } from '../domain/context';
 import { ApiError, invalid } from '../infra/errors';

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { CARD_BRANDS, type AuthMethod, type CardBrand } from 'cardpay';
-import { validate, type Schema } from 'cardpay';
+import { CARD_BRANDS, type AuthMethod, type CardBrand, validate, type Schema } from 'cardpay';
 import { randomHex, sha256 } from './secrets';
 
 /** How a merchant wants its shoppers to authenticate. */

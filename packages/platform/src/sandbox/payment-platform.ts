@@ -1,16 +1,16 @@
 import { closeSync, existsSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import { detectBrand } from 'cardpay';
-import { maskPan } from 'cardpay';
 import {
+  detectBrand,
+  maskPan,
   ChargeRequestSchema,
   RefundRequestSchema,
   type Charge,
   type ChargeRequest,
   type RefundRequest,
+  validate,
 } from 'cardpay';
-import { validate } from 'cardpay';
 
 /** Sandbox cards of PROTOCOL.md §8 and what they do. */
 export const SANDBOX_CARDS = {

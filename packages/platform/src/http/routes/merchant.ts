@@ -4,12 +4,12 @@ import {
   CreateRefundRequestSchema,
   type CreateMerchantOrderRequest,
   type CreateRefundRequest,
+  validate,
 } from 'cardpay';
 import type { Ctx } from '../../domain/context';
 import { idempotencyLeaseMs, type MerchantConfig } from '../../infra/config';
 import { ApiError, invalid } from '../../infra/errors';
 import { hexEqual, newId, sha256 } from '../../infra/secrets';
-import { validate } from 'cardpay';
 import { actOn, sealReply } from '../idempotency';
 import { createRefund, orderView, viewRefund } from '../../domain/refunds';
 
