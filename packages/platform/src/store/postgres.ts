@@ -217,16 +217,34 @@ export class PostgresStore implements Store {
     client?: PoolClient,
   ): Promise<T[]> {
     try {
-      return (await (client ?? this.pool).query<T>(sql, params)).rows;
+      return (await (client ?? this.pool).query<T>(this.prepared(sql, params))).rows;
     } catch (error) {
       if (unavailable(error)) throw new StoreUnavailable((error as Error).message);
       throw error;
     }
   }
 
+  /**
+   * A statement with parameters goes as a named prepared statement: each connection parses and
+   * plans it once, then only binds and runs it. The texts are this store's own, a bounded set.
+   */
+  private prepared(
+    sql: string,
+    values: unknown[],
+  ): { text: string; values: unknown[]; name?: string } {
+    if (values.length === 0) return { text: sql, values };
+    let name = this.statementNames.get(sql);
+    if (!name) {
+      name = `cardpay_${this.statementNames.size}`;
+      this.statementNames.set(sql, name);
+    }
+    return { name, text: sql, values };
+  }
+  private readonly statementNames = new Map<string, string>();
+
   private async count(sql: string, params: unknown[], client: PoolClient): Promise<number> {
     try {
-      return (await client.query(sql, params)).rowCount ?? 0;
+      return (await client.query(this.prepared(sql, params))).rowCount ?? 0;
     } catch (error) {
       if (unavailable(error)) throw new StoreUnavailable((error as Error).message);
       throw error;
@@ -326,31 +344,10 @@ export class PostgresStore implements Store {
     ttlMs: number,
     leaseMs: number,
   ): Promise<IdempotencyBegin> {
-    // Insert first: of two instances with the same key, exactly one inserts (or takes over an
-    // expired record, or one left in progress past its lease) and acts; the other reads what the
-    // first left.
-    const inserted = await this.q(
-      `INSERT INTO idempotency (terminal_id, key, fingerprint, status, body, expires_at)
-       VALUES ($1, $2, $3, NULL, NULL, $4)
-       ON CONFLICT (terminal_id, key) DO UPDATE
-         SET fingerprint = EXCLUDED.fingerprint, status = NULL, body = NULL, expires_at = EXCLUDED.expires_at
-         WHERE idempotency.expires_at <= $5
-            OR (idempotency.status IS NULL AND idempotency.fingerprint = EXCLUDED.fingerprint
-                AND idempotency.expires_at - $6 <= $7)
-       RETURNING 1`,
-      [terminalId, key, fingerprint, now + ttlMs, now, ttlMs, now - leaseMs],
-    );
-    if (inserted.length) return { kind: 'new' };
-    const [row] = await this.q<{ fingerprint: string; status: number | null; body: string | null }>(
-      'SELECT fingerprint, status, body FROM idempotency WHERE terminal_id = $1 AND key = $2',
-      [terminalId, key],
-    );
-    if (!row) return { kind: 'in_progress' }; // abandoned between the two statements: try again
-    if (row.fingerprint !== fingerprint) return { kind: 'conflict' };
-    if (row.status === null || row.body === null) return { kind: 'in_progress' };
-    return { kind: 'replay', status: row.status, body: row.body };
+    const r = await this.begin(terminalId, key, fingerprint, now, ttlMs, leaseMs);
+    return r.kind === 'nonce_reused' ? { kind: 'in_progress' } : r;
   }
-  async useNonceAndBegin(
+  useNonceAndBegin(
     terminalId: string,
     nonce: string,
     nonceExpiresAt: number,
@@ -360,9 +357,72 @@ export class PostgresStore implements Store {
     ttlMs: number,
     leaseMs: number,
   ): Promise<IdempotencyBegin | { kind: 'nonce_reused' }> {
-    if (!(await this.useNonce(terminalId, nonce, now, nonceExpiresAt)))
-      return { kind: 'nonce_reused' };
-    return this.beginIdempotent(terminalId, key, fingerprint, now, ttlMs, leaseMs);
+    return this.begin(terminalId, key, fingerprint, now, ttlMs, leaseMs, {
+      nonce,
+      expiresAt: nonceExpiresAt,
+    });
+  }
+  /**
+   * One statement, one round trip: records the nonce (when one is given) and, only if it was
+   * new, inserts the idempotency record (or takes over an expired one, or one left in progress
+   * past its lease). Of two instances with the same key exactly one inserts and acts. The record
+   * as it stood before the statement comes back with it, to say why a request may not act.
+   */
+  private async begin(
+    terminalId: string,
+    key: string,
+    fingerprint: string,
+    now: number,
+    ttlMs: number,
+    leaseMs: number,
+    nonce?: { nonce: string; expiresAt: number },
+  ): Promise<IdempotencyBegin | { kind: 'nonce_reused' }> {
+    const [row] = await this.q<{
+      nonce_ok: boolean;
+      taken: boolean;
+      fingerprint: string | null;
+      status: number | null;
+      body: string | null;
+    }>(
+      `WITH n AS (
+         INSERT INTO nonces (terminal_id, nonce, expires_at)
+         SELECT $1::text, $8::text, $9::bigint WHERE $8::text IS NOT NULL
+         ON CONFLICT (terminal_id, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at
+           WHERE nonces.expires_at <= $5
+         RETURNING 1),
+       i AS (
+         INSERT INTO idempotency (terminal_id, key, fingerprint, status, body, expires_at)
+         SELECT $1::text, $2::text, $3::text, NULL, NULL, $4::bigint
+         WHERE $8::text IS NULL OR EXISTS (SELECT 1 FROM n)
+         ON CONFLICT (terminal_id, key) DO UPDATE
+           SET fingerprint = EXCLUDED.fingerprint, status = NULL, body = NULL, expires_at = EXCLUDED.expires_at
+           WHERE idempotency.expires_at <= $5
+              OR (idempotency.status IS NULL AND idempotency.fingerprint = EXCLUDED.fingerprint
+                  AND idempotency.expires_at - $6 <= $7)
+         RETURNING 1)
+       SELECT ($8::text IS NULL OR EXISTS (SELECT 1 FROM n)) AS nonce_ok,
+              EXISTS (SELECT 1 FROM i) AS taken, o.fingerprint, o.status, o.body
+       FROM (SELECT 1) AS one
+       LEFT JOIN idempotency o ON o.terminal_id = $1 AND o.key = $2`,
+      [
+        terminalId,
+        key,
+        fingerprint,
+        now + ttlMs,
+        now,
+        ttlMs,
+        now - leaseMs,
+        nonce?.nonce ?? null,
+        nonce?.expiresAt ?? null,
+      ],
+    );
+    if (!row.nonce_ok) return { kind: 'nonce_reused' };
+    if (row.taken) return { kind: 'new' };
+    // Inserted by another request that has not committed yet, or abandoned meanwhile: try again.
+    if (row.fingerprint === null) return { kind: 'in_progress' };
+    if (row.fingerprint !== fingerprint) return { kind: 'conflict' };
+    if (row.status === null || row.body === null) return { kind: 'in_progress' };
+    return { kind: 'replay', status: row.status, body: row.body };
   }
   async legacyIdempotency(limit: number, after = { scope: '', key: '' }) {
     const rows = await this.q<{
