@@ -1,4 +1,4 @@
-// `cardpay/testing`: the kit merchants use to test their own pages in miniprogram-simulate, and the
+// `cardpay-testing`: the kit merchants use to test their own pages in miniprogram-simulate, and the
 // sandbox platform their tests talk to.
 export {
   startSandboxPlatform,
