@@ -4,7 +4,7 @@
 // steady half-capacity load), the client's PBKDF2 + proof, the built plugin's size, and how long
 // a merchant's `npm install cardpay` takes.
 // --quick: fewer checkouts, no PostgreSQL (a smoke run); --json: the figures as JSON too.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repositoryRoot } from './root';
@@ -106,9 +106,9 @@ async function main() {
 
   // What a merchant waits for: the packed SDK installed into an empty project.
   require(join(root, 'scripts/build-package.js')).buildForPack(['sdk']);
-  const sdk = installInEmptyProject(
-    packWorkspace(root, 'sdk', mkdtempSync(join(tmpdir(), 'cardpay-bench-pack-'))).file,
-  );
+  const packs = mkdtempSync(join(tmpdir(), 'cardpay-bench-pack-'));
+  const sdk = installInEmptyProject(packWorkspace(root, 'sdk', packs).file);
+  for (const dir of [packs, sdk.dir]) rmSync(dir, { recursive: true, force: true });
   rows.push({
     what: '`npm install cardpay` (packed) in an empty project',
     figure: `${(sdk.ms / 1000).toFixed(1)} s, ${sdk.packages.length} packages (${sdk.packages.join(', ')}), ${sdk.withInstallScript.length} with an install script`,

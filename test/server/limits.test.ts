@@ -162,9 +162,13 @@ describe('refusals that protect shoppers', () => {
           )
           .catch(() => undefined);
       }
-      const lines = logs.join('');
-      expect(lines).toMatch(/"event":"velocity_limited"/);
-      expect(lines).toMatch(/"event":"terminal_locked"/);
+      const lines = logs
+        .join('')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { event?: string; security?: boolean; level: number });
+      for (const event of ['velocity_limited', 'terminal_locked'])
+        expect(lines.find((l) => l.event === event)).toMatchObject({ security: true, level: 40 });
       const metrics = await platform.ctx.metrics.text();
       expect(metrics).toMatch(/cardpay_events_total\{event="velocity_limited"\} 1/);
       expect(metrics).toMatch(/cardpay_events_total\{event="terminal_locked"\} 1/);

@@ -10,6 +10,7 @@ import {
   type SessionView,
 } from 'cardpay';
 import type { Ctx } from './context';
+import { securityEvent } from './security-events';
 import { settle } from './settle';
 import { paymentView } from './views';
 import { discountFor, type MerchantConfig } from '../infra/config';
@@ -450,8 +451,10 @@ export async function authenticate(
       throw e;
     });
     if (lockNow) {
-      ctx.log?.warn(
-        { event: 'terminal_locked', terminalId: terminal.id, until: iso(lockedUntil) },
+      securityEvent(
+        ctx,
+        'terminal_locked',
+        { terminalId: terminal.id, until: iso(lockedUntil) },
         'terminal locked after repeated failed authentications',
       );
       throw new ApiError(
@@ -595,14 +598,6 @@ async function refuseCardTesting(
     { retryAfter: Math.max(1, Math.ceil((oldest + HOUR - now) / 1000)) },
     true,
   );
-}
-
-/**
- * A refusal that protects shoppers (a velocity limit, a busy lease, a lock, a refused identity):
- * one log line with its `event`, counted in the metrics by the event logger.
- */
-function securityEvent(ctx: Ctx, event: string, fields: Record<string, unknown>): void {
-  ctx.log?.warn({ event, security: true, ...fields }, 'refused for the shopper’s protection');
 }
 
 const locked = (until: number) =>

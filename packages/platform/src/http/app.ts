@@ -13,6 +13,7 @@ import { ApiError, invalid } from '../infra/errors';
 import { PaymentConnector } from '../connectors/payments';
 import { Notifier } from '../domain/notifications';
 import { Reconciler } from '../domain/reconciler';
+import { securityEvent } from '../domain/security-events';
 import { actOn, sealReply } from './idempotency';
 import { merchantRoutes } from './routes/merchant';
 import { sessionRoutes } from './routes/sessions';
@@ -124,8 +125,10 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
       );
       server.maxConnections = limits.maxConnections;
       capPerAddress(server, options.config.throttle.connectionsPerAddress, (address) =>
-        ctx.log?.warn(
-          { event: 'connections_capped', security: true, address },
+        securityEvent(
+          ctx,
+          'connections_capped',
+          { address },
           'an address holds its limit of connections; closing the new one',
         ),
       );
@@ -255,8 +258,10 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
     // sends them without pause would grow the database without bound.
     const wait = buckets.take(req.terminal.id, at);
     if (wait > 0) {
-      ctx.log.warn(
-        { event: 'terminal_throttled', security: true, terminalId: req.terminal.id },
+      securityEvent(
+        ctx,
+        'terminal_throttled',
+        { terminalId: req.terminal.id },
         'a terminal sent signed requests faster than its limit',
       );
       throw new ApiError(
