@@ -1,6 +1,13 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import type { Charge, ChargeRequest, PaymentPlatformRefund, RefundRequest } from 'cardpay';
+import type {
+  Charge,
+  ChargeRequest,
+  PaymentPlatformRefund,
+  RefundRequest,
+  Verification,
+  VerificationRequest,
+} from 'cardpay';
 
 /** What the trading platform learns from one charge attempt. */
 export type ChargeOutcome =
@@ -10,6 +17,12 @@ export type ChargeOutcome =
   | { status: 'unknown'; reason: string };
 
 export type LookupOutcome = ChargeOutcome | { status: 'not_found' };
+
+/** What the trading platform learns from one CVV check (PROTOCOL.md §8 `POST /v1/verifications`). */
+export type VerificationOutcome =
+  | { status: 'verified' }
+  | { status: 'declined'; declineCode: string }
+  | { status: 'unknown'; reason: string };
 
 /** What the trading platform learns from one refund attempt. */
 export type RefundOutcome =
@@ -43,6 +56,28 @@ export class PaymentConnector {
     if ('unknown' in res) return { status: 'unknown', reason: res.unknown };
     if (res.status === 200 || res.status === 201) return outcomeOf(JSON.parse(res.text) as Charge);
     return { status: 'declined', declineCode: 'processing_error' };
+  }
+
+  /**
+   * `POST /v1/verifications`: checks a card's CVV without moving money, under the verification id
+   * as `Idempotency-Key`. Nothing rides on an unknown outcome (no money moved): the caller
+   * answers 503 and the shopper tries again.
+   */
+  async verify(request: VerificationRequest): Promise<VerificationOutcome> {
+    const res = await this.postOnce('/v1/verifications', request.verificationId, request);
+    if ('unknown' in res) return { status: 'unknown', reason: res.unknown };
+    if (res.status !== 200 && res.status !== 201)
+      return { status: 'unknown', reason: `HTTP ${res.status}` };
+    let v: Verification;
+    try {
+      v = JSON.parse(res.text) as Verification;
+    } catch {
+      return { status: 'unknown', reason: 'an answer that is not JSON' };
+    }
+    if (v.status === 'verified') return { status: 'verified' };
+    if (v.status === 'declined')
+      return { status: 'declined', declineCode: v.declineCode ?? 'card_declined' };
+    return { status: 'unknown', reason: `status ${String((v as { status?: unknown }).status)}` };
   }
 
   /** Whether the payment platform answers at all (any HTTP status) within `timeoutMs`. */

@@ -13,6 +13,7 @@ import type { Ctx } from './context';
 import { securityEvent } from './security-events';
 import { settle } from './settle';
 import { paymentView } from './views';
+import { issuerOf } from './card-ranges';
 import { discountFor, type MerchantConfig } from '../infra/config';
 import { ApiError, invalid } from '../infra/errors';
 import { hexEqual, newId, randomHex } from '../infra/secrets';
@@ -42,11 +43,17 @@ export async function sessionView(ctx: Ctx, s: SessionRow): Promise<SessionView>
       };
   }
   if (s.orderId && s.cardMasked) {
+    const issuer = issuerOf(ctx.config.cardRanges, s.cardMasked);
     view.confirmation = {
       orderId: s.orderId,
       amount: s.amount!,
       currency: s.currency!,
-      card: { brand: s.cardBrand!, last4: s.cardLast4!, masked: s.cardMasked },
+      card: {
+        brand: s.cardBrand!,
+        last4: s.cardLast4!,
+        masked: s.cardMasked,
+        ...(issuer ? { issuer } : {}),
+      },
       merchant: {
         id: s.merchantId,
         name: ctx.config.merchants.find((m) => m.id === s.merchantId)?.name ?? s.merchantId,
@@ -55,6 +62,12 @@ export async function sessionView(ctx: Ctx, s: SessionRow): Promise<SessionView>
       ...(s.state === 'awaiting_confirmation' ? { confirmToken: s.confirmToken! } : {}),
       ...(s.description ? { description: s.description } : {}),
     };
+    // What the shopper will pay, while there is still a choice to make (§5.2).
+    if (s.state === 'awaiting_confirmation' || s.state === 'awaiting_authentication') {
+      const history = await ctx.store.historyTotal(s.terminalId, s.currency!);
+      const d = discountFor(history, s.amount!, ctx.config.discounts[s.currency!] ?? []);
+      view.confirmation.discount = { ...d, charged: s.amount! - d.amountOff };
+    }
   }
   if (s.state === 'awaiting_authentication' && s.challenge) {
     // Read now: the attempts left change with every failed authentication.
@@ -408,7 +421,9 @@ export async function authenticate(
         'challenge_stale',
         'this challenge is no longer live; use the latest prompt',
       );
-    matches = await Promise.all(body.factors.map((f) => checkFactor(ctx, f, s, terminal)));
+    // The row read above, not the request's cached identity: a password reset (§5.7) on any
+    // instance replaces the pin key.
+    matches = await Promise.all(body.factors.map((f) => checkFactor(ctx, f, s, state)));
   } catch (error) {
     await ctx.store.commit([{ kind: 'releaseAuthLease', terminalId: terminal.id }]);
     throw error;

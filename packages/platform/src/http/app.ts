@@ -199,9 +199,10 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   });
 
   // Identify the terminal early, so that every answer to a known terminal is signed, errors included.
-  // What a terminal is (its id, keys, biometric scheme) never changes once registered: it is kept
-  // in memory with its opened secret, sparing a read and an AES-GCM open per request. Its
-  // authentication state (failures, lock) does change, and is read where it is judged.
+  // What a terminal is to the signature (its id, secret, biometric scheme) never changes once
+  // registered: it is kept in memory with its opened secret, sparing a read and an AES-GCM open
+  // per request. Its authentication state (failures, lock, and the pin key a password reset
+  // replaces) does change, and is read where it is judged.
   const known = new Map<string, { terminal: TerminalRow; secret: Buffer }>();
   const buckets = new TokenBuckets(
     options.config.throttle.postsPerSecond,

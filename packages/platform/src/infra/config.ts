@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { CARD_BRANDS, type AuthMethod, type CardBrand, validate, type Schema } from 'cardpay';
 import { randomHex, sha256 } from './secrets';
+import { DEFAULT_CARD_RANGES, type CardRange } from '../domain/card-ranges';
 
 /** How a merchant wants its shoppers to authenticate. */
 export interface AuthPolicy {
@@ -71,6 +72,8 @@ export interface PlatformConfig {
    * address (an operator whose merchants' receivers sit on its own network says so).
    */
   allowPrivateWebhooks: boolean;
+  /** Who issued which cards, by their first six digits (PROTOCOL.md §5.2 `card.issuer`). */
+  cardRanges: readonly CardRange[];
 }
 
 export interface Throttle {
@@ -115,6 +118,7 @@ export function defaultConfig(): PlatformConfig {
       openSessionsPerTerminal: 20,
     },
     allowPrivateWebhooks: false,
+    cardRanges: DEFAULT_CARD_RANGES,
     sessionRetentionMs: 30 * 24 * 3600 * 1000,
     webhookRetryBaseMs: 10000,
     webhookTimeoutMs: 10000,
@@ -208,6 +212,22 @@ const fileSchema: Schema = {
       },
     },
     allowPrivateWebhooks: { type: 'boolean' },
+    // Replaces the reference table as a whole: the operator's card scheme knows its ranges.
+    cardRanges: {
+      type: 'array',
+      maxItems: 100000,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          prefix: { type: 'string', pattern: '^[0-9]{6}$' },
+          name: { type: 'string', minLength: 1, maxLength: 64 },
+          nameEn: { type: 'string', minLength: 1, maxLength: 64 },
+          type: { type: 'string', enum: ['debit', 'credit', 'prepaid'] },
+        },
+        required: ['prefix', 'name', 'type'],
+      },
+    },
   },
 };
 
@@ -251,6 +271,7 @@ export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config
     velocity?: Partial<PlatformConfig['velocity']>;
     throttle?: Partial<Throttle>;
     allowPrivateWebhooks?: boolean;
+    cardRanges?: CardRange[];
     sessionRetentionDays?: number;
     reconcile?: { everyMs?: number; neverReceivedAfterMs?: number };
   }>(fileSchema, raw);
@@ -314,6 +335,7 @@ export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config
     velocity: { ...base.velocity, ...c.velocity },
     throttle: { ...base.throttle, ...c.throttle },
     allowPrivateWebhooks,
+    cardRanges: c.cardRanges ?? base.cardRanges,
     reconcileEveryMs: c.reconcile?.everyMs ?? base.reconcileEveryMs,
     neverReceivedAfterMs: c.reconcile?.neverReceivedAfterMs ?? base.neverReceivedAfterMs,
     sessionRetentionMs: c.sessionRetentionDays

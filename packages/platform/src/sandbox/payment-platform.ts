@@ -6,7 +6,9 @@ import {
   maskPan,
   ChargeRequestSchema,
   RefundRequestSchema,
+  VerificationRequestSchema,
   type Charge,
+  type VerificationRequest,
   type ChargeRequest,
   type RefundRequest,
   validate,
@@ -138,6 +140,37 @@ export async function buildSandbox(options: SandboxOptions): Promise<FastifyInst
     if (c.pan === SANDBOX_CARDS.slow) await new Promise((r) => setTimeout(r, slowDelayMs));
     else if (options.chargeDelayMs) await new Promise((r) => setTimeout(r, options.chargeDelayMs));
     return reply.code(201).send(view(byId.get(c.chargeId) as Record<string, unknown>));
+  });
+
+  // CVV checks without a charge (§8): the same answer to a retry under the same key. Nothing of
+  // the card is kept but whether its check passed.
+  db.exec(`CREATE TABLE IF NOT EXISTS verifications (verification_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL, decline_code TEXT, created_at TEXT NOT NULL)`);
+  const verificationById = db.prepare('SELECT * FROM verifications WHERE verification_id = ?');
+  const insertVerification = db.prepare(
+    'INSERT OR IGNORE INTO verifications VALUES (@verificationId, @status, @declineCode, @createdAt)',
+  );
+  app.post('/v1/verifications', async (req, reply) => {
+    const checked = validate<VerificationRequest>(VerificationRequestSchema, req.body);
+    if (!checked.ok) return reply.code(400).send(err('invalid_request', checked.message));
+    const v = checked.value;
+    if (req.headers['idempotency-key'] !== v.verificationId)
+      return reply
+        .code(400)
+        .send(err('invalid_request', 'Idempotency-Key must equal verificationId'));
+    const declineCode = v.cvv === '999' ? 'incorrect_cvc' : null;
+    insertVerification.run({
+      verificationId: v.verificationId,
+      status: declineCode ? 'declined' : 'verified',
+      declineCode,
+      createdAt: new Date().toISOString(),
+    });
+    const row = verificationById.get(v.verificationId) as Record<string, unknown>;
+    return reply.code(201).send({
+      verificationId: row.verification_id,
+      status: row.status,
+      ...(row.decline_code ? { declineCode: row.decline_code } : {}),
+    });
   });
 
   const refundById = db.prepare('SELECT * FROM refunds WHERE refund_id = ?');

@@ -1,6 +1,7 @@
 import { Pool, types, type PoolClient, type QueryResultRow } from 'pg';
 import {
   HISTORY_BY_CURRENCY,
+  cardChecksTable,
   HISTORY_FROM_PAYMENTS,
   orderQuerySql,
   toColumns,
@@ -95,6 +96,8 @@ const MIGRATIONS: string[] = [
    ALTER TABLE terminals DROP COLUMN history_total;`,
   // 8: a terminal's sessions found by their terminal (see the SQLite store's 10).
   `CREATE INDEX sessions_terminal ON sessions (terminal_id, created_at);`,
+  // 9: CVV checks of password resets (see the SQLite store's 11).
+  `${cardChecksTable('BIGINT')};`,
 ];
 
 /** One number for the advisory lock that serialises migrations across instances. */
@@ -305,8 +308,12 @@ export class PostgresStore implements Store {
          COALESCE(MIN(created_at) FILTER (WHERE card_hash = $2), 0) AS card_oldest,
          COUNT(*) FILTER (WHERE terminal_id = $1) AS term,
          COALESCE(MIN(created_at) FILTER (WHERE terminal_id = $1), 0) AS term_oldest
-       FROM payments WHERE status IN ('declined', 'pending') AND created_at >= $3
-         AND (terminal_id = $1 OR card_hash = $2)`,
+       FROM (SELECT terminal_id, card_hash, created_at FROM payments
+               WHERE status IN ('declined', 'pending') AND created_at >= $3
+                 AND (terminal_id = $1 OR card_hash = $2)
+             UNION ALL SELECT terminal_id, card_hash, created_at FROM card_checks
+               WHERE status IN ('declined', 'pending') AND created_at >= $3
+                 AND (terminal_id = $1 OR card_hash = $2)) AS attempts`,
       [terminalId, cardHash, since],
       client,
     );
@@ -751,6 +758,20 @@ export class PostgresStore implements Store {
           c,
         );
         return true;
+      case 'insertCardCheck':
+        await this.insert('card_checks', { ...w.row }, c);
+        return true;
+      case 'updateCardCheck':
+        return this.update('card_checks', 'id', w.id, w.patch, c);
+      case 'capResets': {
+        const [r] = await this.q<{ n: number }>(
+          `SELECT COUNT(*)::int AS n FROM card_checks
+           WHERE terminal_id = $1 AND status IN ('pending', 'verified') AND created_at >= $2`,
+          [w.terminalId, w.since],
+          c,
+        );
+        return r.n < w.limit;
+      }
       case 'bindCard':
         await this.count(
           `INSERT INTO card_bindings (terminal_id, card_hash, created_at) VALUES ($1, $2, $3)
@@ -801,6 +822,7 @@ export class PostgresStore implements Store {
     await this.q('DELETE FROM nonces WHERE expires_at <= $1', [now]);
     await this.q('DELETE FROM idempotency WHERE expires_at <= $1', [now]);
     await this.q('DELETE FROM rate_limits WHERE window_start < $1', [now - 3600000]);
+    await this.q('DELETE FROM card_checks WHERE created_at < $1', [now - 2 * 86400000]);
     await this.q(
       `DELETE FROM sessions WHERE payment_id IS NULL AND state IN ('expired', 'cancelled', 'failed')
          AND expires_at < $1`,

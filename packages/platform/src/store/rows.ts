@@ -120,3 +120,10 @@ export function orderQuerySql(
     params,
   };
 }
+
+/** The table of CVV checks (a password reset's, PROTOCOL.md §5.7), with `INTEGER` or `BIGINT` times. */
+export const cardChecksTable = (time: 'INTEGER' | 'BIGINT') =>
+  `CREATE TABLE card_checks (id TEXT PRIMARY KEY, terminal_id TEXT NOT NULL, card_hash TEXT NOT NULL,
+     status TEXT NOT NULL, created_at ${time} NOT NULL);
+   CREATE INDEX card_checks_card ON card_checks (card_hash, created_at);
+   CREATE INDEX card_checks_terminal ON card_checks (terminal_id, created_at)`;

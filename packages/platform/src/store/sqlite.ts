@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import {
   HISTORY_BY_CURRENCY,
+  cardChecksTable,
   HISTORY_FROM_PAYMENTS,
   columnName,
   columnValue,
@@ -110,6 +111,8 @@ const MIGRATIONS: string[] = [
   // 10: a terminal's sessions found by their terminal, to cap how many it keeps open. Neither
   // column ever changes, so the index costs a session's insert only, never its state changes.
   `CREATE INDEX sessions_terminal ON sessions (terminal_id, created_at);`,
+  // 11: CVV checks of password resets (PROTOCOL.md §5.7), card-testing attempts like payments.
+  `${cardChecksTable('INTEGER')};`,
 ];
 
 /** The embedded default: better-sqlite3 (v12) in WAL mode, a file or `:memory:`. */
@@ -356,11 +359,17 @@ export class SqliteStore implements Store {
   private recentAttemptsNow(terminalId: string, cardHash: string, since: number) {
     return this.stmt(
       `SELECT c.n AS card, c.oldest AS cardOldest, t.n AS terminal, t.oldest AS terminalOldest FROM
-         (SELECT COUNT(*) AS n, COALESCE(MIN(created_at), 0) AS oldest FROM payments
-            WHERE card_hash = ? AND status IN ('declined', 'pending') AND created_at >= ?) AS c,
-         (SELECT COUNT(*) AS n, COALESCE(MIN(created_at), 0) AS oldest FROM payments
-            WHERE terminal_id = ? AND status IN ('declined', 'pending') AND created_at >= ?) AS t`,
-    ).get(cardHash, since, terminalId, since) as {
+         (SELECT COUNT(*) AS n, COALESCE(MIN(created_at), 0) AS oldest FROM (
+            SELECT created_at FROM payments
+              WHERE card_hash = ? AND status IN ('declined', 'pending') AND created_at >= ?
+            UNION ALL SELECT created_at FROM card_checks
+              WHERE card_hash = ? AND status IN ('declined', 'pending') AND created_at >= ?)) AS c,
+         (SELECT COUNT(*) AS n, COALESCE(MIN(created_at), 0) AS oldest FROM (
+            SELECT created_at FROM payments
+              WHERE terminal_id = ? AND status IN ('declined', 'pending') AND created_at >= ?
+            UNION ALL SELECT created_at FROM card_checks
+              WHERE terminal_id = ? AND status IN ('declined', 'pending') AND created_at >= ?)) AS t`,
+    ).get(cardHash, since, cardHash, since, terminalId, since, terminalId, since) as {
       card: number;
       cardOldest: number;
       terminal: number;
@@ -709,6 +718,20 @@ export class SqliteStore implements Store {
              ON CONFLICT (terminal_id, currency) DO UPDATE SET total = total + excluded.total`,
           ).run(w.terminalId, w.currency, w.amount);
           break;
+        case 'insertCardCheck':
+          this.insert('card_checks', { ...w.row });
+          break;
+        case 'updateCardCheck':
+          this.update('card_checks', 'id', w.id, w.patch);
+          break;
+        case 'capResets':
+          ok =
+            (
+              this.stmt(
+                "SELECT COUNT(*) AS n FROM card_checks WHERE terminal_id = ? AND status IN ('pending', 'verified') AND created_at >= ?",
+              ).get(w.terminalId, w.since) as { n: number }
+            ).n < w.limit;
+          break;
         case 'bindCard':
           this.stmt(
             'INSERT OR IGNORE INTO card_bindings (terminal_id, card_hash, created_at) VALUES (?, ?, ?)',
@@ -728,6 +751,7 @@ export class SqliteStore implements Store {
     this.stmt('DELETE FROM nonces WHERE expires_at <= ?').run(now);
     this.stmt('DELETE FROM idempotency WHERE expires_at <= ?').run(now);
     this.stmt('DELETE FROM rate_limits WHERE window_start < ?').run(now - 3600000);
+    this.stmt('DELETE FROM card_checks WHERE created_at < ?').run(now - 2 * 86400000);
     this.stmt(
       `DELETE FROM sessions WHERE payment_id IS NULL AND state IN ('expired', 'cancelled', 'failed')
          AND expires_at < ?`,

@@ -51,6 +51,18 @@ export interface SessionRow {
   version: number;
 }
 
+/**
+ * A card's CVV checked with the payment platform without a charge, for a password reset. Like a
+ * payment, it is a card-testing attempt while `pending` or `declined` (PROTOCOL.md §5.3, §5.7).
+ */
+export interface CardCheckRow {
+  id: string;
+  terminalId: string;
+  cardHash: string;
+  status: 'pending' | 'verified' | 'declined';
+  createdAt: number;
+}
+
 export type PaymentStatus = 'pending' | 'succeeded' | 'declined' | 'failed';
 
 export interface PaymentRow {
@@ -151,7 +163,9 @@ export type Write =
   | {
       kind: 'updateTerminal';
       id: string;
-      patch: Partial<Pick<TerminalRow, 'authFailures' | 'lockedUntil'>>;
+      patch: Partial<
+        Pick<TerminalRow, 'authFailures' | 'lockedUntil' | 'pinKeySealed' | 'salt' | 'iterations'>
+      >;
     }
   | {
       kind: 'updateOrder';
@@ -180,6 +194,15 @@ export type Write =
       terminalLimit: number;
     }
   | { kind: 'bindCard'; terminalId: string; cardHash: string; at: number }
+  /** A CVV sent to the payment platform without a charge (PROTOCOL.md §5.7): an attempt too. */
+  | { kind: 'insertCardCheck'; row: CardCheckRow }
+  /**
+   * Fails the commit when the terminal has had `limit` password resets (CVV checks verified or
+   * still pending) since `since`. Follows a `reserveAttempt` of the same terminal in one commit,
+   * which decides it one at a time per terminal.
+   */
+  | { kind: 'capResets'; terminalId: string; since: number; limit: number }
+  | { kind: 'updateCardCheck'; id: string; patch: Pick<CardCheckRow, 'status'> }
   /** Moves the terminal's loyalty history in a currency: a payment's charge in, a refund's out. */
   | { kind: 'addHistory'; terminalId: string; currency: string; amount: number }
   /** Sets aside `amount` of the order's payment for a refund; fails the commit past `limit`. */
@@ -224,7 +247,8 @@ export interface Store {
   /**
    * Card-testing attempts since `since`, of this card and of this terminal, with the oldest of
    * each: declined payments, and payments still waiting for the payment platform, which count as
-   * if they would be declined until they succeed (PROTOCOL.md §5.3).
+   * if they would be declined until they succeed (PROTOCOL.md §5.3); and CVV checks of password
+   * resets the same way (§5.7).
    */
   recentAttempts(
     terminalId: string,

@@ -16,6 +16,9 @@ import {
   ErrorBodySchema,
   OrderResponseSchema,
   RegisterTerminalResponseSchema,
+  ResetPasswordResponseSchema,
+  type ResetPasswordRequest,
+  type ResetPasswordResponse,
   SessionCreatedSchema,
   SessionViewSchema,
   type AuthenticateRequest,
@@ -117,6 +120,26 @@ export class PlatformClient {
       body,
       signed: false,
       schema: RegisterTerminalResponseSchema,
+    });
+  }
+
+  /**
+   * `POST /v1/terminals/{id}/password` (PROTOCOL.md §5.7): a new password key for this terminal,
+   * proven by a card bound to it and that card's CVV.
+   */
+  async resetPassword(
+    body: ResetPasswordRequest,
+    idempotencyKey: string,
+  ): Promise<ResetPasswordResponse> {
+    const id = this.identity?.terminalId;
+    if (!id) throw new CardPayError('not_enrolled', 'resetPassword needs an enrolled terminal');
+    return this.call_({
+      method: 'POST',
+      path: `/v1/terminals/${encodeURIComponent(id)}/password`,
+      body,
+      idempotencyKey,
+      signed: true,
+      schema: ResetPasswordResponseSchema,
     });
   }
 

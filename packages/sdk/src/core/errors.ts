@@ -32,6 +32,8 @@ export type ProtocolErrorCode =
   | 'auth_locked'
   | 'payment_declined'
   | 'payment_unavailable'
+  | 'card_not_bound'
+  | 'cvv_invalid'
   | 'internal_error';
 
 export type SdkErrorCode =

@@ -67,6 +67,31 @@ export interface RegisterTerminalResponse {
   createdAt: string;
 }
 
+/** `POST /v1/terminals/{terminalId}/password` (§5.7): a new password, proven by a bound card. */
+export interface ResetPasswordRequest {
+  card: CardInput;
+  cvv: string;
+  password: { salt: string; iterations: number; key: string };
+}
+
+export interface ResetPasswordResponse {
+  terminalId: string;
+  passwordUpdatedAt: string;
+}
+
+/** Trading platform to payment platform: `POST /v1/verifications` (§8), a CVV checked without a charge. */
+export interface VerificationRequest {
+  verificationId: string;
+  pan: string;
+  cvv: string;
+}
+
+export interface Verification {
+  verificationId: string;
+  status: 'verified' | 'declined';
+  declineCode?: string;
+}
+
 export interface CreateSessionRequest {
   merchantId: string;
   orderRef?: string;
@@ -106,6 +131,24 @@ export interface CardSummary {
   brand: CardBrand;
   last4: string;
   masked: string;
+  /** Optional (§5.2): the bank, when the platform's card-range table knows the first digits. */
+  issuer?: CardIssuer;
+}
+
+/** Who issued a card, as the shopper knows it: 「招商银行储蓄卡(0009)」. */
+export interface CardIssuer {
+  /** The bank's name as its cardholders read it (Chinese for Chinese banks). */
+  name: string;
+  type: 'debit' | 'credit' | 'prepaid';
+  /** Extension: the name in English, for the en_US sheet. */
+  nameEn?: string;
+}
+
+/** Optional (§5.2): the loyalty discount this terminal's history gives now, before paying. */
+export interface DiscountPreview {
+  rateBps: number;
+  amountOff: number;
+  charged: number;
 }
 
 export interface Confirmation {
@@ -117,6 +160,8 @@ export interface Confirmation {
   description?: string;
   /** Extension: who is paid, as the shopper should read it before paying. */
   merchant?: { id: string; name: string };
+  /** Optional (§5.2): what will be charged, shown before the shopper confirms. */
+  discount?: DiscountPreview;
 }
 
 /** A confirmation as the status endpoint shows it: `confirmToken` only while it can be used. */
@@ -344,17 +389,19 @@ function loose(properties: Record<string, Schema>, required: string[] = []): Sch
   return { type: 'object', properties, required, additionalProperties: true };
 }
 
+const passwordKeySchema = strict(
+  {
+    salt: hex(16),
+    iterations: { type: 'integer', minimum: 10000, maximum: 10000000 },
+    key: hex(32),
+  },
+  ['salt', 'iterations', 'key'],
+);
+
 export const RegisterTerminalRequestSchema = strict(
   {
     deviceLabel: str(0, 64),
-    password: strict(
-      {
-        salt: hex(16),
-        iterations: { type: 'integer', minimum: 10000, maximum: 10000000 },
-        key: hex(32),
-      },
-      ['salt', 'iterations', 'key'],
-    ),
+    password: passwordKeySchema,
     biometric: strict(
       {
         scheme: { type: 'string', enum: ['soter', 'sandbox-p256'] },
@@ -372,23 +419,38 @@ export const CreateSessionRequestSchema = strict({ merchantId: id('mch'), orderR
 
 const scanType: Schema = { type: 'string', enum: ['qrCode', 'barCode', 'datamatrix', 'pdf417'] };
 
-export const OrderRequestSchema = strict(
-  {
-    amount,
-    currency,
-    card: {
-      type: 'object',
-      additionalProperties: false,
-      properties: { payload: str(0, 1024) },
-      required: ['payload'],
-      discriminator: 'source',
-      variants: {
-        scan: strict({ source: { type: 'string' }, scanType }, ['scanType']),
-        manual: strict({ source: { type: 'string' } }),
-      },
-    },
+const cardInputSchema: Schema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { payload: str(0, 1024) },
+  required: ['payload'],
+  discriminator: 'source',
+  variants: {
+    scan: strict({ source: { type: 'string' }, scanType }, ['scanType']),
+    manual: strict({ source: { type: 'string' } }),
   },
-  ['amount', 'currency', 'card'],
+};
+
+export const OrderRequestSchema = strict({ amount, currency, card: cardInputSchema }, [
+  'amount',
+  'currency',
+  'card',
+]);
+
+const cvvValue: Schema = { type: 'string', pattern: '^[0-9]{3,4}$' };
+
+export const ResetPasswordRequestSchema = strict(
+  { card: cardInputSchema, cvv: cvvValue, password: passwordKeySchema },
+  ['card', 'cvv', 'password'],
+);
+
+export const VerificationRequestSchema = strict(
+  {
+    verificationId: { type: 'string', pattern: '^[A-Za-z0-9_-]{8,64}$' },
+    pan: { type: 'string', pattern: '^[0-9]{12,19}$' },
+    cvv: cvvValue,
+  },
+  ['verificationId', 'pan', 'cvv'],
 );
 
 export const ConfirmRequestSchema = strict(
@@ -491,6 +553,14 @@ const cardSummarySchema = loose(
     brand: { type: 'string' },
     last4: { type: 'string', pattern: '^[0-9]{4}$' },
     masked: { type: 'string', pattern: '^[0-9*]{12,19}$' },
+    issuer: loose(
+      {
+        name: str(1, 64),
+        type: { type: 'string', enum: ['debit', 'credit', 'prepaid'] },
+        nameEn: str(1, 64),
+      },
+      ['name', 'type'],
+    ),
   },
   ['brand', 'last4', 'masked'],
 );
@@ -499,6 +569,10 @@ const confirmationProperties = {
   amount,
   currency,
   card: cardSummarySchema,
+  discount: loose(
+    { rateBps: { type: 'integer', minimum: 0, maximum: 10000 }, amountOff: minor, charged: minor },
+    ['rateBps', 'amountOff', 'charged'],
+  ),
   confirmToken: hexRange(8, 64),
 };
 const confirmationSchema = loose(confirmationProperties, [
@@ -544,6 +618,11 @@ export const ErrorBodySchema = loose(
     ),
   },
   ['error'],
+);
+
+export const ResetPasswordResponseSchema = loose(
+  { terminalId: id('trm'), passwordUpdatedAt: time },
+  ['terminalId', 'passwordUpdatedAt'],
 );
 
 export const RegisterTerminalResponseSchema = loose(

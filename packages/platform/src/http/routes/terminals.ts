@@ -1,5 +1,11 @@
 import type { FastifyInstance } from 'fastify';
-import { RegisterTerminalRequestSchema, type RegisterTerminalRequest } from 'cardpay';
+import {
+  RegisterTerminalRequestSchema,
+  ResetPasswordRequestSchema,
+  type RegisterTerminalRequest,
+  type ResetPasswordRequest,
+} from 'cardpay';
+import { resetPassword } from '../../domain/password';
 import type { Ctx } from '../../domain/context';
 import { ApiError, invalid } from '../../infra/errors';
 import { newId, randomHex } from '../../infra/secrets';
@@ -67,5 +73,16 @@ export async function terminalRoutes(app: FastifyInstance, ctx: Ctx): Promise<vo
       });
       return reply.code(201).send({ terminalId: id, terminalSecret: secret, createdAt });
     },
+  );
+  app.post(
+    '/v1/terminals/:id/password',
+    { config: { signed: true, body: ResetPasswordRequestSchema } },
+    async (req) =>
+      resetPassword(
+        ctx,
+        req.terminal!,
+        (req.params as { id: string }).id,
+        req.body as ResetPasswordRequest,
+      ),
   );
 }
