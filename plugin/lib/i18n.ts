@@ -10,14 +10,14 @@ const LOCALES: readonly Locale[] = ['zh_CN', 'en_US'];
 /** Every word the plugin shows or speaks to a screen reader. */
 const WORDS = {
   payByCard: ['银行卡支付', 'Pay by card'],
-  serviceBy: ['支付服务由以下机构提供：', 'Payment service provided by '],
+  serviceBy: ['当前服务由 {name} 提供', 'This service is provided by {name}'],
   typeNumber: ['手动输入卡号', 'Type the card number'],
   cardNumber: ['银行卡号', 'Card number'],
   next: ['下一步', 'Next'],
   setPassword: ['设置新的6位支付密码', 'Create a new 6-digit payment password'],
   setPasswordHint: [
-    '这是本钱包的新密码，不是银行卡密码；请勿使用重复或连续的数字',
-    'A new password for this wallet, not your bank card PIN. Avoid repeated or sequential digits',
+    '此密码仅用于本机银行卡支付，不是银行卡取款密码；请勿使用重复或连续的数字',
+    'Used only for card payments on this phone, not your card’s cash PIN. Avoid repeated or sequential digits',
   ],
   repeatPassword: ['请再次输入新密码以确认', 'Enter the new password again to confirm'],
   stepOne: ['第1步，共2步', 'Step 1 of 2'],
@@ -27,7 +27,6 @@ const WORDS = {
   payee: ['收款方', 'Pay to'],
   done: ['完成', 'Done'],
   originalPrice: ['原价', 'Price'],
-  enterPassword: ['请输入支付密码', 'Enter your payment password'],
   passwordDots: ['已输入{n}位，共6位', '{n} of 6 digits entered'],
   deleteKey: ['删除', 'Delete'],
   scanning: ['请扫描银行卡上的二维码或条形码', 'Scan the QR code or bar code on your card'],
@@ -36,18 +35,32 @@ const WORDS = {
   confirm: ['确认支付', 'Pay now'],
   reject: ['取消', 'Cancel'],
   card: ['付款卡', 'Card'],
+  goods: ['商品', 'Item'],
   amount: ['金额', 'Amount'],
-  authTitle: ['验证身份', 'Verify it is you'],
+  authTitle: ['请输入支付密码', 'Enter your payment password'],
+  verifyTitle: ['验证身份', 'Verify it is you'],
   useBiometric: ['使用指纹或面容支付', 'Use fingerprint or face'],
-  cvvLabel: ['卡背面的安全码（CVV）', 'Security code (CVV) on the back of the card'],
-  cvvSubmit: ['提交', 'Submit'],
+  cvvSubmit: ['下一步', 'Next'],
+  cvvTitle: ['请输入卡背面的安全码', 'Enter the security code on the back of the card'],
+  cvvDots: ['已输入{n}位', '{n} digits entered'],
+  forgot: ['忘记密码', 'Forgot password'],
+  cvvAgain: ['重新输入安全码', 'Enter the security code again'],
+  resetTitle: ['重置支付密码', 'Reset the payment password'],
+  resetCardHint: [
+    '请使用曾在此手机支付过的银行卡验证身份',
+    'Prove it is you with a card that has paid on this phone',
+  ],
+  scanOther: ['扫描其他银行卡', 'Scan another card'],
+  resetNew: ['请设置新的6位支付密码', 'Create a new 6-digit payment password'],
+  resetDone: ['支付密码已重置', 'Your payment password was reset'],
+  close: ['关闭', 'Close'],
+  toPay: ['实付', 'To pay'],
   attemptsLeft: ['还可尝试{n}次', '{n} attempts left'],
   oneMoreMethod: ['此金额需要再验证一种方式', 'This amount needs one more method'],
   cardFirstUse: [
     '首次在此手机使用这张卡，请同时输入卡背面的安全码',
     'First time with this card on this phone: also enter the security code on its back',
   ],
-  cvvNeeded: ['请先输入卡背面的安全码', 'Please enter the security code on the back of the card'],
   processing: ['正在向银行确认支付结果…', 'Confirming the payment with your bank…'],
   stillProcessing: [
     '银行仍在处理，结果可能稍后才出，请勿重复支付',
@@ -55,14 +68,19 @@ const WORDS = {
   ],
   refresh: ['刷新结果', 'Check again'],
   paid: ['支付成功', 'Payment successful'],
-  failed: ['支付未完成', 'Payment not completed'],
+  failed: ['支付失败', 'Payment failed'],
   expired: ['支付已超时', 'The payment timed out'],
   cancelled: ['已取消', 'Cancelled'],
   discount: ['会员优惠', 'Loyalty discount'],
   charged: ['实付', 'Charged'],
   retry: ['重试', 'Try again'],
-  close: ['关闭', 'Close'],
   cancel: ['取消', 'Cancel'],
+} satisfies Record<string, Texts>;
+
+const CARD_TYPES = {
+  debit: ['储蓄卡', 'debit'],
+  credit: ['信用卡', 'credit'],
+  prepaid: ['预付卡', 'prepaid'],
 } satisfies Record<string, Texts>;
 
 const BRANDS = {
@@ -147,8 +165,16 @@ const ERRORS: Record<string, Texts> = {
   auth_failed: ['支付密码错误', 'Wrong payment password'],
   'auth_failed/biometric': ['生物识别未通过', 'Biometrics did not match'],
   auth_locked: [
-    '密码错误次数过多，已锁定15分钟，请稍后再试',
-    'Too many wrong attempts: locked for 15 minutes',
+    '密码错误次数过多，已锁定15分钟。可点“忘记密码”重置',
+    'Too many wrong attempts: locked for 15 minutes. “Forgot password” lets you reset it',
+  ],
+  card_not_bound: [
+    '这张卡未在此手机支付过，请换一张支付过的卡',
+    'This card has not paid on this phone; use one that has',
+  ],
+  cvv_invalid: [
+    '安全码错误，请核对卡背面的数字',
+    'Wrong security code; check the back of the card',
   ],
   challenge_stale: [
     '验证已更新，请重新输入',
@@ -190,10 +216,13 @@ const ERRORS: Record<string, Texts> = {
     'The payment component is misconfigured; please contact the shop',
   ],
   rate_limited: ['操作太频繁，请稍后再试', 'Too many attempts; please wait a moment'],
-  default: ['支付未完成，请稍后重试', 'The payment did not complete; please try again later'],
+  default: ['支付失败，请稍后重试', 'The payment failed; please try again later'],
 };
 
-export type Strings = { [K in keyof typeof WORDS]: string } & { brands: Record<string, string> };
+export type Strings = { [K in keyof typeof WORDS]: string } & {
+  brands: Record<string, string>;
+  cardTypes: Record<string, string>;
+};
 
 const cache: Partial<Record<Locale, Strings>> = {};
 
@@ -213,7 +242,11 @@ function pick<T extends Record<string, Texts>>(
 
 export function stringsFor(locale: Locale): Strings {
   const index = LOCALES.indexOf(locale);
-  return (cache[locale] ??= { ...pick(WORDS, index), brands: pick(BRANDS, index) });
+  return (cache[locale] ??= {
+    ...pick(WORDS, index),
+    brands: pick(BRANDS, index),
+    cardTypes: pick(CARD_TYPES, index),
+  });
 }
 
 /** Words a user understands for an error; never the developer message. */

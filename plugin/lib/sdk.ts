@@ -114,10 +114,34 @@ export function createCheckout(options: CreateCheckoutOptions): Checkout {
   return new Checkout({ ...options, host: pluginHost(), platformUrl, merchantId });
 }
 
-/** CSS custom properties for a theme, as an inline style. */
-export function themeStyle(theme: Theme | undefined): string {
-  if (!theme) return '';
+/**
+ * The shopper's font size in WeChat as a factor of the standard one (`wx.getAppBaseInfo`, given
+ * to plugins from base library 2.21.3): the sheets' text follows it. 1 where it is not known.
+ */
+export function fontScale(): number {
+  try {
+    const info = wx.getAppBaseInfo?.() as { fontSizeScaleFactor?: number } | undefined;
+    const f = info?.fontSizeScaleFactor;
+    return typeof f === 'number' && f >= 0.8 && f <= 2 ? f : 1;
+  } catch {
+    return 1;
+  }
+}
+
+/** Whether the base library has `root-portal` (2.25.2): sheets then leave the host page's layout. */
+export function canUsePortal(): boolean {
+  try {
+    return typeof wx.canIUse === 'function' && wx.canIUse('root-portal') === true;
+  } catch {
+    return false;
+  }
+}
+
+/** CSS custom properties for a theme and the shopper's font scale, as an inline style. */
+export function themeStyle(theme: Theme | undefined, scale = 1): string {
   const parts: string[] = [];
+  if (scale !== 1) parts.push(`--cardpay-scale:${Math.round(scale * 100) / 100}`);
+  if (!theme) return parts.join(';');
   if (theme.primary && /^#[0-9a-fA-F]{3,8}$/.test(theme.primary))
     parts.push(`--cardpay-primary:${theme.primary}`);
   if (theme.onPrimary && /^#[0-9a-fA-F]{3,8}$/.test(theme.onPrimary))

@@ -1,9 +1,18 @@
 import type { CheckoutSnapshot, CheckoutState } from '../../packages/sdk/src/core/checkout';
+import type { CardSummary } from '../../packages/sdk/src/core/protocol';
 import { formatAmount } from '../../packages/sdk/src/core/money';
-import { errorText, stringsFor, type Locale } from './i18n';
+import { errorText, stringsFor, type Locale, type Strings } from './i18n';
 
 export type Screen =
-  'entry' | 'enrol' | 'scanning' | 'working' | 'confirm' | 'auth' | 'processing' | 'result';
+  | 'entry'
+  | 'enrol'
+  | 'scanning'
+  | 'working'
+  | 'confirm'
+  | 'auth'
+  | 'processing'
+  | 'result'
+  | 'reset';
 
 /** What the checkout component renders: derived from the snapshot alone, no `undefined` anywhere. */
 export interface CheckoutView {
@@ -32,8 +41,22 @@ export interface CheckoutView {
   /** The price before the discount, shown beside the discount ('' without one). */
   originalText: string;
   discountText: string;
-  /** The card the payment went to: brand and last four. */
+  /** The card the payment went to, as on every screen: 「招商银行储蓄卡(0009)」. */
   paidCardText: string;
+  /** The card of this session as the shopper knows it, the same on every screen. */
+  cardText: string;
+  /** Before paying: 「会员优惠 -¥1.13，实付 ¥55.67」 ('' without a discount). */
+  previewText: string;
+  /** The security code's length on this card: 4 on American Express, else 3. */
+  cvvLength: number;
+  /** The CVV is asked for as its own step before the password (needed, never an alternative). */
+  cvvStep: boolean;
+  /** The terminal is locked: the forgotten-password path is the way on. */
+  locked: boolean;
+  /** While resetting: the session's card a reset may use ('' when there is none). */
+  resetCardText: string;
+  /** What was just done, in words ('' when nothing). */
+  noticeText: string;
   errorText: string;
   retryable: boolean;
   /** `processing` outlasted the wait: say so, and offer to ask again. */
@@ -49,6 +72,7 @@ const SCREENS: Record<CheckoutState, Screen> = {
   awaiting_confirmation: 'confirm',
   awaiting_authentication: 'auth',
   processing: 'processing',
+  resetting: 'reset',
   succeeded: 'result',
   failed: 'result',
   expired: 'result',
@@ -85,7 +109,11 @@ export function checkoutView(s: CheckoutSnapshot, locale: Locale): CheckoutView 
     resultText = s.state === 'succeeded' ? t.paid : s.state === 'expired' ? t.expired : t.failed;
   }
   const masked = s.confirmation?.card.masked ?? '';
-  const paidCard = payment?.card ?? s.confirmation?.card;
+  const card = s.confirmation?.card;
+  // The result names the card the session confirmed (it knows the issuer), else the payment's.
+  const paidCard = card ?? payment?.card;
+  const preview = s.confirmation?.discount;
+  const required = prompt?.required ?? 1;
   return {
     state: s.state,
     screen,
@@ -98,7 +126,10 @@ export function checkoutView(s: CheckoutSnapshot, locale: Locale): CheckoutView 
     methods,
     required: prompt?.required ?? 1,
     cvvMandatory,
-    alternatives: (prompt?.required ?? 1) - (cvvMandatory ? 1 : 0) < 2,
+    alternatives:
+      required -
+        ((prompt?.methods ?? []).includes('cvv') && (cvvMandatory || required >= 2) ? 1 : 0) <
+      2,
     resultKind,
     resultText,
     merchantName: s.confirmation?.merchant?.name ?? '',
@@ -107,9 +138,17 @@ export function checkoutView(s: CheckoutSnapshot, locale: Locale): CheckoutView 
       payment && payment.discount.amountOff > 0
         ? `${t.originalPrice} ${formatAmount(payment.amount, payment.currency)}`
         : '',
-    paidCardText: paidCard
-      ? `${t.brands[paidCard.brand] ?? t.brands.unknown} ···· ${paidCard.last4}`
-      : '',
+    paidCardText: paidCard ? cardName(t, paidCard, locale) : '',
+    cardText: card ? cardName(t, card, locale) : '',
+    previewText:
+      preview && preview.amountOff > 0
+        ? `${t.discount} -${formatAmount(preview.amountOff, currency)}${locale === 'en_US' ? ', ' : '，'}${t.toPay} ${formatAmount(preview.charged, currency)}`
+        : '',
+    cvvLength: card?.brand === 'amex' ? 4 : 3,
+    cvvStep: (prompt?.methods ?? []).includes('cvv') && (cvvMandatory || required >= 2),
+    locked: s.error?.code === 'auth_locked',
+    resetCardText: s.resetCard ? cardName(t, s.resetCard, locale) : '',
+    noticeText: s.notice === 'password_reset' ? t.resetDone : '',
     discountText:
       payment && payment.discount.amountOff > 0
         ? `${t.discount} -${formatAmount(payment.discount.amountOff, payment.currency)}`
@@ -121,4 +160,20 @@ export function checkoutView(s: CheckoutSnapshot, locale: Locale): CheckoutView 
         ? RETRYABLE_AFTER_FAILURE.has(s.error?.code ?? '') || s.state === 'expired'
         : false,
   };
+}
+
+/** A card as the shopper knows it: 「招商银行储蓄卡(0009)」, or the brand when the bank is unknown. */
+export function cardName(
+  t: Strings,
+  card: Pick<CardSummary, 'brand' | 'last4' | 'issuer'>,
+  locale: Locale,
+): string {
+  const issuer = card.issuer;
+  if (issuer) {
+    const bank = locale === 'en_US' ? (issuer.nameEn ?? issuer.name) : issuer.name;
+    const type = t.cardTypes[issuer.type] ?? '';
+    return locale === 'en_US' ? `${bank} ${type} (${card.last4})` : `${bank}${type}(${card.last4})`;
+  }
+  const brand = t.brands[card.brand] ?? t.brands.unknown;
+  return locale === 'en_US' ? `${brand} (${card.last4})` : `${brand}(${card.last4})`;
 }

@@ -55,14 +55,28 @@ describe('unique values without a random source', () => {
     expect(a.strong).toBe(false);
   });
 
-  it('gives the asked length, and uses the host’s random source when it lends one', async () => {
+  it('gives the asked length, and mixes the host’s random source in rather than trusting it', async () => {
     const u = new UniqueValues(pluginLikeHost());
     expect((await u.bytes(16)).length).toBe(16);
-    const lent = new UniqueValues({
+    // A broken or hostile host whose "random" bytes never change.
+    const stuck = new UniqueValues({
       ...pluginLikeHost(),
       randomBytes: async (n) => new Uint8Array(n).fill(9),
     });
-    expect(lent.strong).toBe(true);
-    expect(Array.from(await lent.bytes(3))).toEqual([9, 9, 9]);
+    expect(stuck.strong).toBe(true);
+    const values = new Set<string>();
+    for (let i = 0; i < 200; i++) values.add(Buffer.from(await stuck.bytes(16)).toString('hex'));
+    expect(values.size).toBe(200);
+    expect([...values].some((v) => v === '09'.repeat(16))).toBe(false);
+  });
+
+  it('still draws when the lent source fails', async () => {
+    const u = new UniqueValues({
+      ...pluginLikeHost(),
+      randomBytes: async () => {
+        throw new Error('no entropy today');
+      },
+    });
+    expect((await u.bytes(16)).length).toBe(16);
   });
 });

@@ -22,6 +22,7 @@ import {
   shimPluginGlobals,
   tap,
   text,
+  typeCvv,
   typeDigits,
   waitFor,
   waitForScreen,
@@ -82,7 +83,7 @@ async function toPassword(comp: SimComponent, card: string, cvv = '123') {
   await toConfirmation(comp, card);
   tap(comp, 'cardpay-confirm');
   await waitForScreen(comp, 'auth');
-  input(comp, 'cardpay-cvv', cvv);
+  await typeCvv(comp, cvv);
 }
 
 const states = (events: { name: string; detail: any }[]) =>
@@ -132,7 +133,7 @@ describe('the checkout component against the real platform', () => {
     tap(comp, 'cardpay-start');
     await waitForScreen(comp, 'enrol');
     expect(text(comp, 'cardpay-enrol-step')).toBe('第1步，共2步');
-    expect(comp.dom.textContent).toContain('不是银行卡密码');
+    expect(comp.dom.textContent).toContain('不是银行卡取款密码');
     typeDigits(comp, PASSWORD);
     await waitFor(() => text(comp, 'cardpay-enrol-step') === '第2步，共2步：确认', 'step 2');
     typeDigits(comp, PASSWORD);
@@ -141,13 +142,14 @@ describe('the checkout component against the real platform', () => {
     tap(comp, 'cardpay-confirm');
     await waitForScreen(comp, 'auth');
     // The CVV goes with the password; the fingerprint is not lent here: no "or" to show.
-    expect(text(comp, 'cardpay-merchant')).toBe('收款方 CardPay Sandbox Shop');
-    input(comp, 'cardpay-cvv', '123');
+    expect(text(comp, 'cardpay-merchant')).toBe('CardPay Sandbox Shop');
+    await typeCvv(comp, '123');
     typeDigits(comp, PASSWORD);
     await waitForScreen(comp, 'result');
     expect(text(comp, 'cardpay-amount')).toBe('¥19.99');
     expect(text(comp, 'cardpay-merchant')).toBe('CardPay Sandbox Shop');
-    expect(text(comp, 'cardpay-card')).toBe('Visa ···· 4242');
+    // The same words for the card as on the sheets.
+    expect(text(comp, 'cardpay-card')).toBe('沙箱银行信用卡(4242)');
     tap(comp, 'cardpay-done');
     await waitFor(() => events.some((e) => e.name === 'done'), 'the done event');
     expect(events.find((e) => e.name === 'done')?.detail.payment).toMatchObject({ charged: 1999 });
@@ -156,7 +158,8 @@ describe('the checkout component against the real platform', () => {
   it('shows the masked card with its brand on the confirmation sheet', async () => {
     const { comp } = open();
     await toConfirmation(comp, '4242 4242 4242 4242');
-    expect(text(comp, 'cardpay-card')).toBe('Visa 424242******4242');
+    // The card as the shopper knows it: bank, type and last four (the sandbox's own bank here).
+    expect(text(comp, 'cardpay-card')).toBe('沙箱银行信用卡(4242)');
   });
 
   it.each([['6200000000000005'], ['5555555555554444'], ['6222021000000000025']])(
@@ -187,7 +190,7 @@ describe('the checkout component against the real platform', () => {
     await toPassword(comp, card);
     typeDigits(comp, PASSWORD);
     await waitForScreen(comp, 'result');
-    expect(text(comp, 'cardpay-result')).toBe('支付未完成');
+    expect(text(comp, 'cardpay-result')).toBe('支付失败');
     expect(text(comp, 'cardpay-error')).toBe(words);
     expect(fails(events)).toEqual(['payment_declined']);
     tap(comp, 'cardpay-retry');
@@ -214,7 +217,8 @@ describe('the checkout component against the real platform', () => {
       await waitFor(() => fails(events).length > before, `failure ${i + 1}`);
     }
     await waitForScreen(comp, 'result');
-    expect(text(comp, 'cardpay-error')).toBe('密码错误次数过多，已锁定15分钟，请稍后再试');
+    expect(text(comp, 'cardpay-error')).toBe('密码错误次数过多，已锁定15分钟。可点“忘记密码”重置');
+    expect(text(comp, 'cardpay-forgot')).toBe('忘记密码');
     expect(find(comp, 'cardpay-retry')).toBeNull();
   });
 
@@ -275,7 +279,7 @@ describe('the checkout component against the real platform', () => {
     input(comp, 'cardpay-manual-input', '5555555555554444');
     tap(comp, 'cardpay-manual-submit');
     await waitForScreen(comp, 'confirm');
-    expect(text(comp, 'cardpay-card')).toBe('Mastercard 555555******4444');
+    expect(text(comp, 'cardpay-card')).toBe('沙箱银行信用卡(4444)');
   });
 
   it('ends with a cancel event when the confirmation is rejected', async () => {
@@ -308,27 +312,33 @@ describe('the checkout component against the real platform', () => {
     expect(wx.requests).toHaveLength(0);
   });
 
-  it('asks for the CVV with the password on a card’s first payment, and explains a wrong one', async () => {
+  it('asks for the CVV on its own keypad before the password on a card’s first payment, and explains a wrong one', async () => {
     const { comp } = open();
-    await toPassword(comp, '4242424242424242', '999');
-    expect(find(comp, 'cardpay-auth-sheet')!.dom.textContent).toContain(
-      '首次在此手机使用这张卡，请同时输入卡背面的安全码',
-    );
+    await toConfirmation(comp, '4242424242424242');
+    tap(comp, 'cardpay-confirm');
+    await waitForScreen(comp, 'auth');
+    const sheet = find(comp, 'cardpay-auth-sheet')!;
+    expect(sheet.dom.textContent).toContain('首次在此手机使用这张卡');
+    expect(sheet.dom.textContent).toContain('请输入卡背面的安全码');
+    // No system keyboard: the code is typed on the sheet's keypad, three boxes for this card.
+    expect(sheet.dom.querySelector('input')).toBeNull();
+    expect(find(comp, 'cardpay-keypad')).toBeNull();
+    await typeCvv(comp, '999');
+    expect(find(comp, 'cardpay-cvv')).toBeNull();
+    expect(find(comp, 'cardpay-keypad')).not.toBeNull();
+    expect(text(comp, 'cardpay-forgot')).toBe('忘记密码');
     typeDigits(comp, PASSWORD);
     await waitForScreen(comp, 'result');
     expect(text(comp, 'cardpay-error')).toBe('安全码错误');
   });
 
-  it('asks for the CVV first when the password comes alone, and only the password once the card is bound', async () => {
+  it('asks for the CVV first, then the password, and only the password once the card is bound', async () => {
     const first = open();
     await toConfirmation(first.comp, '5555555555554444');
     tap(first.comp, 'cardpay-confirm');
     await waitForScreen(first.comp, 'auth');
+    await typeCvv(first.comp, '123');
     typeDigits(first.comp, PASSWORD);
-    await waitFor(() => first.comp.instance.data.hint !== '', 'the hint');
-    expect(first.comp.instance.data.hint).toBe('请先输入卡背面的安全码');
-    input(first.comp, 'cardpay-cvv', '123');
-    tap(first.comp, 'cardpay-cvv-submit');
     await waitForScreen(first.comp, 'result');
     expect(text(first.comp, 'cardpay-result')).toBe('支付成功');
     first.comp.detach();
@@ -399,7 +409,7 @@ describe('the checkout component against the real platform', () => {
     const { comp } = open({ locale: 'en_US' });
     await toConfirmation(comp, '6222021000000000009');
     expect(text(comp, 'cardpay-confirm')).toBe('Pay now');
-    expect(text(comp, 'cardpay-card')).toBe('UnionPay 622202*********0009');
+    expect(text(comp, 'cardpay-card')).toBe('ICBC debit (0009)');
   });
 
   it('shows the result of a payment that completed while it was detached', async () => {
@@ -415,7 +425,7 @@ describe('the checkout component against the real platform', () => {
     expect(again.events.map((e) => e.name)).toContain('success');
   });
 
-  it('offers the methods in the merchant’s order and asks for a second one above its threshold', async () => {
+  it('asks for the CVV step and then the password above the merchant’s two-factor threshold, on a bound card too', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'cardpay-2fa-')), 'config.json');
     const apiKeySha256 = createHash('sha256').update('strict-key').digest('hex');
     writeFileSync(
@@ -441,14 +451,10 @@ describe('the checkout component against the real platform', () => {
       await toConfirmation(comp, '4242424242424242');
       tap(comp, 'cardpay-confirm');
       await waitForScreen(comp, 'auth');
-      // The CVV row (an input) comes before the keypad, as the merchant listed them.
-      const sheet = find(comp, 'cardpay-auth-sheet')!.dom.innerHTML;
-      expect(sheet.indexOf('cardpay-input')).toBeGreaterThan(-1);
-      expect(sheet.indexOf('cardpay-input')).toBeLessThan(sheet.indexOf('<cardpay-keypad'));
-      input(comp, 'cardpay-cvv', '123');
-      tap(comp, 'cardpay-cvv-submit');
-      await waitFor(() => comp.instance.data.hint !== '', 'the hint');
-      expect(comp.instance.data.hint).toBe('此金额需要再验证一种方式');
+      // The CVV step first, then the password: never a "one more method" surprise.
+      expect(find(comp, 'cardpay-keypad')).toBeNull();
+      await typeCvv(comp, '123');
+      expect(comp.instance.data.hint).toBe('');
       typeDigits(comp, PASSWORD);
       await waitForScreen(comp, 'result');
       expect(text(comp, 'cardpay-result')).toBe('支付成功');
@@ -466,11 +472,10 @@ describe('the checkout component against the real platform', () => {
       await waitForScreen(again, 'confirm');
       tap(again, 'cardpay-confirm');
       await waitForScreen(again, 'auth');
-      expect(text(again, 'cardpay-both')).toBe('需同时完成以下两项验证');
+      expect(again.instance.data.view.cvvMandatory).toBe(false);
+      expect(find(again, 'cardpay-cvv')).not.toBeNull();
+      await typeCvv(again, '123');
       expect(again.dom.innerHTML).not.toMatch(/cardpay-or"/);
-      input(again, 'cardpay-cvv', '123');
-      tap(again, 'cardpay-cvv-submit');
-      await waitFor(() => again.instance.data.hint !== '', 'the hint');
       typeDigits(again, PASSWORD);
       await waitForScreen(again, 'result');
       expect(text(again, 'cardpay-result')).toBe('支付成功');
@@ -503,9 +508,7 @@ describe('the checkout component against the real platform', () => {
       expect(find(comp, 'cardpay-keypad')).not.toBeNull();
       // The CVV goes with either; the password and the fingerprint are alternatives: one "or".
       expect(comp.dom.innerHTML.match(/cardpay-or"/g)).toHaveLength(1);
-      expect(comp.dom.textContent).toMatch(
-        /首次在此手机使用这张卡[\s\S]*或[\s\S]*使用指纹或面容支付/,
-      );
+      expect(comp.dom.textContent).toMatch(/请输入支付密码[\s\S]*或[\s\S]*使用指纹或面容支付/);
       tap(comp, 'cardpay-biometric');
       await waitFor(() => text(comp, 'cardpay-error') !== '', 'the cancel');
       expect(text(comp, 'cardpay-error')).toBe('已取消生物识别，可改用支付密码');

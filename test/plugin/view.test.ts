@@ -95,7 +95,7 @@ describe('the checkout view', () => {
       discountText: 'Loyalty discount -¥1.13',
       originalText: 'Price ¥56.80',
       merchantName: 'CardPay Sandbox Shop',
-      paidCardText: 'Visa ···· 4242',
+      paidCardText: 'Visa (4242)',
       resultText: 'Payment successful',
     });
   });
@@ -110,11 +110,11 @@ describe('strings', () => {
 
   it('has words for a code it does not know, in both languages', () => {
     expect(errorText('zh_CN', { code: 'brand_new' as never, message: '', retryable: false })).toBe(
-      '支付未完成，请稍后重试',
+      '支付失败，请稍后重试',
     );
     expect(
       errorText('en_US', { code: 'brand_new' as never, message: '', retryable: false }),
-    ).toMatch(/did not complete/);
+    ).toMatch(/payment failed/);
   });
 });
 

@@ -303,6 +303,7 @@ const CONTAINERS = [
   'cardpay-checkout',
   'cardpay-confirm-sheet',
   'cardpay-auth-sheet',
+  'cardpay-cvv-keypad',
   'cardpay-keypad',
 ];
 
@@ -365,10 +366,32 @@ export function typeDigits(root: SimComponent, digits: string): void {
   for (const d of digits) tap(root, `cardpay-key-${d}`);
 }
 
-/** Types into an input by id (the CVV, the manual card number). */
+/**
+ * Types the card's security code on the sheet's CVV step (its own keypad), then goes on to the
+ * password as a shopper does: the last digit of a 3-digit code moves on by itself, a shorter
+ * entry of a 4-digit one is confirmed with 下一步 (`cardpay-cvv-submit`). Resolves once the
+ * password step is on screen.
+ */
+export async function typeCvv(root: SimComponent, cvv: string): Promise<void> {
+  const step = find(root, 'cardpay-cvv');
+  if (!step) throw new Error('#cardpay-cvv (the CVV step) is not on screen');
+  const boxes = step.dom.children.length;
+  typeDigits(root, cvv);
+  // The keypad's events reach the sheet after the taps.
+  await new Promise((r) => setTimeout(r, 0));
+  if (cvv.length < boxes && find(root, 'cardpay-cvv')) tap(root, 'cardpay-cvv-submit');
+  await waitFor(() => !find(root, 'cardpay-cvv'), 'the password step after the CVV');
+}
+
+/**
+ * Types into an input by id (the manual card number). Since the CVV has its own keypad, use
+ * {@link typeCvv} for it: `input(root, 'cardpay-cvv', …)` throws and says so.
+ */
 export function input(root: SimComponent, id: string, value: string): void {
   const el = find(root, id);
   if (!el) throw new Error(`#${id} is not on screen`);
+  if (id === 'cardpay-cvv')
+    throw new Error('the CVV is typed on its own keypad: use `await typeCvv(root, cvv)`');
   el.dispatchEvent('input', { detail: { value } });
 }
 

@@ -2,6 +2,7 @@
 // It renders the SDK's checkout state machine: every state change arrives as one snapshot and
 // becomes one setData; taps become method calls on the machine.
 import type { AuthInput, Checkout } from '../../../packages/sdk/src/core/checkout';
+import type { CardInput } from '../../../packages/sdk/src/core/protocol';
 import {
   Checkout as CheckoutMachine,
   checkoutView,
@@ -12,6 +13,8 @@ import {
   pluginHost,
   stringsFor,
   themeStyle,
+  fontScale,
+  canUsePortal,
   CardPayError,
   type Locale,
 } from '../../lib/sdk';
@@ -22,6 +25,9 @@ interface Local {
   firstPassword?: string;
   factors: AuthInput[];
   manual: string;
+  /** A password reset's card (undefined: this session's) and security code, in memory only. */
+  resetCard?: CardInput;
+  resetCvv?: string;
 }
 
 const locals = new WeakMap<object, Local>();
@@ -52,6 +58,14 @@ Component({
     enrolStep: 'first',
     hint: '',
     manualOpen: false,
+    /** WeChat Pay's pattern: 「当前服务由 CardPay 提供」. */
+    serviceText: '',
+    /** Sheets render through root-portal (base library 2.25.2), above anything of the host page. */
+    portal: false,
+    resetStep: 'card',
+    resetCvvLength: 3,
+    resetCvvFilled: 0,
+    resetCardText: '',
   },
   observers: {
     // The order can change after the component is shown (the cart changed): follow it while the
@@ -75,6 +89,7 @@ Component({
       const snapshot = local.checkout?.snapshot;
       this.setData({
         t: stringsFor(local.locale),
+        serviceText: serviceText(local.locale, this.data.serviceProvider),
         ...(snapshot ? { view: checkoutView(snapshot, local.locale) } : {}),
       });
     },
@@ -126,10 +141,21 @@ Component({
         // The enrolment keypad keeps its step only while the user is still typing; anything else
         // (a request, an error, another screen) starts it over. Still one setData per change.
         const typing = snapshot.state === 'enrolling' && !snapshot.busy && !snapshot.error;
-        this.setData({
+        const patch: Record<string, unknown> = {
           view: checkoutView(snapshot, local.locale),
           ...(typing ? {} : { enrolStep: 'first', hint: '' }),
-        });
+        };
+        if (snapshot.state === 'resetting' && !snapshot.busy) {
+          // A refusal sends the shopper back to the step it is about; a fresh reset starts at the card.
+          const code = snapshot.error?.code;
+          if (code === 'cvv_invalid' || code === 'cvv_format') patch.resetStep = 'cvv';
+          else if (code === 'password_weak' || code === 'password_mismatch')
+            patch.resetStep = 'new';
+          else if (this.data.view?.state !== 'resetting' || code) patch.resetStep = 'card';
+          if (patch.resetStep === 'card') local.resetCard = undefined;
+          if (patch.resetStep !== 'new') local.resetCvv = undefined;
+        }
+        this.setData(patch);
       });
       checkout.on('statechange', (detail) => this.triggerEvent('statechange', detail));
       checkout.on('success', (detail) => this.triggerEvent('success', detail));
@@ -139,7 +165,9 @@ Component({
       checkout.on('cancel', () => this.triggerEvent('cancel', {}));
       this.setData({
         t: stringsFor(locale),
-        themeStyle: themeStyle(config?.theme),
+        themeStyle: themeStyle(config?.theme, fontScale()),
+        serviceText: serviceText(locale, this.data.serviceProvider),
+        portal: canUsePortal(),
         view: checkoutView(checkout.snapshot, locale),
       });
       void checkout.start();
@@ -147,9 +175,100 @@ Component({
     machine(): Checkout | undefined {
       return locals.get(this)?.checkout;
     },
+    /** The first touch of the pay button: the platform session opens while the finger is down. */
+    onTouch() {
+      void this.machine()?.prepare();
+    },
     onStart() {
       void this.machine()?.begin();
     },
+    onForgot() {
+      void this.machine()?.forgotPassword();
+    },
+    onResetCancel() {
+      void this.machine()?.cancelReset();
+    },
+    /** The reset proves the cardholder with this session's card. */
+    onResetSessionCard() {
+      const local = locals.get(this);
+      const view = this.data.view;
+      if (!local || !view) return;
+      local.resetCard = undefined;
+      this.setData({
+        resetStep: 'cvv',
+        resetCvvLength: view.cvvLength,
+        resetCvvFilled: 0,
+        resetCardText: view.resetCardText,
+      });
+    },
+    async onResetScan() {
+      const local = locals.get(this);
+      const card = await local?.checkout?.scanCard();
+      if (local && card) this.chooseResetCard(card);
+    },
+    onResetManual() {
+      const local = locals.get(this);
+      if (!local) return;
+      this.chooseResetCard({ source: 'manual', payload: local.manual });
+    },
+    chooseResetCard(card: CardInput) {
+      const local = locals.get(this);
+      if (!local) return;
+      local.resetCard = card;
+      const digits = card.payload.replace(/\D/g, '');
+      this.setData({
+        resetStep: 'cvv',
+        manualOpen: false,
+        // American Express cards (34, 37) have a 4-digit code; the others 3.
+        resetCvvLength: /^3[47]/.test(digits) ? 4 : 3,
+        resetCvvFilled: 0,
+        resetCardText: digits.length >= 4 ? `···· ${digits.slice(-4)}` : '',
+      });
+    },
+    onResetCvvChange(event: WechatMiniprogram.CustomEvent<{ value: string }>) {
+      const local = locals.get(this);
+      if (!local) return;
+      local.resetCvv = event.detail.value;
+      this.setData({ resetCvvFilled: event.detail.value.length });
+    },
+    onResetCvvComplete(event: WechatMiniprogram.CustomEvent<{ value: string }>) {
+      const local = locals.get(this);
+      if (!local) return;
+      local.resetCvv = event.detail.value;
+      this.onResetCvvSubmit();
+    },
+    onResetCvvSubmit() {
+      const local = locals.get(this);
+      if (!local || (local.resetCvv ?? '').length < 3) return;
+      this.setData({ resetStep: 'new', resetCvvFilled: 0, hint: '' });
+    },
+    onResetDigits(event: WechatMiniprogram.CustomEvent<{ value: string }>) {
+      const local = locals.get(this);
+      if (!local?.checkout) return;
+      const value = event.detail.value;
+      if (this.data.resetStep === 'new') {
+        const weakness = passwordWeakness(value);
+        if (weakness) {
+          const code = weakness === 'weak' ? 'password_weak' : 'password_format';
+          this.setData({ hint: errorText(local.locale, { code, message: '', retryable: true }) });
+          return;
+        }
+        local.firstPassword = value;
+        this.setData({ resetStep: 'repeat', hint: '' });
+        return;
+      }
+      const first = local.firstPassword ?? '';
+      local.firstPassword = undefined;
+      const cvv = local.resetCvv ?? '';
+      void local.checkout.resetPassword({
+        ...(local.resetCard ? { card: local.resetCard } : {}),
+        cvv,
+        password: first,
+        repeat: value,
+      });
+    },
+    /** Sheets take no scroll: the page underneath stays where it was. */
+    noop() {},
     onManual() {
       this.setData({ manualOpen: !this.data.manualOpen });
     },
@@ -196,11 +315,9 @@ Component({
         ...given,
       ];
       if (local.factors.length < view.required) {
-        // Another method is needed: the card's CVV on its first payment here, or a second
-        // method above the merchant's threshold.
-        const t = stringsFor(local.locale);
-        const cvvMissing = view.cvvMandatory && !local.factors.some((f) => f.method === 'cvv');
-        this.setData({ hint: cvvMissing ? t.cvvNeeded : t.oneMoreMethod });
+        // A second method is needed above the merchant's threshold (the sheet's CVV step comes
+        // before the password, so this is two secret methods, rare).
+        this.setData({ hint: stringsFor(local.locale).oneMoreMethod });
         return;
       }
       const factors = local.factors;
@@ -222,6 +339,10 @@ Component({
     },
   },
 });
+
+function serviceText(locale: Locale, provider: string): string {
+  return stringsFor(locale).serviceBy.replace('{name}', provider || 'CardPay');
+}
 
 function emptyView(locale: Locale): ReturnType<typeof checkoutView> {
   return checkoutView(

@@ -1,17 +1,20 @@
-// The order confirmation sheet (the "order information confirmation request" of the flow):
-// amount, card brand and masked number, description; confirm or reject.
+// The order confirmation sheet (the "order information confirmation request" of the flow): the
+// amount, what will be paid after the loyalty discount, the card as the shopper knows it, who is
+// paid; confirm or reject.
 Component({
-  options: { styleIsolation: 'apply-shared' },
+  options: { styleIsolation: 'isolated' },
   properties: {
     /** The strings of the current locale. */
     t: { type: Object, value: {} },
     /** Formatted amount, e.g. '¥19.99'. */
     amountText: { type: String, value: '' },
+    /** 「会员优惠 -¥1.13，实付 ¥55.67」, or ''. */
+    previewText: { type: String, value: '' },
     /** The merchant's description of the order. Default ''. */
     description: { type: String, value: '' },
-    brandName: { type: String, value: '' },
-    /** First 6 and last 4 digits at most. */
-    masked: { type: String, value: '' },
+    /** The card as the shopper knows it: 「招商银行储蓄卡(0009)」. */
+    cardText: { type: String, value: '' },
+    /** The masked card spoken digit by digit. */
     maskedLabel: { type: String, value: '' },
     /** Who is paid, from the platform's confirmation. Default ''. */
     merchantName: { type: String, value: '' },
@@ -25,6 +28,12 @@ Component({
     onReject() {
       if (!this.data.busy) this.triggerEvent('reject', {});
     },
+    /** The header's ×: the same as rejecting. */
+    onClose() {
+      if (!this.data.busy) this.triggerEvent('reject', {});
+    },
+    /** The mask takes no scroll: the page underneath stays where it was. */
+    noop() {},
   },
 });
 

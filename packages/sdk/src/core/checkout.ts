@@ -3,11 +3,14 @@ import { PlatformClient, type PlatformClientOptions } from './client';
 import { derivePinKey, hexBytes, passwordProof, sha256Hex } from './crypto';
 import { Emitter } from './emitter';
 import {
+  checkNewPassword,
   clearCredentials,
   enrolTerminal,
   loadCredentials,
+  storeCredentials,
   type TerminalCredentials,
 } from './enrolment';
+import { toHex } from './encoding';
 import { CardPayError, isCardPayError, type CardPayErrorCode } from './errors';
 import { delay } from './timers';
 import type { Host } from './host';
@@ -18,6 +21,7 @@ import type {
   AuthPrompt,
   BiometricMode,
   CardInput,
+  CardSummary,
   ConfirmationView,
   Factor,
   InputPort,
@@ -26,8 +30,11 @@ import type {
   SessionView,
 } from './protocol';
 
-/** The session states of PROTOCOL.md §5 plus the client's own: `idle` (entry), `enrolling`, `scanning`. */
-export type CheckoutState = 'idle' | 'enrolling' | 'scanning' | SessionState;
+/**
+ * The session states of PROTOCOL.md §5 plus the client's own: `idle` (entry), `enrolling`,
+ * `scanning`, and `resetting` (a forgotten password, §5.7).
+ */
+export type CheckoutState = 'idle' | 'enrolling' | 'scanning' | 'resetting' | SessionState;
 
 /** An error as the UI shows it and the `fail` event carries it. */
 export interface CheckoutError {
@@ -68,6 +75,13 @@ export interface CheckoutSnapshot {
    */
   stillProcessing?: boolean;
   error?: CheckoutError;
+  /** Something done that the shopper should hear of: the payment password was just reset. */
+  notice?: 'password_reset';
+  /**
+   * While `resetting`: the card of this session, which a reset may use without scanning again
+   * (its number stays in memory only). Absent when there is none.
+   */
+  resetCard?: CardSummary;
 }
 
 export interface CheckoutEvents extends Record<string, unknown> {
@@ -152,6 +166,10 @@ export class Checkout extends Emitter<CheckoutEvents> {
   /** Start-up in progress or done: every action waits for it, so a tap during start-up is not lost. */
   private ready_?: Promise<void>;
   private readonly sleep_: (ms: number) => Promise<void>;
+  /** The card given in this session, in memory only: a password reset may use it again. */
+  private card_?: CardInput;
+  /** Where a password reset returns to. */
+  private resetFrom_?: CheckoutState;
 
   constructor(options: CheckoutOptions) {
     super();
@@ -199,8 +217,10 @@ export class Checkout extends Emitter<CheckoutEvents> {
 
   /**
    * Loads the terminal's credentials, then resumes an unfinished session of this order (showing,
-   * say, the result of a payment that completed while the app was closed) or prefetches a new
-   * input port so that the scanner opens without waiting on the network.
+   * say, the result of a payment that completed while the app was closed). No new session is
+   * opened until the shopper shows intent ({@link Checkout.prepare}, {@link Checkout.begin}): a
+   * page that mounts the checkout, or re-creates it on every cart change, costs the platform
+   * nothing.
    */
   start(): Promise<void> {
     this.ready_ ??= this.load_();
@@ -219,7 +239,15 @@ export class Checkout extends Emitter<CheckoutEvents> {
       return;
     }
     this.update_({ state: 'idle' });
-    this.prefetch_();
+  }
+
+  /**
+   * The shopper's first touch of the pay button: opens the session's input port now, so that the
+   * scanner opens without waiting on the network when the tap completes. Safe to call often.
+   */
+  async prepare(): Promise<void> {
+    await this.start();
+    if (this.snap_.state === 'idle' || this.snap_.state === 'cancelled') this.prefetch_();
   }
 
   /** The tap on the plugin: enrolment on first use, else the scanner. */
@@ -244,6 +272,7 @@ export class Checkout extends Emitter<CheckoutEvents> {
     if (this.snap_.state !== 'enrolling' || this.snap_.busy) return;
     try {
       this.update_({ busy: true, error: undefined });
+      await showBusy(); // the derivation below holds the thread: let the view say so first
       this.credentials_ = await enrolTerminal({
         host: this.host_,
         client: this.client,
@@ -325,7 +354,10 @@ export class Checkout extends Emitter<CheckoutEvents> {
     }
     const session = this.session_;
     let factors: Factor[];
+    this.update_({ busy: true, error: undefined, notice: undefined });
     try {
+      // The password's key takes a moment on an interpreter (iOS): the view turns busy first.
+      if (inputs.some((i) => i && i.method === 'password')) await showBusy();
       factors = await this.buildFactors_(inputs, session.id, confirmation, authPrompt);
     } catch (error) {
       this.fail_('awaiting_authentication', error);
@@ -411,6 +443,125 @@ export class Checkout extends Emitter<CheckoutEvents> {
     this.emit_('cancel', {});
   }
 
+  /**
+   * The shopper forgot the payment password (PROTOCOL.md §5.7): from the password prompt, after a
+   * lock, or at the entry. The checkout waits in `resetting` for {@link Checkout.resetPassword};
+   * {@link Checkout.cancelReset} goes back.
+   */
+  async forgotPassword(): Promise<void> {
+    await this.start();
+    const { state, busy } = this.snap_;
+    if (busy || !this.credentials_) return;
+    if (!['awaiting_authentication', 'failed', 'idle', 'cancelled'].includes(state)) return;
+    this.resetFrom_ = state;
+    this.update_({
+      state: 'resetting',
+      error: undefined,
+      notice: undefined,
+      resetCard: this.card_ ? this.snap_.confirmation?.card : undefined,
+    });
+  }
+
+  /** Leaves the reset for where the shopper came from. */
+  async cancelReset(): Promise<void> {
+    await this.start();
+    if (this.snap_.state !== 'resetting' || this.snap_.busy) return;
+    this.update_({ state: this.resetFrom_ ?? 'idle', error: undefined, resetCard: undefined });
+  }
+
+  /**
+   * Opens the scanner for the card that proves the cardholder in a reset. Resolves with what was
+   * read, or undefined (the reason shown as the checkout's error).
+   */
+  async scanCard(): Promise<CardInput | undefined> {
+    await this.start();
+    if (this.snap_.state !== 'resetting' || this.snap_.busy) return undefined;
+    const outcome = await this.host_.scanCode({ scanType: ['qrCode', 'barCode'] });
+    if (!outcome.ok) {
+      if (outcome.reason !== 'cancelled')
+        this.fail_(
+          'resetting',
+          new CardPayError(
+            outcome.reason === 'denied' ? 'scan_denied' : 'scan_failed',
+            outcome.message,
+            {
+              retryable: true,
+            },
+          ),
+        );
+      return undefined;
+    }
+    const card: CardInput = { source: 'scan', scanType: outcome.scanType, payload: outcome.result };
+    const read = parseCard(card.payload);
+    if (!read.ok) {
+      this.fail_('resetting', new CardPayError('invalid_card', read.message), {
+        reason: read.reason,
+        detected: read.detected,
+      });
+      return undefined;
+    }
+    return card;
+  }
+
+  /**
+   * Sets a new payment password, proving the cardholder with a card bound to this terminal and
+   * its CVV (PROTOCOL.md §5.7). `card` defaults to this session's card. On success the checkout
+   * returns to where the shopper was, with a fresh prompt (the failure count and a lock are
+   * cleared) and `notice: 'password_reset'`.
+   */
+  async resetPassword(input: {
+    card?: CardInput;
+    cvv: string;
+    password: string;
+    repeat: string;
+  }): Promise<void> {
+    await this.start();
+    if (this.snap_.state !== 'resetting' || this.snap_.busy || !this.credentials_) return;
+    const credentials = this.credentials_;
+    this.update_({ busy: true, error: undefined });
+    try {
+      const card = input.card ?? this.card_;
+      if (!card) throw new CardPayError('invalid_card', 'scan or type the card to reset with');
+      if (!/^[0-9]{3,4}$/.test(input.cvv))
+        throw new CardPayError('cvv_format', 'the CVV is the 3 or 4 digits on the card');
+      checkNewPassword(input.password, input.repeat);
+      await showBusy();
+      const salt = await this.client.unique.bytes(16, 'salt');
+      const iterations = Math.max(credentials.iterations, this.options_.iterations ?? 0);
+      const key = derivePinKey(input.password, salt, iterations);
+      await this.client.resetPassword(
+        { card, cvv: input.cvv, password: { salt: toHex(salt), iterations, key: toHex(key) } },
+        await this.client.newIdempotencyKey(),
+      );
+      key.fill(0);
+      this.credentials_ = { ...credentials, salt: toHex(salt), iterations };
+      await storeCredentials(this.host_, this.client.baseUrl, this.credentials_);
+    } catch (error) {
+      this.fail_('resetting', error);
+      return;
+    }
+    const from = this.resetFrom_;
+    const session = this.session_;
+    this.snap_ = { ...this.snap_, resetCard: undefined, notice: 'password_reset' };
+    if (from === 'awaiting_authentication' && session) {
+      // The same prompt, with the attempts the reset gave back.
+      try {
+        this.adopt_(await this.client.getSession(session.id));
+        return;
+      } catch {
+        // Shown as the entry below: the shopper starts again.
+      }
+    }
+    this.session_ = undefined;
+    this.update_({
+      state: 'idle',
+      busy: false,
+      confirmation: undefined,
+      authPrompt: undefined,
+      payment: undefined,
+    });
+  }
+
   /** Stops polling and drops every listener; the component calls it when detached. */
   destroy(): void {
     this.destroyed_ = true;
@@ -451,6 +602,7 @@ export class Checkout extends Emitter<CheckoutEvents> {
         );
       }
       session.state = result.state;
+      this.card_ = card;
       this.update_({
         state: 'awaiting_confirmation',
         busy: false,
@@ -487,7 +639,7 @@ export class Checkout extends Emitter<CheckoutEvents> {
     method: AuthMethod | undefined,
     send: (key: string) => Promise<Pick<SessionView, 'state' | 'authPrompt' | 'payment'>>,
   ): Promise<void> {
-    this.update_({ busy: true, error: undefined });
+    if (!this.snap_.busy || this.snap_.error) this.update_({ busy: true, error: undefined });
     try {
       const result = await send(await this.client.newIdempotencyKey());
       this.adopt_({
@@ -844,6 +996,14 @@ export class Checkout extends Emitter<CheckoutEvents> {
     this.emit_('change', this.snap_);
     if (previous.state !== this.snap_.state) this.emit_('statechange', { state: this.snap_.state });
   }
+}
+
+/**
+ * Lets the view show a state before work that holds the thread (a password's key derivation):
+ * the `change` just emitted becomes a `setData`, and its rendering is not left waiting.
+ */
+function showBusy(): Promise<void> {
+  return delay(0);
 }
 
 /** Refuses a merchant id or order reference that cannot be one, saying what arrived. */

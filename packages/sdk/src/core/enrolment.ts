@@ -135,14 +135,23 @@ export async function enrolTerminal(options: EnrolOptions): Promise<TerminalCred
     ...(biometric ? { biometricScheme: biometric.scheme } : {}),
     createdAt: registered.createdAt,
   };
+  await storeCredentials(host, client.baseUrl, credentials);
+  client.identity = credentials;
+  return credentials;
+}
+
+/** Keeps a terminal's credentials in the host's private storage. */
+export async function storeCredentials(
+  host: Host,
+  baseUrl: string,
+  credentials: TerminalCredentials,
+): Promise<void> {
   try {
-    await host.storage.set(credentialsKey(client.baseUrl), JSON.stringify(credentials));
+    await host.storage.set(credentialsKey(baseUrl), JSON.stringify(credentials));
   } catch {
     throw new CardPayError(
       'storage_error',
       'the terminal was registered but its credentials could not be stored',
     );
   }
-  client.identity = credentials;
-  return credentials;
 }

@@ -4,11 +4,11 @@ import { hmacSha256, sha256 } from './sha256';
 
 // Nonces, idempotency keys and the enrolment salt must never repeat; none of them has to be
 // secret (the challenge and the terminal secret come from the platform). A WeChat plugin has no
-// secure random source of its own (wx.getRandomValues is not offered to plugins), so where the
-// host lends none this generator makes values unique by construction:
+// secure random source of its own (wx.getRandomValues is not offered to plugins), so this
+// generator makes values unique by construction, and mixes in what a host lends:
 //
 //   key   = SHA-256(stored seed ‖ launch number ‖ instance number ‖ time ‖ Math.random ‖ device facts)
-//   value = HMAC-SHA256(key, draw number ‖ context)   (truncated to the length asked for)
+//   value = HMAC-SHA256(key, draw number ‖ context ‖ 32 lent random bytes, if any)   (truncated)
 //
 // The stored seed is drawn once per install from everything available then; the launch number is
 // kept beside it and raised (and stored) before any value of a launch is drawn; the instance
@@ -42,12 +42,23 @@ export class UniqueValues {
     return typeof this.host_.randomBytes === 'function';
   }
 
-  /** `length` bytes (at most 32) that no other call returns; `context` is mixed in when given. */
+  /**
+   * `length` bytes (at most 32) that no other call returns; `context` is mixed in when given. A
+   * random source the host lends is mixed in too, never used as it is: a buggy or hostile host
+   * whose values repeat cannot make these repeat, and a sound one makes them unpredictable.
+   */
   async bytes(length: number, context = ''): Promise<Uint8Array> {
-    if (this.host_.randomBytes) return this.host_.randomBytes(length);
     const key = await (this.key_ ??= this.launch_());
     const draw = ++this.draws_;
-    return hmacSha256(key, utf8Encode(`${draw}\n${context}`)).subarray(0, length);
+    let lent = '';
+    if (this.host_.randomBytes) {
+      try {
+        lent = toHex(await this.host_.randomBytes(32));
+      } catch {
+        lent = ''; // a source that fails is no worse than none
+      }
+    }
+    return hmacSha256(key, utf8Encode(`${draw}\n${context}\n${lent}`)).subarray(0, length);
   }
 
   private async launch_(): Promise<Uint8Array> {
