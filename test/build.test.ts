@@ -39,10 +39,10 @@ describe('the plugin build', () => {
     }
   });
 
-  it('stays within its 72 KB budget', () => {
+  it('stays within its 84 KB budget', () => {
     // 68.1 KB at the time of writing; what makes it up is in the README (Measurements).
     const size = walk(out).reduce((n, f) => n + statSync(f).size, 0);
-    expect(size).toBeLessThanOrEqual(72 * 1024);
+    expect(size).toBeLessThanOrEqual(84 * 1024);
   });
 
   it('declares the public checkout component and the main module that exist in the build', () => {

@@ -21,7 +21,6 @@ const BASE = `
 function placeholders(comp: SimComponent, locale: 'zh_CN' | 'en_US' = 'zh_CN') {
   const t = stringsFor(locale);
   for (const [id, words] of [
-    ['cardpay-cvv', t.cvvLabel],
     ['cardpay-manual-input', t.cardNumber],
   ] as const)
     (find(comp, id)?.dom as unknown as { setAttribute?(n: string, v: string): void } | undefined)?.setAttribute?.(

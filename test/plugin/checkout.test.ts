@@ -321,7 +321,7 @@ describe('the checkout component against the real platform', () => {
     expect(sheet.dom.textContent).toContain('首次在此手机使用这张卡');
     expect(sheet.dom.textContent).toContain('请输入卡背面的安全码');
     // No system keyboard: the code is typed on the sheet's keypad, three boxes for this card.
-    expect(sheet.dom.querySelector('input')).toBeNull();
+    expect(sheet.dom.innerHTML).not.toMatch(/<input/);
     expect(find(comp, 'cardpay-keypad')).toBeNull();
     await typeCvv(comp, '999');
     expect(find(comp, 'cardpay-cvv')).toBeNull();
@@ -482,6 +482,78 @@ describe('the checkout component against the real platform', () => {
     } finally {
       await strict.close();
     }
+  });
+
+  it('resets a forgotten password from the password sheet with the session’s card, then pays with the new one', async () => {
+    const first = open();
+    await toPassword(first.comp, '6222021000000000009');
+    typeDigits(first.comp, PASSWORD);
+    await waitForScreen(first.comp, 'result');
+    first.comp.detach();
+
+    const { comp, events } = open();
+    wx.scanner.push('6222021000000000009');
+    await waitForScreen(comp, 'entry');
+    tap(comp, 'cardpay-start');
+    await waitForScreen(comp, 'confirm');
+    expect(text(comp, 'cardpay-card')).toBe('中国工商银行储蓄卡(0009)');
+    tap(comp, 'cardpay-confirm');
+    await waitForScreen(comp, 'auth');
+    tap(comp, 'cardpay-forgot');
+    await waitForScreen(comp, 'reset');
+    expect(text(comp, 'cardpay-reset-card')).toBe('中国工商银行储蓄卡(0009)');
+    tap(comp, 'cardpay-reset-card');
+    await waitFor(() => !!find(comp, 'cardpay-cvv'), 'the CVV step');
+    await typeCvv(comp, '123');
+    typeDigits(comp, '730194');
+    await waitFor(() => text(comp, 'cardpay-enrol-step') === '第2步，共2步：确认', 'step 2');
+    typeDigits(comp, '730194');
+    // Back on the password sheet of the same payment, told the reset worked.
+    await waitForScreen(comp, 'auth');
+    expect(comp.instance.data.view.noticeText).toBe('支付密码已重置');
+    typeDigits(comp, PASSWORD);
+    await waitFor(() => text(comp, 'cardpay-error') !== '', 'the old password refused');
+    expect(text(comp, 'cardpay-error')).toMatch(/^支付密码错误/);
+    typeDigits(comp, '730194');
+    await waitForScreen(comp, 'result');
+    expect(text(comp, 'cardpay-result')).toBe('支付成功');
+    expect(states(events)).toContain('resetting');
+  });
+
+  it('offers the reset on the locked screen, and a wrong CVV there says so and stays on the code', async () => {
+    const { comp } = open();
+    await toPassword(comp, '5555555555554444');
+    typeDigits(comp, PASSWORD);
+    await waitForScreen(comp, 'result');
+    comp.detach();
+    const again = open();
+    for (let i = 0; i < 5; i++) {
+      wx.scanner.push('5555555555554444');
+      await waitFor(() => ['entry', 'result'].includes(screenOf(again.comp) ?? ''), 'a start');
+      tap(again.comp, screenOf(again.comp) === 'result' ? 'cardpay-retry' : 'cardpay-start');
+      if (screenOf(again.comp) !== 'confirm') await waitForScreen(again.comp, 'confirm');
+      tap(again.comp, 'cardpay-confirm');
+      await waitForScreen(again.comp, 'auth');
+      typeDigits(again.comp, '907153');
+      await waitFor(
+        () => text(again.comp, 'cardpay-error') !== '' || screenOf(again.comp) === 'result',
+        'the refusal',
+      );
+      if (screenOf(again.comp) === 'result') break;
+      tap(again.comp, 'cardpay-close');
+      await waitForScreen(again.comp, 'entry');
+    }
+    await waitForScreen(again.comp, 'result');
+    tap(again.comp, 'cardpay-forgot');
+    await waitForScreen(again.comp, 'reset');
+    tap(again.comp, 'cardpay-reset-card');
+    await waitFor(() => !!find(again.comp, 'cardpay-cvv'), 'the CVV step');
+    await typeCvv(again.comp, '999');
+    typeDigits(again.comp, '730194');
+    typeDigits(again.comp, '730194');
+    await waitFor(() => text(again.comp, 'cardpay-error') !== '', 'the refusal');
+    expect(text(again.comp, 'cardpay-error')).toBe('安全码错误，请核对卡背面的数字');
+    expect(find(again.comp, 'cardpay-cvv')).not.toBeNull();
   });
 
   it('follows a new cart total until the shopper starts, and a new locale at any time', async () => {

@@ -47,6 +47,7 @@ describe('a real checkout through the SDK against the reference platform', () =>
       brand: 'unionpay',
       last4: '0009',
       masked: '622202*********0009',
+      issuer: { name: '中国工商银行', nameEn: 'ICBC', type: 'debit' },
     });
     await c.confirm();
     // The card's first payment on this terminal: its CVV on top of the password.

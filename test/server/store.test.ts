@@ -359,6 +359,7 @@ describe('the SQLite store', () => {
     // As a database of schema 7 was.
     store.db.exec(`DROP TABLE terminal_history;
       DROP INDEX sessions_terminal;
+      DROP TABLE card_checks;
       ALTER TABLE terminals ADD COLUMN history_total INTEGER NOT NULL DEFAULT 0;
       DROP TABLE idempotency;
       CREATE TABLE idempotency (terminal_id TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,
@@ -406,7 +407,7 @@ describe('the SQLite store', () => {
     }
     // As a database of schema 6 was: no running total, no history per currency.
     store.db.exec(
-      'DROP TABLE terminal_history; DROP INDEX sessions_terminal; PRAGMA user_version = 6',
+      'DROP TABLE terminal_history; DROP INDEX sessions_terminal; DROP TABLE card_checks; PRAGMA user_version = 6',
     );
     await store.close();
     const upgraded = new SqliteStore(file);

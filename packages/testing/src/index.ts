@@ -17,6 +17,7 @@ export {
   text,
   tap,
   typeDigits,
+  typeCvv,
   payAsNewShopper,
   input,
   screenOf,

@@ -94,6 +94,11 @@ export function installWx(options: { pluginRoot?: string } = {}): WxStandIn & { 
       o.success?.({ errMsg: `${api}:ok` });
       o.complete?.({ errMsg: `${api}:ok` });
     };
+  // miniprogram-simulate says yes to every canIUse, yet renders nothing inside a root-portal: the
+  // stand-in answers for what it can render, so the plugin takes its fallback (fixed sheets).
+  const canIUse =
+    typeof wx.canIUse === 'function' ? (wx.canIUse as (n: string) => boolean) : undefined;
+  wx.canIUse = (name: string) => !/^root-portal\b/.test(String(name)) && (canIUse?.(name) ?? true);
   wx.request = (o: any) => {
     state.requests.push({ method: o.method, url: o.url });
     const url = new URL(o.url);
@@ -356,7 +361,7 @@ export async function payAsNewShopper(
   const confirmedAmount = text(root, 'cardpay-amount');
   tap(root, 'cardpay-confirm');
   await waitForScreen(root, 'auth');
-  input(root, 'cardpay-cvv', cvv);
+  await typeCvv(root, cvv);
   typeDigits(root, password);
   return { confirmedAmount };
 }
@@ -375,7 +380,7 @@ export function typeDigits(root: SimComponent, digits: string): void {
 export async function typeCvv(root: SimComponent, cvv: string): Promise<void> {
   const step = find(root, 'cardpay-cvv');
   if (!step) throw new Error('#cardpay-cvv (the CVV step) is not on screen');
-  const boxes = step.dom.children.length;
+  const boxes = (step.dom.innerHTML.match(/cardpay-keypad__box\b/g) ?? []).length;
   typeDigits(root, cvv);
   // The keypad's events reach the sheet after the taps.
   await new Promise((r) => setTimeout(r, 0));
