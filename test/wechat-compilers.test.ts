@@ -1,5 +1,6 @@
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
 // WeChat's own compilers (wcc for WXML, wcsc for WXSS, Linux builds in the npm package
@@ -15,7 +16,11 @@ const compiler = require('miniprogram-compiler') as {
 
 beforeAll(() => {
   // The package ships wcsc without its run bit.
-  const bin = join(dirname(require.resolve('miniprogram-compiler')), 'bin', 'linux');
+  const bin = join(
+    dirname(createRequire(__filename).resolve('miniprogram-compiler')),
+    'bin',
+    'linux',
+  );
   for (const tool of ['wcc', 'wcsc']) chmodSync(join(bin, tool), 0o755);
 });
 

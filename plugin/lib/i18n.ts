@@ -17,7 +17,7 @@ const WORDS = {
   setPassword: ['设置新的6位支付密码', 'Create a new 6-digit payment password'],
   setPasswordHint: [
     '此密码仅用于本机银行卡支付，不是银行卡取款密码；请勿使用重复或连续的数字',
-    'Used only for card payments on this phone, not your card’s cash PIN. Avoid repeated or sequential digits',
+    'Only for card payments on this phone, not your card’s PIN. No repeated or sequential digits',
   ],
   repeatPassword: ['请再次输入新密码以确认', 'Enter the new password again to confirm'],
   stepOne: ['第1步，共2步', 'Step 1 of 2'],
@@ -44,11 +44,10 @@ const WORDS = {
   cvvTitle: ['请输入卡背面的安全码', 'Enter the security code on the back of the card'],
   cvvDots: ['已输入{n}位', '{n} digits entered'],
   forgot: ['忘记密码', 'Forgot password'],
-  cvvAgain: ['重新输入安全码', 'Enter the security code again'],
   resetTitle: ['重置支付密码', 'Reset the payment password'],
   resetCardHint: [
     '请使用曾在此手机支付过的银行卡验证身份',
-    'Prove it is you with a card that has paid on this phone',
+    'Use a card that has paid on this phone',
   ],
   scanOther: ['扫描其他银行卡', 'Scan another card'],
   resetNew: ['请设置新的6位支付密码', 'Create a new 6-digit payment password'],

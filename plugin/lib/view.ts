@@ -21,10 +21,6 @@ export interface CheckoutView {
   busy: boolean;
   amountText: string;
   description: string;
-  brandName: string;
-  masked: string;
-  /** The masked card spoken digit by digit rather than as one long number. */
-  maskedLabel: string;
   /** The authentication methods to offer, in the platform's order (a mandatory CVV first). */
   methods: string[];
   required: number;
@@ -108,7 +104,6 @@ export function checkoutView(s: CheckoutSnapshot, locale: Locale): CheckoutView 
     resultKind = s.state === 'succeeded' ? 'success' : 'failure';
     resultText = s.state === 'succeeded' ? t.paid : s.state === 'expired' ? t.expired : t.failed;
   }
-  const masked = s.confirmation?.card.masked ?? '';
   const card = s.confirmation?.card;
   // The result names the card the session confirmed (it knows the issuer), else the payment's.
   const paidCard = card ?? payment?.card;
@@ -120,9 +115,6 @@ export function checkoutView(s: CheckoutSnapshot, locale: Locale): CheckoutView 
     busy: s.busy,
     amountText: amount ? formatAmount(amount, currency) : '',
     description: s.description ?? '',
-    brandName: s.confirmation ? (t.brands[s.confirmation.card.brand] ?? t.brands.unknown) : '',
-    masked,
-    maskedLabel: masked ? `${t.card} ${masked.replace(/\*+/g, ' … ').split('').join(' ')}` : '',
     methods,
     required: prompt?.required ?? 1,
     cvvMandatory,

@@ -155,7 +155,7 @@ describe('the checkout component against the real platform', () => {
     expect(events.find((e) => e.name === 'done')?.detail.payment).toMatchObject({ charged: 1999 });
   });
 
-  it('shows the masked card with its brand on the confirmation sheet', async () => {
+  it('shows the card as the shopper knows it on the confirmation sheet', async () => {
     const { comp } = open();
     await toConfirmation(comp, '4242 4242 4242 4242');
     // The card as the shopper knows it: bank, type and last four (the sandbox's own bank here).

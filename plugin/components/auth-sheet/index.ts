@@ -69,11 +69,6 @@ Component({
       const factors = this.data.cvvStep && cvv ? [{ method: 'cvv', cvv }, factor] : [factor];
       this.triggerEvent('factor', { factors });
     },
-    onBack() {
-      // From the password back to the security code, which is typed again.
-      cvvs.delete(this);
-      this.setData({ step: 'cvv', cvvFilled: 0 });
-    },
     onForgot() {
       if (!this.data.busy) this.triggerEvent('forgot', {});
     },

@@ -87,11 +87,12 @@ Component({
       if (!local) return;
       local.locale = pickLocale(value || currentConfig()?.locale);
       const snapshot = local.checkout?.snapshot;
-      this.setData({
+      const patch: Record<string, unknown> = {
         t: stringsFor(local.locale),
         serviceText: serviceText(local.locale, this.data.serviceProvider),
-        ...(snapshot ? { view: checkoutView(snapshot, local.locale) } : {}),
-      });
+      };
+      if (snapshot) patch.view = checkoutView(snapshot, local.locale);
+      this.setData(patch);
     },
   },
   lifetimes: {
@@ -115,10 +116,11 @@ Component({
           host: pluginHost(),
           platformUrl: this.data.platformUrl || config?.platformUrl || '',
           merchantId: this.data.merchantId || config?.merchantId || '',
-          ...(this.data.orderRef ? { orderRef: this.data.orderRef } : {}),
-          ...(this.data.amount ? { amount: this.data.amount } : {}),
+          // Absent (not empty) where the host gave nothing: the machine checks what is given.
+          orderRef: this.data.orderRef || undefined,
+          amount: this.data.amount || undefined,
           currency: this.data.currency || 'CNY',
-          ...(this.data.description ? { description: this.data.description } : {}),
+          description: this.data.description || undefined,
         });
       } catch (error) {
         // A misconfigured host: say so in words, and tell the host why through `fail`.
@@ -127,7 +129,7 @@ Component({
         const failure = { code: e.code, message: e.message, retryable: false };
         this.setData({
           t: stringsFor(locale),
-          view: { ...emptyView(locale), errorText: errorText(locale, failure) },
+          view: Object.assign(emptyView(locale), { errorText: errorText(locale, failure) }),
         });
         // After attach completes, so that listeners added right after mounting hear it too.
         void Promise.resolve().then(() =>
@@ -140,20 +142,21 @@ Component({
         if (snapshot.state !== 'awaiting_authentication') local.factors = [];
         // The enrolment keypad keeps its step only while the user is still typing; anything else
         // (a request, an error, another screen) starts it over. Still one setData per change.
-        const typing = snapshot.state === 'enrolling' && !snapshot.busy && !snapshot.error;
-        const patch: Record<string, unknown> = {
-          view: checkoutView(snapshot, local.locale),
-          ...(typing ? {} : { enrolStep: 'first', hint: '' }),
-        };
+        const typing =
+          (snapshot.state === 'enrolling' || snapshot.state === 'resetting') &&
+          !snapshot.busy &&
+          !snapshot.error;
+        const patch: Record<string, unknown> = { view: checkoutView(snapshot, local.locale) };
+        if (!typing) Object.assign(patch, { enrolStep: 'first', hint: '' });
         if (snapshot.state === 'resetting' && !snapshot.busy) {
           // A refusal sends the shopper back to the step it is about; a fresh reset starts at the card.
           const code = snapshot.error?.code;
           if (code === 'cvv_invalid' || code === 'cvv_format') patch.resetStep = 'cvv';
           else if (code === 'password_weak' || code === 'password_mismatch')
-            patch.resetStep = 'new';
+            patch.resetStep = 'password';
           else if (this.data.view?.state !== 'resetting' || code) patch.resetStep = 'card';
           if (patch.resetStep === 'card') local.resetCard = undefined;
-          if (patch.resetStep !== 'new') local.resetCvv = undefined;
+          if (patch.resetStep === 'card' || patch.resetStep === 'cvv') local.resetCvv = undefined;
         }
         this.setData(patch);
       });
@@ -185,8 +188,10 @@ Component({
     onForgot() {
       void this.machine()?.forgotPassword();
     },
-    onResetCancel() {
-      void this.machine()?.cancelReset();
+    /** The × of the password sheets: leaves the reset, or the checkout while enrolling. */
+    onSheetClose() {
+      if (this.data.view?.screen === 'reset') void this.machine()?.cancelReset();
+      else void this.machine()?.cancel();
     },
     /** The reset proves the cardholder with this session's card. */
     onResetSessionCard() {
@@ -206,11 +211,6 @@ Component({
       const card = await local?.checkout?.scanCard();
       if (local && card) this.chooseResetCard(card);
     },
-    onResetManual() {
-      const local = locals.get(this);
-      if (!local) return;
-      this.chooseResetCard({ source: 'manual', payload: local.manual });
-    },
     chooseResetCard(card: CardInput) {
       const local = locals.get(this);
       if (!local) return;
@@ -218,7 +218,6 @@ Component({
       const digits = card.payload.replace(/\D/g, '');
       this.setData({
         resetStep: 'cvv',
-        manualOpen: false,
         // American Express cards (34, 37) have a 4-digit code; the others 3.
         resetCvvLength: /^3[47]/.test(digits) ? 4 : 3,
         resetCvvFilled: 0,
@@ -240,13 +239,17 @@ Component({
     onResetCvvSubmit() {
       const local = locals.get(this);
       if (!local || (local.resetCvv ?? '').length < 3) return;
-      this.setData({ resetStep: 'new', resetCvvFilled: 0, hint: '' });
+      this.setData({ resetStep: 'password', enrolStep: 'first', resetCvvFilled: 0, hint: '' });
     },
-    onResetDigits(event: WechatMiniprogram.CustomEvent<{ value: string }>) {
+    /**
+     * The six digits of a new password, at enrolment or in a reset: checked, then asked again;
+     * the second entry hands both to the checkout.
+     */
+    onPasswordDigits(event: WechatMiniprogram.CustomEvent<{ value: string }>) {
       const local = locals.get(this);
       if (!local?.checkout) return;
       const value = event.detail.value;
-      if (this.data.resetStep === 'new') {
+      if (this.data.enrolStep === 'first') {
         const weakness = passwordWeakness(value);
         if (weakness) {
           const code = weakness === 'weak' ? 'password_weak' : 'password_format';
@@ -254,15 +257,18 @@ Component({
           return;
         }
         local.firstPassword = value;
-        this.setData({ resetStep: 'repeat', hint: '' });
+        this.setData({ enrolStep: 'repeat', hint: '' });
         return;
       }
       const first = local.firstPassword ?? '';
       local.firstPassword = undefined;
-      const cvv = local.resetCvv ?? '';
+      if (this.data.view?.screen !== 'reset') {
+        void local.checkout.enrol(first, value);
+        return;
+      }
       void local.checkout.resetPassword({
-        ...(local.resetCard ? { card: local.resetCard } : {}),
-        cvv,
+        card: local.resetCard,
+        cvv: local.resetCvv ?? '',
         password: first,
         repeat: value,
       });
@@ -280,25 +286,6 @@ Component({
       const local = locals.get(this);
       if (local) void local.checkout?.enterManually(local.manual);
     },
-    onEnrolDigits(event: WechatMiniprogram.CustomEvent<{ value: string }>) {
-      const local = locals.get(this);
-      if (!local?.checkout) return;
-      const value = event.detail.value;
-      if (this.data.enrolStep === 'first') {
-        const weakness = passwordWeakness(value);
-        if (weakness) {
-          const code = weakness === 'weak' ? 'password_weak' : 'password_format';
-          this.setData({ hint: errorText(local.locale, { code, message: '', retryable: true }) });
-          return;
-        }
-        local.firstPassword = value;
-        this.setData({ enrolStep: 'repeat', hint: '' });
-        return;
-      }
-      const first = local.firstPassword ?? '';
-      local.firstPassword = undefined;
-      void local.checkout.enrol(first, value);
-    },
     onConfirm() {
       void this.machine()?.confirm();
     },
@@ -310,10 +297,9 @@ Component({
       const view = this.data.view;
       if (!local?.checkout || !view) return;
       const given = event.detail.factors;
-      local.factors = [
-        ...local.factors.filter((f) => !given.some((g) => g.method === f.method)),
-        ...given,
-      ];
+      local.factors = local.factors
+        .filter((f) => !given.some((g) => g.method === f.method))
+        .concat(given);
       if (local.factors.length < view.required) {
         // A second method is needed above the merchant's threshold (the sheet's CVV step comes
         // before the password, so this is two secret methods, rare).

@@ -14,8 +14,6 @@ Component({
     description: { type: String, value: '' },
     /** The card as the shopper knows it: 「招商银行储蓄卡(0009)」. */
     cardText: { type: String, value: '' },
-    /** The masked card spoken digit by digit. */
-    maskedLabel: { type: String, value: '' },
     /** Who is paid, from the platform's confirmation. Default ''. */
     merchantName: { type: String, value: '' },
     /** A request is in flight. Default false. */
