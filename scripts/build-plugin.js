@@ -34,6 +34,29 @@ function minifyWxss(text) {
 // the .js); everything else is bundled in.
 const SHARED = ['./lib/sdk', '../../lib/sdk'];
 
+/**
+ * The platform the demo shop talks to: the local reference platform by default; for a build that
+ * WeChat's reviewers run on their phones, an HTTPS sandbox on the plugin's registered request
+ * domain (`CARDPAY_DEMO_PLATFORM_URL=https://sandbox.pay.example.com npm run build`).
+ */
+function demoPlatformUrl() {
+  const url = process.env.CARDPAY_DEMO_PLATFORM_URL || 'http://127.0.0.1:8787';
+  let parsed;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  const loopback = parsed && ['127.0.0.1', 'localhost', '[::1]'].includes(parsed.hostname);
+  if (!parsed || !(parsed.protocol === 'https:' || (parsed.protocol === 'http:' && loopback))) {
+    console.error(
+      `CARDPAY_DEMO_PLATFORM_URL must be an https:// URL (plain http only on loopback), got ${JSON.stringify(url)}`,
+    );
+    process.exit(2);
+  }
+  return url.replace(/\/+$/, '');
+}
+
 // Private members end in `_` (the SDK's convention for that), so they can be renamed short: they
 // never cross a file boundary, and nothing public or on the wire ends in `_`.
 const PRIVATE = /[^_]_$/;
@@ -57,6 +80,7 @@ function bundle(entry, outfile, { shared, exporting }) {
     logLevel: 'warning',
     external: shared ? SHARED : [],
     mangleProps: PRIVATE,
+    define: { CARDPAY_DEMO_PLATFORM_URL: JSON.stringify(demoPlatformUrl()) },
   });
 }
 
@@ -98,4 +122,4 @@ function buildPlugin(root) {
   return { size, files: files.map((f) => path.relative(out, f)), budget: BUDGET };
 }
 
-module.exports = { buildPlugin, BUDGET };
+module.exports = { buildPlugin, BUDGET, demoPlatformUrl };

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 
@@ -116,5 +117,38 @@ describe('the packages’ sources', () => {
       for (const file of files) visit(file, []);
     }
     expect(cycles).toEqual([]);
+  });
+});
+
+describe('the demo build', () => {
+  const platformUrl = (value?: string) =>
+    spawnSync(
+      process.execPath,
+      ['-e', "console.log(require('./scripts/build-plugin.js').demoPlatformUrl())"],
+      {
+        cwd: root,
+        encoding: 'utf8',
+        env: { ...process.env, CARDPAY_DEMO_PLATFORM_URL: value ?? '' },
+      },
+    );
+
+  it('points the demo at the local platform unless a review build names an HTTPS sandbox', () => {
+    expect(readFileSync(join(root, 'dist/demo/app.js'), 'utf8')).toContain('http://127.0.0.1:8787');
+    expect(platformUrl().stdout.trim()).toBe('http://127.0.0.1:8787');
+    expect(platformUrl('https://sandbox.pay.example.com/').stdout.trim()).toBe(
+      'https://sandbox.pay.example.com',
+    );
+  });
+
+  it('refuses a review build pointed at plain http, saying why', () => {
+    const run = platformUrl('http://sandbox.pay.example.com');
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/must be an https:\/\/ URL/);
+  });
+
+  it('lists the sandbox cards on the demo page, for reviewers to type', () => {
+    const page = readFileSync(join(root, 'dist/demo/pages/cart/index.js'), 'utf8');
+    for (const card of ['6222 0210 0000 0000 009', '4242 4242 4242 4242', '4000 0000 0000 0002'])
+      expect(page).toContain(card);
   });
 });

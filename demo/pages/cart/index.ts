@@ -19,7 +19,15 @@ Component({
     items: ITEMS.map((i) => ({ name: i.name, qty: i.qty, priceText: yuan(i.qty * i.unit) })),
     total: ITEMS.reduce((sum, i) => sum + i.qty * i.unit, 0),
     totalText: yuan(ITEMS.reduce((sum, i) => sum + i.qty * i.unit, 0)),
-    description: ITEMS.map((i) => `${i.name} × ${i.qty}`).join(', '),
+    description: ITEMS.map((i) => `${i.name} × ${i.qty}`).join('，'),
+    // The sandbox's cards (PROTOCOL §8), for whoever tries the demo, WeChat's reviewers included:
+    // typed with 「手动输入卡号」 or shown as a QR code on another screen.
+    cards: [
+      { number: '6222 0210 0000 0000 009', outcome: '成功 Approved (UnionPay)' },
+      { number: '4242 4242 4242 4242', outcome: '成功 Approved (Visa)' },
+      { number: '4000 0000 0000 0002', outcome: '拒绝 Declined' },
+      { number: '4000 0000 0000 9995', outcome: '余额不足 Insufficient funds' },
+    ],
     state: 'idle',
     outcome: '',
   },
