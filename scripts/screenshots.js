@@ -63,7 +63,9 @@ for (const file of fs
 // same shots, so that it never shows an older sheet than the plugin has.
 for (const [shot, page] of [
   ['1-entry-light.png', 'entry.png'],
-  ['4-password-light.png', 'password.png'],
+  ['5-password-light.png', 'password.png'],
+  ['4-security-code-light.png', 'security-code.png'],
+  ['8-reset-light.png', 'reset.png'],
 ]) {
   fs.copyFileSync(path.join(out, shot), path.join(root, 'doc/images', page));
   console.log(`doc/images/${page}`);

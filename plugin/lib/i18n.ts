@@ -57,8 +57,8 @@ const WORDS = {
   attemptsLeft: ['还可尝试{n}次', '{n} attempts left'],
   oneMoreMethod: ['此金额需要再验证一种方式', 'This amount needs one more method'],
   cardFirstUse: [
-    '首次在此手机使用这张卡，请同时输入卡背面的安全码',
-    'First time with this card on this phone: also enter the security code on its back',
+    '首次在此手机使用这张卡，需验证卡背面的安全码',
+    'First time with this card on this phone: its security code is needed',
   ],
   processing: ['正在向银行确认支付结果…', 'Confirming the payment with your bank…'],
   stillProcessing: [

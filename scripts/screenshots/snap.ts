@@ -15,7 +15,9 @@ const BASE = `
   wx-text { display: inline; }
   wx-button { position: relative; margin: 0 auto; padding: 0 28px; width: 100%; line-height: 2.6; text-align: center; border-radius: 10px; font-weight: 600; }
   wx-input { line-height: 88px; }
-  wx-input::before { content: attr(placeholder); color: #9a9a9a; }`;
+  wx-input::before { content: attr(placeholder); color: #9a9a9a; }
+  /* The picture is taken at once: show the sheets where their rise ends. */
+  * { animation: none !important; }`;
 
 /** Inputs render without their attributes under simulate: give them their placeholders back. */
 function placeholders(comp: SimComponent, locale: 'zh_CN' | 'en_US' = 'zh_CN') {

@@ -34,5 +34,5 @@ afterAll(() => platform.close());
   await waitFor(() => text(page, 'demo-total') !== '', 'the cart');
   await waitForScreen(page, 'entry');
   await new Promise((r) => setTimeout(r, 300));
-  snap(page, '7-taro-cart');
+  snap(page, '10-taro-cart');
 }, 60000);

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 /**
  * The built plugin the kit loads in miniprogram-simulate: shipped beside the kit when a merchant
@@ -8,13 +8,13 @@ import { dirname, join } from 'node:path';
  * `dist/plugin` when the kit runs from this repository.
  */
 export function pluginRoot(): string {
-  const shipped = join(__dirname, '../plugin');
-  if (existsSync(join(shipped, 'plugin.json'))) return shipped;
-  for (let dir = __dirname; dirname(dir) !== dir; dir = dirname(dir)) {
-    if (existsSync(join(dir, 'project.config.json')) && existsSync(join(dir, 'packages')))
-      return join(dir, 'dist/plugin');
-  }
-  return shipped;
+  // Inside this repository (the kit's own files under <root>/packages/testing), the plugin just
+  // built: a copy shipped beside the kit by an earlier pack may be older.
+  const kit = resolve(__dirname, '..');
+  const root = resolve(kit, '../..');
+  if (kit === join(root, 'packages', 'testing') && existsSync(join(root, 'project.config.json')))
+    return join(root, 'dist/plugin');
+  return join(__dirname, '../plugin');
 }
 
 /** The `cardpay-platform` command of the installed platform package. */
