@@ -115,26 +115,25 @@ export function createCheckout(options: CreateCheckoutOptions): Checkout {
 }
 
 /**
- * The shopper's font size in WeChat as a factor of the standard one (`wx.getAppBaseInfo`, given
- * to plugins from base library 2.21.3): the sheets' text follows it. 1 where it is not known.
+ * What the view takes from the base library (`wx.getAppBaseInfo`, given to plugins from 2.21.3):
+ * the shopper's font size in WeChat as a factor of the standard one (the sheets' text follows
+ * it), and whether `root-portal` exists (2.25.2), so that the sheets leave the host page's layout.
+ * `wx.canIUse` is not offered to plugins: the version says it.
  */
-export function fontScale(): number {
+export function viewEnvironment(): { scale: number; portal: boolean } {
+  let info: { fontSizeScaleFactor?: number; SDKVersion?: string } | undefined;
   try {
-    const info = wx.getAppBaseInfo?.() as { fontSizeScaleFactor?: number } | undefined;
-    const f = info?.fontSizeScaleFactor;
-    return typeof f === 'number' && f >= 0.8 && f <= 2 ? f : 1;
+    info = wx.getAppBaseInfo?.();
   } catch {
-    return 1;
+    info = undefined;
   }
-}
-
-/** Whether the base library has `root-portal` (2.25.2): sheets then leave the host page's layout. */
-export function canUsePortal(): boolean {
-  try {
-    return typeof wx.canIUse === 'function' && wx.canIUse('root-portal') === true;
-  } catch {
-    return false;
-  }
+  const f = info?.fontSizeScaleFactor;
+  // Versions compared as text with every number padded: 2.25.2 is 0002.0025.0002.
+  const pad = (v: string) => v.replace(/\d+/g, (n) => n.padStart(4, '0'));
+  return {
+    scale: typeof f === 'number' && f >= 0.8 && f <= 2 ? f : 1,
+    portal: pad(String(info?.SDKVersion ?? '')) >= pad('2.25.2'),
+  };
 }
 
 /** CSS custom properties for a theme and the shopper's font scale, as an inline style. */

@@ -1,7 +1,7 @@
 import type { CheckoutSnapshot } from '../../packages/sdk/src/core/checkout';
 import { errorText, pickLocale } from '../../plugin/lib/i18n';
 import { checkoutView } from '../../plugin/lib/view';
-import { themeStyle } from '../../plugin/lib/sdk';
+import { themeStyle, viewEnvironment } from '../../plugin/lib/sdk';
 
 const base: CheckoutSnapshot = {
   state: 'awaiting_authentication',
@@ -124,5 +124,33 @@ describe('the theme', () => {
       '--cardpay-primary:#1677ff;--cardpay-radius:8rpx',
     );
     expect(themeStyle({ primary: 'red;background:url(x)' })).toBe('');
+  });
+});
+
+describe('what the view takes from the base library', () => {
+  const g = globalThis as { wx?: unknown };
+  const withInfo = (info: unknown) => {
+    g.wx = { getAppBaseInfo: () => info };
+    try {
+      return viewEnvironment();
+    } finally {
+      delete g.wx;
+    }
+  };
+
+  it('renders through root-portal from base library 2.25.2, in place before it', () => {
+    expect(withInfo({ SDKVersion: '2.25.2' }).portal).toBe(true);
+    expect(withInfo({ SDKVersion: '2.32.3' }).portal).toBe(true);
+    expect(withInfo({ SDKVersion: '3.0.0' }).portal).toBe(true);
+    expect(withInfo({ SDKVersion: '2.25.1' }).portal).toBe(false);
+    expect(withInfo({ SDKVersion: '2.9.10' }).portal).toBe(false);
+    expect(withInfo(undefined).portal).toBe(false);
+  });
+
+  it('follows the shopper’s font size in WeChat, within reason', () => {
+    expect(withInfo({ fontSizeScaleFactor: 1.25 }).scale).toBe(1.25);
+    expect(withInfo({ fontSizeScaleFactor: 9 }).scale).toBe(1);
+    expect(withInfo({}).scale).toBe(1);
+    expect(themeStyle(undefined, 1.25)).toBe('--cardpay-scale:1.25');
   });
 });

@@ -94,11 +94,6 @@ export function installWx(options: { pluginRoot?: string } = {}): WxStandIn & { 
       o.success?.({ errMsg: `${api}:ok` });
       o.complete?.({ errMsg: `${api}:ok` });
     };
-  // miniprogram-simulate says yes to every canIUse, yet renders nothing inside a root-portal: the
-  // stand-in answers for what it can render, so the plugin takes its fallback (fixed sheets).
-  const canIUse =
-    typeof wx.canIUse === 'function' ? (wx.canIUse as (n: string) => boolean) : undefined;
-  wx.canIUse = (name: string) => !/^root-portal\b/.test(String(name)) && (canIUse?.(name) ?? true);
   wx.request = (o: any) => {
     state.requests.push({ method: o.method, url: o.url });
     const url = new URL(o.url);

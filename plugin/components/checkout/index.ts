@@ -13,8 +13,7 @@ import {
   pluginHost,
   stringsFor,
   themeStyle,
-  fontScale,
-  canUsePortal,
+  viewEnvironment,
   CardPayError,
   type Locale,
 } from '../../lib/sdk';
@@ -166,11 +165,12 @@ Component({
         this.triggerEvent('fail', { error: { code: error.code, message: error.message } }),
       );
       checkout.on('cancel', () => this.triggerEvent('cancel', {}));
+      const env = viewEnvironment();
       this.setData({
         t: stringsFor(locale),
-        themeStyle: themeStyle(config?.theme, fontScale()),
+        themeStyle: themeStyle(config?.theme, env.scale),
         serviceText: serviceText(locale, this.data.serviceProvider),
-        portal: canUsePortal(),
+        portal: env.portal,
         view: checkoutView(checkout.snapshot, locale),
       });
       void checkout.start();
