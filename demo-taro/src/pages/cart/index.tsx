@@ -47,7 +47,7 @@ export default function Cart() {
       <cardpay-checkout
         id="cardpay-checkout"
         amount={total}
-        description={ITEMS.map((i) => `${i.name} × ${i.qty}`).join(', ')}
+        description={ITEMS.map((i) => `${i.name} × ${i.qty}`).join('，')}
         locale="zh_CN"
         onStatechange={(e) => setState(e.detail.state)}
         onSuccess={onSuccess}
