@@ -33,6 +33,9 @@ function terminal(store: Store) {
     authFailures: 0,
     lockedUntil: 0,
     authLeaseUntil: 0,
+    hostAppId: null,
+    openidSealed: null,
+    openpidHash: null,
   };
   return store.insertTerminal(row).then(() => row);
 }
@@ -360,6 +363,7 @@ describe('the SQLite store', () => {
     store.db.exec(`DROP TABLE terminal_history;
       DROP INDEX sessions_terminal;
       DROP TABLE card_checks;
+      DROP INDEX terminals_openpid; ALTER TABLE terminals DROP COLUMN host_app_id; ALTER TABLE terminals DROP COLUMN openid_sealed; ALTER TABLE terminals DROP COLUMN openpid_hash;
       ALTER TABLE terminals ADD COLUMN history_total INTEGER NOT NULL DEFAULT 0;
       DROP TABLE idempotency;
       CREATE TABLE idempotency (terminal_id TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,
@@ -407,7 +411,7 @@ describe('the SQLite store', () => {
     }
     // As a database of schema 6 was: no running total, no history per currency.
     store.db.exec(
-      'DROP TABLE terminal_history; DROP INDEX sessions_terminal; DROP TABLE card_checks; PRAGMA user_version = 6',
+      'DROP TABLE terminal_history; DROP INDEX sessions_terminal; DROP TABLE card_checks; DROP INDEX terminals_openpid; ALTER TABLE terminals DROP COLUMN host_app_id; ALTER TABLE terminals DROP COLUMN openid_sealed; ALTER TABLE terminals DROP COLUMN openpid_hash; PRAGMA user_version = 6',
     );
     await store.close();
     const upgraded = new SqliteStore(file);

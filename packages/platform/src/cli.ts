@@ -24,6 +24,8 @@ Options:
   --sandbox-slow-ms <n>          how late the sandbox answers for the slow card (default 5000)
   --sandbox-webhook-url <url>    where the sandbox merchant's notifications go (https://, or http:// on loopback)
   --webhook-retry-base-ms <n>    the first retry delay of a notification (default 10000)
+  --wechat-api-url <url>         WeChat's server APIs, for shoppers' identity and SOTER (default
+                                 https://api.weixin.qq.com; a stand-in in tests)
   --log-level <level>            pino level: fatal, error, warn, info, debug, silent (default info)
   -h, --help                     show this help
 
@@ -75,6 +77,7 @@ export function parseArgs(argv: string[]): PlatformOptions & { help?: boolean } 
       '--sandbox-slow-ms',
       '--sandbox-webhook-url',
       '--webhook-retry-base-ms',
+      '--wechat-api-url',
     ];
     if (!known.includes(flag)) throw new UsageError(`unknown option ${flag} (see --help)`);
     const value = inline ?? argv[++i];
@@ -134,6 +137,23 @@ export function parseArgs(argv: string[]): PlatformOptions & { help?: boolean } 
       case '--sandbox-webhook-url':
         out.sandboxWebhookUrl = value;
         break;
+      case '--wechat-api-url': {
+        let url: URL | undefined;
+        try {
+          url = new URL(value);
+        } catch {
+          url = undefined;
+        }
+        if (
+          !url ||
+          !(url.protocol === 'https:' || (url.protocol === 'http:' && isLoopback(url.hostname)))
+        )
+          throw new UsageError(
+            `--wechat-api-url must be an https:// URL (plain http only on loopback), got "${value}"`,
+          );
+        out.wechatApiUrl = value;
+        break;
+      }
       case '--webhook-retry-base-ms':
         out.webhookRetryBaseMs = int(flag, value, 1, 86400000);
         break;

@@ -74,6 +74,8 @@ export interface PlatformOptions {
    * sandbox's stand-in unless one is given; without one, the platform does not offer SOTER.
    */
   soter?: SoterVerifier;
+  /** WeChat's server APIs (default `https://api.weixin.qq.com`): a stand-in in tests. */
+  wechatApiUrl?: string;
   /** Called with a warning line (the CLI prints it to stderr). */
   warn?: (line: string) => void;
   clock?: () => number;
@@ -232,8 +234,16 @@ function keptSandboxValue(db: string, name: string, shape: RegExp, make: () => s
   return value;
 }
 
-function soterFor(options: PlatformOptions, sandbox: boolean): SoterVerifier | undefined {
-  return options.soter ?? (sandbox ? new SandboxSoterVerifier() : undefined);
+/**
+ * The SOTER check: the one given; else, in sandbox mode without WeChat credentials, the
+ * sandbox's stand-in; else WeChat's (built with the app when the config names credentials).
+ */
+function soterFor(
+  options: PlatformOptions,
+  sandbox: boolean,
+  config: PlatformConfig,
+): SoterVerifier | undefined {
+  return options.soter ?? (sandbox && !config.wechat ? new SandboxSoterVerifier() : undefined);
 }
 
 export function isPostgresUrl(db: string): boolean {
@@ -386,7 +396,8 @@ async function start(options: PlatformOptions, db: string): Promise<RunningPlatf
       masterKey,
       paymentUrl: paymentUrl!,
       logger: loggerFor('cardpay-platform'),
-      soter: soterFor(options, sandboxMode),
+      soter: soterFor(options, sandboxMode, config),
+      wechatApiUrl: options.wechatApiUrl,
       reconcile: true,
       clock: options.clock,
       limits: options.limits,

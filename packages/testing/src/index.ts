@@ -30,4 +30,10 @@ export {
   type WxStandIn,
 } from './simulate';
 export { sandboxSoterBridge, type SandboxSoterOptions } from './soter';
+export {
+  startWeChatStandIn,
+  type WeChatApp,
+  type WeChatStandIn,
+  type WeChatStandInOptions,
+} from './wechat';
 export { pluginSupport, offeredToPlugins, type PluginSupport } from './plugin-apis';

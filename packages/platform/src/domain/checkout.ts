@@ -721,6 +721,13 @@ async function checkFactor(
         }
       }
       if (terminal.biometricScheme === 'soter' && ctx.soter) {
+        // WeChat checks a SOTER signature only for a shopper it knows in the app (§2.1).
+        if (ctx.soter.needsIdentity && (!terminal.openidSealed || !terminal.hostAppId))
+          throw new ApiError(
+            422,
+            'identity_required',
+            'this terminal has not told who the shopper is in WeChat (POST /v1/terminals/{id}/identity); use the password',
+          );
         // The untouched base64 goes to WeChat, but only when it says what `signature` says.
         const untouched = factor.resultJSONSignature;
         if (
@@ -728,8 +735,13 @@ async function checkFactor(
           Buffer.from(untouched, 'base64').toString('hex') !== factor.signature
         )
           return false;
+        const openid = terminal.openidSealed
+          ? ctx.sealer.open(terminal.openidSealed, `openid:${terminal.id}`).toString('utf8')
+          : undefined;
         return ctx.soter.verify({
           terminalId: terminal.id,
+          ...(terminal.hostAppId ? { hostAppId: terminal.hostAppId } : {}),
+          ...(openid ? { openid } : {}),
           resultJSON: factor.resultJSON,
           signatureHex: factor.signature,
           ...(untouched !== undefined ? { signatureBase64: untouched } : {}),

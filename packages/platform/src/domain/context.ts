@@ -3,6 +3,7 @@ import type { PlatformConfig } from '../infra/config';
 import type { PaymentConnector } from '../connectors/payments';
 import type { Sealer } from '../infra/secrets';
 import type { SoterVerifier } from '../connectors/soter';
+import type { WeChatApi } from '../connectors/wechat';
 import type { Metrics } from '../infra/metrics';
 import type { Store } from '../store/types';
 
@@ -13,6 +14,8 @@ export interface Ctx {
   sealer: Sealer;
   payments: PaymentConnector;
   soter?: SoterVerifier;
+  /** WeChat's server APIs, where the config names WeChat credentials (PROTOCOL.md §2.1). */
+  wechat?: WeChatApi;
   now: () => number;
   /** Settles charges and refunds whose answer never came (see `reconciler.ts`). */
   reconciler: Worker;

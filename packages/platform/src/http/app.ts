@@ -20,7 +20,8 @@ import { sessionRoutes } from './routes/sessions';
 import { terminalRoutes } from './routes/terminals';
 import { hexEqual, Sealer, sha256 } from '../infra/secrets';
 import { Metrics } from '../infra/metrics';
-import type { SoterVerifier } from '../connectors/soter';
+import { WeChatSoterVerifier, type SoterVerifier } from '../connectors/soter';
+import { WeChatApi } from '../connectors/wechat';
 import { StoreUnavailable, type Store, type TerminalRow } from '../store/types';
 
 export interface AppOptions {
@@ -30,7 +31,13 @@ export interface AppOptions {
   /** The payment platform's base URL. */
   paymentUrl: string;
   logger?: FastifyServerOptions['logger'];
+  /**
+   * Checks SOTER assertions. Default: WeChat's `verify_signature` where the config names WeChat
+   * credentials; none otherwise (the platform then does not offer SOTER).
+   */
   soter?: SoterVerifier;
+  /** WeChat's server APIs (default `https://api.weixin.qq.com`); tests point it at a stand-in. */
+  wechatApiUrl?: string;
   /** Milliseconds since the epoch; tests move it. */
   clock?: () => number;
   /** Start the reconciler's timer (the CLI does; tests may drive it by hand). */
@@ -91,12 +98,16 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   const now = options.clock ?? Date.now;
   const sealer = new Sealer(options.masterKey);
   const payments = new PaymentConnector(options.paymentUrl, options.config.paymentTimeoutMs);
+  const wechat = options.config.wechat
+    ? new WeChatApi(options.config.wechat, { baseUrl: options.wechatApiUrl, now })
+    : undefined;
   const ctx = {
     store: options.store,
     config: options.config,
     sealer,
     payments,
-    soter: options.soter,
+    soter: options.soter ?? (wechat ? new WeChatSoterVerifier(wechat) : undefined),
+    wechat,
     now,
   } as Ctx;
   ctx.metrics = new Metrics(options.store, now);

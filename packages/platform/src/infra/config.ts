@@ -74,6 +74,21 @@ export interface PlatformConfig {
   allowPrivateWebhooks: boolean;
   /** Who issued which cards, by their first six digits (PROTOCOL.md §5.2 `card.issuer`). */
   cardRanges: readonly CardRange[];
+  /**
+   * WeChat credentials (PROTOCOL.md §2.1): each host mini-program's AppID and secret, for its
+   * shoppers' openids and SOTER checks, and the plugin's, for openpids. Absent: no WeChat identity.
+   */
+  wechat?: WeChatConfig;
+}
+
+export interface WeChatCredentials {
+  appId: string;
+  secret: string;
+}
+
+export interface WeChatConfig {
+  apps: WeChatCredentials[];
+  plugin?: WeChatCredentials;
 }
 
 export interface Throttle {
@@ -173,6 +188,19 @@ const merchantSchema: Schema = {
   },
 };
 
+// A secret is given in the file, or (better) named: {"env": "NAME"} reads it from the
+// environment. Either form is checked in `wechatConfig` (the schema language has no "or").
+const secretSchema: Schema = { additionalProperties: true };
+const credentialsSchema: Schema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    appId: { type: 'string', pattern: '^wx[0-9a-f]{16}$' },
+    secret: secretSchema,
+  },
+  required: ['appId', 'secret'],
+};
+
 const fileSchema: Schema = {
   type: 'object',
   additionalProperties: false,
@@ -212,6 +240,15 @@ const fileSchema: Schema = {
       },
     },
     allowPrivateWebhooks: { type: 'boolean' },
+    wechat: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        apps: { type: 'array', minItems: 1, maxItems: 10000, items: credentialsSchema },
+        plugin: credentialsSchema,
+      },
+      required: ['apps'],
+    },
     // Replaces the reference table as a whole: the operator's card scheme knows its ranges.
     cardRanges: {
       type: 'array',
@@ -272,6 +309,10 @@ export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config
     throttle?: Partial<Throttle>;
     allowPrivateWebhooks?: boolean;
     cardRanges?: CardRange[];
+    wechat?: {
+      apps: { appId: string; secret: string | { env: string } }[];
+      plugin?: { appId: string; secret: string | { env: string } };
+    };
     sessionRetentionDays?: number;
     reconcile?: { everyMs?: number; neverReceivedAfterMs?: number };
   }>(fileSchema, raw);
@@ -336,6 +377,7 @@ export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config
     throttle: { ...base.throttle, ...c.throttle },
     allowPrivateWebhooks,
     cardRanges: c.cardRanges ?? base.cardRanges,
+    wechat: c.wechat ? wechatConfig(c.wechat, source) : base.wechat,
     reconcileEveryMs: c.reconcile?.everyMs ?? base.reconcileEveryMs,
     neverReceivedAfterMs: c.reconcile?.neverReceivedAfterMs ?? base.neverReceivedAfterMs,
     sessionRetentionMs: c.sessionRetentionDays
@@ -476,4 +518,48 @@ export function addressKind(
 
 export function newWebhookSecret(): string {
   return `whsec_${randomHex(24)}`;
+}
+
+/** The config's `wechat`: every secret read (from the environment where it is named), apps unique. */
+function wechatConfig(
+  raw: {
+    apps: { appId: string; secret: string | { env: string } }[];
+    plugin?: { appId: string; secret: string | { env: string } };
+  },
+  source: string,
+): WeChatConfig {
+  const secret = (value: unknown, what: string): string => {
+    if (typeof value === 'string' && value.length > 0 && value.length <= 256) return value;
+    const env = (value as { env?: unknown } | null)?.env;
+    if (
+      !value ||
+      typeof value !== 'object' ||
+      Object.keys(value).length !== 1 ||
+      typeof env !== 'string' ||
+      !/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(env)
+    )
+      throw new ConfigError(
+        // Never the value itself: it may be a secret, a little mistyped.
+        `invalid ${source}: ${what}.secret must be the secret (1 to 256 characters) or {"env": "NAME"}, got ${Array.isArray(value) ? 'a list' : typeof value}`,
+      );
+    const found = process.env[env];
+    if (!found)
+      throw new ConfigError(
+        `invalid ${source}: ${what}.secret names the environment variable ${env}, which is not set`,
+      );
+    return found;
+  };
+  const seen = new Set<string>();
+  const apps = raw.apps.map((a, i) => {
+    if (seen.has(a.appId))
+      throw new ConfigError(`invalid ${source}: wechat.apps: ${a.appId} appears twice`);
+    seen.add(a.appId);
+    return { appId: a.appId, secret: secret(a.secret, `wechat.apps[${i}]`) };
+  });
+  return {
+    apps,
+    ...(raw.plugin
+      ? { plugin: { appId: raw.plugin.appId, secret: secret(raw.plugin.secret, 'wechat.plugin') } }
+      : {}),
+  };
 }

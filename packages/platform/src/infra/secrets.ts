@@ -19,6 +19,7 @@ export class Sealer {
   private readonly key: Buffer;
   private readonly cardKey: Buffer;
   private readonly fingerprintKey: Buffer;
+  private readonly openpidKey: Buffer;
 
   constructor(masterKeyHex: string) {
     if (!/^[0-9a-fA-F]{64}$/.test(masterKeyHex))
@@ -29,6 +30,19 @@ export class Sealer {
     this.fingerprintKey = Buffer.from(
       hkdfSync('sha256', this.key, Buffer.alloc(0), 'cardpay idempotency fingerprint v1', 32),
     );
+    this.openpidKey = Buffer.from(
+      hkdfSync('sha256', this.key, Buffer.alloc(0), 'cardpay openpid hash v1', 32),
+    );
+  }
+
+  /**
+   * A keyed hash of a shopper's openpid (PROTOCOL.md §2.1), with the host app it belongs to: what
+   * finds the terminals of one shopper in one app, never the openpid itself.
+   */
+  openpidHash(hostAppId: string, openpid: string): string {
+    return createHmac('sha256', this.openpidKey)
+      .update(`${hostAppId}\n${openpid}`, 'utf8')
+      .digest('hex');
   }
 
   /**

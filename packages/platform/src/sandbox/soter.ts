@@ -11,6 +11,7 @@ export const SANDBOX_SOTER_REFUSED = '00'.repeat(32);
  * sandbox mode, so that DevTools' simulated SOTER and the merchant kit's bridge can pay.
  */
 export class SandboxSoterVerifier implements SoterVerifier {
+  readonly needsIdentity = false;
   // The request schema already holds the signature to 8-1024 bytes of hex.
   async verify(input: { signatureHex: string }): Promise<boolean> {
     return !/^0+$/.test(input.signatureHex);

@@ -2,6 +2,8 @@ import { Pool, types, type PoolClient, type QueryResultRow } from 'pg';
 import {
   HISTORY_BY_CURRENCY,
   cardChecksTable,
+  SAME_SHOPPER,
+  TERMINAL_IDENTITY,
   HISTORY_FROM_PAYMENTS,
   orderQuerySql,
   toColumns,
@@ -98,6 +100,8 @@ const MIGRATIONS: string[] = [
   `CREATE INDEX sessions_terminal ON sessions (terminal_id, created_at);`,
   // 9: CVV checks of password resets (see the SQLite store's 11).
   `${cardChecksTable('BIGINT')};`,
+  // 10: who the shopper is in WeChat (see the SQLite store's 12).
+  `${TERMINAL_IDENTITY};`,
 ];
 
 /** One number for the advisory lock that serialises migrations across instances. */
@@ -289,10 +293,10 @@ export class PostgresStore implements Store {
   async isCardBound(terminalId: string, cardHash: string) {
     return (
       (
-        await this.q('SELECT 1 FROM card_bindings WHERE terminal_id = $1 AND card_hash = $2', [
-          terminalId,
-          cardHash,
-        ])
+        await this.q(
+          `SELECT 1 FROM card_bindings WHERE card_hash = $2 AND terminal_id IN ${SAME_SHOPPER('$1')}`,
+          [terminalId, cardHash],
+        )
       ).length > 0
     );
   }
@@ -550,10 +554,11 @@ export class PostgresStore implements Store {
   }
   async historyTotal(terminalId: string, currency: string) {
     const [r] = await this.q<{ total: number }>(
-      'SELECT total FROM terminal_history WHERE terminal_id = $1 AND currency = $2',
+      `SELECT COALESCE(SUM(total), 0)::bigint AS total FROM terminal_history
+       WHERE currency = $2 AND terminal_id IN ${SAME_SHOPPER('$1')}`,
       [terminalId, currency],
     );
-    return r?.total ?? 0;
+    return r.total;
   }
 
   async listEvents(merchantId: string, after: string | undefined, limit: number) {

@@ -127,3 +127,20 @@ export const cardChecksTable = (time: 'INTEGER' | 'BIGINT') =>
      status TEXT NOT NULL, created_at ${time} NOT NULL);
    CREATE INDEX card_checks_card ON card_checks (card_hash, created_at);
    CREATE INDEX card_checks_terminal ON card_checks (terminal_id, created_at)`;
+
+/**
+ * A terminal's identity in WeChat (PROTOCOL.md §2.1): its host app, its openid there (sealed),
+ * and a keyed hash of its openpid, by which the terminals of one shopper in one app are found.
+ */
+export const TERMINAL_IDENTITY = `ALTER TABLE terminals ADD COLUMN host_app_id TEXT;
+   ALTER TABLE terminals ADD COLUMN openid_sealed TEXT;
+   ALTER TABLE terminals ADD COLUMN openpid_hash TEXT;
+   CREATE INDEX terminals_openpid ON terminals (openpid_hash)`;
+
+/**
+ * The terminals of the same shopper in the same app as the terminal `?` names: itself, and those
+ * with its openpid. `$n` placeholders are rewritten for SQLite by the caller.
+ */
+export const SAME_SHOPPER = (t: string) =>
+  `(SELECT id FROM terminals WHERE id = ${t} OR (openpid_hash IS NOT NULL AND
+     openpid_hash = (SELECT openpid_hash FROM terminals WHERE id = ${t})))`;

@@ -3,6 +3,8 @@ import { closeSync, existsSync, openSync } from 'node:fs';
 import {
   HISTORY_BY_CURRENCY,
   cardChecksTable,
+  SAME_SHOPPER,
+  TERMINAL_IDENTITY,
   HISTORY_FROM_PAYMENTS,
   columnName,
   columnValue,
@@ -113,6 +115,8 @@ const MIGRATIONS: string[] = [
   `CREATE INDEX sessions_terminal ON sessions (terminal_id, created_at);`,
   // 11: CVV checks of password resets (PROTOCOL.md §5.7), card-testing attempts like payments.
   `${cardChecksTable('INTEGER')};`,
+  // 12: who the shopper is in WeChat (PROTOCOL.md §2.1).
+  `${TERMINAL_IDENTITY};`,
 ];
 
 /** The embedded default: better-sqlite3 (v12) in WAL mode, a file or `:memory:`. */
@@ -348,10 +352,10 @@ export class SqliteStore implements Store {
     return { kind: 'busy' as const };
   }
   async isCardBound(terminalId: string, cardHash: string) {
-    return !!this.stmt('SELECT 1 FROM card_bindings WHERE terminal_id = ? AND card_hash = ?').get(
-      terminalId,
-      cardHash,
-    );
+    // Bound to this terminal, or to another of the same shopper in the same app (its openpid).
+    return !!this.stmt(
+      `SELECT 1 FROM card_bindings WHERE card_hash = @card AND terminal_id IN ${SAME_SHOPPER('@t')}`,
+    ).get({ card: cardHash, t: terminalId });
   }
   async recentAttempts(terminalId: string, cardHash: string, since: number) {
     return this.recentAttemptsNow(terminalId, cardHash, since);
@@ -563,10 +567,12 @@ export class SqliteStore implements Store {
     return { allowed: row.hits <= limit, retryAfterMs: window + windowMs - now };
   }
   async historyTotal(terminalId: string, currency: string) {
+    // The history of every terminal of this shopper in this app (PROTOCOL.md §2.1, §6).
     const row = this.stmt(
-      'SELECT total FROM terminal_history WHERE terminal_id = ? AND currency = ?',
-    ).get(terminalId, currency) as { total: number } | undefined;
-    return row?.total ?? 0;
+      `SELECT COALESCE(SUM(total), 0) AS total FROM terminal_history
+       WHERE currency = @currency AND terminal_id IN ${SAME_SHOPPER('@t')}`,
+    ).get({ currency, t: terminalId }) as { total: number };
+    return row.total;
   }
   async listEvents(merchantId: string, after: string | undefined, limit: number) {
     return this.rows<EventRow>(

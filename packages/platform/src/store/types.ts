@@ -19,6 +19,11 @@ export interface TerminalRow {
   lockedUntil: number;
   /** While an authentication of this terminal is being judged: one at a time (PROTOCOL.md §5.3). */
   authLeaseUntil: number;
+  /** Who the shopper is in WeChat (PROTOCOL.md §2.1): the host app, the openid there (sealed). */
+  hostAppId?: string | null;
+  openidSealed?: string | null;
+  /** A keyed hash of the openpid: the terminals of one shopper in one app share it. */
+  openpidHash?: string | null;
 }
 
 export interface SessionRow {
@@ -164,7 +169,17 @@ export type Write =
       kind: 'updateTerminal';
       id: string;
       patch: Partial<
-        Pick<TerminalRow, 'authFailures' | 'lockedUntil' | 'pinKeySealed' | 'salt' | 'iterations'>
+        Pick<
+          TerminalRow,
+          | 'authFailures'
+          | 'lockedUntil'
+          | 'pinKeySealed'
+          | 'salt'
+          | 'iterations'
+          | 'hostAppId'
+          | 'openidSealed'
+          | 'openpidHash'
+        >
       >;
     }
   | {

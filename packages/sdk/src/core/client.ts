@@ -17,6 +17,8 @@ import {
   OrderResponseSchema,
   RegisterTerminalResponseSchema,
   ResetPasswordResponseSchema,
+  TerminalIdentityResponseSchema,
+  type TerminalIdentityRequest,
   type ResetPasswordRequest,
   type ResetPasswordResponse,
   SessionCreatedSchema,
@@ -140,6 +142,26 @@ export class PlatformClient {
       idempotencyKey,
       signed: true,
       schema: ResetPasswordResponseSchema,
+    });
+  }
+
+  /**
+   * `POST /v1/terminals/{id}/identity` (PROTOCOL.md §2.1): who the shopper is in WeChat, for a
+   * terminal registered without it.
+   */
+  async identify(
+    body: TerminalIdentityRequest,
+    idempotencyKey: string,
+  ): Promise<{ terminalId: string; hostAppId: string; linked?: boolean }> {
+    const id = this.identity?.terminalId;
+    if (!id) throw new CardPayError('not_enrolled', 'identify needs an enrolled terminal');
+    return this.call_({
+      method: 'POST',
+      path: `/v1/terminals/${encodeURIComponent(id)}/identity`,
+      body,
+      idempotencyKey,
+      signed: true,
+      schema: TerminalIdentityResponseSchema,
     });
   }
 

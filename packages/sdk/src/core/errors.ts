@@ -34,6 +34,9 @@ export type ProtocolErrorCode =
   | 'payment_unavailable'
   | 'card_not_bound'
   | 'cvv_invalid'
+  | 'identity_invalid'
+  | 'identity_required'
+  | 'wechat_unavailable'
   | 'internal_error';
 
 export type SdkErrorCode =

@@ -59,6 +59,18 @@ export interface RegisterTerminalRequest {
   deviceLabel?: string;
   password: { salt: string; iterations: number; key: string };
   biometric?: { scheme: BiometricScheme; publicKey?: string };
+  /** Who the shopper is in WeChat (§2.1), needed for SOTER in production. */
+  identity?: TerminalIdentityRequest;
+}
+
+/** `POST /v1/terminals/{terminalId}/identity`, or `identity` in the registration (§2.1). */
+export interface TerminalIdentityRequest {
+  /** The host mini-program's AppID. */
+  hostAppId: string;
+  /** What the host's own `wx.login` returned. */
+  hostLoginCode: string;
+  /** What `wx.pluginLogin` returned in the plugin, where it could be called. */
+  pluginLoginCode?: string;
 }
 
 export interface RegisterTerminalResponse {
@@ -398,10 +410,20 @@ const passwordKeySchema = strict(
   ['salt', 'iterations', 'key'],
 );
 
+export const TerminalIdentityRequestSchema = strict(
+  {
+    hostAppId: { type: 'string', pattern: '^wx[0-9a-f]{16}$' },
+    hostLoginCode: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,128}$' },
+    pluginLoginCode: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,128}$' },
+  },
+  ['hostAppId', 'hostLoginCode'],
+);
+
 export const RegisterTerminalRequestSchema = strict(
   {
     deviceLabel: str(0, 64),
     password: passwordKeySchema,
+    identity: TerminalIdentityRequestSchema,
     biometric: strict(
       {
         scheme: { type: 'string', enum: ['soter', 'sandbox-p256'] },
@@ -618,6 +640,11 @@ export const ErrorBodySchema = loose(
     ),
   },
   ['error'],
+);
+
+export const TerminalIdentityResponseSchema = loose(
+  { terminalId: id('trm'), hostAppId: { type: 'string' }, linked: { type: 'boolean' } },
+  ['terminalId', 'hostAppId'],
 );
 
 export const ResetPasswordResponseSchema = loose(

@@ -2,10 +2,13 @@ import type { FastifyInstance } from 'fastify';
 import {
   RegisterTerminalRequestSchema,
   ResetPasswordRequestSchema,
+  TerminalIdentityRequestSchema,
   type RegisterTerminalRequest,
   type ResetPasswordRequest,
+  type TerminalIdentityRequest,
 } from 'cardpay';
 import { resetPassword } from '../../domain/password';
+import { identifyTerminal, resolveIdentity } from '../../domain/identity';
 import type { Ctx } from '../../domain/context';
 import { ApiError, invalid } from '../../infra/errors';
 import { newId, randomHex } from '../../infra/secrets';
@@ -55,6 +58,9 @@ export async function terminalRoutes(app: FastifyInstance, ctx: Ctx): Promise<vo
         throw invalid('biometric.publicKey is not a known field for the soter scheme');
       }
       const id = newId('trm');
+      // Who the shopper is in WeChat, when told now: asked before anything is kept, so that a
+      // code WeChat refuses leaves no terminal behind.
+      const identity = body.identity ? await resolveIdentity(ctx, id, body.identity) : {};
       const secret = randomHex(32);
       const createdAt = new Date(ctx.now()).toISOString();
       await ctx.store.insertTerminal({
@@ -70,6 +76,7 @@ export async function terminalRoutes(app: FastifyInstance, ctx: Ctx): Promise<vo
         authFailures: 0,
         lockedUntil: 0,
         authLeaseUntil: 0,
+        ...identity,
       });
       return reply.code(201).send({ terminalId: id, terminalSecret: secret, createdAt });
     },
@@ -83,6 +90,17 @@ export async function terminalRoutes(app: FastifyInstance, ctx: Ctx): Promise<vo
         req.terminal!,
         (req.params as { id: string }).id,
         req.body as ResetPasswordRequest,
+      ),
+  );
+  app.post(
+    '/v1/terminals/:id/identity',
+    { config: { signed: true, body: TerminalIdentityRequestSchema } },
+    async (req) =>
+      identifyTerminal(
+        ctx,
+        req.terminal!,
+        (req.params as { id: string }).id,
+        req.body as TerminalIdentityRequest,
       ),
   );
 }
