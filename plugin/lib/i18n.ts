@@ -93,6 +93,12 @@ const BRANDS = {
   unknown: ['银行卡', 'Card'],
 } satisfies Record<string, Texts>;
 
+/** Biometrics that cannot be checked now (no identity in WeChat, WeChat unreachable). */
+const BIOMETRICS_LATER: Texts = [
+  '暂时无法使用指纹或面容，请使用支付密码',
+  'Biometrics cannot be used now; please use your password',
+];
+
 /** Error words: by `code`, refined by `reason`/`detected`/`declineCode` where those say more. */
 const ERRORS: Record<string, Texts> = {
   'invalid_card/wechat_pay': [
@@ -119,7 +125,7 @@ const ERRORS: Record<string, Texts> = {
   'invalid_card/empty': ['没有读到内容，请重新扫描', 'Nothing was read; please scan again'],
   invalid_card: [
     '没有识别到银行卡号，请扫描卡上的二维码或条形码',
-    'No card number found; scan the QR code or bar code on the card',
+    'No card number found; scan the code on the card',
   ],
   unsupported_card: [
     '商户暂不支持此卡，请换一张卡',
@@ -135,7 +141,7 @@ const ERRORS: Record<string, Texts> = {
   ],
   order_payment_in_progress: [
     '该订单有一笔支付正在确认，请稍后再验证',
-    'Another payment for this order is being confirmed; verify again in a moment',
+    'Another payment for this order is being confirmed; try again shortly',
   ],
   scan_cancelled: ['已取消扫码', 'Scanning cancelled'],
   scan_denied: [
@@ -150,12 +156,12 @@ const ERRORS: Record<string, Texts> = {
   timeout: ['网络不稳定，请稍后重试', 'The network is unstable; please try again'],
   response_unverified: [
     '无法验证支付平台的回复，已为您停止本次操作',
-    'The payment service’s answer could not be verified, so we stopped here',
+    'The answer could not be verified, so we stopped',
   ],
   password_format: ['支付密码为6位数字', 'The payment password is 6 digits'],
   password_weak: [
     '密码太简单（重复、连续或常见数字），请换一个',
-    'That password is too easy to guess (repeated, sequential or common digits)',
+    'Too easy to guess (repeated, sequential or common digits)',
   ],
   password_mismatch: [
     '两次输入的密码不一致，请重新设置',
@@ -165,7 +171,7 @@ const ERRORS: Record<string, Texts> = {
   'auth_failed/biometric': ['生物识别未通过', 'Biometrics did not match'],
   auth_locked: [
     '密码错误次数过多，已锁定15分钟。可点“忘记密码”重置',
-    'Too many wrong attempts: locked for 15 minutes. “Forgot password” lets you reset it',
+    'Locked for 15 minutes after too many wrong attempts; or use “Forgot password”',
   ],
   card_not_bound: [
     '这张卡未在此手机支付过，请换一张支付过的卡',
@@ -175,6 +181,7 @@ const ERRORS: Record<string, Texts> = {
     '安全码错误，请核对卡背面的数字',
     'Wrong security code; check the back of the card',
   ],
+  identity_required: BIOMETRICS_LATER,
   challenge_stale: [
     '验证已更新，请重新输入',
     'The verification was refreshed; please enter it again',
@@ -215,6 +222,8 @@ const ERRORS: Record<string, Texts> = {
     'The payment component is misconfigured; please contact the shop',
   ],
   rate_limited: ['操作太频繁，请稍后再试', 'Too many attempts; please wait a moment'],
+  // WeChat could not check the signature now: the same words; the password still works.
+  wechat_unavailable: BIOMETRICS_LATER,
   default: ['支付失败，请稍后重试', 'The payment failed; please try again later'],
 };
 

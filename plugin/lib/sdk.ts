@@ -78,6 +78,7 @@ export function setHostBridge(value: HostBridge | undefined): void {
 }
 
 const BRIDGE_MEMBERS = [
+  'login',
   'getRandomValues',
   'startSoterAuthentication',
   'checkIsSoterEnrolledInDevice',

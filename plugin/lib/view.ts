@@ -85,16 +85,22 @@ const RETRYABLE_AFTER_FAILURE = new Set([
 ]);
 
 export function checkoutView(s: CheckoutSnapshot, locale: Locale): CheckoutView {
+  // Written with && and || rather than ?. and ??: the plugin is built for ES2017, where each of
+  // those becomes a temporary and a test, and this function runs on every state change.
   const t = stringsFor(locale);
-  const currency = s.confirmation?.currency ?? s.currency;
-  const amount = s.confirmation?.amount ?? s.amount;
+  const c = s.confirmation;
+  const currency = (c && c.currency) || s.currency;
+  const amount = (c && c.amount) || s.amount;
   const prompt = s.authPrompt;
+  const offered = (prompt && prompt.methods) || [];
+  const required = (prompt && prompt.required) || 1;
   // What can be offered, in the platform's order: biometrics only where the host lent a sensor.
-  const cvvMandatory = !!prompt?.mandatory?.includes('cvv');
-  const methods = (prompt?.methods ?? []).filter(
+  const cvvMandatory = !!(prompt && prompt.mandatory && prompt.mandatory.includes('cvv'));
+  const methods = offered.filter(
     (m) => (m !== 'biometric' || s.biometricModes.length > 0) && !(cvvMandatory && m === 'cvv'),
   );
   if (cvvMandatory) methods.unshift('cvv');
+  const cvvStep = offered.includes('cvv') && (cvvMandatory || required >= 2);
   const payment = s.payment;
   const screen = SCREENS[s.state];
   const error = s.error && s.error.code !== 'scan_cancelled' ? errorText(locale, s.error) : '';
@@ -104,52 +110,45 @@ export function checkoutView(s: CheckoutSnapshot, locale: Locale): CheckoutView 
     resultKind = s.state === 'succeeded' ? 'success' : 'failure';
     resultText = s.state === 'succeeded' ? t.paid : s.state === 'expired' ? t.expired : t.failed;
   }
-  const card = s.confirmation?.card;
+  const card = c && c.card;
   // The result names the card the session confirmed (it knows the issuer), else the payment's.
-  const paidCard = card ?? payment?.card;
-  const preview = s.confirmation?.discount;
-  const required = prompt?.required ?? 1;
+  const paidCard = card || (payment && payment.card);
+  const preview = c && c.discount;
+  const off = payment && payment.discount.amountOff > 0;
   return {
     state: s.state,
     screen,
     busy: s.busy,
     amountText: amount ? formatAmount(amount, currency) : '',
-    description: s.description ?? '',
+    description: s.description || '',
     methods,
-    required: prompt?.required ?? 1,
+    required,
     cvvMandatory,
-    alternatives:
-      required -
-        ((prompt?.methods ?? []).includes('cvv') && (cvvMandatory || required >= 2) ? 1 : 0) <
-      2,
+    alternatives: required - (cvvStep ? 1 : 0) < 2,
     resultKind,
     resultText,
-    merchantName: s.confirmation?.merchant?.name ?? '',
+    merchantName: (c && c.merchant && c.merchant.name) || '',
     paidText: payment ? formatAmount(payment.charged, payment.currency) : '',
-    originalText:
-      payment && payment.discount.amountOff > 0
-        ? `${t.originalPrice} ${formatAmount(payment.amount, payment.currency)}`
-        : '',
+    originalText: off ? `${t.originalPrice} ${formatAmount(payment.amount, payment.currency)}` : '',
     paidCardText: paidCard ? cardName(t, paidCard, locale) : '',
     cardText: card ? cardName(t, card, locale) : '',
     previewText:
       preview && preview.amountOff > 0
         ? `${t.discount} -${formatAmount(preview.amountOff, currency)}${locale === 'en_US' ? ', ' : '，'}${t.toPay} ${formatAmount(preview.charged, currency)}`
         : '',
-    cvvLength: card?.brand === 'amex' ? 4 : 3,
-    cvvStep: (prompt?.methods ?? []).includes('cvv') && (cvvMandatory || required >= 2),
-    locked: s.error?.code === 'auth_locked',
+    cvvLength: card && card.brand === 'amex' ? 4 : 3,
+    cvvStep,
+    locked: !!s.error && s.error.code === 'auth_locked',
     resetCardText: s.resetCard ? cardName(t, s.resetCard, locale) : '',
     noticeText: s.notice === 'password_reset' ? t.resetDone : '',
-    discountText:
-      payment && payment.discount.amountOff > 0
-        ? `${t.discount} -${formatAmount(payment.discount.amountOff, payment.currency)}`
-        : '',
+    discountText: off
+      ? `${t.discount} -${formatAmount(payment.discount.amountOff, payment.currency)}`
+      : '',
     errorText: error,
     stillProcessing: s.state === 'processing' && !!s.stillProcessing,
     retryable:
       s.state === 'failed' || s.state === 'expired'
-        ? RETRYABLE_AFTER_FAILURE.has(s.error?.code ?? '') || s.state === 'expired'
+        ? RETRYABLE_AFTER_FAILURE.has((s.error && s.error.code) || '') || s.state === 'expired'
         : false,
   };
 }

@@ -5,6 +5,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { ScriptedScanner } from 'cardpay/node';
 import { offeredToPlugins } from './plugin-apis';
 import { pluginRoot } from './root';
+import type { WeChatStandIn } from './wechat';
 
 // The merchant test kit for miniprogram-simulate (run under jest's jsdom environment): load our
 // component under its plugin:// name, give it a wx whose requests really cross the network to a
@@ -55,6 +56,12 @@ export interface WxStandIn {
   tamperNextResponse(change: (body: Buffer) => Buffer): void;
   /** What the host page showed with showToast, showModal or showLoading, in order. */
   shown: { api: string; title: string }[];
+  /**
+   * Makes this the phone of `shopper` in the host app `appId`, as known to a WeChat stand-in
+   * ({@link startWeChatStandIn}): `wx.getAccountInfoSync` names the app, and the host's
+   * `wx.login` and the plugin's `wx.pluginLogin` give that stand-in's codes.
+   */
+  signInAs(wechat: WeChatStandIn, appId: string, shopper: string): void;
 }
 
 /**
@@ -78,6 +85,7 @@ export function installWx(options: { pluginRoot?: string } = {}): WxStandIn & { 
     requests: [] as { method: string; url: string }[],
     tamper: undefined as ((body: Buffer) => Buffer) | undefined,
     shown: [] as { api: string; title: string }[],
+    shopper: undefined as { wechat: WeChatStandIn; appId: string; name: string } | undefined,
   };
   // A host page's feedback (a toast after paying, say): recorded, and answered as a shopper who
   // reads it (a modal's confirm button).
@@ -149,6 +157,26 @@ export function installWx(options: { pluginRoot?: string } = {}): WxStandIn & { 
     state.storage.delete(o.key);
     o.success?.({});
   };
+  // Who the shopper is (PROTOCOL.md §2.1): a host app's account and its login codes, from a
+  // WeChat stand-in once `signInAs` names them; refused before, as WeChat would with no session.
+  wx.getAccountInfoSync = () => ({
+    miniProgram: {
+      appId: state.shopper?.appId ?? 'wx0000000000000000',
+      envVersion: 'develop',
+      version: '',
+    },
+    plugin: { appId: 'wx000000000000c0de', version: 'dev' },
+  });
+  for (const api of ['login', 'pluginLogin'] as const)
+    wx[api] = (o: any = {}) => {
+      const who = state.shopper;
+      if (!who) return o.fail?.({ errMsg: `${api}:fail not signed in` });
+      const code =
+        api === 'login'
+          ? who.wechat.loginCode(who.appId, who.name)
+          : who.wechat.pluginCode(who.appId, who.name);
+      o.success?.({ code, errMsg: `${api}:ok` });
+    };
   wx.getRandomValues = (o: any) => {
     const b = randomBytes(o.length);
     o.success?.({ randomValues: b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) });
@@ -169,12 +197,16 @@ export function installWx(options: { pluginRoot?: string } = {}): WxStandIn & { 
     tamperNextResponse(change) {
       state.tamper = change;
     },
+    signInAs(wechat, appId, name) {
+      state.shopper = { wechat, appId, name };
+    },
     reset() {
       state.scanner = new ScriptedScanner();
       state.storage.clear();
       state.requests.length = 0;
       state.shown.length = 0;
       state.tamper = undefined;
+      state.shopper = undefined;
     },
   };
 }

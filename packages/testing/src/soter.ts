@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { HostBridge } from 'cardpay/wx';
 import type { BiometricMode } from 'cardpay';
+import type { WeChatStandIn } from './wechat';
 
 export interface SandboxSoterOptions {
   /** The modes the device has enrolled. Default: fingerprint only. */
@@ -12,6 +13,13 @@ export interface SandboxSoterOptions {
    * user closing the dialog (errCode 90008); `mismatch` signs with the sandbox's refused signature.
    */
   outcomes?: ('pass' | 'cancel' | 'mismatch')[];
+  /**
+   * Sign as this shopper's SOTER key in this host app, as known to a WeChat stand-in, so that a
+   * platform pointed at the stand-in verifies the signatures as WeChat would. The bridge then also
+   * lends the host's `login`, from the stand-in. Without it, signatures are random bytes the
+   * sandbox platform accepts.
+   */
+  wechat?: { standIn: WeChatStandIn; appId: string; shopper: string };
 }
 
 /**
@@ -33,13 +41,25 @@ export function sandboxSoterBridge(
     | 'checkIsSoterEnrolledInDevice'
     | 'checkIsSupportSoterAuthentication'
   >
-> & { calls: { challenge: string; modes: BiometricMode[] }[] } {
+> &
+  Pick<HostBridge, 'login'> & { calls: { challenge: string; modes: BiometricMode[] }[] } {
   const modes = options.modes ?? ['fingerPrint'];
   const outcomes = [...(options.outcomes ?? [])];
   const calls: { challenge: string; modes: BiometricMode[] }[] = [];
   let counter = 0;
+  const wechat = options.wechat;
   return {
     calls,
+    ...(wechat
+      ? {
+          login({ success }: { success?: (res: { code: string }) => void }) {
+            setTimeout(
+              () => success?.({ code: wechat.standIn.loginCode(wechat.appId, wechat.shopper) }),
+              0,
+            );
+          },
+        }
+      : {}),
     checkIsSupportSoterAuthentication({ success }) {
       setTimeout(() => success?.({ supportMode: [...(options.supportedModes ?? modes)] }), 0);
     },
@@ -63,7 +83,15 @@ export function sandboxSoterBridge(
           cpu_id: 'sandbox',
           uid: '0',
         });
-        const signature = outcome === 'mismatch' ? Buffer.alloc(32) : randomBytes(256);
+        const signature =
+          outcome === 'mismatch'
+            ? Buffer.alloc(32)
+            : wechat
+              ? Buffer.from(
+                  wechat.standIn.soterSign(wechat.appId, wechat.shopper, resultJSON),
+                  'base64',
+                )
+              : randomBytes(256);
         success?.({
           authMode: requestAuthModes[0],
           resultJSON,

@@ -26,6 +26,7 @@ import type {
   Factor,
   InputPort,
   Payment,
+  ScanType,
   SessionState,
   SessionView,
 } from './protocol';
@@ -303,20 +304,30 @@ export class Checkout extends Emitter<CheckoutEvents> {
       this.fail_('idle', error);
       return;
     }
+    const card = await this.scanOnce_(session.inputPort?.scanTypes, 'idle');
+    if (card) await this.submitCard_(card);
+  }
+
+  /**
+   * Opens the host's scanner once: what it read, or undefined with the reason shown in `stayIn`
+   * (a shopper who closed the scanner is shown nothing: the error is `scan_cancelled`).
+   */
+  private async scanOnce_(
+    scanType: ScanType[] | undefined,
+    stayIn: CheckoutState,
+  ): Promise<CardInput | undefined> {
     const outcome = await this.host_.scanCode({
-      scanType: session.inputPort?.scanTypes ?? ['qrCode', 'barCode'],
+      scanType: scanType || ['qrCode', 'barCode'],
     });
-    if (!outcome.ok) {
-      const code =
-        outcome.reason === 'cancelled'
-          ? 'scan_cancelled'
-          : outcome.reason === 'denied'
-            ? 'scan_denied'
-            : 'scan_failed';
-      this.fail_('idle', new CardPayError(code, outcome.message, { retryable: true }));
-      return;
-    }
-    await this.submitCard_({ source: 'scan', scanType: outcome.scanType, payload: outcome.result });
+    if (outcome.ok) return { source: 'scan', scanType: outcome.scanType, payload: outcome.result };
+    const code =
+      outcome.reason === 'cancelled'
+        ? 'scan_cancelled'
+        : outcome.reason === 'denied'
+          ? 'scan_denied'
+          : 'scan_failed';
+    this.fail_(stayIn, new CardPayError(code, outcome.message, { retryable: true }));
+    return undefined;
   }
 
   /** Submits a card number the user typed (when there is nothing to scan or the camera is refused). */
@@ -476,22 +487,8 @@ export class Checkout extends Emitter<CheckoutEvents> {
   async scanCard(): Promise<CardInput | undefined> {
     await this.start();
     if (this.snap_.state !== 'resetting' || this.snap_.busy) return undefined;
-    const outcome = await this.host_.scanCode({ scanType: ['qrCode', 'barCode'] });
-    if (!outcome.ok) {
-      if (outcome.reason !== 'cancelled')
-        this.fail_(
-          'resetting',
-          new CardPayError(
-            outcome.reason === 'denied' ? 'scan_denied' : 'scan_failed',
-            outcome.message,
-            {
-              retryable: true,
-            },
-          ),
-        );
-      return undefined;
-    }
-    const card: CardInput = { source: 'scan', scanType: outcome.scanType, payload: outcome.result };
+    const card = await this.scanOnce_(undefined, 'resetting');
+    if (!card) return undefined;
     const read = parseCard(card.payload);
     if (!read.ok) {
       this.fail_('resetting', new CardPayError('invalid_card', read.message), {

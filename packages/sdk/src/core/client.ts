@@ -135,14 +135,12 @@ export class PlatformClient {
   ): Promise<ResetPasswordResponse> {
     const id = this.identity?.terminalId;
     if (!id) throw new CardPayError('not_enrolled', 'resetPassword needs an enrolled terminal');
-    return this.call_({
-      method: 'POST',
-      path: `/v1/terminals/${encodeURIComponent(id)}/password`,
+    return this.post_(
+      `/v1/terminals/${encodeURIComponent(id)}/password`,
       body,
       idempotencyKey,
-      signed: true,
-      schema: ResetPasswordResponseSchema,
-    });
+      ResetPasswordResponseSchema,
+    );
   }
 
   /**
@@ -155,26 +153,17 @@ export class PlatformClient {
   ): Promise<{ terminalId: string; hostAppId: string; linked?: boolean }> {
     const id = this.identity?.terminalId;
     if (!id) throw new CardPayError('not_enrolled', 'identify needs an enrolled terminal');
-    return this.call_({
-      method: 'POST',
-      path: `/v1/terminals/${encodeURIComponent(id)}/identity`,
+    return this.post_(
+      `/v1/terminals/${encodeURIComponent(id)}/identity`,
       body,
       idempotencyKey,
-      signed: true,
-      schema: TerminalIdentityResponseSchema,
-    });
+      TerminalIdentityResponseSchema,
+    );
   }
 
   /** `POST /v1/sessions`: the card-number input port. */
   async createSession(body: CreateSessionRequest, idempotencyKey: string): Promise<SessionCreated> {
-    return this.call_({
-      method: 'POST',
-      path: '/v1/sessions',
-      body,
-      idempotencyKey,
-      signed: true,
-      schema: SessionCreatedSchema,
-    });
+    return this.post_('/v1/sessions', body, idempotencyKey, SessionCreatedSchema);
   }
 
   /** `POST /v1/sessions/{id}/order`. */
@@ -183,14 +172,7 @@ export class PlatformClient {
     body: OrderRequest,
     idempotencyKey: string,
   ): Promise<OrderResponse> {
-    return this.call_({
-      method: 'POST',
-      path: sessionPath(sessionId, '/order'),
-      body,
-      idempotencyKey,
-      signed: true,
-      schema: OrderResponseSchema,
-    });
+    return this.post_(sessionPath(sessionId, '/order'), body, idempotencyKey, OrderResponseSchema);
   }
 
   /** `POST /v1/sessions/{id}/confirm`. */
@@ -199,14 +181,12 @@ export class PlatformClient {
     body: ConfirmRequest,
     idempotencyKey: string,
   ): Promise<ConfirmResponse> {
-    return this.call_({
-      method: 'POST',
-      path: sessionPath(sessionId, '/confirm'),
+    return this.post_(
+      sessionPath(sessionId, '/confirm'),
       body,
       idempotencyKey,
-      signed: true,
-      schema: ConfirmResponseSchema,
-    });
+      ConfirmResponseSchema,
+    );
   }
 
   /** `POST /v1/sessions/{id}/authenticate`. */
@@ -215,26 +195,27 @@ export class PlatformClient {
     body: AuthenticateRequest,
     idempotencyKey: string,
   ): Promise<AuthenticateResponse> {
-    return this.call_({
-      method: 'POST',
-      path: sessionPath(sessionId, '/authenticate'),
+    return this.post_(
+      sessionPath(sessionId, '/authenticate'),
       body,
       idempotencyKey,
-      signed: true,
-      schema: AuthenticateResponseSchema,
-    });
+      AuthenticateResponseSchema,
+    );
   }
 
   /** `POST /v1/sessions/{id}/cancel` (an extension of the reference platform): ends a session before `processing`. */
   async cancel(sessionId: string, idempotencyKey: string): Promise<SessionView> {
-    return this.call_({
-      method: 'POST',
-      path: sessionPath(sessionId, '/cancel'),
-      body: {},
-      idempotencyKey,
-      signed: true,
-      schema: SessionViewSchema,
-    });
+    return this.post_(sessionPath(sessionId, '/cancel'), {}, idempotencyKey, SessionViewSchema);
+  }
+
+  /** A signed POST under an idempotency key, its answer checked against `schema`. */
+  private post_<T>(
+    path: string,
+    body: unknown,
+    idempotencyKey: string,
+    schema: Schema,
+  ): Promise<T> {
+    return this.call_({ method: 'POST', path, body, idempotencyKey, signed: true, schema });
   }
 
   /** `GET /v1/sessions/{id}`: where a session stands, after a lost response or a restart. */
@@ -482,7 +463,7 @@ export function normaliseBaseUrl(url: string): string {
   if (m[1].toLowerCase() !== 'https' && !loopback) {
     throw new CardPayError(
       'config_invalid',
-      `platformUrl must use https:// (plain http is allowed only for loopback addresses in development), got ${url}`,
+      `platformUrl must use https:// (plain http only on loopback, in development), got ${url}`,
     );
   }
   return url.trim().replace(/\/+$/, '');

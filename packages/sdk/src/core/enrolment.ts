@@ -56,10 +56,7 @@ export function checkNewPassword(password: string, repeat: string): void {
   if (weakness === 'format')
     throw new CardPayError('password_format', 'the payment password is exactly 6 digits');
   if (weakness === 'weak') {
-    throw new CardPayError(
-      'password_weak',
-      'the payment password is too easy to guess (repeated, sequential or common)',
-    );
+    throw new CardPayError('password_weak', 'the payment password is too easy to guess');
   }
   if (password !== repeat)
     throw new CardPayError('password_mismatch', 'the two entries of the new password differ');
@@ -115,7 +112,11 @@ export async function enrolTerminal(options: EnrolOptions): Promise<TerminalCred
   const salt = await client.unique.bytes(16, 'salt');
   const key = derivePinKey(password, salt, iterations);
   const biometric = host.biometric;
+  // SOTER is checked by WeChat for the shopper in the host app: tell who that is (§2.1).
+  const identity =
+    biometric && biometric.scheme === 'soter' && host.identity ? await host.identity() : undefined;
   const registered = await client.register({
+    ...(identity ? { identity } : {}),
     ...(host.deviceLabel ? { deviceLabel: host.deviceLabel.slice(0, 64) } : {}),
     password: { salt: toHex(salt), iterations, key: toHex(key) },
     ...(biometric

@@ -1,4 +1,4 @@
-import type { BiometricMode, BiometricScheme, ScanType } from './protocol';
+import type { BiometricMode, BiometricScheme, ScanType, TerminalIdentityRequest } from './protocol';
 
 /**
  * The single seam between the SDK and the outside world. The plugin passes the wx host, a Taro
@@ -25,6 +25,11 @@ export interface Host {
   now?(): number;
   /** A short device description sent at registration (no personal data). */
   deviceLabel?: string;
+  /**
+   * Who the shopper is in the host app (PROTOCOL.md §2.1): its AppID and fresh login codes, where
+   * the host lends its `wx.login`. Needed for SOTER in production; undefined when not known.
+   */
+  identity?(): Promise<TerminalIdentityRequest | undefined>;
 }
 
 export interface HostRequest {

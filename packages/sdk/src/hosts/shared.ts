@@ -54,6 +54,14 @@ export function bodyBytes(data: unknown, encode: (s: string) => Uint8Array): Uin
  * biometric payment needs the host's own functions (or wrappers of them).
  */
 export interface HostBridge {
+  /**
+   * The host's own `wx.login` (a plugin cannot log a shopper into the host): its code tells the
+   * platform who the shopper is in the host app, which WeChat's SOTER check needs (§2.1).
+   */
+  login?: (options: {
+    success?: (res: { code: string }) => void;
+    fail?: (err: { errMsg?: string }) => void;
+  }) => unknown;
   /** The host's own `wx.getRandomValues` (plugins are not given it): a random source to use. */
   getRandomValues?: (options: {
     length: number;

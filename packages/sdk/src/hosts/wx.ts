@@ -18,7 +18,7 @@ export type WxApi = Pick<
   WechatMiniprogram.Wx,
   'request' | 'scanCode' | 'getStorage' | 'setStorage' | 'removeStorage'
 > &
-  Partial<Pick<WechatMiniprogram.Wx, 'getDeviceInfo'>>;
+  Partial<Pick<WechatMiniprogram.Wx, 'getDeviceInfo' | 'getAccountInfoSync' | 'pluginLogin'>>;
 
 export interface WxHostOptions {
   /** What the host mini-program lends (SOTER functions); biometrics are offered only with it. */
@@ -102,6 +102,36 @@ export function createWxHost(wxApi: WxApi, options: WxHostOptions = {}): Host {
     },
     ...(biometric ? { biometric } : {}),
     ...(options.deviceLabel ? { deviceLabel: options.deviceLabel } : {}),
+    ...(options.bridge && options.bridge.login
+      ? { identity: identityFrom(wxApi, options.bridge.login) }
+      : {}),
+  };
+}
+
+/**
+ * Who the shopper is in the host app (PROTOCOL.md §2.1): the host's AppID as the plugin reads it
+ * (`wx.getAccountInfoSync`, plugins from 2.2.2), a code from the host's `wx.login` it lent, and
+ * one from `wx.pluginLogin` (plugins from 2.20.1) where the base library has it. Undefined when
+ * any of the first two cannot be had: the platform then keeps to the password.
+ */
+function identityFrom(wxApi: WxApi, login: NonNullable<HostBridge['login']>) {
+  return async () => {
+    try {
+      const account = wxApi.getAccountInfoSync && wxApi.getAccountInfoSync();
+      const hostAppId = account && account.miniProgram && account.miniProgram.appId;
+      if (!hostAppId) return undefined;
+      const host = await callWx<{ code: string }>(login, {});
+      const plugin = wxApi.pluginLogin
+        ? await callWx<{ code: string }>(wxApi.pluginLogin, {}).catch(() => undefined)
+        : undefined;
+      return {
+        hostAppId,
+        hostLoginCode: host.code,
+        ...(plugin && plugin.code ? { pluginLoginCode: plugin.code } : {}),
+      };
+    } catch {
+      return undefined;
+    }
   };
 }
 
