@@ -8,6 +8,7 @@ const cardpay = requirePlugin('cardpay');
 
 cardpay.configure({ platformUrl: CARDPAY_DEMO_PLATFORM_URL, merchantId: 'mch_sandbox' });
 cardpay.setHostBridge({
+  login: wx.login,
   getRandomValues: wx.getRandomValues,
   startSoterAuthentication: wx.startSoterAuthentication,
   checkIsSupportSoterAuthentication: wx.checkIsSupportSoterAuthentication,

@@ -311,11 +311,20 @@ describePg('on PostgreSQL', () => {
   soterSuite('SOTER for several merchants’ apps', () => db.url);
 });
 
-it('keeps the sandbox’s own SOTER check in sandbox mode without WeChat credentials', async () => {
+it('keeps the sandbox’s own SOTER check in sandbox mode without WeChat credentials, and needs no identity there', async () => {
   const platform = await startSandboxPlatform();
   try {
     expect(platform.ctx.soter?.needsIdentity).toBe(false);
     expect(platform.ctx.wechat).toBeUndefined();
+    // A plugin that lends login registers the same way: the identity is not needed, nor kept.
+    const client = new PlatformClient({ baseUrl: platform.url, host: createNodeHost() });
+    const r = await client.register({
+      password: { salt: SALT, iterations: 10000, key: '11'.repeat(32) },
+      biometric: { scheme: 'soter' },
+      identity: { hostAppId: SHOP_A.appId, hostLoginCode: 'a-code-nobody-checks' },
+    });
+    expect(r.terminalId).toMatch(/^trm_/);
+    expect((await platform.store.getTerminal(r.terminalId))?.openidSealed).toBeNull();
   } finally {
     await platform.close();
   }
