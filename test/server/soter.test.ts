@@ -329,3 +329,30 @@ it('keeps the sandbox’s own SOTER check in sandbox mode without WeChat credent
     await platform.close();
   }
 });
+
+it('answers 503, not identity_invalid, when the operator configured a wrong secret: the shopper’s code is not at fault', async () => {
+  const wechat = await startWeChatStandIn({ apps: [SHOP_A] });
+  const platform = await startSandboxPlatform({
+    wechatApiUrl: wechat.url,
+    configObject: { wechat: { apps: [{ appId: SHOP_A.appId, secret: 'not-the-secret' }] } },
+  });
+  try {
+    const refused = await new PlatformClient({
+      baseUrl: platform.url,
+      host: createNodeHost(),
+      maxAttempts: 1,
+    })
+      .register({
+        password: { salt: SALT, iterations: 10000, key: '11'.repeat(32) },
+        identity: {
+          hostAppId: SHOP_A.appId,
+          hostLoginCode: wechat.loginCode(SHOP_A.appId, 'ivan'),
+        },
+      })
+      .catch((e: { status: number; code: string }) => e);
+    expect(refused).toMatchObject({ status: 503, code: 'wechat_unavailable' });
+  } finally {
+    await platform.close();
+    await wechat.close();
+  }
+});

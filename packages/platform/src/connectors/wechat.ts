@@ -13,6 +13,7 @@ export const WECHAT_ERRORS = {
   invalidToken: 40001,
   invalidCode: 40029,
   badSecret: 40125,
+  invalidAppId: 40013,
   codeUsed: 40163,
   tokenExpired: 42001,
   rateLimited: 45011,
@@ -232,6 +233,12 @@ export class WeChatApi {
     if (errcode === 0) return body;
     if (errcode === WECHAT_ERRORS.busy || errcode === WECHAT_ERRORS.rateLimited)
       throw new WeChatUnavailable(api, `errcode ${errcode}`);
+    // The app's own credentials refused: the operator's to fix, not the shopper's code.
+    if (errcode === WECHAT_ERRORS.badSecret || errcode === WECHAT_ERRORS.invalidAppId)
+      throw new WeChatUnavailable(
+        api,
+        `errcode ${errcode}: the configured AppID or secret is wrong`,
+      );
     throw new WeChatRefused(api, errcode);
   }
 }

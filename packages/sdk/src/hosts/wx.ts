@@ -119,7 +119,8 @@ function identityFrom(wxApi: WxApi, login: NonNullable<HostBridge['login']>) {
     try {
       const account = wxApi.getAccountInfoSync && wxApi.getAccountInfoSync();
       const hostAppId = account && account.miniProgram && account.miniProgram.appId;
-      if (!hostAppId) return undefined;
+      // DevTools' tourist mode has no AppID WeChat could log a shopper into.
+      if (!hostAppId || !/^wx[0-9a-f]{16}$/.test(hostAppId)) return undefined;
       const host = await callWx<{ code: string }>(login, {});
       const plugin = wxApi.pluginLogin
         ? await callWx<{ code: string }>(wxApi.pluginLogin, {}).catch(() => undefined)
