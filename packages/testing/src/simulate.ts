@@ -58,8 +58,9 @@ export interface WxStandIn {
   shown: { api: string; title: string }[];
   /**
    * Makes this the phone of `shopper` in the host app `appId`, as known to a WeChat stand-in
-   * ({@link startWeChatStandIn}): `wx.getAccountInfoSync` names the app, and the host's
-   * `wx.login` and the plugin's `wx.pluginLogin` give that stand-in's codes.
+   * ({@link startWeChatStandIn}): `wx.getAccountInfoSync` names the app, the host's `wx.login`
+   * and the plugin's `wx.pluginLogin` give that stand-in's codes, and the host's SOTER signs with
+   * the shopper's key there.
    */
   signInAs(wechat: WeChatStandIn, appId: string, shopper: string): void;
 }
@@ -177,6 +178,31 @@ export function installWx(options: { pluginRoot?: string } = {}): WxStandIn & { 
           : who.wechat.pluginCode(who.appId, who.name);
       o.success?.({ code, errMsg: `${api}:ok` });
     };
+  // The host's SOTER, as a signed-in shopper's phone has it: signatures made with that shopper's
+  // key in the app, which the WeChat stand-in verifies. Plugins do not see these (a host lends
+  // them through setHostBridge).
+  wx.checkIsSupportSoterAuthentication = (o: any = {}) =>
+    o.success?.({ supportMode: state.shopper ? ['fingerPrint'] : [] });
+  wx.checkIsSoterEnrolledInDevice = (o: any = {}) =>
+    o.success?.({ isEnrolled: !!state.shopper && o.checkAuthMode === 'fingerPrint' });
+  wx.startSoterAuthentication = (o: any = {}) => {
+    const who = state.shopper;
+    if (!who)
+      return o.fail?.({ errCode: 90001, errMsg: 'startSoterAuthentication:fail not supported' });
+    const resultJSON = JSON.stringify({
+      raw: o.challenge,
+      fid: '1',
+      counter: 1,
+      tee_n: 'TEE',
+      tee_v: '1',
+      uid: '0',
+    });
+    o.success?.({
+      authMode: 'fingerPrint',
+      resultJSON,
+      resultJSONSignature: who.wechat.soterSign(who.appId, who.name, resultJSON),
+    });
+  };
   wx.getRandomValues = (o: any) => {
     const b = randomBytes(o.length);
     o.success?.({ randomValues: b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) });
