@@ -24,6 +24,7 @@ Options:
   --sandbox-slow-ms <n>          how late the sandbox answers for the slow card (default 5000)
   --sandbox-webhook-url <url>    where the sandbox merchant's notifications go (https://, or http:// on loopback)
   --webhook-retry-base-ms <n>    the first retry delay of a notification (default 10000)
+  --statement-timezone <zone>    the IANA time zone of the statements' days (default Asia/Shanghai)
   --wechat-api-url <url>         WeChat's server APIs, for shoppers' identity and SOTER (default
                                  https://api.weixin.qq.com; a stand-in in tests)
   --log-level <level>            pino level: fatal, error, warn, info, debug, silent (default info)
@@ -78,6 +79,7 @@ export function parseArgs(argv: string[]): PlatformOptions & { help?: boolean } 
       '--sandbox-webhook-url',
       '--webhook-retry-base-ms',
       '--wechat-api-url',
+      '--statement-timezone',
     ];
     if (!known.includes(flag)) throw new UsageError(`unknown option ${flag} (see --help)`);
     const value = inline ?? argv[++i];
@@ -136,6 +138,9 @@ export function parseArgs(argv: string[]): PlatformOptions & { help?: boolean } 
         break;
       case '--sandbox-webhook-url':
         out.sandboxWebhookUrl = value;
+        break;
+      case '--statement-timezone':
+        out.statementTimeZone = value;
         break;
       case '--wechat-api-url': {
         let url: URL | undefined;

@@ -21,6 +21,7 @@ import {
   newWebhookSecret,
   webhookUrl,
   sandboxMerchant,
+  statementTimeZone,
   type PlatformConfig,
 } from './infra/config';
 import { loggerOptions } from './infra/log';
@@ -76,6 +77,8 @@ export interface PlatformOptions {
   soter?: SoterVerifier;
   /** WeChat's server APIs (default `https://api.weixin.qq.com`): a stand-in in tests. */
   wechatApiUrl?: string;
+  /** The time zone of the statements' days (default Asia/Shanghai; the config file's wins). */
+  statementTimeZone?: string;
   /** Called with a warning line (the CLI prints it to stderr). */
   warn?: (line: string) => void;
   clock?: () => number;
@@ -307,6 +310,8 @@ async function start(options: PlatformOptions, db: string): Promise<RunningPlatf
   if (options.paymentTimeoutMs !== undefined) config.paymentTimeoutMs = options.paymentTimeoutMs;
   if (options.sessionTtlS !== undefined) config.sessionTtlMs = options.sessionTtlS * 1000;
   if (options.reconcileEveryMs !== undefined) config.reconcileEveryMs = options.reconcileEveryMs;
+  if (options.statementTimeZone !== undefined)
+    config.statementTimeZone = statementTimeZone(options.statementTimeZone, '--statement-timezone');
   // The sandbox merchant exists in sandbox mode, and beside a real payment URL only when its key
   // is given: how further instances join the first one's sandbox (README, several instances).
   let merchantKey: string | undefined =

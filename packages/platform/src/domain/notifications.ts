@@ -44,6 +44,20 @@ export function eventWrite(
 const STEPS = [1, 6, 30, 180, 720, 2160];
 const GIVE_UP_MS = 3 * 24 * 3600 * 1000;
 
+/**
+ * `POST /v1/merchant/events/{id}/redeliver` (PROTOCOL.md §7.3): one more delivery, now, whatever
+ * the event's state; false when the merchant has no webhook to deliver to.
+ */
+export async function redeliver(ctx: Ctx, e: EventRow): Promise<boolean> {
+  if (!ctx.config.merchants.find((m) => m.id === e.merchantId)?.webhook) return false;
+  await ctx.store.commit([
+    { kind: 'updateEvent', id: e.id, patch: { delivery: 'pending', nextAttemptAt: ctx.now() } },
+  ]);
+  // Soon rather than at the next pass: the merchant is watching.
+  void ctx.notifier.tick().catch(() => undefined);
+  return true;
+}
+
 export class Notifier extends Background {
   protected async pass(): Promise<void> {
     const { store, config } = this.ctx;
@@ -61,7 +75,8 @@ export class Notifier extends Background {
       return;
     }
     const t = Math.floor(this.ctx.now() / 1000);
-    const status = await post(
+    const started = Date.now();
+    const { status, error } = await post(
       hook.url,
       e.body,
       signWebhook(hook.secret, e.body, t),
@@ -69,8 +84,20 @@ export class Notifier extends Background {
       config.allowPrivateWebhooks,
     );
     const attempts = e.attempts + 1;
+    // Each attempt is kept for the merchant to see (`GET /v1/merchant/events/{id}`).
+    const delivery: Write = {
+      kind: 'insertDelivery',
+      row: {
+        eventId: e.id,
+        at: this.ctx.now(),
+        status: status || null,
+        error: status ? null : error,
+        ms: Date.now() - started,
+      },
+    };
     if (status >= 200 && status < 300) {
       await store.commit([
+        delivery,
         {
           kind: 'updateEvent',
           id: e.id,
@@ -86,6 +113,7 @@ export class Notifier extends Background {
         'notification given up after three days of retries',
       );
       await store.commit([
+        delivery,
         {
           kind: 'updateEvent',
           id: e.id,
@@ -96,6 +124,7 @@ export class Notifier extends Background {
     }
     const wait = config.webhookRetryBaseMs * STEPS[Math.min(e.attempts, STEPS.length - 1)];
     await store.commit([
+      delivery,
       { kind: 'updateEvent', id: e.id, patch: { attempts, nextAttemptAt: now + wait } },
     ]);
   }
@@ -120,20 +149,20 @@ const publicOnly: LookupFunction = (hostname, options, callback) => {
   });
 };
 
-/** POSTs the event; the status, or 0 when no answer came in time. */
+/** POSTs the event: the status, or 0 and why no answer came (in words, never a secret). */
 function post(
   url: string,
   body: string,
   signature: string,
   timeoutMs: number,
   allowPrivate: boolean,
-): Promise<number> {
+): Promise<{ status: number; error: string }> {
   return new Promise((resolve) => {
     let u: URL;
     try {
       u = new URL(url);
     } catch {
-      return resolve(0);
+      return resolve({ status: 0, error: 'the webhook URL is not a URL' });
     }
     const send = u.protocol === 'https:' ? httpsRequest : httpRequest;
     const req = send(
@@ -152,14 +181,17 @@ function post(
         res.resume();
         res.on('end', () => {
           clearTimeout(timer);
-          resolve(res.statusCode ?? 0);
+          resolve({ status: res.statusCode ?? 0, error: '' });
         });
       },
     );
     const timer = setTimeout(() => req.destroy(new Error('timed out')), timeoutMs);
-    req.on('error', () => {
+    req.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      resolve(0);
+      resolve({
+        status: 0,
+        error: e.message === 'timed out' ? 'no answer in time' : (e.code ?? 'no answer').toLowerCase(),
+      });
     });
     req.end(body);
   });

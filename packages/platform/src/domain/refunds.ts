@@ -168,7 +168,7 @@ export async function settleRefund(
         kind: 'updateRefund',
         id,
         version: r.version,
-        patch: { status: 'succeeded', nextCheckAt: null },
+        patch: { status: 'succeeded', nextCheckAt: null, decidedAt: ctx.now() },
       },
       { kind: 'updateOrder', orderRef: r.orderRef, patch: { status: orderStatus } },
       // A refunded purchase earns no discount.
@@ -181,7 +181,12 @@ export async function settleRefund(
         kind: 'updateRefund',
         id,
         version: r.version,
-        patch: { status: 'failed', failureCode: outcome.failureCode, nextCheckAt: null },
+        patch: {
+          status: 'failed',
+          failureCode: outcome.failureCode,
+          nextCheckAt: null,
+          decidedAt: ctx.now(),
+        },
       },
       { kind: 'releaseRefund', orderRef: r.orderRef, amount: r.amount },
     );

@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { CARD_BRANDS, type AuthMethod, type CardBrand, validate, type Schema } from 'cardpay';
 import { randomHex, sha256 } from './secrets';
 import { DEFAULT_CARD_RANGES, type CardRange } from '../domain/card-ranges';
+import { isTimeZone } from '../domain/statements';
 
 /** How a merchant wants its shoppers to authenticate. */
 export interface AuthPolicy {
@@ -79,6 +80,8 @@ export interface PlatformConfig {
    * shoppers' openids and SOTER checks, and the plugin's, for openpids. Absent: no WeChat identity.
    */
   wechat?: WeChatConfig;
+  /** The IANA time zone whose days the statements cover (PROTOCOL.md §7.4). */
+  statementTimeZone: string;
 }
 
 export interface WeChatCredentials {
@@ -134,6 +137,7 @@ export function defaultConfig(): PlatformConfig {
     },
     allowPrivateWebhooks: false,
     cardRanges: DEFAULT_CARD_RANGES,
+    statementTimeZone: 'Asia/Shanghai',
     sessionRetentionMs: 30 * 24 * 3600 * 1000,
     webhookRetryBaseMs: 10000,
     webhookTimeoutMs: 10000,
@@ -240,6 +244,7 @@ const fileSchema: Schema = {
       },
     },
     allowPrivateWebhooks: { type: 'boolean' },
+    statementTimeZone: { type: 'string', minLength: 1, maxLength: 64 },
     wechat: {
       type: 'object',
       additionalProperties: false,
@@ -309,6 +314,7 @@ export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config
     throttle?: Partial<Throttle>;
     allowPrivateWebhooks?: boolean;
     cardRanges?: CardRange[];
+    statementTimeZone?: string;
     wechat?: {
       apps: { appId: string; secret: string | { env: string } }[];
       plugin?: { appId: string; secret: string | { env: string } };
@@ -378,6 +384,7 @@ export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config
     allowPrivateWebhooks,
     cardRanges: c.cardRanges ?? base.cardRanges,
     wechat: c.wechat ? wechatConfig(c.wechat, source) : base.wechat,
+    statementTimeZone: statementTimeZone(c.statementTimeZone ?? base.statementTimeZone, source),
     reconcileEveryMs: c.reconcile?.everyMs ?? base.reconcileEveryMs,
     neverReceivedAfterMs: c.reconcile?.neverReceivedAfterMs ?? base.neverReceivedAfterMs,
     sessionRetentionMs: c.sessionRetentionDays
@@ -562,4 +569,13 @@ function wechatConfig(
       ? { plugin: { appId: raw.plugin.appId, secret: secret(raw.plugin.secret, 'wechat.plugin') } }
       : {}),
   };
+}
+
+/** A time zone the runtime knows, or the start stops naming it. */
+export function statementTimeZone(zone: string, source: string): string {
+  if (!isTimeZone(zone))
+    throw new ConfigError(
+      `invalid ${source}: statementTimeZone must be an IANA time zone such as "Asia/Shanghai", got "${zone}"`,
+    );
+  return zone;
 }

@@ -3,6 +3,8 @@ import {
   HISTORY_BY_CURRENCY,
   cardChecksTable,
   SAME_SHOPPER,
+  STATEMENT_PAGE,
+  deliveriesAndStatements,
   TERMINAL_IDENTITY,
   HISTORY_FROM_PAYMENTS,
   orderQuerySql,
@@ -18,6 +20,8 @@ import {
   type OrderQuery,
   type RefundRow,
   type EventRow,
+  type DeliveryRow,
+  type StatementRow,
   type PaymentRow,
   type SessionRow,
   type Store,
@@ -102,6 +106,8 @@ const MIGRATIONS: string[] = [
   `${cardChecksTable('BIGINT')};`,
   // 10: who the shopper is in WeChat (see the SQLite store's 12).
   `${TERMINAL_IDENTITY};`,
+  // 11: delivery attempts and refunds' decision times (see the SQLite store's 13).
+  `${deliveriesAndStatements('BIGINT', '(EXTRACT(EPOCH FROM created_at::timestamptz) * 1000)::bigint')};`,
 ];
 
 /** One number for the advisory lock that serialises migrations across instances. */
@@ -580,6 +586,30 @@ export class PostgresStore implements Store {
       )[0],
     );
   }
+  async listDeliveries(eventId: string, limit: number) {
+    const rows = await this.q(
+      'SELECT * FROM event_deliveries WHERE event_id = $1 ORDER BY at DESC, ctid DESC LIMIT $2',
+      [eventId, limit],
+    );
+    return rows.map((r) => toRow<DeliveryRow>(r)!);
+  }
+  async statementPage(
+    merchantId: string,
+    from: number,
+    to: number,
+    after: { at: number; id: string } | undefined,
+    limit: number,
+  ) {
+    const rows = await this.q(STATEMENT_PAGE, [
+      merchantId,
+      from,
+      to,
+      after?.at ?? -1,
+      after?.id ?? '',
+      limit,
+    ]);
+    return rows.map((r) => toRow<StatementRow>(r)!);
+  }
   async claimDueEvents(now: number, leaseMs: number, limit: number) {
     const rows = await this.q(
       `UPDATE events SET next_attempt_at = $1 WHERE seq IN (
@@ -777,6 +807,9 @@ export class PostgresStore implements Store {
         );
         return r.n < w.limit;
       }
+      case 'insertDelivery':
+        await this.insert('event_deliveries', { ...w.row }, c);
+        return true;
       case 'bindCard':
         await this.count(
           `INSERT INTO card_bindings (terminal_id, card_hash, created_at) VALUES ($1, $2, $3)
@@ -828,6 +861,7 @@ export class PostgresStore implements Store {
     await this.q('DELETE FROM idempotency WHERE expires_at <= $1', [now]);
     await this.q('DELETE FROM rate_limits WHERE window_start < $1', [now - 3600000]);
     await this.q('DELETE FROM card_checks WHERE created_at < $1', [now - 2 * 86400000]);
+    await this.q('DELETE FROM event_deliveries WHERE at < $1', [now - 30 * 86400000]);
     await this.q(
       `DELETE FROM sessions WHERE payment_id IS NULL AND state IN ('expired', 'cancelled', 'failed')
          AND expires_at < $1`,

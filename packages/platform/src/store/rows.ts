@@ -144,3 +144,31 @@ export const TERMINAL_IDENTITY = `ALTER TABLE terminals ADD COLUMN host_app_id T
 export const SAME_SHOPPER = (t: string) =>
   `(SELECT id FROM terminals WHERE id = ${t} OR (openpid_hash IS NOT NULL AND
      openpid_hash = (SELECT openpid_hash FROM terminals WHERE id = ${t})))`;
+
+/** Delivery attempts of events, and when a refund was decided (PROTOCOL.md §7.3, §7.4). */
+export const deliveriesAndStatements = (time: 'INTEGER' | 'BIGINT', msOfIso: string) =>
+  `CREATE TABLE event_deliveries (event_id TEXT NOT NULL, at ${time} NOT NULL, status INTEGER,
+     error TEXT, ms INTEGER NOT NULL);
+   CREATE INDEX event_deliveries_event ON event_deliveries (event_id, at);
+   ALTER TABLE refunds ADD COLUMN decided_at ${time};
+   UPDATE refunds SET decided_at = ${msOfIso} WHERE status <> 'pending';
+   CREATE INDEX payments_statement ON payments (merchant_id, decided_at);
+   CREATE INDEX refunds_statement ON refunds (merchant_id, decided_at)`;
+
+/** A statement page's query; `$n` placeholders (SQLite's are rewritten by the caller). */
+export const STATEMENT_PAGE = `SELECT * FROM (
+    SELECT 'payment' AS type, p.decided_at AS at, p.id AS id, p.order_ref AS order_ref,
+      o.merchant_order_id AS merchant_order_id, p.id AS payment_id, NULL AS refund_id,
+      p.currency AS currency, p.amount AS amount, p.amount_off AS discount, p.charged AS charged,
+      p.card_brand AS card_brand, p.card_last4 AS card_last4, p.status AS status
+    FROM payments p LEFT JOIN merchant_orders o ON o.order_ref = p.order_ref
+    WHERE p.merchant_id = $1 AND p.decided_at >= $2 AND p.decided_at < $3 AND p.status <> 'pending'
+    UNION ALL
+    SELECT 'refund', r.decided_at, r.id, r.order_ref, o.merchant_order_id, r.payment_id, r.id,
+      r.currency, -r.amount, 0, -r.amount, p.card_brand, p.card_last4, r.status
+    FROM refunds r JOIN payments p ON p.id = r.payment_id
+      LEFT JOIN merchant_orders o ON o.order_ref = r.order_ref
+    WHERE r.merchant_id = $1 AND r.decided_at >= $2 AND r.decided_at < $3 AND r.status <> 'pending'
+  ) AS lines
+  WHERE at > $4 OR (at = $4 AND id > $5)
+  ORDER BY at, id LIMIT $6`;

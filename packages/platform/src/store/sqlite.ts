@@ -4,6 +4,9 @@ import {
   HISTORY_BY_CURRENCY,
   cardChecksTable,
   SAME_SHOPPER,
+  toRow,
+  STATEMENT_PAGE,
+  deliveriesAndStatements,
   TERMINAL_IDENTITY,
   HISTORY_FROM_PAYMENTS,
   columnName,
@@ -20,6 +23,8 @@ import {
   type OrderQuery,
   type RefundRow,
   type EventRow,
+  type DeliveryRow,
+  type StatementRow,
   type PaymentRow,
   type SessionRow,
   type Store,
@@ -117,6 +122,8 @@ const MIGRATIONS: string[] = [
   `${cardChecksTable('INTEGER')};`,
   // 12: who the shopper is in WeChat (PROTOCOL.md §2.1).
   `${TERMINAL_IDENTITY};`,
+  // 13: delivery attempts of events, and when each refund was decided (statements).
+  `${deliveriesAndStatements('INTEGER', "CAST(ROUND((julianday(created_at) - 2440587.5) * 86400000) AS INTEGER)")};`,
 ];
 
 /** The embedded default: better-sqlite3 (v12) in WAL mode, a file or `:memory:`. */
@@ -588,6 +595,33 @@ export class SqliteStore implements Store {
   async getEvent(id: string) {
     return this.row<EventRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE id = ?`, id);
   }
+  async listDeliveries(eventId: string, limit: number) {
+    return this.rows<DeliveryRow>(
+      'SELECT * FROM event_deliveries WHERE event_id = ? ORDER BY at DESC, rowid DESC LIMIT ?',
+      eventId,
+      limit,
+    );
+  }
+  async statementPage(
+    merchantId: string,
+    from: number,
+    to: number,
+    after: { at: number; id: string } | undefined,
+    limit: number,
+  ) {
+    const names = ['m', 'from', 'to', 'at', 'id', 'limit'];
+    const sql = STATEMENT_PAGE.replace(/\$(\d)/g, (_, n: string) => `@${names[Number(n) - 1]}`);
+    return (
+      this.stmt(sql).all({
+        m: merchantId,
+        from,
+        to,
+        at: after?.at ?? -1,
+        id: after?.id ?? '',
+        limit,
+      }) as Record<string, unknown>[]
+    ).map((r) => toRow<StatementRow>(r)!);
+  }
   claimDueEvents(now: number, leaseMs: number, limit: number) {
     return this.write(() =>
       this.rows<EventRow>(
@@ -715,6 +749,9 @@ export class SqliteStore implements Store {
         case 'updateEvent':
           this.update('events', 'id', w.id, w.patch);
           break;
+        case 'insertDelivery':
+          this.insert('event_deliveries', { ...w.row });
+          break;
         case 'updateRefund':
           ok = this.update('refunds', 'id', w.id, w.patch, w.version);
           break;
@@ -758,6 +795,7 @@ export class SqliteStore implements Store {
     this.stmt('DELETE FROM idempotency WHERE expires_at <= ?').run(now);
     this.stmt('DELETE FROM rate_limits WHERE window_start < ?').run(now - 3600000);
     this.stmt('DELETE FROM card_checks WHERE created_at < ?').run(now - 2 * 86400000);
+    this.stmt('DELETE FROM event_deliveries WHERE at < ?').run(now - 30 * 86400000);
     this.stmt(
       `DELETE FROM sessions WHERE payment_id IS NULL AND state IN ('expired', 'cancelled', 'failed')
          AND expires_at < ?`,

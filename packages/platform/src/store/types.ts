@@ -99,6 +99,35 @@ export interface PaymentRow {
   version: number;
 }
 
+/** One line of a statement (PROTOCOL.md §7.4): a decided payment or a decided refund. */
+export interface StatementRow {
+  type: 'payment' | 'refund';
+  /** When it was decided (ms). */
+  at: number;
+  id: string;
+  orderRef: string | null;
+  merchantOrderId: string | null;
+  paymentId: string;
+  refundId: string | null;
+  currency: string;
+  amount: number;
+  discount: number;
+  charged: number;
+  cardBrand: string | null;
+  cardLast4: string | null;
+  status: string;
+}
+
+/** One delivery attempt of an event (PROTOCOL.md §7.3). */
+export interface DeliveryRow {
+  eventId: string;
+  at: number;
+  /** The receiver's HTTP status, or null when none came. */
+  status: number | null;
+  error: string | null;
+  ms: number;
+}
+
 export interface MerchantOrderRow {
   orderRef: string;
   merchantId: string;
@@ -132,6 +161,8 @@ export interface RefundRow {
   createdAt: string;
   /** When the reconciler should next ask the payment platform (pending only). */
   nextCheckAt: number | null;
+  /** When its outcome was decided (ms): a statement's order (PROTOCOL.md §7.4). */
+  decidedAt?: number | null;
   checks: number;
   version: number;
 }
@@ -227,6 +258,7 @@ export type Write =
   | { kind: 'insertRefund'; row: RefundRow }
   | { kind: 'insertEvent'; row: EventRow }
   | { kind: 'updateEvent'; id: string; patch: Partial<EventRow> }
+  | { kind: 'insertDelivery'; row: DeliveryRow }
   | { kind: 'updateRefund'; id: string; version: number; patch: Partial<RefundRow> };
 
 export interface LegacyIdempotency {
@@ -352,6 +384,19 @@ export interface Store {
   /** A merchant's events in the order they were made, after the event `after` (an id). */
   listEvents(merchantId: string, after: string | undefined, limit: number): Promise<EventRow[]>;
   getEvent(id: string): Promise<EventRow | undefined>;
+  /** An event's last `limit` delivery attempts, newest first. */
+  listDeliveries(eventId: string, limit: number): Promise<DeliveryRow[]>;
+  /**
+   * A merchant's decided payments and refunds with `from <= at < to`, in decision order, after
+   * the line `after` (its time and id), at most `limit`: a statement is read page by page.
+   */
+  statementPage(
+    merchantId: string,
+    from: number,
+    to: number,
+    after: { at: number; id: string } | undefined,
+    limit: number,
+  ): Promise<StatementRow[]>;
   /** Events due a delivery attempt, each leased to the caller until `now + leaseMs`. */
   claimDueEvents(now: number, leaseMs: number, limit: number): Promise<EventRow[]>;
   /** A payment's refunds, oldest first. */

@@ -12,6 +12,9 @@ import { ApiError, invalid } from '../../infra/errors';
 import { hexEqual, newId, sha256 } from '../../infra/secrets';
 import { actOn, sealReply } from '../idempotency';
 import { createRefund, orderView, viewRefund } from '../../domain/refunds';
+import { redeliver } from '../../domain/notifications';
+import { dayBounds, statementLines } from '../../domain/statements';
+import { Readable } from 'node:stream';
 
 /** Bearer authentication: the key's SHA-256 is compared, in constant time, with each merchant's. */
 function merchantOf(ctx: Ctx, req: FastifyRequest): MerchantConfig {
@@ -166,6 +169,56 @@ export async function merchantRoutes(app: FastifyInstance, ctx: Ctx): Promise<vo
       events: page.map((e) => JSON.parse(e.body) as unknown),
       nextCursor: rows.length > limit ? page[page.length - 1].id : null,
     };
+  });
+
+  /** The merchant's own event, or 404 (another merchant's is as unknown as none). */
+  const eventOf = async (req: FastifyRequest) => {
+    const merchant = merchantOf(ctx, req);
+    const id = (req.params as { id: string }).id;
+    const e = /^evt_[A-Za-z0-9_]{1,60}$/.test(id) ? await ctx.store.getEvent(id) : undefined;
+    if (!e || e.merchantId !== merchant.id)
+      throw new ApiError(404, 'not_found', `no event ${id} for this merchant`);
+    return e;
+  };
+
+  // An event with its last 20 delivery attempts (PROTOCOL.md §7.3).
+  app.get('/v1/merchant/events/:id', async (req) => {
+    const e = await eventOf(req);
+    const deliveries = await ctx.store.listDeliveries(e.id, 20);
+    return {
+      ...(JSON.parse(e.body) as object),
+      delivery: e.delivery,
+      deliveries: deliveries.map((d) => ({
+        at: new Date(d.at).toISOString(),
+        status: d.status,
+        ...(d.error ? { error: d.error } : {}),
+        ms: d.ms,
+      })),
+    };
+  });
+
+  // One more delivery of an event, now (§7.3).
+  app.post('/v1/merchant/events/:id/redeliver', async (req, reply) => {
+    const e = await eventOf(req);
+    if (!(await redeliver(ctx, e)))
+      throw new ApiError(
+        409,
+        'invalid_state',
+        'this merchant has no webhook to deliver to; its events are listed at GET /v1/merchant/events',
+      );
+    return reply.code(202).send({ id: e.id, delivery: 'pending' });
+  });
+
+  // The day's statement as CSV, streamed (§7.4).
+  app.get('/v1/merchant/statements/:day', async (req, reply) => {
+    const merchant = merchantOf(ctx, req);
+    const day = (req.params as { day: string }).day.replace(/\.csv$/, '');
+    const bounds = dayBounds(day, ctx.config.statementTimeZone);
+    if (!bounds) throw invalid('the statement date must be a day as YYYY-MM-DD, e.g. 2026-12-05');
+    return reply
+      .header('content-type', 'text/csv; charset=utf-8')
+      .header('content-disposition', `attachment; filename="cardpay-${merchant.id}-${day}.csv"`)
+      .send(Readable.from(statementLines(ctx, merchant.id, bounds)));
   });
 
   app.get('/v1/merchant/orders', async (req) => {
