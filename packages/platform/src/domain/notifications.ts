@@ -190,7 +190,8 @@ function post(
       clearTimeout(timer);
       resolve({
         status: 0,
-        error: e.message === 'timed out' ? 'no answer in time' : (e.code ?? 'no answer').toLowerCase(),
+        error:
+          e.message === 'timed out' ? 'no answer in time' : (e.code ?? 'no answer').toLowerCase(),
       });
     });
     req.end(body);

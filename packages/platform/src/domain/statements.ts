@@ -45,7 +45,14 @@ function offsetAt(zone: string, instant: number): number {
   const parts: Record<string, number> = {};
   for (const p of format(zone).formatToParts(new Date(instant)))
     if (p.type !== 'literal') parts[p.type] = Number(p.value);
-  const wall = Date.UTC(parts.year, parts.month - 1, parts.day, parts.hour, parts.minute, parts.second);
+  const wall = Date.UTC(
+    parts.year,
+    parts.month - 1,
+    parts.day,
+    parts.hour,
+    parts.minute,
+    parts.second,
+  );
   return wall - Math.floor(instant / 1000) * 1000;
 }
 
@@ -151,5 +158,19 @@ export async function* statementLines(
     after = { at: last.at, id: last.id };
   }
   for (const [currency, t] of [...totals.entries()].sort(([a], [b]) => a.localeCompare(b)))
-    yield line(['', 'total', null, null, null, null, currency, t.amount, t.discount, t.charged, null, null, null]);
+    yield line([
+      '',
+      'total',
+      null,
+      null,
+      null,
+      null,
+      currency,
+      t.amount,
+      t.discount,
+      t.charged,
+      null,
+      null,
+      null,
+    ]);
 }

@@ -123,7 +123,7 @@ const MIGRATIONS: string[] = [
   // 12: who the shopper is in WeChat (PROTOCOL.md §2.1).
   `${TERMINAL_IDENTITY};`,
   // 13: delivery attempts of events, and when each refund was decided (statements).
-  `${deliveriesAndStatements('INTEGER', "CAST(ROUND((julianday(created_at) - 2440587.5) * 86400000) AS INTEGER)")};`,
+  `${deliveriesAndStatements('INTEGER', 'CAST(ROUND((julianday(created_at) - 2440587.5) * 86400000) AS INTEGER)')};`,
 ];
 
 /** The embedded default: better-sqlite3 (v12) in WAL mode, a file or `:memory:`. */
