@@ -110,6 +110,7 @@ function suite(name: string, db: () => string | undefined) {
       const paid = (await pay(t, '4242424242424242', 5680, undefined, order.orderRef)) as {
         payment: { paymentId: string; charged: number };
       };
+      now = Date.parse('2026-12-03T16:00:02.000Z');
       await pay(t, '4000000000000002', 700); // declined: listed, moves nothing
       now = Date.parse('2026-12-04T10:00:00.000Z');
       const refund = await merchant(
@@ -295,4 +296,30 @@ describePg('on PostgreSQL', () => {
   });
   afterAll(() => db?.drop());
   suite('statements and deliveries', () => db.url);
+});
+
+describe('the statement day', () => {
+  const { dayBounds, zonedTime } =
+    require('../../packages/platform/src/domain/statements') as typeof import('../../packages/platform/src/domain/statements');
+
+  it('runs from midnight to midnight in the zone, 23 or 25 hours across a daylight-saving change', () => {
+    expect(dayBounds('2026-12-04', 'Asia/Shanghai')).toEqual({
+      from: Date.parse('2026-12-03T16:00:00.000Z'),
+      to: Date.parse('2026-12-04T16:00:00.000Z'),
+    });
+    const spring = dayBounds('2026-03-08', 'America/New_York')!;
+    expect((spring.to - spring.from) / 3600000).toBe(23);
+    const autumn = dayBounds('2026-11-01', 'America/New_York')!;
+    expect((autumn.to - autumn.from) / 3600000).toBe(25);
+    expect(dayBounds('2026-02-29', 'Asia/Shanghai')).toBeUndefined();
+  });
+
+  it('writes times with the zone’s offset', () => {
+    expect(zonedTime(Date.parse('2026-12-03T16:00:01.000Z'), 'Asia/Shanghai')).toBe(
+      '2026-12-04T00:00:01.000+08:00',
+    );
+    expect(zonedTime(Date.parse('2026-07-01T12:00:00.000Z'), 'America/New_York')).toBe(
+      '2026-07-01T08:00:00.000-04:00',
+    );
+  });
 });

@@ -40,8 +40,26 @@ function format(zone: string): Intl.DateTimeFormat {
   return f;
 }
 
-/** How far `zone`'s wall clock is ahead of UTC at `instant`, in ms. */
+const offsets = new Map<string, number>();
+const HOUR = 3600000;
+
+/**
+ * How far `zone`'s wall clock is ahead of UTC at `instant`, in ms. Zones change their offset on
+ * the hour (or half-hour) at most: kept per quarter-hour, so a statement of a hundred thousand
+ * lines asks Intl a few times instead of once a line.
+ */
 function offsetAt(zone: string, instant: number): number {
+  const key = `${zone}\n${Math.floor(instant / (HOUR / 4))}`;
+  let offset = offsets.get(key);
+  if (offset === undefined) {
+    if (offsets.size > 10000) offsets.clear();
+    offset = exactOffsetAt(zone, Math.floor(instant / (HOUR / 4)) * (HOUR / 4));
+    offsets.set(key, offset);
+  }
+  return offset;
+}
+
+function exactOffsetAt(zone: string, instant: number): number {
   const parts: Record<string, number> = {};
   for (const p of format(zone).formatToParts(new Date(instant)))
     if (p.type !== 'literal') parts[p.type] = Number(p.value);
