@@ -33,6 +33,7 @@ it('makes the order, refunds part of it once paid, and lists the day’s orders 
   const { orderRef } = (await made.json()) as { orderRef: string };
   const paid = await pay(await terminal(platform), '4242424242424242', 1999, undefined, orderRef);
   expect(paid).toMatchObject({ state: 'succeeded' });
+  if (!('payment' in paid)) throw new Error('not paid');
 
   const script = block
     .replace('sk_sandbox_…', platform.merchantKey)
@@ -45,11 +46,20 @@ it('makes the order, refunds part of it once paid, and lists the day’s orders 
     '-c',
     `set -e\ncurl() { command curl "$@"; echo; }\n${script}`,
   ]);
-  const answers = out
-    .trim()
-    .split('\n')
-    .map((l: string) => JSON.parse(l));
+  // Four JSON answers, then the statement's CSV.
+  const lines = out.trim().split('\n');
+  const csvAt = lines.findIndex((l: string) => l.startsWith('time,type,'));
+  const answers = lines.slice(0, csvAt).map((l: string) => JSON.parse(l));
   expect(answers).toHaveLength(4);
+  const statement = lines.slice(csvAt).map((l: string) => l.replace(/\r$/, '').split(','));
+  expect(
+    statement.some((r: string[]) => r[1] === 'payment' && r[4] === paid.payment.paymentId),
+  ).toBe(true);
+  expect(
+    statement[statement.length - 1]
+      .slice(1, 2)
+      .concat(statement[statement.length - 1].slice(6, 10)),
+  ).toEqual(['total', 'CNY', '1499', '0', '1499']);
   expect(answers[0]).toMatchObject({ orderRef, merchantOrderId: 'cart-1042', status: 'paid' });
   expect(answers[1]).toMatchObject({
     orderRef,
