@@ -36,7 +36,12 @@ beforeAll(async () => {
   shimPluginGlobals();
   wechat = await startWeChatStandIn({ apps: [SHOP], plugin: PLUGIN });
   const config = join(mkdtempSync(join(tmpdir(), 'cardpay-identity-')), 'config.json');
-  writeFileSync(config, JSON.stringify({ wechat: { apps: [SHOP], plugin: PLUGIN } }));
+  writeFileSync(
+    config,
+    JSON.stringify({
+      wechat: { apps: [SHOP], pluginAppId: PLUGIN.appId, pluginSecret: PLUGIN.secret },
+    }),
+  );
   platform = await spawnSandboxPlatform(['--config', config, '--wechat-api-url', wechat.url]);
   checkoutId = loadCheckout();
 });

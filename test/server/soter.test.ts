@@ -148,7 +148,8 @@ function soterSuite(name: string, db: () => string | undefined) {
           // One secret in the file, one named in the environment, as the operator guide shows.
           wechat: {
             apps: [SHOP_A, { appId: SHOP_B.appId, secret: { env: 'CARDPAY_TEST_SHOP_B_SECRET' } }],
-            plugin: PLUGIN,
+            pluginAppId: PLUGIN.appId,
+            pluginSecret: PLUGIN.secret,
           },
         },
       });

@@ -248,9 +248,11 @@ const fileSchema: Schema = {
     wechat: {
       type: 'object',
       additionalProperties: false,
+      // INTERFACES.md §1: the plugin's own credentials beside each host app's.
       properties: {
         apps: { type: 'array', minItems: 1, maxItems: 10000, items: credentialsSchema },
-        plugin: credentialsSchema,
+        pluginAppId: { type: 'string', pattern: '^wx[0-9a-f]{16}$' },
+        pluginSecret: secretSchema,
       },
       required: ['apps'],
     },
@@ -317,7 +319,8 @@ export function applyConfig(raw: unknown, base: PlatformConfig, source = 'config
     statementTimeZone?: string;
     wechat?: {
       apps: { appId: string; secret: string | { env: string } }[];
-      plugin?: { appId: string; secret: string | { env: string } };
+      pluginAppId?: string;
+      pluginSecret?: string | { env: string };
     };
     sessionRetentionDays?: number;
     reconcile?: { everyMs?: number; neverReceivedAfterMs?: number };
@@ -531,7 +534,8 @@ export function newWebhookSecret(): string {
 function wechatConfig(
   raw: {
     apps: { appId: string; secret: string | { env: string } }[];
-    plugin?: { appId: string; secret: string | { env: string } };
+    pluginAppId?: string;
+    pluginSecret?: string | { env: string };
   },
   source: string,
 ): WeChatConfig {
@@ -563,10 +567,19 @@ function wechatConfig(
     seen.add(a.appId);
     return { appId: a.appId, secret: secret(a.secret, `wechat.apps[${i}]`) };
   });
+  if ((raw.pluginAppId === undefined) !== (raw.pluginSecret === undefined))
+    throw new ConfigError(
+      `invalid ${source}: wechat.pluginAppId and wechat.pluginSecret go together (the plugin's own credentials, for openpids)`,
+    );
   return {
     apps,
-    ...(raw.plugin
-      ? { plugin: { appId: raw.plugin.appId, secret: secret(raw.plugin.secret, 'wechat.plugin') } }
+    ...(raw.pluginAppId
+      ? {
+          plugin: {
+            appId: raw.pluginAppId,
+            secret: secret(raw.pluginSecret, 'wechat.plugin'),
+          },
+        }
       : {}),
   };
 }
