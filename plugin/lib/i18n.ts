@@ -96,7 +96,7 @@ const BRANDS = {
 /** Biometrics that cannot be checked now (no identity in WeChat, WeChat unreachable). */
 const BIOMETRICS_LATER: Texts = [
   '暂时无法使用指纹或面容，请使用支付密码',
-  'Biometrics cannot be used now; please use your password',
+  'Biometrics cannot be used now; use your password',
 ];
 
 /** Error words: by `code`, refined by `reason`/`detected`/`declineCode` where those say more. */
@@ -131,10 +131,7 @@ const ERRORS: Record<string, Texts> = {
     '商户暂不支持此卡，请换一张卡',
     'The shop does not take this card; please use another',
   ],
-  amount_mismatch: [
-    '订单金额已变化，请返回重新下单',
-    'The order amount changed; please go back and order again',
-  ],
+  amount_mismatch: ['订单金额已变化，请返回重新下单', 'The amount changed; please order again'],
   order_already_paid: [
     '该订单已支付，本次未扣款',
     'This order is already paid; nothing was charged',
@@ -144,10 +141,7 @@ const ERRORS: Record<string, Texts> = {
     'Another payment for this order is being confirmed; try again shortly',
   ],
   scan_cancelled: ['已取消扫码', 'Scanning cancelled'],
-  scan_denied: [
-    '无法使用相机，请手动输入卡号',
-    'The camera is not available; type the card number instead',
-  ],
+  scan_denied: ['无法使用相机，请手动输入卡号', 'No camera; type the card number instead'],
   scan_failed: [
     '扫码失败，请重试或手动输入卡号',
     'Scanning failed; try again or type the card number',
@@ -197,11 +191,11 @@ const ERRORS: Record<string, Texts> = {
   biometric_unavailable: ['此设备不能使用生物识别', 'Biometrics are not available on this device'],
   cvv_format: [
     '安全码为卡背面的3或4位数字',
-    'The security code is the 3 or 4 digits on the back of the card',
+    'The security code is the 3 or 4 digits on the card’s back',
   ],
   'payment_declined/insufficient_funds': [
     '余额不足，请换一张卡',
-    'Insufficient funds; please use another card',
+    'Insufficient funds; use another card',
   ],
   'payment_declined/incorrect_cvc': ['安全码错误', 'Wrong security code'],
   payment_declined: [
@@ -210,7 +204,7 @@ const ERRORS: Record<string, Texts> = {
   ],
   payment_unavailable: [
     '银行暂时无法处理，请稍后重试',
-    'The bank cannot take payments right now; please try later',
+    'The bank cannot take payments now; try later',
   ],
   session_expired: ['支付已超时，请重新开始', 'The payment timed out; please start again'],
   merchant_unknown: [
@@ -219,7 +213,7 @@ const ERRORS: Record<string, Texts> = {
   ],
   config_invalid: [
     '支付组件配置有误，请联系商家',
-    'The payment component is misconfigured; please contact the shop',
+    'The payment is misconfigured; please contact the shop',
   ],
   rate_limited: ['操作太频繁，请稍后再试', 'Too many attempts; please wait a moment'],
   // WeChat could not check the signature now: the same words; the password still works.

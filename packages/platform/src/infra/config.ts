@@ -3,7 +3,6 @@ import { isIP } from 'node:net';
 import { CARD_BRANDS, type AuthMethod, type CardBrand, validate, type Schema } from 'cardpay';
 import { randomHex, sha256 } from './secrets';
 import { DEFAULT_CARD_RANGES, type CardRange } from '../domain/card-ranges';
-import { isTimeZone } from '../domain/statements';
 
 /** How a merchant wants its shoppers to authenticate. */
 export interface AuthPolicy {
@@ -591,4 +590,14 @@ export function statementTimeZone(zone: string, source: string): string {
       `invalid ${source}: statementTimeZone must be an IANA time zone such as "Asia/Shanghai", got "${zone}"`,
     );
   return zone;
+}
+
+/** Whether `zone` is an IANA time zone this runtime knows. */
+export function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
 }

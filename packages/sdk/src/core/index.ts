@@ -20,6 +20,8 @@ export type {
 export { readCard, detectBrand } from './card/brand';
 export type { CardRead, CardReadResult } from './card/brand';
 export { parseTlv, findCpmPan } from './card/emv';
+// SM3, HMAC-SM3 and PBKDF2-HMAC-SM3: the hashes of the cardpay-sm-v1 suite (PROTOCOL.md §3.1).
+export { sm3, hmacSm3, pbkdf2Sm3 } from './sm3';
 export {
   sha256Hex,
   hmacSha256Hex,

@@ -78,11 +78,19 @@ function compress(h: Int32Array, m: Int32Array, at: number): void {
   h[7] = (h[7] + k) | 0;
 }
 
+/** A 32-bit-word Merkle–Damgård hash with a 64-byte block and a 32-byte digest: SHA-256, SM3. */
+export interface WordHash {
+  /** The initial state, eight words. */
+  iv: ArrayLike<number>;
+  /** One compression of the 16-word block `m` (from offset `at`) into the state `h`, in place. */
+  compress(h: Int32Array, m: Int32Array, at: number): void;
+}
+
 /**
  * Hashes `data` starting from state `h` (in place), as if `prefixBytes` had already been hashed
  * into it: HMAC starts from a state that has taken in the 64-byte padded key.
  */
-function absorb(h: Int32Array, data: Uint8Array, prefixBytes: number): void {
+function absorb(f: WordHash, h: Int32Array, data: Uint8Array, prefixBytes: number): void {
   const total = prefixBytes + data.length;
   // Message, 0x80, zeros, 64-bit big-endian bit length: a whole number of 64-byte blocks.
   const blocks = (data.length + 9 + 63) >> 6;
@@ -91,7 +99,7 @@ function absorb(h: Int32Array, data: Uint8Array, prefixBytes: number): void {
   m[data.length >> 2] |= 0x80 << (24 - (data.length & 3) * 8);
   m[blocks * 16 - 2] = Math.floor(total / 0x20000000); // the bit length's high 32 bits
   m[blocks * 16 - 1] = (total << 3) | 0; // and its low 32 bits
-  for (let at = 0; at < m.length; at += 16) compress(h, m, at);
+  for (let at = 0; at < m.length; at += 16) f.compress(h, m, at);
 }
 
 function digestBytes(h: Int32Array): Uint8Array {
@@ -100,18 +108,23 @@ function digestBytes(h: Int32Array): Uint8Array {
   return out;
 }
 
-/** SHA-256 of `data`. */
-export function sha256(data: Uint8Array): Uint8Array {
-  const h = new Int32Array(INITIAL);
-  absorb(h, data, 0);
+/** The digest of `data` under `f`. */
+export function digestWith(f: WordHash, data: Uint8Array): Uint8Array {
+  const h = new Int32Array(f.iv);
+  absorb(f, h, data, 0);
   return digestBytes(h);
 }
 
+/** SHA-256 of `data`. */
+export function sha256(data: Uint8Array): Uint8Array {
+  return digestWith(SHA256, data);
+}
+
 /** The states after the inner and outer padded keys: what every HMAC under one key starts from. */
-function hmacStates(key: Uint8Array): { inner: Int32Array; outer: Int32Array } {
-  const k = key.length > 64 ? sha256(key) : key;
-  const inner = new Int32Array(INITIAL);
-  const outer = new Int32Array(INITIAL);
+function hmacStates(f: WordHash, key: Uint8Array): { inner: Int32Array; outer: Int32Array } {
+  const k = key.length > 64 ? digestWith(f, key) : key;
+  const inner = new Int32Array(f.iv);
+  const outer = new Int32Array(f.iv);
   const ipad = new Int32Array(16);
   const opad = new Int32Array(16);
   for (let i = 0; i < 64; i++) {
@@ -119,35 +132,45 @@ function hmacStates(key: Uint8Array): { inner: Int32Array; outer: Int32Array } {
     ipad[i >> 2] |= (b ^ 0x36) << (24 - (i & 3) * 8);
     opad[i >> 2] |= (b ^ 0x5c) << (24 - (i & 3) * 8);
   }
-  compress(inner, ipad, 0);
-  compress(outer, opad, 0);
+  f.compress(inner, ipad, 0);
+  f.compress(outer, opad, 0);
   return { inner, outer };
 }
 
-function hmacFrom(states: { inner: Int32Array; outer: Int32Array }, message: Uint8Array) {
+function hmacFrom(
+  f: WordHash,
+  states: { inner: Int32Array; outer: Int32Array },
+  message: Uint8Array,
+) {
   const h = new Int32Array(states.inner);
-  absorb(h, message, 64);
+  absorb(f, h, message, 64);
   const o = new Int32Array(states.outer);
-  absorb(o, digestBytes(h), 64);
+  absorb(f, o, digestBytes(h), 64);
   return digestBytes(o);
+}
+
+/** HMAC (RFC 2104) under `f`. */
+export function hmacWith(f: WordHash, key: Uint8Array, message: Uint8Array): Uint8Array {
+  return hmacFrom(f, hmacStates(f, key), message);
 }
 
 /** HMAC-SHA256(key, message). */
 export function hmacSha256(key: Uint8Array, message: Uint8Array): Uint8Array {
-  return hmacFrom(hmacStates(key), message);
+  return hmacWith(SHA256, key, message);
 }
 
 /**
- * PBKDF2-HMAC-SHA256. The inner loop hashes 32-byte blocks word by word from the key's
- * precomputed HMAC states: two compressions per iteration and no allocation.
+ * PBKDF2 (RFC 8018) with HMAC under `f`. The inner loop hashes 32-byte blocks word by word from
+ * the key's precomputed HMAC states: two compressions per iteration and no allocation.
  */
-export function pbkdf2Sha256(
+export function pbkdf2With(
+  f: WordHash,
   password: Uint8Array,
   salt: Uint8Array,
   iterations: number,
   length: number,
 ): Uint8Array {
-  const states = hmacStates(password);
+  const states = hmacStates(f, password);
   const out = new Uint8Array(length);
   // A 32-byte message after the 64-byte key block: one padded block of 16 words.
   const block = new Int32Array(16);
@@ -161,7 +184,7 @@ export function pbkdf2Sha256(
     first[salt.length + 1] = (index >>> 16) & 0xff;
     first[salt.length + 2] = (index >>> 8) & 0xff;
     first[salt.length + 3] = index & 0xff;
-    const u1 = hmacFrom(states, first);
+    const u1 = hmacFrom(f, states, first);
     const acc = new Int32Array(8);
     for (let i = 0; i < 32; i++) block[i >> 2] = 0;
     for (let i = 0; i < 32; i++) block[i >> 2] |= u1[i] << (24 - (i & 3) * 8);
@@ -169,10 +192,10 @@ export function pbkdf2Sha256(
     for (let i = 0; i < 8; i++) acc[i] = block[i];
     for (let n = 1; n < iterations; n++) {
       h.set(states.inner);
-      compress(h, block, 0);
+      f.compress(h, block, 0);
       for (let i = 0; i < 8; i++) block[i] = h[i];
       h.set(states.outer);
-      compress(h, block, 0);
+      f.compress(h, block, 0);
       for (let i = 0; i < 8; i++) {
         block[i] = h[i];
         acc[i] ^= h[i];
@@ -185,3 +208,15 @@ export function pbkdf2Sha256(
   }
   return out;
 }
+
+/** PBKDF2-HMAC-SHA256. */
+export function pbkdf2Sha256(
+  password: Uint8Array,
+  salt: Uint8Array,
+  iterations: number,
+  length: number,
+): Uint8Array {
+  return pbkdf2With(SHA256, password, salt, iterations, length);
+}
+
+const SHA256: WordHash = { iv: INITIAL, compress };
