@@ -24,6 +24,7 @@ Options:
   --sandbox-slow-ms <n>          how late the sandbox answers for the slow card (default 5000)
   --sandbox-webhook-url <url>    where the sandbox merchant's notifications go (https://, or http:// on loopback)
   --webhook-retry-base-ms <n>    the first retry delay of a notification (default 10000)
+  --no-dashboard                 do not serve the merchant dashboard at /dashboard
   --statement-timezone <zone>    the IANA time zone of the statements' days (default Asia/Shanghai)
   --wechat-api-url <url>         WeChat's server APIs, for shoppers' identity and SOTER (default
                                  https://api.weixin.qq.com; a stand-in in tests)
@@ -56,6 +57,10 @@ export function parseArgs(argv: string[]): PlatformOptions & { help?: boolean } 
     const arg = argv[i];
     if (arg === '-h' || arg === '--help') {
       out.help = true;
+      continue;
+    }
+    if (arg === '--no-dashboard') {
+      out.dashboard = false;
       continue;
     }
     const [flag, inline] =

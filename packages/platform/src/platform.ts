@@ -79,6 +79,8 @@ export interface PlatformOptions {
   wechatApiUrl?: string;
   /** The time zone of the statements' days (default Asia/Shanghai; the config file's wins). */
   statementTimeZone?: string;
+  /** Serve the merchant dashboard at `/dashboard` (default true; `--no-dashboard`). */
+  dashboard?: boolean;
   /** Called with a warning line (the CLI prints it to stderr). */
   warn?: (line: string) => void;
   clock?: () => number;
@@ -403,6 +405,7 @@ async function start(options: PlatformOptions, db: string): Promise<RunningPlatf
       logger: loggerFor('cardpay-platform'),
       soter: soterFor(options, sandboxMode, config),
       wechatApiUrl: options.wechatApiUrl,
+      ...(options.dashboard === false ? { dashboard: false } : {}),
       reconcile: true,
       clock: options.clock,
       limits: options.limits,

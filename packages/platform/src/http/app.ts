@@ -18,6 +18,7 @@ import { actOn, sealReply } from './idempotency';
 import { merchantRoutes } from './routes/merchant';
 import { sessionRoutes } from './routes/sessions';
 import { terminalRoutes } from './routes/terminals';
+import { dashboardRoutes } from './dashboard/index';
 import { hexEqual, Sealer, sha256 } from '../infra/secrets';
 import { Metrics } from '../infra/metrics';
 import { WeChatSoterVerifier, type SoterVerifier } from '../connectors/soter';
@@ -38,6 +39,8 @@ export interface AppOptions {
   soter?: SoterVerifier;
   /** WeChat's server APIs (default `https://api.weixin.qq.com`); tests point it at a stand-in. */
   wechatApiUrl?: string;
+  /** Serve the merchant dashboard at `/dashboard` (default true). */
+  dashboard?: boolean;
   /** Milliseconds since the epoch; tests move it. */
   clock?: () => number;
   /** Start the reconciler's timer (the CLI does; tests may drive it by hand). */
@@ -429,6 +432,7 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   await app.register(async (scope) => terminalRoutes(scope, ctx));
   await app.register(async (scope) => sessionRoutes(scope, ctx));
   await app.register(async (scope) => merchantRoutes(scope, ctx));
+  if (options.dashboard !== false) await dashboardRoutes(app, ctx);
 
   ctx.log = ctx.metrics.eventLogger(app.log);
   if (options.reconcile) {

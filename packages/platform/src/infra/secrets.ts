@@ -20,6 +20,7 @@ export class Sealer {
   private readonly cardKey: Buffer;
   private readonly fingerprintKey: Buffer;
   private readonly openpidKey: Buffer;
+  private readonly dashboardKey: Buffer;
 
   constructor(masterKeyHex: string) {
     if (!/^[0-9a-fA-F]{64}$/.test(masterKeyHex))
@@ -33,6 +34,17 @@ export class Sealer {
     this.openpidKey = Buffer.from(
       hkdfSync('sha256', this.key, Buffer.alloc(0), 'cardpay openpid hash v1', 32),
     );
+    this.dashboardKey = Buffer.from(
+      hkdfSync('sha256', this.key, Buffer.alloc(0), 'cardpay dashboard session v1', 32),
+    );
+  }
+
+  /**
+   * The dashboard's MAC (its session cookies, their CSRF tokens): every instance with the master
+   * key checks what another made, and nothing else can make one.
+   */
+  dashboardMac(data: string): string {
+    return createHmac('sha256', this.dashboardKey).update(data, 'utf8').digest('hex');
   }
 
   /**

@@ -4,6 +4,7 @@ import {
   cardChecksTable,
   SAME_SHOPPER,
   STATEMENT_PAGE,
+  DAY_FIGURES,
   deliveriesAndStatements,
   TERMINAL_IDENTITY,
   HISTORY_FROM_PAYMENTS,
@@ -22,6 +23,7 @@ import {
   type EventRow,
   type DeliveryRow,
   type StatementRow,
+  type DayFigures,
   type PaymentRow,
   type SessionRow,
   type Store,
@@ -658,6 +660,16 @@ export class PostgresStore implements Store {
     let n = 0;
     const { sql, params } = orderQuerySql(q, () => `$${++n}`);
     return (await this.q(sql, params)).map((r) => toRow<MerchantOrderRow>(r)!);
+  }
+  async dayFigures(merchantId: string, from: number, to: number) {
+    const rows = await this.q<Record<string, unknown>>(DAY_FIGURES, [merchantId, from, to]);
+    return rows.map((r) => ({
+      currency: String(r.currency),
+      payments: Number(r.payments),
+      succeeded: Number(r.succeeded),
+      charged: Number(r.charged),
+      refunded: Number(r.refunded),
+    }));
   }
   async getMerchantOrder(orderRef: string) {
     return toRow<MerchantOrderRow>(

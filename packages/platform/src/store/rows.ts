@@ -92,6 +92,7 @@ export function orderQuerySql(
     from?: string;
     to?: string;
     before?: { createdAt: string; orderRef: string };
+    merchantOrderId?: string;
     limit: number;
   },
   placeholder: () => string,
@@ -104,6 +105,7 @@ export function orderQuerySql(
   };
   add((p) => `merchant_id = ${p()}`, q.merchantId);
   if (q.status) add((p) => `status = ${p()}`, q.status);
+  if (q.merchantOrderId) add((p) => `merchant_order_id = ${p()}`, q.merchantOrderId);
   if (q.from) add((p) => `created_at >= ${p()}`, q.from);
   if (q.to) add((p) => `created_at < ${p()}`, q.to);
   if (q.before)
@@ -172,3 +174,14 @@ export const STATEMENT_PAGE = `SELECT * FROM (
   ) AS lines
   WHERE at > $4 OR (at = $4 AND id > $5)
   ORDER BY at, id LIMIT $6`;
+
+/** A day's figures per currency: decided payments, what succeeded ones charged, refunds. */
+export const DAY_FIGURES = `SELECT currency, SUM(payments) AS payments, SUM(succeeded) AS succeeded,
+    SUM(charged) AS charged, SUM(refunded) AS refunded FROM (
+    SELECT currency, 1 AS payments, CASE WHEN status = 'succeeded' THEN 1 ELSE 0 END AS succeeded,
+      CASE WHEN status = 'succeeded' THEN charged ELSE 0 END AS charged, 0 AS refunded
+    FROM payments WHERE merchant_id = $1 AND decided_at >= $2 AND decided_at < $3 AND status <> 'pending'
+    UNION ALL
+    SELECT currency, 0, 0, 0, amount FROM refunds
+    WHERE merchant_id = $1 AND decided_at >= $2 AND decided_at < $3 AND status = 'succeeded'
+  ) AS lines GROUP BY currency ORDER BY currency`;

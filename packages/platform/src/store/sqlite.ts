@@ -6,6 +6,7 @@ import {
   SAME_SHOPPER,
   toRow,
   STATEMENT_PAGE,
+  DAY_FIGURES,
   deliveriesAndStatements,
   TERMINAL_IDENTITY,
   HISTORY_FROM_PAYMENTS,
@@ -25,6 +26,7 @@ import {
   type EventRow,
   type DeliveryRow,
   type StatementRow,
+  type DayFigures,
   type PaymentRow,
   type SessionRow,
   type Store,
@@ -662,6 +664,13 @@ export class SqliteStore implements Store {
   async listMerchantOrders(q: OrderQuery) {
     const { sql, params } = orderQuerySql(q, () => '?');
     return this.rows<MerchantOrderRow>(sql, ...params);
+  }
+  async dayFigures(merchantId: string, from: number, to: number) {
+    const sql = DAY_FIGURES.replace(
+      /\$(\d)/g,
+      (_, n: string) => `@${['m', 'from', 'to'][Number(n) - 1]}`,
+    );
+    return this.stmt(sql).all({ m: merchantId, from, to }) as DayFigures[];
   }
   async getMerchantOrder(orderRef: string) {
     return this.row<MerchantOrderRow>(

@@ -174,7 +174,21 @@ export interface OrderQuery {
   to?: string;
   /** The last order of the previous page. */
   before?: { createdAt: string; orderRef: string };
+  /** Only the order the merchant knows by this id (its search). */
+  merchantOrderId?: string;
   limit: number;
+}
+
+/** A day's figures in one currency (the dashboard's): what was decided, charged and refunded. */
+export interface DayFigures {
+  currency: string;
+  /** Payments decided (succeeded, declined or failed). */
+  payments: number;
+  succeeded: number;
+  /** What succeeded payments charged, minor units. */
+  charged: number;
+  /** What succeeded refunds returned, minor units. */
+  refunded: number;
 }
 
 /** A notification (PROTOCOL.md §7.3), written with the state change that caused it. */
@@ -418,6 +432,8 @@ export interface Store {
    * `before` when paging; `from` inclusive, `to` exclusive (ISO times, compared as written).
    */
   listMerchantOrders(query: OrderQuery): Promise<MerchantOrderRow[]>;
+  /** A merchant's figures of `[from, to)`, per currency (decided payments and refunds). */
+  dayFigures(merchantId: string, from: number, to: number): Promise<DayFigures[]>;
   /** Applies all writes in one transaction; false (and nothing written) when a versioned update found another version. */
   commit(writes: Write[]): Promise<boolean>;
   /**
