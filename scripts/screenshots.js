@@ -59,6 +59,15 @@ for (const file of fs
   }
 }
 
+// The merchant dashboard's pages, light and dark, desktop and phone (playwright-core drives the
+// same Chromium).
+const dashboard = spawnSync(
+  process.execPath,
+  [path.join(__dirname, 'run-ts.js'), path.join(__dirname, 'screenshots/dashboard.ts')],
+  { cwd: root, stdio: 'inherit' },
+);
+if (dashboard.status !== 0) process.exit(dashboard.status ?? 1);
+
 // The plugin's documentation page for WeChat (doc/) shows two of these screens: made from the
 // same shots, so that it never shows an older sheet than the plugin has.
 for (const [shot, page] of [

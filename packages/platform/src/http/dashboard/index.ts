@@ -10,7 +10,17 @@ import type { MerchantConfig } from '../../infra/config';
 import { ApiError } from '../../infra/errors';
 import { hexEqual, sha256 } from '../../infra/secrets';
 import type { EventRow } from '../../store/types';
-import { badge, html, Html, layout, STYLE, wordsFor, type Chrome, type Lang } from './page';
+import {
+  badge,
+  brandName,
+  html,
+  Html,
+  layout,
+  STYLE,
+  wordsFor,
+  type Chrome,
+  type Lang,
+} from './page';
 
 // The merchant dashboard (INTERFACES.md §1): what a merchant's staff use every day in a browser.
 // A merchant signs in with its API key; the session is a cookie signed with a key derived from the
@@ -73,13 +83,15 @@ function cookie(req: FastifyRequest, name: string, value: string, maxAgeS: numbe
 export async function dashboardRoutes(app: FastifyInstance, ctx: Ctx): Promise<void> {
   const mac = (data: string) => ctx.sealer.dashboardMac(data);
 
+  const keyMark = (merchant: MerchantConfig) => mac(`key\n${merchant.apiKeySha256}`).slice(0, 16);
+
   const sessionOf = (req: FastifyRequest): Session | undefined => {
     const raw = cookies(req)[SESSION];
     const dot = raw ? raw.lastIndexOf('.') : -1;
     if (!raw || dot < 0) return undefined;
     const payload = raw.slice(0, dot);
     if (!hexEqual(mac(`session\n${payload}`), raw.slice(dot + 1))) return undefined;
-    let body: { m?: string; e?: number; n?: string };
+    let body: { m?: string; e?: number; n?: string; k?: string };
     try {
       body = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as typeof body;
     } catch {
@@ -87,6 +99,8 @@ export async function dashboardRoutes(app: FastifyInstance, ctx: Ctx): Promise<v
     }
     const merchant = ctx.config.merchants.find((m) => m.id === body.m);
     if (!merchant || typeof body.e !== 'number' || body.e < ctx.now() || !body.n) return undefined;
+    // Made under the merchant's current key: a new key ends every session made with the old one.
+    if (body.k !== keyMark(merchant)) return undefined;
     return { merchant, nonce: body.n, csrf: mac(`csrf\n${body.n}`).slice(0, 32) };
   };
 
@@ -281,6 +295,7 @@ export async function dashboardRoutes(app: FastifyInstance, ctx: Ctx): Promise<v
         const payload = Buffer.from(
           JSON.stringify({
             m: merchant.id,
+            k: keyMark(merchant),
             e: ctx.now() + SESSION_MS,
             n: randomBytes(16).toString('hex'),
           }),
@@ -477,7 +492,7 @@ export async function dashboardRoutes(app: FastifyInstance, ctx: Ctx): Promise<v
                 <dd>${order.orderRef}</dd>
                 ${
                   order.description
-                    ? html`<dt>${t.search}</dt>
+                    ? html`<dt>${t.description}</dt>
                         <dd>${order.description}</dd>`
                     : ''
                 }
@@ -495,7 +510,7 @@ export async function dashboardRoutes(app: FastifyInstance, ctx: Ctx): Promise<v
                         ${
                           p.card
                             ? html`<dt>${t.card}</dt>
-                                <dd>${p.card.brand} ···· ${p.card.last4}</dd>`
+                                <dd>${brandName(p.card.brand, lang)} ···· ${p.card.last4}</dd>`
                             : ''
                         }
                         <dt>${t.payment}</dt>

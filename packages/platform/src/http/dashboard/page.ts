@@ -67,6 +67,7 @@ const WORDS = {
   from: ['起始日期', 'From'],
   to: ['截止日期（不含）', 'To (not included)'],
   search: ['商户订单号', 'Merchant order id'],
+  description: ['商品描述', 'Description'],
   filter: ['筛选', 'Filter'],
   next: ['下一页', 'Next page'],
   first: ['第一页', 'First page'],
@@ -147,6 +148,22 @@ const STATUSES: Record<string, readonly [string, string]> = {
   delivered: ['已送达', 'Delivered'],
   none: ['无通知地址', 'No webhook'],
 };
+
+const BRANDS: Record<string, readonly [string, string]> = {
+  unionpay: ['银联', 'UnionPay'],
+  visa: ['Visa', 'Visa'],
+  mastercard: ['Mastercard', 'Mastercard'],
+  amex: ['美国运通', 'American Express'],
+  jcb: ['JCB', 'JCB'],
+  discover: ['Discover', 'Discover'],
+  diners: ['大来卡', 'Diners Club'],
+};
+
+/** A card brand in words. */
+export function brandName(brand: string, lang: Lang): string {
+  const words = BRANDS[brand];
+  return words ? words[lang === 'en' ? 1 : 0] : brand;
+}
 
 /** A status in words, as a badge; unknown ones as they are. */
 export function badge(status: string, lang: Lang): Html {
