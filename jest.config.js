@@ -17,6 +17,9 @@ module.exports = {
   },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   testTimeout: 20000,
+  // Two at a time on this 2-core machine: most suites wait on HTTP and databases, not the CPU
+  // (measured: 565 tests in 114 s, against 208 s one at a time, jest's default here).
+  maxWorkers: 2,
   globalSetup: '<rootDir>/test/global-setup.js',
   globalTeardown: '<rootDir>/test/global-teardown.js',
 };
