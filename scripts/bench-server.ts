@@ -156,6 +156,26 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (CLK_TCK 100)
 }
 
+/**
+ * PostgreSQL's own CPU seconds on this machine: every `postgres` process (backends, writers),
+ * whoever they work for. Measured over a run with nothing else on the database, it is the
+ * database's share of that run's work (DESIGN.md §4 reports it beside the platform's).
+ */
+function postgresCpuSeconds(): number {
+  const fs = require('node:fs') as typeof import('node:fs');
+  let total = 0;
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${entry}/comm`, 'utf8').trim() !== 'postgres') continue;
+      total += cpuSeconds(Number(entry));
+    } catch {
+      // a process that ended meanwhile
+    }
+  }
+  return total;
+}
+
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
@@ -261,6 +281,8 @@ export interface LoadFigures {
   /** Signed requests per second as a share of bare Fastify's request rate (same run). */
   shareOfBare: number;
   cpuPerSignedRequestUs: number;
+  /** PostgreSQL's own CPU per checkout (PostgreSQL targets only). */
+  databaseCpuPerCheckoutUs?: number;
   steps: Record<Step, StepLatency>;
 }
 export interface ServerFigures {
@@ -433,7 +455,9 @@ async function load(target: Target, terminals: Terminal[], pinKey: Buffer, check
   const latencies = emptyLatencies();
   started = 0;
   const cpu = () => target.procs.reduce((sum, p) => sum + cpuSeconds(p.pid!), 0);
+  const onPostgres = target.name.startsWith('PostgreSQL');
   const cpu0 = cpu();
+  const db0 = onPostgres ? postgresCpuSeconds() : 0;
   const t0 = performance.now();
   await Promise.all(
     terminals.map(async (t) => {
@@ -446,6 +470,9 @@ async function load(target: Target, terminals: Terminal[], pinKey: Buffer, check
     checkouts: total,
     checkoutsPerS,
     cpuPerSignedRequestUs: ((cpu() - cpu0) / (total * 4)) * 1e6,
+    ...(onPostgres
+      ? { databaseCpuPerCheckoutUs: ((postgresCpuSeconds() - db0) / total) * 1e6 }
+      : {}),
     steps: stepFigures(latencies),
   };
 }
@@ -484,7 +511,7 @@ async function main() {
   for (const t of figures.targets) {
     for (const l of t.loads)
       console.log(
-        `${t.name}, ${l.terminals} terminals: ${l.checkoutsPerS.toFixed(0)} checkouts/s = ${(100 * l.shareOfBare).toFixed(1)}% of bare Fastify's rate (budget >= 30%); ${l.cpuPerSignedRequestUs.toFixed(0)} µs server CPU per signed request (budget <= 150); p50 / p99: ${stepsLine(l.steps)}`,
+        `${t.name}, ${l.terminals} terminals: ${l.checkoutsPerS.toFixed(0)} checkouts/s = ${(100 * l.shareOfBare).toFixed(1)}% of bare Fastify's rate (budget >= 30%); ${l.cpuPerSignedRequestUs.toFixed(0)} µs server CPU per signed request (budget <= 150)${l.databaseCpuPerCheckoutUs !== undefined ? `; PostgreSQL's own ${l.databaseCpuPerCheckoutUs.toFixed(0)} µs per checkout` : ''}; p50 / p99: ${stepsLine(l.steps)}`,
       );
     if (t.steady)
       console.log(
