@@ -36,6 +36,7 @@ function terminal(store: Store) {
     hostAppId: null,
     openidSealed: null,
     openpidHash: null,
+    suite: null,
   };
   return store.insertTerminal(row).then(() => row);
 }
@@ -363,7 +364,7 @@ describe('the SQLite store', () => {
     store.db.exec(`DROP TABLE terminal_history;
       DROP INDEX sessions_terminal;
       DROP TABLE card_checks;
-      DROP INDEX terminals_openpid; ALTER TABLE terminals DROP COLUMN host_app_id; ALTER TABLE terminals DROP COLUMN openid_sealed; ALTER TABLE terminals DROP COLUMN openpid_hash; DROP TABLE event_deliveries; DROP INDEX payments_statement; DROP INDEX refunds_statement; ALTER TABLE refunds DROP COLUMN decided_at;
+      DROP INDEX terminals_openpid; ALTER TABLE terminals DROP COLUMN host_app_id; ALTER TABLE terminals DROP COLUMN openid_sealed; ALTER TABLE terminals DROP COLUMN openpid_hash; DROP TABLE event_deliveries; DROP INDEX payments_statement; DROP INDEX refunds_statement; ALTER TABLE refunds DROP COLUMN decided_at; ALTER TABLE terminals DROP COLUMN suite;
       ALTER TABLE terminals ADD COLUMN history_total INTEGER NOT NULL DEFAULT 0;
       DROP TABLE idempotency;
       CREATE TABLE idempotency (terminal_id TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,
@@ -411,7 +412,7 @@ describe('the SQLite store', () => {
     }
     // As a database of schema 6 was: no running total, no history per currency.
     store.db.exec(
-      'DROP TABLE terminal_history; DROP INDEX sessions_terminal; DROP TABLE card_checks; DROP INDEX terminals_openpid; ALTER TABLE terminals DROP COLUMN host_app_id; ALTER TABLE terminals DROP COLUMN openid_sealed; ALTER TABLE terminals DROP COLUMN openpid_hash; DROP TABLE event_deliveries; DROP INDEX payments_statement; DROP INDEX refunds_statement; ALTER TABLE refunds DROP COLUMN decided_at; PRAGMA user_version = 6',
+      'DROP TABLE terminal_history; DROP INDEX sessions_terminal; DROP TABLE card_checks; DROP INDEX terminals_openpid; ALTER TABLE terminals DROP COLUMN host_app_id; ALTER TABLE terminals DROP COLUMN openid_sealed; ALTER TABLE terminals DROP COLUMN openpid_hash; DROP TABLE event_deliveries; DROP INDEX payments_statement; DROP INDEX refunds_statement; ALTER TABLE refunds DROP COLUMN decided_at; ALTER TABLE terminals DROP COLUMN suite; PRAGMA user_version = 6',
     );
     await store.close();
     const upgraded = new SqliteStore(file);

@@ -1,4 +1,5 @@
-import { createHmac, createPublicKey, verify as verifySignature } from 'node:crypto';
+import { createPublicKey, verify as verifySignature } from 'node:crypto';
+import { digestOf, hmacHex } from '../infra/suites';
 import {
   readCard,
   authMessage,
@@ -680,7 +681,8 @@ async function checkFactor(
         amount: s.amount!,
         currency: s.currency!,
       });
-      const expected = createHmac('sha256', pinKey).update(message, 'utf8').digest('hex');
+      // The proof is HMAC in the terminal's suite (PROTOCOL.md §3.1).
+      const expected = hmacHex(digestOf(terminal), pinKey, message);
       pinKey.fill(0);
       return hexEqual(expected, factor.proof);
     }

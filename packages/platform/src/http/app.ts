@@ -4,7 +4,6 @@ import Fastify, {
   type FastifyRequest,
   type FastifyServerOptions,
 } from 'fastify';
-import { createHmac } from 'node:crypto';
 import { createServer, type RequestListener } from 'node:http';
 import { canonicalRequest, canonicalResponse, validate, type Schema } from 'cardpay';
 import { idempotencyLeaseMs, type PlatformConfig } from '../infra/config';
@@ -20,6 +19,7 @@ import { sessionRoutes } from './routes/sessions';
 import { terminalRoutes } from './routes/terminals';
 import { dashboardRoutes } from './dashboard/index';
 import { hexEqual, Sealer, sha256 } from '../infra/secrets';
+import { digestOf, hashHex, hmacHex } from '../infra/suites';
 import { Metrics } from '../infra/metrics';
 import { WeChatSoterVerifier, type SoterVerifier } from '../connectors/soter';
 import { WeChatApi } from '../connectors/wechat';
@@ -329,6 +329,8 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
     // Answers are about one terminal's money and secrets: no cache anywhere may keep them.
     reply.header('cache-control', 'no-store');
     if (req.terminalSecret) {
+      // Signed in the terminal's suite (PROTOCOL.md §3.1).
+      const digest = digestOf(req.terminal);
       const timestamp = String(Math.floor(now() / 1000));
       const nonce =
         typeof req.headers['x-cardpay-nonce'] === 'string' ? req.headers['x-cardpay-nonce'] : '';
@@ -336,13 +338,10 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
         status: reply.statusCode,
         timestamp,
         requestNonce: nonce,
-        bodyHash: sha256(text),
+        bodyHash: hashHex(digest, text),
       });
       reply.header('x-cardpay-timestamp', timestamp);
-      reply.header(
-        'x-cardpay-signature',
-        createHmac('sha256', req.terminalSecret).update(canonical).digest('hex'),
-      );
+      reply.header('x-cardpay-signature', hmacHex(digest, req.terminalSecret, canonical));
     }
     return payload;
   });
@@ -505,14 +504,17 @@ async function authenticateRequest(req: FastifyRequest, ctx: Ctx): Promise<void>
     );
   }
   const signature = h['x-cardpay-signature'];
+  // The idempotency fingerprint keeps SHA-256 (its own, keyed); the signature is the suite's.
+  req.bodyHash = sha256(req.rawBody ?? EMPTY);
+  const digest = digestOf(terminal);
   const canonical = canonicalRequest({
     method: req.method,
     path: req.url,
     timestamp: String(timestamp),
     nonce,
-    bodyHash: (req.bodyHash = sha256(req.rawBody ?? EMPTY)),
+    bodyHash: digest === 'sha256' ? req.bodyHash : hashHex(digest, req.rawBody ?? EMPTY),
   });
-  const expected = createHmac('sha256', secret).update(canonical).digest('hex');
+  const expected = hmacHex(digest, secret, canonical);
   if (typeof signature !== 'string' || !hexEqual(expected, signature)) {
     // The protocol reports a reused nonce before a bad signature; the look is made only here,
     // so a good request costs no read for its nonce, only the write that records it.

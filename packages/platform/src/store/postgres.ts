@@ -110,6 +110,8 @@ const MIGRATIONS: string[] = [
   `${TERMINAL_IDENTITY};`,
   // 11: delivery attempts and refunds' decision times (see the SQLite store's 13).
   `${deliveriesAndStatements('BIGINT', '(EXTRACT(EPOCH FROM created_at::timestamptz) * 1000)::bigint')};`,
+  // 12: each terminal's cryptographic suite (PROTOCOL.md §3.1; null is cardpay-v1).
+  `ALTER TABLE terminals ADD COLUMN suite TEXT;`,
 ];
 
 /** One number for the advisory lock that serialises migrations across instances. */

@@ -126,6 +126,8 @@ const MIGRATIONS: string[] = [
   `${TERMINAL_IDENTITY};`,
   // 13: delivery attempts of events, and when each refund was decided (statements).
   `${deliveriesAndStatements('INTEGER', 'CAST(ROUND((julianday(created_at) - 2440587.5) * 86400000) AS INTEGER)')};`,
+  // 14: each terminal's cryptographic suite (PROTOCOL.md §3.1; null is cardpay-v1).
+  `ALTER TABLE terminals ADD COLUMN suite TEXT;`,
 ];
 
 /** The embedded default: better-sqlite3 (v12) in WAL mode, a file or `:memory:`. */

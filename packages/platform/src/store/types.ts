@@ -24,6 +24,8 @@ export interface TerminalRow {
   openidSealed?: string | null;
   /** A keyed hash of the openpid: the terminals of one shopper in one app share it. */
   openpidHash?: string | null;
+  /** The cryptographic suite (PROTOCOL.md §3.1); null or absent is `cardpay-v1`. */
+  suite?: string | null;
 }
 
 export interface SessionRow {

@@ -61,7 +61,13 @@ export interface RegisterTerminalRequest {
   biometric?: { scheme: BiometricScheme; publicKey?: string };
   /** Who the shopper is in WeChat (§2.1), needed for SOTER in production. */
   identity?: TerminalIdentityRequest;
+  /** The terminal's cryptographic suite (§3.1): `cardpay-v1` (default) or `cardpay-sm-v1`. */
+  suite?: Suite;
 }
+
+/** §3.1: SHA-256 and HMAC-SHA256, or China's SM3 and HMAC-SM3 (国密). */
+export type Suite = 'cardpay-v1' | 'cardpay-sm-v1';
+export const SUITES: readonly Suite[] = ['cardpay-v1', 'cardpay-sm-v1'];
 
 /** `POST /v1/terminals/{terminalId}/identity`, or `identity` in the registration (§2.1). */
 export interface TerminalIdentityRequest {
@@ -77,6 +83,8 @@ export interface RegisterTerminalResponse {
   terminalId: string;
   terminalSecret: string;
   createdAt: string;
+  /** The suite the terminal registered with (§3.1). */
+  suite?: Suite;
 }
 
 /** `POST /v1/terminals/{terminalId}/password` (§5.7): a new password, proven by a bound card. */
@@ -424,6 +432,7 @@ export const RegisterTerminalRequestSchema = strict(
     deviceLabel: str(0, 64),
     password: passwordKeySchema,
     identity: TerminalIdentityRequestSchema,
+    suite: { type: 'string', enum: ['cardpay-v1', 'cardpay-sm-v1'] },
     biometric: strict(
       {
         scheme: { type: 'string', enum: ['soter', 'sandbox-p256'] },

@@ -8,6 +8,7 @@ import {
   type TerminalIdentityRequest,
 } from 'cardpay';
 import { resetPassword } from '../../domain/password';
+import { SM_SUITE } from '../../infra/suites';
 import { identifyTerminal, resolveIdentity } from '../../domain/identity';
 import type { Ctx } from '../../domain/context';
 import { ApiError, invalid } from '../../infra/errors';
@@ -77,8 +78,17 @@ export async function terminalRoutes(app: FastifyInstance, ctx: Ctx): Promise<vo
         lockedUntil: 0,
         authLeaseUntil: 0,
         ...identity,
+        // The default suite is kept as null: rows made before suites existed read the same.
+        suite: body.suite === SM_SUITE ? SM_SUITE : null,
       });
-      return reply.code(201).send({ terminalId: id, terminalSecret: secret, createdAt });
+      return reply
+        .code(201)
+        .send({
+          terminalId: id,
+          terminalSecret: secret,
+          createdAt,
+          suite: body.suite ?? 'cardpay-v1',
+        });
     },
   );
   app.post(
