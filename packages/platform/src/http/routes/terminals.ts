@@ -81,14 +81,12 @@ export async function terminalRoutes(app: FastifyInstance, ctx: Ctx): Promise<vo
         // The default suite is kept as null: rows made before suites existed read the same.
         suite: body.suite === SM_SUITE ? SM_SUITE : null,
       });
-      return reply
-        .code(201)
-        .send({
-          terminalId: id,
-          terminalSecret: secret,
-          createdAt,
-          suite: body.suite ?? 'cardpay-v1',
-        });
+      return reply.code(201).send({
+        terminalId: id,
+        terminalSecret: secret,
+        createdAt,
+        suite: body.suite ?? 'cardpay-v1',
+      });
     },
   );
   app.post(
