@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -195,6 +195,86 @@ describe('what a copy of the SQLite files gives up', () => {
     const again = await sendAgain(platform, t, posts[posts.length - 1], last.key);
     expect(again).toEqual(JSON.parse(answers[answers.length - 1]));
     await platform.close();
+  });
+});
+
+describe('secrets sealed with SM4 (--seal sm4)', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'cardpay-at-rest-sm4-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('gives up nothing secret from a copy of the files, and seals every secret with SM4', async () => {
+    const db = join(dir, 'sm4.db');
+    const platform = await startSandboxPlatform({ db, masterKey: MASTER_KEY, seal: 'sm4' });
+    const { t, proofs } = await twoPayments(platform);
+    const files = () =>
+      Buffer.concat(
+        readdirSync(dir)
+          .filter((f) => f.startsWith('sm4'))
+          .map((f) => readFileSync(join(dir, f))),
+      );
+    const list = needles(t, proofs);
+    expect(found(files(), list)).toEqual([]);
+    await platform.close();
+    expect(found(files(), list)).toEqual([]);
+    expect(files().includes(Buffer.from('622202*********0009'))).toBe(true);
+
+    const copy = new Database(db, { readonly: true });
+    const sealed = [
+      ...(
+        copy
+          .prepare('SELECT secret_sealed, pin_key_sealed FROM terminals')
+          .raw()
+          .all() as string[][]
+      ).flat(),
+      ...(
+        copy
+          .prepare('SELECT body FROM idempotency WHERE body IS NOT NULL')
+          .raw()
+          .all() as string[][]
+      ).flat(),
+    ];
+    copy.close();
+    expect(sealed.length).toBeGreaterThan(4);
+    for (const value of sealed)
+      expect(value).toMatch(/^sm4\.[0-9a-f]{32}\.[0-9a-f]{64}\.[0-9a-f]*$/);
+  });
+
+  it('opens its secrets again after a restart the same way, and refuses a start the other way', async () => {
+    const db = join(dir, 'either.db');
+    let platform = await startSandboxPlatform({ db, masterKey: MASTER_KEY, seal: 'sm4' });
+    const t = await recordingTerminal(platform);
+    await platform.close();
+    await expect(startSandboxPlatform({ db, masterKey: MASTER_KEY })).rejects.toThrow(
+      'this database is sealed with sm4, not aes-256-gcm: start it with --seal sm4',
+    );
+    platform = await startSandboxPlatform({ db, masterKey: MASTER_KEY, seal: 'sm4' });
+    // The terminal registered before the restart still signs and pays: its secrets open.
+    const client = new PlatformClient({ baseUrl: platform.url, host: createNodeHost() });
+    client.identity = t.client.identity;
+    await payOnce({ ...t, client });
+    await platform.close();
+
+    const aes = join(dir, 'aes.db');
+    await (await startSandboxPlatform({ db: aes, masterKey: MASTER_KEY })).close();
+    await expect(
+      startSandboxPlatform({ db: aes, masterKey: MASTER_KEY, seal: 'sm4' }),
+    ).rejects.toThrow(
+      'this database is sealed with aes-256-gcm, not sm4: start it with --seal aes-256-gcm',
+    );
+    // On the command line: exit 2 and that one line.
+    const bin = join(__dirname, '../../packages/platform/bin/cardpay-platform.js');
+    const cli = spawnSync(
+      process.execPath,
+      [bin, '--db', aes, '--seal', 'sm4', '--port', '0', '--sandbox-payments-port', '0'],
+      { encoding: 'utf8', timeout: 20000, env: { ...process.env, CARDPAY_MASTER_KEY: MASTER_KEY } },
+    );
+    expect(cli.status).toBe(2);
+    expect(cli.stderr.trim().split('\n')).toEqual([
+      'cardpay-platform: this database is sealed with aes-256-gcm, not sm4: start it with --seal aes-256-gcm',
+    ]);
   });
 });
 

@@ -25,6 +25,8 @@ Options:
   --sandbox-webhook-url <url>    where the sandbox merchant's notifications go (https://, or http:// on loopback)
   --webhook-retry-base-ms <n>    the first retry delay of a notification (default 10000)
   --no-dashboard                 do not serve the merchant dashboard at /dashboard
+  --seal <aes-256-gcm|sm4>       how secrets are sealed at rest (default aes-256-gcm; sm4 is
+                                 SM4-CTR with HMAC-SM3); a database keeps the way it was made with
   --statement-timezone <zone>    the IANA time zone of the statements' days (default Asia/Shanghai)
   --wechat-api-url <url>         WeChat's server APIs, for shoppers' identity and SOTER (default
                                  https://api.weixin.qq.com; a stand-in in tests)
@@ -85,6 +87,7 @@ export function parseArgs(argv: string[]): PlatformOptions & { help?: boolean } 
       '--webhook-retry-base-ms',
       '--wechat-api-url',
       '--statement-timezone',
+      '--seal',
     ];
     if (!known.includes(flag)) throw new UsageError(`unknown option ${flag} (see --help)`);
     const value = inline ?? argv[++i];
@@ -143,6 +146,11 @@ export function parseArgs(argv: string[]): PlatformOptions & { help?: boolean } 
         break;
       case '--sandbox-webhook-url':
         out.sandboxWebhookUrl = value;
+        break;
+      case '--seal':
+        if (value !== 'aes-256-gcm' && value !== 'sm4')
+          throw new UsageError(`--seal must be aes-256-gcm or sm4, got "${value}"`);
+        out.seal = value;
         break;
       case '--statement-timezone':
         out.statementTimeZone = value;

@@ -28,7 +28,7 @@ import { loggerOptions } from './infra/log';
 import { buildSandbox } from './sandbox/payment-platform';
 import { SandboxSoterVerifier } from './sandbox/soter';
 import { sealReply } from './http/idempotency';
-import { randomHex, Sealer } from './infra/secrets';
+import { randomHex, Sealer, type SealMode } from './infra/secrets';
 import type { SoterVerifier } from './connectors/soter';
 import { SqliteStore } from './store/sqlite';
 import type * as PostgresModule from './store/postgres';
@@ -81,6 +81,8 @@ export interface PlatformOptions {
   statementTimeZone?: string;
   /** Serve the merchant dashboard at `/dashboard` (default true; `--no-dashboard`). */
   dashboard?: boolean;
+  /** How secrets are sealed at rest (`--seal`): `aes-256-gcm` (default) or `sm4`. */
+  seal?: SealMode;
   /** Called with a warning line (the CLI prints it to stderr). */
   warn?: (line: string) => void;
   clock?: () => number;
@@ -152,6 +154,24 @@ function masterKeyFor(options: PlatformOptions, sandbox: boolean, db: string): s
     `warning: CARDPAY_MASTER_KEY is not set; generated one and kept it in ${file} (sandbox only)`,
   );
   return key;
+}
+
+/**
+ * The database remembers how its secrets are sealed (`--seal`); a start the other way would open
+ * none of them, so it stops with one line saying which way to start. A database from before the
+ * choice existed was sealed with AES-256-GCM.
+ */
+async function checkSealing(store: Store, mode: SealMode): Promise<void> {
+  const kept = await store.getMeta('sealing');
+  if (!kept) {
+    const made = !(await store.getMeta('master-key-check'));
+    await store.putMeta('sealing', made ? mode : 'aes-256-gcm');
+  }
+  const sealing = (await store.getMeta('sealing'))!;
+  if (sealing !== mode)
+    throw new StartupError(
+      `this database is sealed with ${sealing}, not ${mode}: start it with --seal ${sealing}`,
+    );
 }
 
 /**
@@ -362,7 +382,8 @@ async function start(options: PlatformOptions, db: string): Promise<RunningPlatf
       })
     : new SqliteStore(db, { busyTimeoutMs: options.busyTimeoutMs });
   try {
-    const sealer = new Sealer(masterKey);
+    const sealer = new Sealer(masterKey, options.seal ?? 'aes-256-gcm');
+    await checkSealing(store, sealer.mode);
     const { fresh } = await checkMasterKey(store, sealer);
     const began = Date.now();
     const rewritten = await keyIdempotencyAtRest(store, sealer, fresh);
@@ -406,6 +427,7 @@ async function start(options: PlatformOptions, db: string): Promise<RunningPlatf
       soter: soterFor(options, sandboxMode, config),
       wechatApiUrl: options.wechatApiUrl,
       ...(options.dashboard === false ? { dashboard: false } : {}),
+      ...(options.seal ? { seal: options.seal } : {}),
       reconcile: true,
       clock: options.clock,
       limits: options.limits,

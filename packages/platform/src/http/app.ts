@@ -18,7 +18,7 @@ import { merchantRoutes } from './routes/merchant';
 import { sessionRoutes } from './routes/sessions';
 import { terminalRoutes } from './routes/terminals';
 import { dashboardRoutes } from './dashboard/index';
-import { hexEqual, Sealer, sha256 } from '../infra/secrets';
+import { hexEqual, Sealer, sha256, type SealMode } from '../infra/secrets';
 import { digestOf, hashHex, hmacHex } from '../infra/suites';
 import { Metrics } from '../infra/metrics';
 import { WeChatSoterVerifier, type SoterVerifier } from '../connectors/soter';
@@ -41,6 +41,8 @@ export interface AppOptions {
   wechatApiUrl?: string;
   /** Serve the merchant dashboard at `/dashboard` (default true). */
   dashboard?: boolean;
+  /** How secrets are sealed at rest (default AES-256-GCM). */
+  seal?: SealMode;
   /** Milliseconds since the epoch; tests move it. */
   clock?: () => number;
   /** Start the reconciler's timer (the CLI does; tests may drive it by hand). */
@@ -99,7 +101,7 @@ const EMPTY = Buffer.alloc(0);
  */
 export async function buildApp(options: AppOptions): Promise<{ app: FastifyInstance; ctx: Ctx }> {
   const now = options.clock ?? Date.now;
-  const sealer = new Sealer(options.masterKey);
+  const sealer = new Sealer(options.masterKey, options.seal);
   const payments = new PaymentConnector(options.paymentUrl, options.config.paymentTimeoutMs);
   const wechat = options.config.wechat
     ? new WeChatApi(options.config.wechat, { baseUrl: options.wechatApiUrl, now })

@@ -10,22 +10,42 @@ import {
   timingSafeEqual,
 } from 'node:crypto';
 
+/** How secrets are sealed at rest: AES-256-GCM (default) or SM4-CTR with HMAC-SM3 (国密). */
+export type SealMode = 'aes-256-gcm' | 'sm4';
+export const SEAL_MODES: readonly SealMode[] = ['aes-256-gcm', 'sm4'];
+
 /**
- * Encryption at rest: AES-256-GCM under the master key, a fresh 12-byte IV per value, the
- * record's id as associated data so a ciphertext cannot be moved to another row.
- * Stored as `v1.<iv>.<tag>.<ciphertext>` in hex.
+ * Encryption at rest under the master key, the record's id as associated data so a ciphertext
+ * cannot be moved to another row. By default AES-256-GCM with a fresh 12-byte IV, stored as
+ * `v1.<iv>.<tag>.<ciphertext>` in hex; with `sm4`, SM4-CTR with a fresh 16-byte IV and an
+ * HMAC-SM3 tag over the context, IV and ciphertext (encrypt-then-MAC), stored as
+ * `sm4.<iv>.<tag>.<ciphertext>`.
  */
 export class Sealer {
   private readonly key: Buffer;
+  private readonly sm4Key?: Buffer;
+  private readonly sm4MacKey?: Buffer;
   private readonly cardKey: Buffer;
   private readonly fingerprintKey: Buffer;
   private readonly openpidKey: Buffer;
   private readonly dashboardKey: Buffer;
 
-  constructor(masterKeyHex: string) {
+  constructor(
+    masterKeyHex: string,
+    readonly mode: SealMode = 'aes-256-gcm',
+  ) {
     if (!/^[0-9a-fA-F]{64}$/.test(masterKeyHex))
       throw new Error('the master key must be 64 hex characters');
     this.key = Buffer.from(masterKeyHex, 'hex');
+    if (mode === 'sm4') {
+      // Encrypt-then-MAC: an SM4 key and an HMAC-SM3 key, each derived for that one purpose.
+      this.sm4Key = Buffer.from(
+        hkdfSync('sha256', this.key, Buffer.alloc(0), 'cardpay seal sm4 v1', 16),
+      );
+      this.sm4MacKey = Buffer.from(
+        hkdfSync('sha256', this.key, Buffer.alloc(0), 'cardpay seal hmac-sm3 v1', 32),
+      );
+    }
     // A key of its own for card hashes, so the sealing key is never used for two purposes.
     this.cardKey = createHmac('sha256', this.key).update('cardpay card hash v1').digest();
     this.fingerprintKey = Buffer.from(
@@ -84,6 +104,8 @@ export class Sealer {
   }
 
   seal(plain: Buffer | string, context: string): string {
+    if (this.mode === 'sm4')
+      return this.sealSm4(typeof plain === 'string' ? Buffer.from(plain, 'utf8') : plain, context);
     const iv = randomPooled(12);
     const cipher = createCipheriv('aes-256-gcm', this.key, iv);
     cipher.setAAD(Buffer.from(context, 'utf8'));
@@ -100,6 +122,7 @@ export class Sealer {
   }
 
   open(sealed: string, context: string): Buffer {
+    if (this.mode === 'sm4') return this.openSm4(sealed, context);
     const [version, iv, tag, body] = sealed.split('.');
     if (version !== 'v1' || !iv || !tag || body === undefined)
       throw new Error('not a sealed value');
@@ -107,6 +130,41 @@ export class Sealer {
     decipher.setAAD(Buffer.from(context, 'utf8'));
     decipher.setAuthTag(Buffer.from(tag, 'hex'));
     return Buffer.concat([decipher.update(Buffer.from(body, 'hex')), decipher.final()]);
+  }
+
+  /** The MAC of an SM4-sealed value: over the version, the context, the IV and the ciphertext. */
+  private sm4Tag(context: string, iv: Buffer, body: Buffer): Buffer {
+    return createHmac('sm3', this.sm4MacKey!)
+      .update(`sm4v1\n${context}\n`, 'utf8')
+      .update(iv)
+      .update(body)
+      .digest();
+  }
+
+  private sealSm4(plain: Buffer, context: string): string {
+    const iv = randomPooled(16);
+    const cipher = createCipheriv('sm4-ctr', this.sm4Key!, iv);
+    const body = Buffer.concat([cipher.update(plain), cipher.final()]);
+    return [
+      'sm4',
+      iv.toString('hex'),
+      this.sm4Tag(context, iv, body).toString('hex'),
+      body.toString('hex'),
+    ].join('.');
+  }
+
+  private openSm4(sealed: string, context: string): Buffer {
+    const [version, ivHex, tagHex, bodyHex] = sealed.split('.');
+    if (version !== 'sm4' || !ivHex || !tagHex || bodyHex === undefined)
+      throw new Error('not a value sealed with SM4');
+    const iv = Buffer.from(ivHex, 'hex');
+    const body = Buffer.from(bodyHex, 'hex');
+    const tag = Buffer.from(tagHex, 'hex');
+    const expected = this.sm4Tag(context, iv, body);
+    if (tag.length !== expected.length || !timingSafeEqual(tag, expected))
+      throw new Error('a sealed value failed its check');
+    const decipher = createDecipheriv('sm4-ctr', this.sm4Key!, iv);
+    return Buffer.concat([decipher.update(body), decipher.final()]);
   }
 }
 
