@@ -1,5 +1,5 @@
 // Builds the WeChat plugin (dist/plugin) and the demo host (dist/demo) for DevTools: esbuild for
-// the TypeScript (browser platform, CommonJS, es2017, minified), WXML and WXSS minified, JSON as is.
+// the TypeScript (browser platform, CommonJS, es2017, minified), WXML, WXSS and JSON minified.
 // The SDK is bundled once into lib/sdk.js; every component and the main module require it.
 const { buildSync } = require('esbuild');
 const fs = require('node:fs');
@@ -22,12 +22,17 @@ function minifyWxml(text) {
 }
 
 function minifyWxss(text) {
-  return text
-    .replace(/\/\*[\s\S]*?\*\//g, '')
-    .replace(/\s+/g, ' ')
-    .replace(/\s*([{}:;,>])\s*/g, '$1')
-    .replace(/;}/g, '}')
-    .trim();
+  return (
+    text
+      .replace(/\/\*[\s\S]*?\*\//g, '')
+      .replace(/\s+/g, ' ')
+      .replace(/\s*([{}:;,>])\s*/g, '$1')
+      .replace(/;}/g, '}')
+      // #ffffff is #fff, 0.25s is .25s: the same values, shorter.
+      .replace(/#([0-9a-fA-F])\1([0-9a-fA-F])\2([0-9a-fA-F])\3\b/g, '#$1$2$3')
+      .replace(/([\s:,(])0\.(\d)/g, '$1.$2')
+      .trim()
+  );
 }
 
 // Imports of the shared SDK stay requires of the built lib/sdk.js (the mini-program runtime adds
@@ -61,10 +66,14 @@ function demoPlatformUrl() {
 // never cross a file boundary, and nothing public or on the wire ends in `_`.
 const PRIVATE = /[^_]_$/;
 
-// The plugin's main module (index.ts) and lib/sdk.ts export; every other entry (component, page,
-// app) registers itself with Component()/Page()/App() and exports nothing, so it is built as an
-// IIFE, without the CommonJS export wrapper (about 370 bytes a file).
+// The plugin's main module (index.ts) and lib/sdk.ts export, and are CommonJS. Every other entry
+// (component, page, app) registers itself with Component()/Page()/App() and exports nothing, so
+// it is built as an IIFE, without the CommonJS export wrapper (about 370 bytes a file); except an
+// entry that takes the shared bundle with `import x = require()` and has no ES import or export:
+// as CommonJS it keeps that require as it is, where an IIFE would add esbuild's require shim
+// (about 290 bytes).
 const EXPORTING = ['index.ts', path.join('lib', 'sdk.ts')];
+const PLAIN_REQUIRE = /^import \w+ = require\(/m;
 
 function bundle(entry, outfile, { shared, exporting }) {
   buildSync({
@@ -73,7 +82,7 @@ function bundle(entry, outfile, { shared, exporting }) {
     bundle: true,
     minify: true,
     platform: 'browser',
-    format: exporting ? 'cjs' : 'iife',
+    format: exporting || PLAIN_REQUIRE.test(fs.readFileSync(entry, 'utf8')) ? 'cjs' : 'iife',
     target: 'es2017',
     charset: 'utf8',
     legalComments: 'none',
@@ -84,7 +93,7 @@ function bundle(entry, outfile, { shared, exporting }) {
   });
 }
 
-/** Copies a mini-program folder: .ts bundled, .wxml/.wxss minified, .json copied. */
+/** Copies a mini-program folder: .ts bundled, .wxml/.wxss/.json minified, anything else copied. */
 function buildTree(srcRoot, outRoot, skip = () => false) {
   fs.rmSync(outRoot, { recursive: true, force: true });
   for (const file of walk(srcRoot)) {
@@ -101,6 +110,8 @@ function buildTree(srcRoot, outRoot, skip = () => false) {
       fs.writeFileSync(out, minifyWxml(fs.readFileSync(file, 'utf8')));
     else if (rel.endsWith('.wxss'))
       fs.writeFileSync(out, minifyWxss(fs.readFileSync(file, 'utf8')));
+    else if (rel.endsWith('.json'))
+      fs.writeFileSync(out, JSON.stringify(JSON.parse(fs.readFileSync(file, 'utf8'))));
     else fs.copyFileSync(file, out);
   }
 }

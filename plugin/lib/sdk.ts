@@ -1,12 +1,18 @@
 // Everything the plugin's pages and API share, bundled once (dist/plugin/lib/sdk.js) and required
 // by each component and the main module, so the SDK is not copied into every file.
-import { assertId, Checkout, type CheckoutOptions } from '../../packages/sdk/src/core/checkout';
+import {
+  assertId,
+  assertSuite,
+  Checkout,
+  type CheckoutOptions,
+} from '../../packages/sdk/src/core/checkout';
 import { normaliseBaseUrl } from '../../packages/sdk/src/core/client';
 import { passwordWeakness } from '../../packages/sdk/src/core/enrolment';
 import { CardPayError } from '../../packages/sdk/src/core/errors';
 import { VERSION } from '../../packages/sdk/src/core/version';
 import { createWxHost } from '../../packages/sdk/src/hosts/wx';
 import type { HostBridge } from '../../packages/sdk/src/hosts/shared';
+import type { Suite } from '../../packages/sdk/src/core/protocol';
 import { pickLocale, stringsFor, errorText, type Locale } from './i18n';
 import { checkoutView } from './view';
 
@@ -24,6 +30,8 @@ export interface PluginConfig {
   merchantId: string;
   locale?: Locale;
   theme?: Theme;
+  /** The suite new enrolments register with: `cardpay-v1` (default) or `cardpay-sm-v1` (SM3). */
+  suite?: Suite;
 }
 
 let config: PluginConfig | undefined;
@@ -39,11 +47,12 @@ export function configure(options: PluginConfig): void {
   if (!options || typeof options !== 'object') {
     throw new CardPayError(
       'config_invalid',
-      'configure expects { platformUrl, merchantId, locale?, theme? }',
+      'configure expects { platformUrl, merchantId, locale?, theme?, suite? }',
     );
   }
   const platformUrl = normaliseBaseUrl(options.platformUrl);
   assertId('merchantId', 'mch', options.merchantId);
+  assertSuite(options.suite);
   config = { ...options, platformUrl, locale: pickLocale(options.locale) };
 }
 
@@ -112,7 +121,8 @@ export function createCheckout(options: CreateCheckoutOptions): Checkout {
       'call configure({ platformUrl, merchantId }) first, or pass both to createCheckout',
     );
   }
-  return new Checkout({ ...options, host: pluginHost(), platformUrl, merchantId });
+  const suite = options.suite ?? config?.suite;
+  return new Checkout({ ...options, host: pluginHost(), platformUrl, merchantId, suite });
 }
 
 /**

@@ -7,10 +7,13 @@ import {
   constantTimeEqual,
   derivePinKey,
   EMPTY_BODY_HASH,
+  hashHex,
   hmacSha256Hex,
+  macHex,
   passwordProof,
   sha256Hex,
   signRequest,
+  signResponse,
 } from '../../packages/sdk/src/core/crypto';
 import { pbkdf2Sha256, sha256 } from '../../packages/sdk/src/core/sha256';
 import {
@@ -137,6 +140,39 @@ describe('hashing and signing', () => {
     );
     expect(passwordProof(pinKey, { ...input, amount: 2000 })).not.toBe(
       passwordProof(pinKey, input),
+    );
+  });
+
+  it('uses SM3 and HMAC-SM3 throughout for a cardpay-sm-v1 terminal, as node:crypto computes them', () => {
+    const sm = 'cardpay-sm-v1' as const;
+    expect(hashHex('', sm)).toBe(createHash('sm3').update('').digest('hex'));
+    expect(hashHex('{"a":"é"}', sm)).toBe(createHash('sm3').update('{"a":"é"}').digest('hex'));
+    expect(macHex(key, 'abc', sm)).toBe(createHmac('sm3', key).update('abc').digest('hex'));
+    const salt = Buffer.alloc(16, 7);
+    const pinKey = derivePinKey('204816', salt, 10000, sm);
+    expect(Buffer.from(pinKey)).toEqual(pbkdf2Sync('204816', salt, 10000, 32, 'sm3'));
+    const parts = {
+      method: 'POST',
+      path: '/v1/sessions',
+      timestamp: '1795888800',
+      nonce: 'ab'.repeat(16),
+      bodyHash: hashHex('{}', sm),
+    };
+    expect(signRequest(key, parts, sm)).toBe(
+      createHmac('sm3', key).update(canonicalRequest(parts)).digest('hex'),
+    );
+    const answer = { status: 200, timestamp: '1', requestNonce: 'cd'.repeat(16), bodyHash: '' };
+    expect(signResponse(key, answer, sm)).toBe(
+      createHmac('sm3', key).update(canonicalResponse(answer)).digest('hex'),
+    );
+    const input = { sessionId: 's', challenge: 'c', orderId: 'o', amount: 1, currency: 'CNY' };
+    expect(passwordProof(pinKey, input, sm)).toBe(
+      createHmac('sm3', pinKey).update(authMessage(input)).digest('hex'),
+    );
+    // The default suite is SHA-256, named or not.
+    expect(signRequest(key, parts, 'cardpay-v1')).toBe(signRequest(key, parts));
+    expect(signRequest(key, parts)).toBe(
+      createHmac('sha256', key).update(canonicalRequest(parts)).digest('hex'),
     );
   });
 

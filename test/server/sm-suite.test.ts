@@ -4,14 +4,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSandboxPlatform, type SandboxPlatform } from '../../packages/testing/src/platform';
 import { describePg, freshDatabase } from '../support/postgres';
-import { pay, terminal } from '../support/server-harness';
+import { createNodeHost } from '../../packages/sdk/src/hosts/node';
+import { credentialsKey } from '../../packages/sdk/src/core/enrolment';
+import { checkout, PASSWORD as HARNESS_PASSWORD, pay, terminal } from '../support/server-harness';
 
 // PROTOCOL.md §3.1 on the platform: a terminal of the cardpay-sm-v1 suite signs with HMAC-SM3 over
 // SM3 body hashes and proves its password with HMAC-SM3; every answer to it is signed the same
 // way. Its client here is written from the protocol with node:crypto's SM3 (OpenSSL's), so the
 // platform is checked against an independent implementation.
 
-const PASSWORD = '204816';
+const PASSWORD = HARNESS_PASSWORD;
+const CARD = {
+  source: 'scan' as const,
+  scanType: 'qrCode' as const,
+  payload: '6222021000000000009',
+};
 const SALT = Buffer.alloc(16, 0x5a);
 
 type Digest = 'sm3' | 'sha256';
@@ -219,6 +226,67 @@ function suite(name: string, db: () => string | undefined) {
         }),
       });
       expect(((await plain.json()) as { suite: string }).suite).toBe('cardpay-v1');
+    });
+
+    it('lets the SDK enrol in the SM suite, pay, reset its password with PBKDF2-HMAC-SM3 and pay again', async () => {
+      const host = createNodeHost();
+      const c = checkout(platform, host, { suite: 'cardpay-sm-v1' });
+      host.scanner.push('6222021000000000009');
+      await c.start();
+      await c.begin();
+      await c.enrol(PASSWORD, PASSWORD);
+      const stored = JSON.parse((await host.storage.get(credentialsKey(platform.url)))!);
+      expect(stored.suite).toBe('cardpay-sm-v1');
+      expect((await platform.store.getTerminal(stored.terminalId))?.suite).toBe('cardpay-sm-v1');
+      // The key the platform keeps is PBKDF2-HMAC-SM3 of the password, as node:crypto makes it.
+      const key = platform.ctx.sealer.open(
+        (await platform.store.getTerminal(stored.terminalId))!.pinKeySealed,
+        `pin-key:${stored.terminalId}`,
+      );
+      expect(key).toEqual(pbkdf2Sync(PASSWORD, Buffer.from(stored.salt, 'hex'), 10000, 32, 'sm3'));
+      await c.confirm();
+      await c.authenticate([
+        { method: 'password', password: PASSWORD },
+        { method: 'cvv', cvv: '123' },
+      ]);
+      expect(c.snapshot.state).toBe('succeeded');
+
+      // The card is bound now: a reset proves it with its CVV and sends a new SM3 key.
+      const again = checkout(platform, host, { suite: 'cardpay-sm-v1' });
+      host.scanner.push('6222021000000000009');
+      await again.start();
+      await again.begin();
+      await again.confirm();
+      await again.forgotPassword();
+      await again.resetPassword({ card: CARD, cvv: '123', password: '730194', repeat: '730194' });
+      await again.authenticate([{ method: 'password', password: '730194' }]);
+      expect(again.snapshot.state).toBe('succeeded');
+    });
+
+    it('keeps the suite a terminal enrolled with, whatever a later checkout asks for', async () => {
+      const host = createNodeHost();
+      const first = checkout(platform, host);
+      host.scanner.push('4242424242424242');
+      await first.start();
+      await first.begin();
+      await first.enrol(PASSWORD, PASSWORD);
+      await first.confirm();
+      await first.authenticate([
+        { method: 'password', password: PASSWORD },
+        { method: 'cvv', cvv: '123' },
+      ]);
+      const later = checkout(platform, host, { suite: 'cardpay-sm-v1' });
+      host.scanner.push('4242424242424242');
+      await later.start();
+      await later.begin();
+      await later.confirm();
+      await later.authenticate([{ method: 'password', password: PASSWORD }]);
+      expect(later.snapshot.state).toBe('succeeded');
+      const stored = JSON.parse((await host.storage.get(credentialsKey(platform.url)))!);
+      expect(stored.suite).toBeUndefined();
+      expect((await platform.store.getTerminal(stored.terminalId))?.suite ?? 'cardpay-v1').toBe(
+        'cardpay-v1',
+      );
     });
   });
 }

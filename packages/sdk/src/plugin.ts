@@ -2,6 +2,7 @@
 //   const cardpay = requirePlugin('cardpay') as import('cardpay/plugin').CardPayPlugin
 import type { Checkout, CheckoutOptions } from './core/checkout';
 import type { HostBridge } from './hosts/shared';
+import type { Suite } from './core/protocol';
 
 export interface CardPayTheme {
   /** Brand colour of buttons and highlights, e.g. '#07c160'. */
@@ -19,6 +20,8 @@ export interface CardPayPlugin {
     merchantId: string;
     locale?: 'zh_CN' | 'en_US';
     theme?: CardPayTheme;
+    /** The suite new enrolments use (PROTOCOL.md §3.1): 'cardpay-v1' (default) or 'cardpay-sm-v1'. */
+    suite?: Suite;
   }): void;
   /**
    * Lend the plugin the host's own functions that WeChat does not give plugins: `getRandomValues`

@@ -1,10 +1,17 @@
 // The plugin's public component: the card-number input port a shopper taps on the checkout page.
 // It renders the SDK's checkout state machine: every state change arrives as one snapshot and
 // becomes one setData; taps become method calls on the machine.
-import type { AuthInput, Checkout } from '../../../packages/sdk/src/core/checkout';
-import type { CardInput } from '../../../packages/sdk/src/core/protocol';
-import {
-  Checkout as CheckoutMachine,
+// The shared bundle by a plain require, and types by import types: with no ES import or export
+// in the file, esbuild emits the require as it is, without its shim or interop helpers.
+import sdk = require('../../lib/sdk');
+
+type AuthInput = import('../../../packages/sdk/src/core/checkout').AuthInput;
+type Checkout = import('../../../packages/sdk/src/core/checkout').Checkout;
+type CardInput = import('../../../packages/sdk/src/core/protocol').CardInput;
+type Locale = import('../../lib/sdk').Locale;
+
+const {
+  Checkout: CheckoutMachine,
   checkoutView,
   currentConfig,
   errorText,
@@ -15,8 +22,7 @@ import {
   themeStyle,
   viewEnvironment,
   CardPayError,
-  type Locale,
-} from '../../lib/sdk';
+} = sdk;
 
 interface Local {
   checkout?: Checkout;
@@ -120,6 +126,7 @@ Component({
           amount: this.data.amount || undefined,
           currency: this.data.currency || 'CNY',
           description: this.data.description || undefined,
+          suite: config?.suite,
         });
       } catch (error) {
         // A misconfigured host: say so in words, and tell the host why through `fail`.
@@ -336,5 +343,3 @@ function emptyView(locale: Locale): ReturnType<typeof checkoutView> {
     locale,
   );
 }
-
-export {};

@@ -15,7 +15,7 @@ import { CardPayError, isCardPayError, type CardPayErrorCode } from './errors';
 import { delay } from './timers';
 import type { Host } from './host';
 import { isValidAmount } from './money';
-import { idPattern } from './protocol';
+import { idPattern, SUITES } from './protocol';
 import type {
   AuthMethod,
   AuthPrompt,
@@ -29,6 +29,7 @@ import type {
   ScanType,
   SessionState,
   SessionView,
+  Suite,
 } from './protocol';
 
 /**
@@ -112,6 +113,11 @@ export interface CheckoutOptions {
   pollTimeoutMs?: number;
   /** PBKDF2 iterations at enrolment. Default 10,000. */
   iterations?: number;
+  /**
+   * The cryptographic suite a new enrolment registers with (PROTOCOL.md §3.1): `cardpay-v1`
+   * (SHA-256, the default) or `cardpay-sm-v1` (SM3). An enrolled terminal keeps its own.
+   */
+  suite?: Suite;
 }
 
 /** What the user gives for one authentication factor. */
@@ -184,6 +190,7 @@ export class Checkout extends Emitter<CheckoutEvents> {
         `amount must be an integer of minor units from 1 to 100000000 (or give an orderRef), got ${JSON.stringify(options.amount)}`,
       );
     }
+    assertSuite(options.suite);
     const currency = options.currency ?? 'CNY';
     if (!/^[A-Z]{3}$/.test(currency)) {
       throw new CardPayError(
@@ -280,6 +287,7 @@ export class Checkout extends Emitter<CheckoutEvents> {
         password,
         repeat,
         iterations: this.options_.iterations,
+        suite: this.options_.suite,
       });
       // The biometric key was registered just now: the first payment may already use it.
       const biometricModes = await this.biometricModes_();
@@ -525,7 +533,7 @@ export class Checkout extends Emitter<CheckoutEvents> {
       await showBusy();
       const salt = await this.client.unique.bytes(16, 'salt');
       const iterations = Math.max(credentials.iterations, this.options_.iterations ?? 0);
-      const key = derivePinKey(input.password, salt, iterations);
+      const key = derivePinKey(input.password, salt, iterations, credentials.suite);
       await this.client.resetPassword(
         { card, cvv: input.cvv, password: { salt: toHex(salt), iterations, key: toHex(key) } },
         await this.client.newIdempotencyKey(),
@@ -670,16 +678,21 @@ export class Checkout extends Emitter<CheckoutEvents> {
         const salt = credentials && hexBytes(credentials.salt, 16);
         if (!credentials || !salt)
           throw new CardPayError('not_enrolled', 'this terminal has no payment password');
-        const pinKey = derivePinKey(input.password, salt, credentials.iterations);
+        const suite = credentials.suite;
+        const pinKey = derivePinKey(input.password, salt, credentials.iterations, suite);
         factors.push({
           method: 'password',
-          proof: passwordProof(pinKey, {
-            sessionId,
-            challenge: prompt.challenge,
-            orderId: confirmation.orderId,
-            amount: confirmation.amount,
-            currency: confirmation.currency,
-          }),
+          proof: passwordProof(
+            pinKey,
+            {
+              sessionId,
+              challenge: prompt.challenge,
+              orderId: confirmation.orderId,
+              amount: confirmation.amount,
+              currency: confirmation.currency,
+            },
+            suite,
+          ),
         });
         pinKey.fill(0);
       } else if (input.method === 'cvv') {
@@ -1041,4 +1054,14 @@ export function toCheckoutError(error: unknown): CheckoutError {
 /** Creates a checkout without UI, for merchants who draw their own. */
 export function createCheckout(options: CheckoutOptions): Checkout {
   return new Checkout(options);
+}
+
+/** Refuses a suite the protocol does not name (§3.1); undefined means the default. */
+export function assertSuite(value: unknown): asserts value is Suite | undefined {
+  if (value !== undefined && !SUITES.includes(value as Suite)) {
+    throw new CardPayError(
+      'config_invalid',
+      `suite must be ${SUITES.join(' or ')}, got ${JSON.stringify(value)}`,
+    );
+  }
 }

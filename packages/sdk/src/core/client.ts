@@ -1,11 +1,4 @@
-import {
-  constantTimeEqual,
-  EMPTY_BODY_HASH,
-  hexBytes,
-  sha256Hex,
-  signRequest,
-  signResponse,
-} from './crypto';
+import { constantTimeEqual, hashHex, hexBytes, signRequest, signResponse } from './crypto';
 import { toHex, utf8Decode } from './encoding';
 import { CardPayError, type CardPayErrorCode } from './errors';
 import { delay } from './timers';
@@ -32,6 +25,7 @@ import {
   type OrderRequest,
   type OrderResponse,
   type RegisterTerminalRequest,
+  type Suite,
   type RegisterTerminalResponse,
   type SessionCreated,
   type SessionView,
@@ -43,6 +37,8 @@ import { UniqueValues } from './unique';
 export interface TerminalIdentity {
   terminalId: string;
   terminalSecret: string;
+  /** The suite it registered with (PROTOCOL.md §3.1); absent means `cardpay-v1`. */
+  suite?: Suite;
 }
 
 export interface PlatformClientOptions {
@@ -236,7 +232,8 @@ export class PlatformClient {
       );
     }
     const bodyText = call.body === undefined ? undefined : JSON.stringify(call.body);
-    const bodyHash = bodyText === undefined ? EMPTY_BODY_HASH : sha256Hex(bodyText);
+    const suite = this.identity?.suite;
+    const bodyHash = hashHex(bodyText ?? '', suite);
     // Safe to send again: reads, keyed actions (the server answers a repeat from its record), and
     // registration (a lost answer at worst leaves an unused terminal behind).
     const repeatable = call.method === 'GET' || call.idempotencyKey !== undefined || !call.signed;
@@ -253,13 +250,11 @@ export class PlatformClient {
         headers['x-cardpay-terminal'] = this.identity.terminalId;
         headers['x-cardpay-timestamp'] = timestamp;
         headers['x-cardpay-nonce'] = nonce;
-        headers['x-cardpay-signature'] = signRequest(this.secret_(), {
-          method: call.method,
-          path: call.path,
-          timestamp,
-          nonce,
-          bodyHash,
-        });
+        headers['x-cardpay-signature'] = signRequest(
+          this.secret_(),
+          { method: call.method, path: call.path, timestamp, nonce, bodyHash },
+          suite,
+        );
       }
 
       let response: HostResponse;
@@ -361,12 +356,17 @@ export class PlatformClient {
       }
       throw new CardPayError('response_unverified', 'the platform answer carries no signature');
     }
-    const expected = signResponse(this.secret_(), {
-      status: response.status,
-      timestamp,
-      requestNonce: nonce,
-      bodyHash: sha256Hex(response.body),
-    });
+    const suite = this.identity?.suite;
+    const expected = signResponse(
+      this.secret_(),
+      {
+        status: response.status,
+        timestamp,
+        requestNonce: nonce,
+        bodyHash: hashHex(response.body, suite),
+      },
+      suite,
+    );
     if (!constantTimeEqual(expected, signature)) {
       throw new CardPayError('response_unverified', 'the platform answer has a wrong signature');
     }

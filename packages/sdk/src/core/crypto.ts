@@ -1,7 +1,10 @@
 import { fromHex, toHex, utf8Encode } from './encoding';
-import { hmacSha256, pbkdf2Sha256, sha256 } from './sha256';
+import type { Suite } from './protocol';
+import { digestWith, hmacWith, pbkdf2With, SHA256, type WordHash } from './sha256';
+import { SM3 } from './sm3';
 
 // The signing and proof rules of PROTOCOL.md §2, §3 and §5.4, in one place for client and server.
+// Each takes the terminal's suite (§3.1): SHA-256 by default, SM3 under `cardpay-sm-v1`.
 
 export type Bytes = Uint8Array;
 
@@ -9,25 +12,46 @@ function bytesOf(data: Bytes | string): Bytes {
   return typeof data === 'string' ? utf8Encode(data) : data;
 }
 
+/** The hash a suite is built on: SM3 for `cardpay-sm-v1`, SHA-256 otherwise. */
+function hashOf(suite: Suite | undefined): WordHash {
+  return suite === 'cardpay-sm-v1' ? SM3 : SHA256;
+}
+
+/** hex of the suite's hash of `data`: SHA-256, or SM3 under `cardpay-sm-v1`; strings as UTF-8. */
+export function hashHex(data: Bytes | string, suite?: Suite): string {
+  return toHex(digestWith(hashOf(suite), bytesOf(data)));
+}
+
+/** hex of the suite's HMAC: HMAC-SHA256, or HMAC-SM3 under `cardpay-sm-v1`; strings as UTF-8. */
+export function macHex(key: Bytes, message: Bytes | string, suite?: Suite): string {
+  return toHex(hmacWith(hashOf(suite), key, bytesOf(message)));
+}
+
 /** hex(SHA-256(data)); strings are hashed as UTF-8. */
 export function sha256Hex(data: Bytes | string): string {
-  return toHex(sha256(bytesOf(data)));
+  return hashHex(data);
 }
 
 /** hex(HMAC-SHA256(key, message)); strings are hashed as UTF-8. */
 export function hmacSha256Hex(key: Bytes, message: Bytes | string): string {
-  return toHex(hmacSha256(key, bytesOf(message)));
+  return macHex(key, message);
 }
 
 /** The least iteration count PROTOCOL.md §2 allows, and the SDK's default. */
 export const MIN_PBKDF2_ITERATIONS = 10000;
 
 /**
- * The password key of PROTOCOL.md §2: PBKDF2-HMAC-SHA256(password, salt, iterations, 32 bytes).
- * The password never leaves the device; only this key (at registration) and proofs derived from it do.
+ * The password key of PROTOCOL.md §2: PBKDF2-HMAC-SHA256(password, salt, iterations, 32 bytes)
+ * (PBKDF2-HMAC-SM3 under `cardpay-sm-v1`). The password never leaves the device; only this key
+ * (at registration) and proofs derived from it do.
  */
-export function derivePinKey(password: string, salt: Bytes, iterations: number): Bytes {
-  return pbkdf2Sha256(utf8Encode(password), salt, iterations, 32);
+export function derivePinKey(
+  password: string,
+  salt: Bytes,
+  iterations: number,
+  suite?: Suite,
+): Bytes {
+  return pbkdf2With(hashOf(suite), utf8Encode(password), salt, iterations, 32);
 }
 
 /** hex(SHA-256('')), the body hash of a request without a body. */
@@ -62,13 +86,13 @@ export function canonicalResponse(p: CanonicalResponseParts): string {
 }
 
 /** `X-CardPay-Signature` of a request. */
-export function signRequest(secret: Bytes, parts: CanonicalRequestParts): string {
-  return hmacSha256Hex(secret, canonicalRequest(parts));
+export function signRequest(secret: Bytes, parts: CanonicalRequestParts, suite?: Suite): string {
+  return macHex(secret, canonicalRequest(parts), suite);
 }
 
 /** `X-CardPay-Signature` of a response. */
-export function signResponse(secret: Bytes, parts: CanonicalResponseParts): string {
-  return hmacSha256Hex(secret, canonicalResponse(parts));
+export function signResponse(secret: Bytes, parts: CanonicalResponseParts, suite?: Suite): string {
+  return macHex(secret, canonicalResponse(parts), suite);
 }
 
 /**
@@ -104,9 +128,9 @@ export function authMessage(p: ProofInput): string {
   ].join('\n');
 }
 
-/** `proof` of a `password` factor: hex(HMAC-SHA256(pinKey, message)). */
-export function passwordProof(pinKey: Bytes, input: ProofInput): string {
-  return hmacSha256Hex(pinKey, authMessage(input));
+/** `proof` of a `password` factor: hex(HMAC-SHA256(pinKey, message)), or HMAC-SM3. */
+export function passwordProof(pinKey: Bytes, input: ProofInput, suite?: Suite): string {
+  return macHex(pinKey, authMessage(input), suite);
 }
 
 /** Parses a lower-case hex value of an exact byte length, or returns undefined. */

@@ -3,7 +3,7 @@ import { derivePinKey, hexBytes, MIN_PBKDF2_ITERATIONS, sha256Hex } from './cryp
 import { toHex } from './encoding';
 import { CardPayError } from './errors';
 import type { Host } from './host';
-import type { BiometricScheme } from './protocol';
+import { SUITES, type BiometricScheme, type Suite } from './protocol';
 
 /** What the terminal keeps in its private storage (PROTOCOL.md §2); never the password or its key. */
 export interface TerminalCredentials extends TerminalIdentity {
@@ -80,7 +80,8 @@ export async function loadCredentials(
       hexBytes(c.terminalSecret, 32) !== undefined &&
       hexBytes(c.salt, 16) !== undefined &&
       Number.isInteger(c.iterations) &&
-      c.iterations >= MIN_PBKDF2_ITERATIONS;
+      c.iterations >= MIN_PBKDF2_ITERATIONS &&
+      SUITES.includes(c.suite || 'cardpay-v1');
     return valid ? c : undefined;
   } catch {
     return undefined;
@@ -98,6 +99,8 @@ export interface EnrolOptions {
   repeat: string;
   /** PBKDF2 iterations; at least 10,000 (the default). */
   iterations?: number;
+  /** The suite to register with (PROTOCOL.md §3.1); `cardpay-v1` when absent. */
+  suite?: Suite;
 }
 
 /**
@@ -106,11 +109,11 @@ export interface EnrolOptions {
  * stores the credentials. The password and its key are dropped as soon as they are sent.
  */
 export async function enrolTerminal(options: EnrolOptions): Promise<TerminalCredentials> {
-  const { host, client, password, repeat } = options;
+  const { host, client, password, repeat, suite } = options;
   checkNewPassword(password, repeat);
   const iterations = Math.max(MIN_PBKDF2_ITERATIONS, options.iterations ?? MIN_PBKDF2_ITERATIONS);
   const salt = await client.unique.bytes(16, 'salt');
-  const key = derivePinKey(password, salt, iterations);
+  const key = derivePinKey(password, salt, iterations, suite);
   const biometric = host.biometric;
   // SOTER is checked by WeChat for the shopper in the host app: tell who that is (§2.1).
   const identity =
@@ -118,6 +121,8 @@ export async function enrolTerminal(options: EnrolOptions): Promise<TerminalCred
   const registered = await client.register({
     ...(identity ? { identity } : {}),
     ...(host.deviceLabel ? { deviceLabel: host.deviceLabel.slice(0, 64) } : {}),
+    // Absent (dropped from the JSON) when not chosen: the platform's default, cardpay-v1.
+    suite,
     password: { salt: toHex(salt), iterations, key: toHex(key) },
     ...(biometric
       ? {
@@ -131,6 +136,7 @@ export async function enrolTerminal(options: EnrolOptions): Promise<TerminalCred
   const credentials: TerminalCredentials = {
     terminalId: registered.terminalId,
     terminalSecret: registered.terminalSecret,
+    suite,
     salt: toHex(salt),
     iterations,
     ...(biometric ? { biometricScheme: biometric.scheme } : {}),

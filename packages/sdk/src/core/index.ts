@@ -25,6 +25,8 @@ export { sm3, hmacSm3, pbkdf2Sm3 } from './sm3';
 export {
   sha256Hex,
   hmacSha256Hex,
+  hashHex,
+  macHex,
   derivePinKey,
   canonicalRequest,
   canonicalResponse,

@@ -61,7 +61,7 @@ function compress(h: Int32Array, m: Int32Array, at: number): void {
   h[7] ^= k;
 }
 
-const SM3: WordHash = { iv: IV, compress };
+export const SM3: WordHash = { iv: IV, compress };
 
 /** SM3 of `data`. */
 export function sm3(data: Uint8Array): Uint8Array {
