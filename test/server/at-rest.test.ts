@@ -291,25 +291,35 @@ function sendAgain(
 }
 
 describePg('what a dump of the PostgreSQL database gives up', () => {
-  it('holds no card number, CVV, password key, proof or unkeyed hash of them', async () => {
-    const db = await freshDatabase();
-    const dir = mkdtempSync(join(tmpdir(), 'cardpay-at-rest-pg-'));
-    try {
-      const platform = await startSandboxPlatform({
-        db: db.url,
-        sandboxDb: join(dir, 'payments.db'),
-        masterKey: MASTER_KEY,
-      });
-      const { t, proofs } = await twoPayments(platform);
-      await platform.close();
-      const dump = execFileSync('pg_dump', ['--no-owner', db.url], { maxBuffer: 64 << 20 });
-      const sandbox = Buffer.concat(readdirSync(dir).map((f) => readFileSync(join(dir, f))));
-      const list = needles(t, proofs);
-      expect(found(Buffer.concat([dump, sandbox]), list)).toEqual([]);
-      expect(dump.includes(Buffer.from('622202*********0009'))).toBe(true);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-      await db.drop();
-    }
-  });
+  it.each(['aes-256-gcm', 'sm4'] as const)(
+    'holds no card number, CVV, password key, proof or unkeyed hash of them, sealed with %s',
+    async (seal) => {
+      const db = await freshDatabase();
+      const dir = mkdtempSync(join(tmpdir(), 'cardpay-at-rest-pg-'));
+      try {
+        const platform = await startSandboxPlatform({
+          db: db.url,
+          sandboxDb: join(dir, 'payments.db'),
+          masterKey: MASTER_KEY,
+          seal,
+        });
+        const { t, proofs } = await twoPayments(platform);
+        await platform.close();
+        const dump = execFileSync('pg_dump', ['--no-owner', db.url], { maxBuffer: 64 << 20 });
+        const sandbox = Buffer.concat(readdirSync(dir).map((f) => readFileSync(join(dir, f))));
+        const list = needles(t, proofs);
+        expect(found(Buffer.concat([dump, sandbox]), list)).toEqual([]);
+        expect(dump.includes(Buffer.from('622202*********0009'))).toBe(true);
+        // Every sealed value is in the chosen form.
+        const prefix = seal === 'sm4' ? 'sm4.' : 'v1.';
+        const other = seal === 'sm4' ? /\tv1\.[0-9a-f]{24}\./ : /\tsm4\.[0-9a-f]{32}\./;
+        expect(dump.toString().match(/\t(v1|sm4)\.[0-9a-f]{24}/g)?.length).toBeGreaterThan(4);
+        expect(dump.toString()).toContain(`\t${prefix}`);
+        expect(dump.toString()).not.toMatch(other);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+        await db.drop();
+      }
+    },
+  );
 });
