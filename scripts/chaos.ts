@@ -1,5 +1,5 @@
 // npm run chaos -- [--checkouts N] [--terminals N] [--fault-rate R] [--kill-every-ms MS] [--seed N]
-//                   [--postgres URL] [--instances N] [--json] [--keep]
+//                   [--postgres URL] [--instances N] [--db-fault-every-ms MS] [--json] [--keep]
 // Thousands of checkouts through fault proxies with kill -9 restarts, then the money invariants.
 import { join } from 'node:path';
 import { repositoryRoot } from './root';
@@ -35,6 +35,7 @@ async function main() {
       'seed',
       'postgres',
       'instances',
+      'db-fault-every-ms',
       'json',
       'keep',
     ];
@@ -54,6 +55,8 @@ async function main() {
             postgres:
               f.postgres === 'true' ? 'postgres://postgres@127.0.0.1:5432/postgres' : f.postgres,
             instances: number(f, 'instances', 2),
+            // PostgreSQL restarted, or one instance cut off from it, about this often.
+            databaseFaultEveryMs: number(f, 'db-fault-every-ms', 3000),
           }
         : {}),
     };
@@ -64,7 +67,7 @@ async function main() {
   // The platform runs as the built CLI, as an operator runs it: build it from this checkout first.
   require(join(repositoryRoot(), 'scripts', 'build.js')).buildPackages();
   console.log(
-    `chaos: ${options.checkouts} checkouts, ${options.terminals} terminals, fault rate ${options.faultRate} per hop, kill -9 about every ${options.killEveryMs} ms, seed ${options.seed}, ${options.postgres ? `PostgreSQL, ${options.instances} instances` : 'SQLite'}`,
+    `chaos: ${options.checkouts} checkouts, ${options.terminals} terminals, fault rate ${options.faultRate} per hop, kill -9 about every ${options.killEveryMs} ms, seed ${options.seed}, ${options.postgres ? `PostgreSQL, ${options.instances} instances, a database fault about every ${options.databaseFaultEveryMs} ms` : 'SQLite'}`,
   );
   const report = await runChaos({ ...options, log: (l) => console.log(`  ${l}`) });
   if (f.json) console.log(JSON.stringify(report, null, 2));
@@ -79,7 +82,14 @@ async function main() {
     );
     console.log(`terminal hop:     ${line(report.faults.terminalHop)}`);
     console.log(`payment hop:      ${line(report.faults.paymentHop)}`);
+    console.log(`platform answers: ${line(report.statuses)}`);
     console.log(`store:            ${report.store}, ${report.instances} instance(s)`);
+    if (report.database) {
+      const d = report.database;
+      console.log(
+        `database faults:  ${d.restarts} restarts of PostgreSQL, ${d.cutoffs} instances cut off; ${d.probedWhileDown} readiness probes during outages (all 503); ${d.recoveries} recoveries without a restart, the longest ${d.longestRecoveryMs} ms after the database came back; counted by the instances: ${d.errorsCounted} database errors, ${d.recoveriesCounted} recoveries`,
+      );
+    }
     console.log(
       `restarts (kill -9): ${report.restarts}; webhook deliveries failed on purpose: ${report.webhookFailuresInjected}`,
     );

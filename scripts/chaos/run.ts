@@ -24,6 +24,7 @@ import { repositoryRoot } from '../root';
 import { LOAD_TOOL_LIMITS } from '../load-limits';
 import { verifyWebhook } from '../../packages/sdk/src/webhooks';
 import { checkInvariants, waitSettled, type Violation } from './invariants';
+import { TcpRelay } from './relay';
 
 export interface ChaosOptions {
   /** Checkouts to attempt in all. */
@@ -42,6 +43,26 @@ export interface ChaosOptions {
   postgres?: string;
   /** Platform instances on that PostgreSQL database (default 2), killed one at a time. */
   instances?: number;
+  /**
+   * Mean time between faults of the database itself (PostgreSQL only; 0 or absent: none): the
+   * server restarted (every connection of every instance ended, new ones refused for 1-4 s) or
+   * one instance cut off from it for 2-10 s while the others go on.
+   */
+  databaseFaultEveryMs?: number;
+}
+
+/** What the database faults did, and what was seen of the instances meanwhile. */
+export interface DatabaseFaultReport {
+  restarts: number;
+  cutoffs: number;
+  /** Readiness probes made during an outage (each answered 503 with the database unavailable). */
+  probedWhileDown: number;
+  /** Instances seen ready again after an outage, by themselves (no restart). */
+  recoveries: number;
+  longestRecoveryMs: number;
+  /** From the instances' metrics at the end (since each one's last start). */
+  errorsCounted: number;
+  recoveriesCounted: number;
 }
 
 export interface ChaosReport {
@@ -50,6 +71,9 @@ export interface ChaosReport {
   mergedOrders: number;
   refundsAsked: number;
   faults: { terminalHop: Record<string, number>; paymentHop: Record<string, number> };
+  /** The platform's answers through the terminal hop, by status code. */
+  statuses: Record<string, number>;
+  database?: DatabaseFaultReport;
   restarts: number;
   instances: number;
   store: 'sqlite' | 'postgres';
@@ -97,34 +121,53 @@ function freePort(): Promise<number> {
 class PlatformProcess {
   private child?: ChildProcess;
   restarts = 0;
+  /** Exits nobody asked for, with the end of what the process wrote to stderr. */
+  readonly crashes: string[] = [];
   constructor(
     private readonly args: string[],
     readonly url: string,
+    readonly metricsUrl?: string,
   ) {}
 
+  /**
+   * Starts it and waits until it serves. A start that fails (its database unreachable just
+   * then) is tried again, as a supervisor would, for up to 30 s.
+   */
   async start(): Promise<void> {
-    const child = spawn(
-      process.execPath,
-      [join(repositoryRoot(), 'packages/platform/bin/cardpay-platform.js'), ...this.args],
-      {
-        env: {
-          ...process.env,
-          CARDPAY_MASTER_KEY: MASTER_KEY,
-          CARDPAY_SANDBOX_MERCHANT_KEY: MERCHANT_KEY,
-          CARDPAY_SANDBOX_WEBHOOK_SECRET: WEBHOOK_SECRET,
-        },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    );
+    const deadline = Date.now() + 30000;
     let stderr = '';
-    child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c).slice(-4000)));
-    this.child = child;
-    const deadline = Date.now() + 15000;
     for (;;) {
-      if (child.exitCode !== null) throw new Error(`the platform exited at start: ${stderr}`);
-      if (await healthy(this.url)) return;
-      if (Date.now() > deadline) throw new Error(`the platform did not start: ${stderr}`);
-      await sleep(50);
+      const child = spawn(
+        process.execPath,
+        [join(repositoryRoot(), 'packages/platform/bin/cardpay-platform.js'), ...this.args],
+        {
+          env: {
+            ...process.env,
+            CARDPAY_MASTER_KEY: MASTER_KEY,
+            CARDPAY_SANDBOX_MERCHANT_KEY: MERCHANT_KEY,
+            CARDPAY_SANDBOX_WEBHOOK_SECRET: WEBHOOK_SECRET,
+          },
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
+      stderr = '';
+      child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c).slice(-4000)));
+      this.child = child;
+      for (;;) {
+        if (child.exitCode !== null) break;
+        if (await healthy(this.url)) {
+          // From now on an exit not asked for (this.child still this one) is a crash.
+          child.once('exit', (code, signal) => {
+            if (this.child === child)
+              this.crashes.push(`${this.url} exited (${code ?? signal}): ${stderr.slice(-600)}`);
+          });
+          return;
+        }
+        if (Date.now() > deadline) throw new Error(`the platform did not start: ${stderr}`);
+        await sleep(50);
+      }
+      if (Date.now() > deadline) throw new Error(`the platform exited at start: ${stderr}`);
+      await sleep(300);
     }
   }
 
@@ -158,7 +201,9 @@ class PlatformProcess {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** A database of its own for one run, on the PostgreSQL server an admin URL reaches. */
-async function pgDatabase(admin: string): Promise<{ url: string; drop(): Promise<void> }> {
+async function pgDatabase(
+  admin: string,
+): Promise<{ url: string; name: string; drop(): Promise<void> }> {
   const name = `cardpay_chaos_${process.pid}_${Date.now()}`;
   const run = async (sql: string) => {
     const c = new Client({ connectionString: admin });
@@ -172,7 +217,11 @@ async function pgDatabase(admin: string): Promise<{ url: string; drop(): Promise
   await run(`CREATE DATABASE ${name}`);
   const url = new URL(admin);
   url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => run(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+  return {
+    url: url.toString(),
+    name,
+    drop: () => run(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
+  };
 }
 
 function healthy(url: string): Promise<boolean> {
@@ -185,6 +234,63 @@ function healthy(url: string): Promise<boolean> {
     req.on('timeout', () => req.destroy());
     req.end();
   });
+}
+
+/** The instance's readiness, asked directly (not through the hop); undefined when it is not up. */
+function readiness(url: string): Promise<{ status: number; database?: string } | undefined> {
+  return new Promise((resolve) => {
+    const req = request(`${url}/v1/health/ready`, { timeout: 3000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        try {
+          const body = JSON.parse(Buffer.concat(chunks).toString()) as {
+            checks?: { database?: string };
+          };
+          resolve({ status: res.statusCode!, database: body.checks?.database });
+        } catch {
+          resolve(undefined);
+        }
+      });
+      res.on('error', () => resolve(undefined));
+    });
+    req.on('error', () => resolve(undefined));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+/** A counter's value in an instance's Prometheus text (0 when it is not up or not there). */
+function scrape(url: string | undefined, name: string): Promise<number> {
+  if (!url) return Promise.resolve(0);
+  return new Promise((resolve) => {
+    const req = request(url, { timeout: 3000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(Buffer.concat(chunks).toString());
+        resolve(m ? Number(m[1]) : 0);
+      });
+      res.on('error', () => resolve(0));
+    });
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+/** Ends every connection to database `name`, as a server restart does (admin URL `admin`). */
+async function terminateBackends(admin: string, name: string): Promise<void> {
+  const c = new Client({ connectionString: admin });
+  await c.connect();
+  try {
+    await c.query(
+      'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+      [name],
+    );
+  } finally {
+    await c.end();
+  }
 }
 
 /** A merchant's server calling the merchant API: retried on anything but an answer. */
@@ -329,15 +435,23 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const pg = options.postgres ? await pgDatabase(options.postgres) : undefined;
   const platformDb = pg?.url ?? join(dir, 'cardpay.db');
   const instances: PlatformProcess[] = [];
+  // On PostgreSQL each instance reaches the server through a relay of its own: how one instance
+  // is cut off alone, or all of them at once.
+  const relays: TcpRelay[] = [];
   for (let i = 0; i < (pg ? (options.instances ?? 2) : 1); i++) {
     const port = await freePort();
+    const metricsPort = await freePort();
+    const relay = pg ? await TcpRelay.before(pg.url) : undefined;
+    if (relay) relays.push(relay);
     instances.push(
       new PlatformProcess(
         [
           '--port',
           String(port),
+          '--metrics-port',
+          String(metricsPort),
           '--db',
-          platformDb,
+          relay ? relay.urlFor(pg!.url) : platformDb,
           '--payment-url',
           paymentHop.url,
           '--payment-timeout-ms',
@@ -352,6 +466,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           'error',
         ],
         `http://127.0.0.1:${port}`,
+        `http://127.0.0.1:${metricsPort}/metrics`,
       ),
     );
   }
@@ -379,6 +494,96 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       await sleep(50 + random() * 300);
       await victim.restart();
       log(`restart ${instances.reduce((n, p) => n + p.restarts, 0)}`);
+    }
+  })();
+
+  // Faults of the database itself, at seeded moments (PostgreSQL only). During each outage the
+  // affected instances must say they are not ready; after it, each must be ready again by
+  // itself, without a restart. Instances killed meanwhile are left out of both looks.
+  const database: DatabaseFaultReport = {
+    restarts: 0,
+    cutoffs: 0,
+    probedWhileDown: 0,
+    recoveries: 0,
+    longestRecoveryMs: 0,
+    errorsCounted: 0,
+    recoveriesCounted: 0,
+  };
+  const faultViolations: Violation[] = [];
+  const notReady = async (affected: PlatformProcess[]) => {
+    // The readiness answer is kept for a second: look after that.
+    await sleep(1100);
+    await Promise.all(
+      affected.map(async (p) => {
+        const before = p.restarts;
+        const r = await readiness(p.url);
+        if (!r || p.restarts !== before) return;
+        database.probedWhileDown++;
+        if (r.status !== 503 || r.database !== 'unavailable')
+          faultViolations.push({
+            rule: 'ready without its database',
+            detail: `${p.url} answered ${r.status} (database ${r.database}) during an outage`,
+          });
+      }),
+    );
+  };
+  const recovered = (affected: PlatformProcess[], since: number) =>
+    Promise.all(
+      affected.map(async (p) => {
+        const before = p.restarts;
+        for (;;) {
+          const r = await readiness(p.url);
+          if (p.restarts !== before) return; // killed meanwhile: not a recovery of its own
+          if (r?.database === 'ok') {
+            database.recoveries++;
+            database.longestRecoveryMs = Math.max(database.longestRecoveryMs, Date.now() - since);
+            return;
+          }
+          if (Date.now() - since > 20000) {
+            faultViolations.push({
+              rule: 'instance did not recover by itself',
+              detail: `${p.url} still without its database 20 s after it came back`,
+            });
+            return;
+          }
+          await sleep(200);
+        }
+      }),
+    );
+  const databaseFaults = (async () => {
+    const every = options.databaseFaultEveryMs ?? 0;
+    if (!pg || !every) return;
+    while (driving) {
+      await sleep(every * (0.5 + random()));
+      if (!driving) break;
+      if (random() < 0.4) {
+        // PostgreSQL restarted: no new connection is taken, the server ends every one of this
+        // database (each client hears why), and for 1-4 s nothing gets through.
+        const outageMs = 1000 + random() * 3000;
+        await Promise.all(relays.map((r) => r.refuseNew()));
+        await terminateBackends(options.postgres!, pg.name).catch(() => undefined);
+        await Promise.all(relays.map((r) => r.cut()));
+        database.restarts++;
+        log(`database restart ${database.restarts}: down ${Math.round(outageMs)} ms`);
+        const began = Date.now();
+        await notReady(instances);
+        await sleep(Math.max(0, outageMs - (Date.now() - began)));
+        await Promise.all(relays.map((r) => r.start()));
+        await recovered(instances, Date.now());
+      } else {
+        // One instance cut off for 2-10 s: its connections dropped, new ones refused, while
+        // the others go on (and take over its leases once they expire).
+        const i = Math.floor(random() * instances.length);
+        const outageMs = 2000 + random() * 8000;
+        await relays[i].cut();
+        database.cutoffs++;
+        log(`instance ${i + 1} cut off from the database for ${Math.round(outageMs)} ms`);
+        const began = Date.now();
+        await notReady([instances[i]]);
+        await sleep(Math.max(0, outageMs - (Date.now() - began)));
+        await relays[i].start();
+        await recovered([instances[i]], Date.now());
+      }
     }
   })();
 
@@ -525,6 +730,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
   driving = false;
   await killer;
+  await databaseFaults;
+  // What the instances counted of it (each since its last start).
+  for (const p of instances) {
+    database.errorsCounted += await scrape(p.metricsUrl, 'cardpay_database_errors_total');
+    database.recoveriesCounted += await scrape(p.metricsUrl, 'cardpay_database_recoveries_total');
+  }
   // ---- settle: faults off, the platform up, the reconciler and the notifier left to finish -----
   terminalHop.setRates({});
   paymentHop.setRates({});
@@ -538,8 +749,21 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     received,
   });
 
+  const crashes: Violation[] = instances.flatMap((p) =>
+    p.crashes.map((detail) => ({ rule: 'platform crashed', detail })),
+  );
+  // Never a 500: an instance without its database answers 503 (retryable) or a right answer.
+  const serverErrors: Violation[] = terminalHop.statuses['500']
+    ? [
+        {
+          rule: 'platform answered 500',
+          detail: `${terminalHop.statuses['500']} answers with status 500`,
+        },
+      ]
+    : [];
   await terminalHop.close();
   for (const p of instances) await p.stop();
+  for (const r of relays) await r.cut();
   process.off('exit', orphan);
   await pg?.drop();
   await paymentHop.close();
@@ -557,12 +781,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     mergedOrders,
     refundsAsked,
     faults: { terminalHop: faults(terminalHop), paymentHop: faults(paymentHop) },
+    statuses: { ...terminalHop.statuses },
+    ...(pg && options.databaseFaultEveryMs ? { database } : {}),
     restarts: instances.reduce((n, p) => n + p.restarts, 0),
     instances: instances.length,
     store: pg ? 'postgres' : 'sqlite',
     webhookFailuresInjected,
     records: result.records,
-    violations: result.violations,
+    violations: [...result.violations, ...faultViolations, ...serverErrors, ...crashes],
     seconds: (Date.now() - t0) / 1000,
     ...(options.keep ? { databases: { platform: platformDb, payments: sandboxDb } } : {}),
   };

@@ -74,22 +74,34 @@ describe('chaos: checkouts through faults and kill -9 restarts', () => {
   });
 });
 
-// The same on PostgreSQL with two platform instances behind the terminal hop, each killed (-9) in
-// turn while the other serves on.
-describePg('chaos on PostgreSQL: two instances, one killed at a time', () => {
-  it('breaks no money invariant', async () => {
-    const report = await runChaos({
-      checkouts: 80,
-      terminals: 10,
-      faultRate: 0.1,
-      killEveryMs: 2500,
-      seed: 20261205,
-      postgres: ADMIN_URL,
-      instances: 2,
-    });
-    expect(report.violations).toEqual([]);
-    expect(report).toMatchObject({ store: 'postgres', instances: 2 });
-    expect(report.restarts).toBeGreaterThanOrEqual(1);
-    expect(report.outcomes.succeeded).toBeGreaterThan(50);
-  }, 120000);
-});
+// The same on PostgreSQL with three platform instances behind the terminal hop, each killed (-9)
+// in turn while the others serve on, and the database itself failing: PostgreSQL restarted (every
+// connection ended, new ones refused for a while) or one instance cut off from it for seconds.
+describePg(
+  'chaos on PostgreSQL: three instances, kill -9, the database restarted and cut off',
+  () => {
+    it('breaks no money invariant, never answers 500, and every instance recovers by itself', async () => {
+      const report = await runChaos({
+        checkouts: 90,
+        terminals: 10,
+        faultRate: 0.1,
+        killEveryMs: 2500,
+        seed: 20261205,
+        postgres: ADMIN_URL,
+        instances: 3,
+        databaseFaultEveryMs: 1200,
+      });
+      expect(report.violations).toEqual([]);
+      expect(report).toMatchObject({ store: 'postgres', instances: 3 });
+      expect(report.restarts).toBeGreaterThanOrEqual(1);
+      expect(report.outcomes.succeeded).toBeGreaterThan(50);
+      // The database faults really happened, were seen as such, and were recovered from.
+      const d = report.database!;
+      expect(d.restarts + d.cutoffs).toBeGreaterThanOrEqual(2);
+      expect(d.probedWhileDown).toBeGreaterThanOrEqual(1);
+      expect(d.recoveries).toBeGreaterThanOrEqual(1);
+      expect(report.statuses['503']).toBeGreaterThan(0);
+      expect(report.statuses['500']).toBeUndefined();
+    }, 150000);
+  },
+);

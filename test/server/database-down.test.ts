@@ -1,53 +1,22 @@
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { startSandboxPlatform, type SandboxPlatform } from '../../packages/testing/src/platform';
 import { pay, raw, terminal } from '../support/server-harness';
 import { ADMIN_URL, describePg, freshDatabase } from '../support/postgres';
+import { TcpRelay } from '../../scripts/chaos/relay';
 
 // PostgreSQL going away and coming back, played by a TCP relay of our own in front of it.
 
-class Relay {
-  private server?: Server;
-  private readonly sockets = new Set<Socket>();
-  port = 0;
-  constructor(private readonly target: { host: string; port: number }) {}
-
-  async start(): Promise<void> {
-    this.server = createServer((client) => {
-      const upstream = connect(this.target.port, this.target.host);
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => undefined);
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((r) => this.server!.listen(this.port, '127.0.0.1', r));
-    this.port = (this.server.address() as { port: number }).port;
-  }
-
-  /** The database is gone: open connections cut, new ones refused. */
-  async stop(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise((r) => this.server!.close(r));
-  }
-}
-
 describePg('a PostgreSQL that goes down and comes back', () => {
   let db: Awaited<ReturnType<typeof freshDatabase>>;
-  let relay: Relay;
+  let relay: TcpRelay;
   let platform: SandboxPlatform;
   beforeAll(async () => {
     db = await freshDatabase();
-    const target = new URL(ADMIN_URL);
-    relay = new Relay({ host: target.hostname, port: Number(target.port || 5432) });
-    await relay.start();
-    const url = new URL(db.url);
-    url.host = `127.0.0.1:${relay.port}`;
-    platform = await startSandboxPlatform({ db: url.toString(), sandboxDb: ':memory:' });
+    relay = await TcpRelay.before(ADMIN_URL);
+    platform = await startSandboxPlatform({ db: relay.urlFor(db.url), sandboxDb: ':memory:' });
   });
   afterAll(async () => {
     await platform?.close();
-    await relay?.stop();
+    await relay?.cut();
     await db?.drop();
   });
 
@@ -55,7 +24,7 @@ describePg('a PostgreSQL that goes down and comes back', () => {
     const t = await terminal(platform);
     expect(await pay(t, '4242424242424242')).toMatchObject({ state: 'succeeded' });
 
-    await relay.stop();
+    await relay.cut();
     const down = await raw(platform, {
       method: 'POST',
       path: '/v1/terminals',
@@ -76,5 +45,70 @@ describePg('a PostgreSQL that goes down and comes back', () => {
 
     await relay.start(); // the same port: the database is back
     expect(await pay(t, '4242424242424242')).toMatchObject({ state: 'succeeded' });
+  });
+
+  it('survives its connection dropping in the middle of a transaction, between two statements', async () => {
+    const t = await terminal(platform);
+    const store = platform.store as unknown as {
+      apply(w: unknown, c: unknown): Promise<boolean>;
+      commit(writes: unknown[]): Promise<boolean>;
+    };
+    // Without a listener, the client's 'error' event is thrown out of the socket's handler: the
+    // platform's process would end (and this suite fails to run).
+    const apply = store.apply.bind(store);
+    let first = true;
+    store.apply = async (w, c) => {
+      if (first) {
+        first = false;
+        // The connection goes while the transaction holds it, no statement in flight.
+        await relay.cut();
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      return apply(w, c);
+    };
+    try {
+      const write = { kind: 'updateTerminal', id: t.client.identity!.terminalId, patch: {} };
+      await expect(store.commit([write, write])).rejects.toMatchObject({
+        name: 'StoreUnavailable',
+      });
+    } finally {
+      store.apply = apply;
+      await relay.start();
+    }
+    // Still serving (the dropped connection did not end the process), with a fresh connection.
+    expect(await pay(t, '4242424242424242')).toMatchObject({ state: 'succeeded' });
+  });
+
+  it('is not ready while its database is gone, is ready again by itself after, and counts both', async () => {
+    const metric = async (name: string) =>
+      Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await platform.ctx.metrics.text())?.[1]);
+    const ready = async () => {
+      const r = await fetch(`${platform.url}/v1/health/ready`);
+      return { status: r.status, body: (await r.json()) as { checks: Record<string, string> } };
+    };
+    // The readiness answer is kept for a second: wait it out before each look.
+    const after = () => new Promise((r) => setTimeout(r, 1050));
+    await after();
+    expect((await ready()).status).toBe(200);
+    const errors = await metric('cardpay_database_errors_total');
+    const recoveries = await metric('cardpay_database_recoveries_total');
+    expect(await metric('cardpay_database_up')).toBe(1);
+
+    await relay.cut();
+    await after();
+    expect(await ready()).toMatchObject({
+      status: 503,
+      body: { checks: { database: 'unavailable' } },
+    });
+    expect(await metric('cardpay_database_up')).toBe(0);
+    const t = await terminal(platform).catch((e) => e);
+    expect(t).toMatchObject({ retryable: true });
+    expect(await metric('cardpay_database_errors_total')).toBeGreaterThan(errors);
+
+    await relay.start();
+    await after();
+    expect((await ready()).status).toBe(200);
+    expect(await metric('cardpay_database_up')).toBe(1);
+    expect(await metric('cardpay_database_recoveries_total')).toBe(recoveries + 1);
   });
 });

@@ -45,6 +45,8 @@ export interface FaultProxy {
   readonly url: string;
   /** Requests seen, forwarded, answered 502 (target down), and faults applied, by kind. */
   readonly counts: Record<FaultKind | 'requests' | 'forwarded' | 'upstreamDown', number>;
+  /** The target's answers by status code (the proxy's own 502s are `upstreamDown`). */
+  readonly statuses: Record<string, number>;
   /** Changes the fault rates from now on (`{}` turns the faults off). */
   setRates(rates: FaultRates): void;
   close(): Promise<void>;
@@ -90,6 +92,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const counts = Object.fromEntries(
     [...FAULT_KINDS, 'requests', 'forwarded', 'upstreamDown'].map((k) => [k, 0]),
   ) as FaultProxy['counts'];
+  const statuses: Record<string, number> = {};
   const held: (() => void)[] = [];
   const sockets = new Set<Socket>();
 
@@ -119,13 +122,11 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () =>
-            resolve({
-              status: res.statusCode ?? 502,
-              headers: res.headers,
-              body: Buffer.concat(chunks),
-            }),
-          );
+          res.on('end', () => {
+            const status = res.statusCode ?? 502;
+            statuses[status] = (statuses[status] ?? 0) + 1;
+            resolve({ status, headers: res.headers, body: Buffer.concat(chunks) });
+          });
           res.on('error', () => resolve(undefined));
         },
       );
@@ -203,6 +204,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   return {
     url: `http://127.0.0.1:${port}`,
     counts,
+    statuses,
     setRates(next) {
       rates = { ...next };
     },

@@ -436,6 +436,13 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   if (options.dashboard !== false) await dashboardRoutes(app, ctx);
 
   ctx.log = ctx.metrics.eventLogger(app.log);
+  // The database going away and coming back, each said once (the requests that meet it in
+  // between are counted as database errors): a line and a count, cardpay_database_up, and the
+  // recoveries counted.
+  options.store.onAvailability = (available) =>
+    available
+      ? ctx.log.info({ event: 'database_recovered' }, 'the database answers again')
+      : ctx.log.warn({ event: 'database_lost' }, 'the database stopped answering');
   if (options.reconcile) {
     ctx.reconciler.start(ctx.config.reconcileEveryMs);
     ctx.notifier.start(Math.min(1000, ctx.config.webhookRetryBaseMs));

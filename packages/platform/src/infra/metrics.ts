@@ -40,6 +40,16 @@ export class Metrics {
     help: 'Requests or background passes that found the database unavailable',
     registers: [this.registry],
   });
+  readonly databaseRecoveries = new Counter({
+    name: 'cardpay_database_recoveries_total',
+    help: 'Times the database answered again after it had stopped answering',
+    registers: [this.registry],
+  });
+  readonly databaseUp = new Gauge({
+    name: 'cardpay_database_up',
+    help: '1 while the database answers this instance, 0 from its first failure until it answers again',
+    registers: [this.registry],
+  });
 
   private readonly perRequest = new Map<string, { done(seconds: number): void }>();
 
@@ -66,6 +76,7 @@ export class Metrics {
 
   constructor(store: Store, now: () => number) {
     collectDefaultMetrics({ register: this.registry, prefix: 'cardpay_' });
+    this.databaseUp.set(1);
     // Read from the database at each scrape: every instance on a shared database reports the
     // same backlog (alert on max, not sum).
     let backlog: ReturnType<Store['backlog']> | undefined;
@@ -116,6 +127,11 @@ export class Metrics {
       this.payments.inc({
         outcome: typeof code === 'string' && /^[a-z_]{1,40}$/.test(code) ? code : 'failed',
       });
+    }
+    if (event === 'database_lost') this.databaseUp.set(0);
+    if (event === 'database_recovered') {
+      this.databaseUp.set(1);
+      this.databaseRecoveries.inc();
     }
     const errType = (fields as { err?: { type?: unknown } }).err?.type;
     if (

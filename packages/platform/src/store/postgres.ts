@@ -189,6 +189,9 @@ export class PostgresStore implements Store {
 
   private async migrate(): Promise<void> {
     const client = await this.pool.connect();
+    // Lost mid-way, the connection says so here, and the statement waiting on it fails the start.
+    const dropped = () => undefined;
+    client.on('error', dropped);
     try {
       await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
       await client.query(
@@ -218,6 +221,7 @@ export class PostgresStore implements Store {
       }
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
+      client.off('error', dropped);
       client.release();
     }
   }
@@ -234,11 +238,28 @@ export class PostgresStore implements Store {
     client?: Queryable,
   ): Promise<T[]> {
     try {
-      return (await (client ?? this.pool).query<T>(this.prepared(sql, params))).rows;
+      const rows = (await (client ?? this.pool).query<T>(this.prepared(sql, params))).rows;
+      if (!this.available) this.changed(true);
+      return rows;
     } catch (error) {
-      if (unavailable(error)) throw new StoreUnavailable((error as Error).message);
-      throw error;
+      throw this.failure(error);
     }
+  }
+
+  onAvailability?: (available: boolean) => void;
+  private available = true;
+
+  private changed(available: boolean): void {
+    if (this.available === available) return;
+    this.available = available;
+    this.onAvailability?.(available);
+  }
+
+  /** The error to throw for `error`: StoreUnavailable when the database could not be reached. */
+  private failure(error: unknown): unknown {
+    if (!unavailable(error)) return error;
+    this.changed(false);
+    return new StoreUnavailable((error as Error).message);
   }
 
   /**
@@ -261,10 +282,11 @@ export class PostgresStore implements Store {
 
   private async count(sql: string, params: unknown[], client: Queryable): Promise<number> {
     try {
-      return (await client.query(this.prepared(sql, params))).rowCount ?? 0;
+      const n = (await client.query(this.prepared(sql, params))).rowCount ?? 0;
+      if (!this.available) this.changed(true);
+      return n;
     } catch (error) {
-      if (unavailable(error)) throw new StoreUnavailable((error as Error).message);
-      throw error;
+      throw this.failure(error);
     }
   }
 
@@ -688,9 +710,14 @@ export class PostgresStore implements Store {
     try {
       client = await this.pool.connect();
     } catch (error) {
+      this.changed(false);
       throw new StoreUnavailable((error as Error).message);
     }
     let broken = false;
+    // A connection that drops while this transaction holds it between two statements is told
+    // by an 'error' event on the client: without a listener that would end the process.
+    const dropped = () => (broken = true);
+    client.on('error', dropped);
     try {
       await this.q('BEGIN', [], client);
       for (const w of writes) {
@@ -706,6 +733,7 @@ export class PostgresStore implements Store {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
     } finally {
+      client.off('error', dropped);
       client.release(broken);
     }
   }

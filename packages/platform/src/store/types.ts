@@ -448,6 +448,12 @@ export interface Store {
   getMeta(key: string): Promise<string | undefined>;
   putMeta(key: string, value: string): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Told when the database stops answering (`false`: the first failure to reach it) and when it
+   * answers again (`true`: the first success after that). A store that cannot lose its database
+   * (a SQLite file) never calls it.
+   */
+  onAvailability?: (available: boolean) => void;
 }
 
 /** The database cannot be opened or reached; the CLI reports it in one line (exit 2 at start). */
