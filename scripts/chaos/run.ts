@@ -293,7 +293,12 @@ async function terminateBackends(admin: string, name: string): Promise<void> {
   }
 }
 
-/** A merchant's server calling the merchant API: retried on anything but an answer. */
+/**
+ * A merchant's server calling the merchant API: retried on anything but an answer, for up to
+ * three minutes. A request cut off by a database outage keeps its key "in progress" until its
+ * lease expires (the record cannot be released without the database), so under dense faults one
+ * key may wait out several leases.
+ */
 async function merchantCall(
   url: string,
   method: string,
@@ -301,6 +306,8 @@ async function merchantCall(
   body?: unknown,
   idempotencyKey?: string,
 ): Promise<{ status: number; body: any }> {
+  const giveUpAt = Date.now() + 180000;
+  let last = 'nothing';
   for (let attempt = 0; ; attempt++) {
     const answer = await new Promise<{ status: number; body: any } | undefined>((resolve) => {
       const payload = body === undefined ? undefined : JSON.stringify(body);
@@ -338,8 +345,10 @@ async function merchantCall(
     if (answer && answer.status < 500 && answer.status !== 409) return answer;
     if (answer && answer.status === 409 && answer.body?.error?.code !== 'idempotency_in_progress')
       return answer;
-    if (attempt > 40) throw new Error(`${method} ${path} got no answer after ${attempt} tries`);
-    await sleep(100 + attempt * 50);
+    last = answer ? `${answer.status} ${answer.body?.error?.code ?? ''}` : 'no answer';
+    if (Date.now() > giveUpAt)
+      throw new Error(`${method} ${path}: no final answer in 3 minutes (last: ${last})`);
+    await sleep(Math.min(2000, 100 + attempt * 50));
   }
 }
 
