@@ -151,7 +151,7 @@ class PlatformProcess {
         },
       );
       stderr = '';
-      child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c).slice(-4000)));
+      child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c).slice(-8000)));
       this.child = child;
       for (;;) {
         if (child.exitCode !== null) break;
@@ -159,7 +159,7 @@ class PlatformProcess {
           // From now on an exit not asked for (this.child still this one) is a crash.
           child.once('exit', (code, signal) => {
             if (this.child === child)
-              this.crashes.push(`${this.url} exited (${code ?? signal}): ${stderr.slice(-600)}`);
+              this.crashes.push(`${this.url} exited (${code ?? signal}): ${stderr.slice(-3000)}`);
           });
           return;
         }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { createRefund, refundIdFor } from '../../packages/platform/src/domain/refunds';
 import { startSandboxPlatform, type SandboxPlatform } from '../../packages/testing/src/platform';
 import type { AuthenticateResponse } from '../../packages/sdk/src/core/protocol';
+import { StoreUnavailable } from '../../packages/platform/src/store/types';
 import { factorsFor, PASSWORD, pay, raw, terminal, toPrompt } from '../support/server-harness';
 
 // PROTOCOL.md §7.2 and §8: refunds, counted against the payment platform's own records.
@@ -206,6 +207,35 @@ describe('refunds', () => {
 });
 
 describe('a refund whose answer was lost', () => {
+  it('never makes a refund the books call failed: one sent again is not given up meanwhile', async () => {
+    const { orderRef } = await paidOrder();
+    const payments = platform.ctx.payments;
+    const real = payments.refund.bind(payments);
+    const now = platform.ctx.now;
+    // The first request is cut off before its refund is sent: the database went away.
+    payments.refund = async () => {
+      throw new StoreUnavailable('the database went away');
+    };
+    expect((await refund(orderRef, { amount: 1000 }, 'resent-key')).status).toBe(503);
+    const refundId = refundIdFor('mch_sandbox', 'resent-key');
+    expect(await sandboxRefund(refundId)).toBeUndefined();
+    // Long after, when the reconciler would judge it never received, the merchant retries, and
+    // the reconciler's pass runs just as the retry is about to send it.
+    platform.ctx.now = () => now() + 120000;
+    payments.refund = async (r) => {
+      await platform.ctx.reconciler.tick();
+      return real(r);
+    };
+    try {
+      const again = await refund(orderRef, { amount: 1000 }, 'resent-key');
+      expect(again.json).toMatchObject({ status: 'succeeded', amount: 1000 });
+    } finally {
+      payments.refund = real;
+      platform.ctx.now = now;
+    }
+    expect(await sandboxRefund(refundId)).toMatchObject({ amount: 1000, status: 'succeeded' });
+  });
+
   it('stays pending across a restart and is settled by the reconciler, refunded once', async () => {
     const db = join(mkdtempSync(join(tmpdir(), 'cardpay-refund-')), 'cardpay.db');
     const options = {

@@ -1,6 +1,7 @@
 import { settle } from './settle';
 import { settleRefund } from './refunds';
 import { Background } from './background';
+import { neverReceivedAfterMs } from '../infra/config';
 
 /**
  * Settles payments whose outcome is unknown (the payment platform did not answer in time) by
@@ -44,11 +45,13 @@ export class Reconciler extends Background {
           'reconciler',
         );
       else if (step === 'lost')
+        // Only if nobody sent it again since it was claimed (refunds.ts, announceResend).
         await settleRefund(
           this.ctx,
           r.id,
           { status: 'failed', failureCode: 'never_received' },
           'reconciler',
+          r.version,
         );
       else
         await store.commit([
@@ -75,7 +78,7 @@ export class Reconciler extends Background {
   ): 'final' | 'lost' | number {
     const { config } = this.ctx;
     if (status !== 'unknown' && status !== 'not_found') return 'final';
-    const lostAfter = config.neverReceivedAfterMs ?? config.paymentTimeoutMs * 3 + 30000;
+    const lostAfter = neverReceivedAfterMs(config);
     if (status === 'not_found' && now - sentAt > lostAfter) return 'lost';
     return now + Math.min(60000, config.reconcileEveryMs * 2 ** Math.min(checks, 6));
   }

@@ -1,5 +1,5 @@
 import type { CreateRefundRequest, MerchantOrder, Refund } from 'cardpay';
-import type { MerchantConfig } from '../infra/config';
+import { neverReceivedAfterMs, type MerchantConfig } from '../infra/config';
 import { ApiError } from '../infra/errors';
 import type { RefundOutcome } from '../connectors/payments';
 import { sha256 } from '../infra/secrets';
@@ -51,7 +51,7 @@ export async function createRefund(
   if (earlier) {
     if (earlier.orderRef !== orderRef)
       throw new ApiError(409, 'idempotency_conflict', 'this Idempotency-Key made another refund');
-    return finishRefund(ctx, earlier);
+    return finishRefund(ctx, await announceResend(ctx, earlier));
   }
   const payment = order.paymentId ? await ctx.store.getPayment(order.paymentId) : undefined;
   if (!PAID.includes(order.status) || !payment || payment.status !== 'succeeded')
@@ -95,6 +95,25 @@ export async function createRefund(
   return finishRefund(ctx, row);
 }
 
+/**
+ * Before a pending refund is sent again (a retry of a request cut off before or while it was
+ * sent: the database went away, the process was killed), the row is moved, versioned: the
+ * reconciler leaves it until a request sent now has surely arrived, and one that had already
+ * judged it never received finds the row moved and records nothing. Without this, a retry could
+ * read the refund as pending, the reconciler record it as failed, and the retry's request then
+ * make it: money refunded while the books say it was not. Returns the row as it now stands.
+ */
+async function announceResend(ctx: Ctx, row: RefundRow): Promise<RefundRow> {
+  let r: RefundRow | undefined = row;
+  while (r && r.status === 'pending') {
+    const patch = { nextCheckAt: ctx.now() + neverReceivedAfterMs(ctx.config) };
+    if (await ctx.store.commit([{ kind: 'updateRefund', id: r.id, version: r.version, patch }]))
+      return { ...r, ...patch, version: r.version + 1 };
+    r = await ctx.store.getRefund(r.id);
+  }
+  return r ?? row;
+}
+
 /** Asks the payment platform (again, under the same refund id) and records what it says. */
 async function finishRefund(ctx: Ctx, row: RefundRow): Promise<Refund> {
   if (row.status === 'pending') {
@@ -127,9 +146,12 @@ export async function settleRefund(
   id: string,
   outcome: RefundOutcome | { status: 'failed'; failureCode: string },
   settledBy: 'request' | 'reconciler' = 'request',
+  /** Record nothing unless the refund is still at this version (what a verdict was based on). */
+  expectedVersion?: number,
 ): Promise<void> {
   const r = await ctx.store.getRefund(id);
   if (!r || r.status !== 'pending' || outcome.status === 'unknown') return;
+  if (expectedVersion !== undefined && r.version !== expectedVersion) return;
   const writes: Write[] = [];
   const payment = (await ctx.store.getPayment(r.paymentId))!;
   const order = (await ctx.store.getMerchantOrder(r.orderRef))!;

@@ -444,6 +444,14 @@ function discountRanges(raw: unknown, source: string): Record<string, DiscountRa
  * How long a request may act on an idempotency key before the key is thought abandoned (its
  * process died): longer than any handler runs, which is at most a payment platform's wait or two.
  */
+/**
+ * How long after an action was sent a "not found" from the payment platform means it never
+ * arrived (so no money moved): longer than any request can be in flight.
+ */
+export function neverReceivedAfterMs(config: PlatformConfig): number {
+  return config.neverReceivedAfterMs ?? config.paymentTimeoutMs * 3 + 30000;
+}
+
 export function idempotencyLeaseMs(config: PlatformConfig): number {
   return config.paymentTimeoutMs * 2 + 10000;
 }

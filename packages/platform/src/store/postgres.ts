@@ -175,6 +175,11 @@ export class PostgresStore implements Store {
     }
     // An idle connection dropped by the server must not take the process down with it.
     pool.on('error', (error) => options.onError?.(error));
+    // Nor one dropped while it is lent out: a client that loses its connection with no query in
+    // flight emits 'error', and an 'error' event without a listener ends the process. The pool's
+    // own listener covers a client only while it is idle; this one covers it for its whole life
+    // (what was lost shows at its next statement, which fails and releases it as broken).
+    pool.on('connect', (client) => client.on('error', () => undefined));
     const store = new PostgresStore(url, pool);
     try {
       await store.migrate();
