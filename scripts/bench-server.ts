@@ -176,6 +176,27 @@ function postgresCpuSeconds(): number {
   return total;
 }
 
+/**
+ * The database's transactions so far and the rows written to its tables, from its statistics
+ * (each backend reports them within a second of going idle: wait that long before reading).
+ */
+async function databaseCounts(url: string): Promise<{ transactions: number; rowWrites: number }> {
+  await new Promise((r) => setTimeout(r, 1100));
+  const c = new Client({ connectionString: url });
+  await c.connect();
+  try {
+    const [row] = (
+      await c.query(
+        `SELECT (SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()) AS transactions,
+                (SELECT COALESCE(SUM(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables) AS writes`,
+      )
+    ).rows;
+    return { transactions: Number(row.transactions), rowWrites: Number(row.writes) };
+  } finally {
+    await c.end();
+  }
+}
+
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
@@ -216,6 +237,8 @@ interface Target {
   procs: ChildProcess[];
   /** The payment platform's. */
   others: ChildProcess[];
+  /** The PostgreSQL database it runs on, if it does. */
+  db?: string;
   drop?: () => Promise<void>;
 }
 
@@ -240,6 +263,7 @@ async function startTarget(
     urls: platforms.map((m) => m.url),
     procs: platforms.map((m) => m.proc),
     others: [payments.proc],
+    ...(options.db?.startsWith('postgres') ? { db: options.db } : {}),
   };
 }
 
@@ -283,6 +307,12 @@ export interface LoadFigures {
   cpuPerSignedRequestUs: number;
   /** PostgreSQL's own CPU per checkout (PostgreSQL targets only). */
   databaseCpuPerCheckoutUs?: number;
+  /**
+   * PostgreSQL's transactions per checkout (PostgreSQL targets only). Every statement or message
+   * the store sends outside BEGIN … COMMIT is a transaction of its own, so this is its round
+   * trips; and the rows it inserted, updated or deleted per checkout.
+   */
+  database?: { transactionsPerCheckout: number; rowWritesPerCheckout: number };
   steps: Record<Step, StepLatency>;
 }
 export interface ServerFigures {
@@ -457,6 +487,7 @@ async function load(target: Target, terminals: Terminal[], pinKey: Buffer, check
   started = 0;
   const cpu = () => target.procs.reduce((sum, p) => sum + cpuSeconds(p.pid!), 0);
   const onPostgres = target.name.startsWith('PostgreSQL');
+  const counts0 = target.db ? await databaseCounts(target.db) : undefined;
   const cpu0 = cpu();
   const db0 = onPostgres ? postgresCpuSeconds() : 0;
   const t0 = performance.now();
@@ -466,13 +497,22 @@ async function load(target: Target, terminals: Terminal[], pinKey: Buffer, check
     }),
   );
   const checkoutsPerS = total / ((performance.now() - t0) / 1000);
+  const cpu1 = cpu();
+  const db1 = onPostgres ? postgresCpuSeconds() : 0;
+  const counts1 = target.db ? await databaseCounts(target.db) : undefined;
   return {
     terminals: terminals.length,
     checkouts: total,
     checkoutsPerS,
-    cpuPerSignedRequestUs: ((cpu() - cpu0) / (total * 4)) * 1e6,
-    ...(onPostgres
-      ? { databaseCpuPerCheckoutUs: ((postgresCpuSeconds() - db0) / total) * 1e6 }
+    cpuPerSignedRequestUs: ((cpu1 - cpu0) / (total * 4)) * 1e6,
+    ...(onPostgres ? { databaseCpuPerCheckoutUs: ((db1 - db0) / total) * 1e6 } : {}),
+    ...(counts0 && counts1
+      ? {
+          database: {
+            transactionsPerCheckout: (counts1.transactions - counts0.transactions) / total,
+            rowWritesPerCheckout: (counts1.rowWrites - counts0.rowWrites) / total,
+          },
+        }
       : {}),
     steps: stepFigures(latencies),
   };
@@ -512,7 +552,7 @@ async function main() {
   for (const t of figures.targets) {
     for (const l of t.loads)
       console.log(
-        `${t.name}, ${l.terminals} terminals: ${l.checkoutsPerS.toFixed(0)} checkouts/s = ${(100 * l.shareOfBare).toFixed(1)}% of bare Fastify's rate; ${l.cpuPerSignedRequestUs.toFixed(0)} µs server CPU per signed request = ${(l.cpuPerSignedRequestUs / b.cpuPerRequestUs).toFixed(1)}x bare${l.databaseCpuPerCheckoutUs !== undefined ? `; PostgreSQL's own ${l.databaseCpuPerCheckoutUs.toFixed(0)} µs per checkout` : ''}; p50 / p99: ${stepsLine(l.steps)} (the budgets: npm run bench)`,
+        `${t.name}, ${l.terminals} terminals: ${l.checkoutsPerS.toFixed(0)} checkouts/s = ${(100 * l.shareOfBare).toFixed(1)}% of bare Fastify's rate; ${l.cpuPerSignedRequestUs.toFixed(0)} µs server CPU per signed request = ${(l.cpuPerSignedRequestUs / b.cpuPerRequestUs).toFixed(1)}x bare${l.databaseCpuPerCheckoutUs !== undefined ? `; PostgreSQL's own ${l.databaseCpuPerCheckoutUs.toFixed(0)} µs per checkout` : ''}${l.database ? `, ${l.database.transactionsPerCheckout.toFixed(1)} round trips, ${l.database.rowWritesPerCheckout.toFixed(1)} row writes` : ''}; p50 / p99: ${stepsLine(l.steps)} (the budgets: npm run bench)`,
       );
     if (t.steady)
       console.log(

@@ -87,13 +87,16 @@ async function main() {
       l.databaseCpuPerCheckoutUs !== undefined
         ? `; PostgreSQL's own CPU ${l.databaseCpuPerCheckoutUs.toFixed(0)} µs per checkout (${(l.databaseCpuPerCheckoutUs / 4).toFixed(0)} µs per signed request)`
         : '';
+    const pgCounts = l.database
+      ? `; ${l.database.transactionsPerCheckout.toFixed(1)} round trips (transactions) and ${l.database.rowWritesPerCheckout.toFixed(1)} row writes per checkout`
+      : '';
     const vsFile =
       file && t.name.startsWith('PostgreSQL')
         ? `; ${(l.cpuPerSignedRequestUs / file.cpuPerSignedRequestUs).toFixed(1)}x the CPU and ${((100 * l.checkoutsPerS) / file.checkoutsPerS).toFixed(0)} % of the rate of SQLite on a file`
         : '';
     rows.push({
       what: `${t.name}, ${l.terminals} terminals: full checkouts`,
-      figure: `${l.checkoutsPerS.toFixed(0)}/s = ${(100 * l.shareOfBare).toFixed(1)} % of bare Fastify; ${l.cpuPerSignedRequestUs.toFixed(0)} µs of the platform's CPU per signed request (${(l.cpuPerSignedRequestUs / bareCpu).toFixed(1)}x bare)${vsFile}${pgOwn}`,
+      figure: `${l.checkoutsPerS.toFixed(0)}/s = ${(100 * l.shareOfBare).toFixed(1)} % of bare Fastify; ${l.cpuPerSignedRequestUs.toFixed(0)} µs of the platform's CPU per signed request (${(l.cpuPerSignedRequestUs / bareCpu).toFixed(1)}x bare)${vsFile}${pgOwn}${pgCounts}`,
       baseline: `bare Fastify ${server.bare.rate.toFixed(0)} req/s, ${bareCpu.toFixed(0)} µs`,
       budget: 'capacity (budgets in the rows below)',
       met: true,

@@ -490,8 +490,24 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     maxDelayMs: 400,
   });
 
-  // kill -9 of one instance at random moments while the checkouts run (the others serve on).
   let driving = true;
+  // What the database faults did, and what the instances' own metrics counted of them.
+  const database: DatabaseFaultReport = {
+    restarts: 0,
+    cutoffs: 0,
+    probedWhileDown: 0,
+    recoveries: 0,
+    longestRecoveryMs: 0,
+    errorsCounted: 0,
+    recoveriesCounted: 0,
+  };
+  /** Adds what an instance's metrics say of database errors and recoveries since it started. */
+  const countedBy = async (p: PlatformProcess) => {
+    database.errorsCounted += await scrape(p.metricsUrl, 'cardpay_database_errors_total');
+    database.recoveriesCounted += await scrape(p.metricsUrl, 'cardpay_database_recoveries_total');
+  };
+
+  // kill -9 of one instance at random moments while the checkouts run (the others serve on).
   const killer = (async () => {
     const every = options.killEveryMs ?? 0;
     if (!every) return;
@@ -499,6 +515,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       await sleep(every * (0.5 + random()));
       if (!driving) break;
       const victim = pick(instances);
+      // What it counted since its last start, before the kill takes it.
+      await countedBy(victim);
       await victim.kill();
       await sleep(50 + random() * 300);
       await victim.restart();
@@ -509,15 +527,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   // Faults of the database itself, at seeded moments (PostgreSQL only). During each outage the
   // affected instances must say they are not ready; after it, each must be ready again by
   // itself, without a restart. Instances killed meanwhile are left out of both looks.
-  const database: DatabaseFaultReport = {
-    restarts: 0,
-    cutoffs: 0,
-    probedWhileDown: 0,
-    recoveries: 0,
-    longestRecoveryMs: 0,
-    errorsCounted: 0,
-    recoveriesCounted: 0,
-  };
   const faultViolations: Violation[] = [];
   const notReady = async (affected: PlatformProcess[]) => {
     // The readiness answer is kept for a second: look after that.
@@ -740,11 +749,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   driving = false;
   await killer;
   await databaseFaults;
-  // What the instances counted of it (each since its last start).
-  for (const p of instances) {
-    database.errorsCounted += await scrape(p.metricsUrl, 'cardpay_database_errors_total');
-    database.recoveriesCounted += await scrape(p.metricsUrl, 'cardpay_database_recoveries_total');
-  }
+  // What the instances counted of it: each before every kill (above) and now, since it started.
+  for (const p of instances) await countedBy(p);
   // ---- settle: faults off, the platform up, the reconciler and the notifier left to finish -----
   terminalHop.setRates({});
   paymentHop.setRates({});

@@ -275,6 +275,41 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
     expect(await store.getPayment(p.id)).toBeUndefined();
   });
 
+  it('keeps any text exactly through a commit of several writes: quotes, backslashes, placeholders, Unicode', async () => {
+    const t = await terminal(store);
+    const text = `O'Brien's \\ "latte" $1 $$ E'\\x41' -- ; DROP TABLE sessions; 拿铁 × 2 🧾 \\'`;
+    const s = { ...session(t.id), description: text };
+    const p = payment(s);
+    const ok = await store.commit([
+      { kind: 'insertSession', row: s },
+      { kind: 'insertPayment', row: { ...p, declineCode: text } },
+      { kind: 'updateSession', id: s.id, version: 0, patch: { description: `${text}!` } },
+    ]);
+    expect(ok).toBe(true);
+    expect((await store.getSession(s.id))?.description).toBe(`${text}!`);
+    expect((await store.getPayment(p.id))?.declineCode).toBe(text);
+  });
+
+  it('undoes every write of a commit whose count condition fails, and takes it when it holds', async () => {
+    const t = await terminal(store);
+    const check = (status: 'pending' | 'verified') => ({
+      kind: 'insertCardCheck' as const,
+      row: { id: id('chk'), terminalId: t.id, cardHash: 'ef'.repeat(32), status, createdAt: NOW },
+    });
+    const cap = { kind: 'capResets' as const, terminalId: t.id, since: NOW - 1000, limit: 2 };
+    const first = check('verified');
+    expect(await store.commit([cap, first])).toBe(true);
+    expect(await store.commit([cap, check('pending')])).toBe(true);
+    // Two checks count now: a third, with a payment beside it, is refused and leaves nothing.
+    const s = session(t.id);
+    await store.commit([{ kind: 'insertSession', row: s }]);
+    const p = payment(s);
+    expect(await store.commit([{ kind: 'insertPayment', row: p }, cap, check('pending')])).toBe(
+      false,
+    );
+    expect(await store.getPayment(p.id)).toBeUndefined();
+  });
+
   it('keeps rows as the domain wrote them: JSON, booleans and numbers', async () => {
     const t = await terminal(store);
     const s = { ...session(t.id), mandatory: ['cvv' as const], error: null };

@@ -1,4 +1,4 @@
-import { Pool, types, type PoolClient, type QueryResultRow } from 'pg';
+import { escapeLiteral, Pool, types, type PoolClient, type QueryResultRow } from 'pg';
 import {
   HISTORY_BY_CURRENCY,
   cardChecksTable,
@@ -137,7 +137,7 @@ function unavailable(error: unknown): boolean {
     ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'].includes(
       code,
     ) ||
-    /Connection terminated|connection timeout|Client has encountered a connection error/i.test(
+    /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
       e?.message ?? '',
     )
   );
@@ -240,10 +240,9 @@ export class PostgresStore implements Store {
   private async q<T extends QueryResultRow = Record<string, unknown>>(
     sql: string,
     params: unknown[] = [],
-    client?: Queryable,
   ): Promise<T[]> {
     try {
-      const rows = (await (client ?? this.pool).query<T>(this.prepared(sql, params))).rows;
+      const rows = (await this.pool.query<T>(this.prepared(sql, params))).rows;
       if (!this.available) this.changed(true);
       return rows;
     } catch (error) {
@@ -285,28 +284,9 @@ export class PostgresStore implements Store {
   }
   private readonly statementNames = new Map<string, string>();
 
-  private async count(sql: string, params: unknown[], client: Queryable): Promise<number> {
-    try {
-      const n = (await client.query(this.prepared(sql, params))).rowCount ?? 0;
-      if (!this.available) this.changed(true);
-      return n;
-    } catch (error) {
-      throw this.failure(error);
-    }
-  }
-
-  private async insert(table: string, record: Record<string, unknown>, client?: Queryable) {
-    const cols = toColumns(record);
-    const names = Object.keys(cols);
-    await this.q(
-      `INSERT INTO ${table} (${names.join(',')}) VALUES (${names.map((_, i) => `$${i + 1}`).join(',')})`,
-      names.map((n) => cols[n]),
-      client,
-    );
-  }
-
   async insertTerminal(row: TerminalRow) {
-    await this.insert('terminals', { ...row });
+    const { sql, params } = insertSql('terminals', { ...row });
+    await this.q(sql, params);
   }
   async getTerminal(id: string) {
     return toRow<TerminalRow>((await this.q('SELECT * FROM terminals WHERE id = $1', [id]))[0]);
@@ -337,27 +317,13 @@ export class PostgresStore implements Store {
       ).length > 0
     );
   }
-  async recentAttempts(terminalId: string, cardHash: string, since: number, client?: Queryable) {
+  async recentAttempts(terminalId: string, cardHash: string, since: number) {
     const [r] = await this.q<{
       card: number;
       card_oldest: number;
       term: number;
       term_oldest: number;
-    }>(
-      `SELECT
-         COUNT(*) FILTER (WHERE card_hash = $2) AS card,
-         COALESCE(MIN(created_at) FILTER (WHERE card_hash = $2), 0) AS card_oldest,
-         COUNT(*) FILTER (WHERE terminal_id = $1) AS term,
-         COALESCE(MIN(created_at) FILTER (WHERE terminal_id = $1), 0) AS term_oldest
-       FROM (SELECT terminal_id, card_hash, created_at FROM payments
-               WHERE status IN ('declined', 'pending') AND created_at >= $3
-                 AND (terminal_id = $1 OR card_hash = $2)
-             UNION ALL SELECT terminal_id, card_hash, created_at FROM card_checks
-               WHERE status IN ('declined', 'pending') AND created_at >= $3
-                 AND (terminal_id = $1 OR card_hash = $2)) AS attempts`,
-      [terminalId, cardHash, since],
-      client,
-    );
+    }>(RECENT_ATTEMPTS, [terminalId, cardHash, since]);
     return {
       card: r.card,
       cardOldest: r.card_oldest,
@@ -706,11 +672,20 @@ export class PostgresStore implements Store {
     );
   }
 
+  /**
+   * The writes as one transaction, in one round trip whatever their number. Each write is SQL
+   * that checks its own condition (a versioned update found its row, a claim was free, a limit
+   * not yet reached) and fails with a division by zero when it does not hold: the commit is then
+   * undone and reported as `false`, as a conflict the domain resolves by reading again.
+   *
+   * A write of one statement is atomic by itself: it goes alone as a prepared statement. Several go as one simple-protocol message, their values written into the text
+   * as literals: PostgreSQL runs the statements of one such message in one implicit transaction,
+   * and the first that fails undoes them all. That message is planned each time (it is not
+   * prepared), which costs PostgreSQL less than the round trips it saves: BEGIN, each statement
+   * and COMMIT waited for one by one (`npm run bench` has the figures).
+   */
   async commit(writes: Write[]): Promise<boolean> {
-    // A write of one statement is atomic by itself: no transaction, no connection held for it,
-    // one round trip instead of three (BEGIN, it, COMMIT).
-    if (writes.length === 1 && writes[0].kind !== 'reserveAttempt')
-      return this.apply(writes[0], this.pool);
+    const statements = writes.flatMap(writeSql);
     let client: PoolClient;
     try {
       client = await this.pool.connect();
@@ -718,182 +693,28 @@ export class PostgresStore implements Store {
       this.changed(false);
       throw new StoreUnavailable((error as Error).message);
     }
+    // A connection lost while lent out says so by an 'error' event; it goes back broken. One
+    // that only failed a condition (or a constraint) is fine: the message's transaction is over.
     let broken = false;
-    // A connection that drops while this transaction holds it between two statements is told
-    // by an 'error' event on the client: without a listener that would end the process.
     const dropped = () => (broken = true);
     client.on('error', dropped);
     try {
-      await this.q('BEGIN', [], client);
-      for (const w of writes) {
-        if (!(await this.apply(w, client))) {
-          await this.q('ROLLBACK', [], client);
-          return false;
-        }
-      }
-      await this.q('COMMIT', [], client);
+      await client.query(
+        statements.length === 1
+          ? this.prepared(statements[0].sql, statements[0].params)
+          : statements.map(inlined).join(';\n'),
+      );
+      if (!this.available) this.changed(true);
       return true;
     } catch (error) {
-      broken = error instanceof StoreUnavailable;
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
+      if ((error as { code?: string }).code === CONDITION_FAILED) return false;
+      const failure = this.failure(error);
+      if (failure instanceof StoreUnavailable) broken = true;
+      throw failure;
     } finally {
       client.off('error', dropped);
       client.release(broken);
     }
-  }
-
-  /** One write; false when a conditional one found the row changed (the commit is then undone). */
-  private async apply(w: Write, c: Queryable): Promise<boolean> {
-    switch (w.kind) {
-      case 'insertSession':
-        await this.insert('sessions', { ...w.row }, c);
-        return true;
-      case 'insertPayment':
-        await this.insert('payments', { ...w.row }, c);
-        return true;
-      case 'updateSession':
-        return this.update('sessions', 'id', w.id, w.patch, c, w.version);
-      case 'updatePayment':
-        return this.update('payments', 'id', w.id, w.patch, c, w.version);
-      case 'updateTerminal':
-        return this.update('terminals', 'id', w.id, w.patch, c);
-      case 'updateOrder':
-        return this.update('merchant_orders', 'order_ref', w.orderRef, w.patch, c);
-      case 'claimOrder':
-        return (
-          (await this.count(
-            `UPDATE merchant_orders SET claim_payment_id = $1
-             WHERE order_ref = $2 AND claim_payment_id IS NULL AND status IN ('open', 'failed')`,
-            [w.paymentId, w.orderRef],
-            c,
-          )) === 1
-        );
-      case 'releaseOrder':
-        await this.count(
-          `UPDATE merchant_orders SET claim_payment_id = NULL, status = 'failed'
-           WHERE order_ref = $1 AND claim_payment_id = $2`,
-          [w.orderRef, w.paymentId],
-          c,
-        );
-        return true;
-      case 'authFailure':
-        await this.count(
-          `UPDATE terminals SET auth_lease_until = 0,
-             locked_until = CASE WHEN auth_failures + 1 >= $2 THEN $3 ELSE locked_until END,
-             auth_failures = CASE WHEN auth_failures + 1 >= $2 THEN 0 ELSE auth_failures + 1 END
-           WHERE id = $1`,
-          [w.terminalId, w.max, w.lockUntil],
-          c,
-        );
-        return true;
-      case 'releaseAuthLease':
-        await this.count(
-          'UPDATE terminals SET auth_lease_until = 0 WHERE id = $1',
-          [w.terminalId],
-          c,
-        );
-        return true;
-      case 'reserveAttempt': {
-        // Per card, then per terminal (always in that order: no two commits wait on each other),
-        // a lock held to the end of the transaction; the count, a statement of its own, then sees
-        // every payment committed by whoever held it before.
-        await this.q(
-          'SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), pg_advisory_xact_lock(hashtextextended($2, 0))',
-          [`attempts:card:${w.cardHash}`, `attempts:terminal:${w.terminalId}`],
-          c,
-        );
-        const n = await this.recentAttempts(w.terminalId, w.cardHash, w.since, c);
-        return n.card < w.cardLimit && n.terminal < w.terminalLimit;
-      }
-      case 'reserveRefund':
-        return (
-          (await this.count(
-            'UPDATE merchant_orders SET refund_reserved = refund_reserved + $1 WHERE order_ref = $2 AND refund_reserved + $1 <= $3',
-            [w.amount, w.orderRef, w.limit],
-            c,
-          )) === 1
-        );
-      case 'releaseRefund':
-        await this.count(
-          'UPDATE merchant_orders SET refund_reserved = refund_reserved - $1 WHERE order_ref = $2',
-          [w.amount, w.orderRef],
-          c,
-        );
-        return true;
-      case 'insertRefund':
-        await this.insert('refunds', { ...w.row }, c);
-        return true;
-      case 'updateRefund':
-        return this.update('refunds', 'id', w.id, w.patch, c, w.version);
-      case 'insertEvent':
-        await this.insert('events', { ...w.row }, c);
-        return true;
-      case 'updateEvent':
-        await this.update('events', 'id', w.id, w.patch, c);
-        return true;
-      case 'addHistory':
-        await this.count(
-          `INSERT INTO terminal_history (terminal_id, currency, total) VALUES ($1, $2, $3)
-           ON CONFLICT (terminal_id, currency) DO UPDATE SET total = terminal_history.total + EXCLUDED.total`,
-          [w.terminalId, w.currency, w.amount],
-          c,
-        );
-        return true;
-      case 'insertCardCheck':
-        await this.insert('card_checks', { ...w.row }, c);
-        return true;
-      case 'updateCardCheck':
-        return this.update('card_checks', 'id', w.id, w.patch, c);
-      case 'capResets': {
-        const [r] = await this.q<{ n: number }>(
-          `SELECT COUNT(*)::int AS n FROM card_checks
-           WHERE terminal_id = $1 AND status IN ('pending', 'verified') AND created_at >= $2`,
-          [w.terminalId, w.since],
-          c,
-        );
-        return r.n < w.limit;
-      }
-      case 'insertDelivery':
-        await this.insert('event_deliveries', { ...w.row }, c);
-        return true;
-      case 'bindCard':
-        await this.count(
-          `INSERT INTO card_bindings (terminal_id, card_hash, created_at) VALUES ($1, $2, $3)
-           ON CONFLICT DO NOTHING`,
-          [w.terminalId, w.cardHash, w.at],
-          c,
-        );
-        return true;
-    }
-  }
-
-  private async update(
-    table: string,
-    keyColumn: string,
-    key: string,
-    patch: Record<string, unknown>,
-    client: Queryable,
-    version?: number,
-  ): Promise<boolean> {
-    const cols = toColumns(patch);
-    const names = Object.keys(cols);
-    const values = names.map((n) => cols[n]);
-    const sets = names.map((n, i) => `${n} = $${i + 1}`);
-    if (version !== undefined) sets.push('version = version + 1');
-    values.push(key);
-    let where = `${keyColumn} = $${values.length}`;
-    if (version !== undefined) {
-      values.push(version);
-      where += ` AND version = $${values.length}`;
-    }
-    return (
-      (await this.count(
-        `UPDATE ${table} SET ${sets.join(', ')} WHERE ${where}`,
-        values,
-        client,
-      )) === 1
-    );
   }
 
   async prune(now: number, retainBefore: number) {
@@ -931,8 +752,214 @@ export class PostgresStore implements Store {
   }
 }
 
-/** A connection, or the pool (a statement that needs no transaction of its own). */
-type Queryable = Pick<Pool, 'query'>;
+/** A statement and its values ($1, $2, … in the text). */
+interface Sql {
+  sql: string;
+  params: unknown[];
+}
+
+/** What a write's condition raises when it does not hold: division by zero, 22012. */
+const CONDITION_FAILED = '22012';
+
+/**
+ * The statement `modify` (an UPDATE) made to fail unless it changed exactly one row. The divisor
+ * is computed from the rows the statement changed, so it is known only when it has run (a
+ * constant one would be folded, and fail, when the statement is planned).
+ */
+const changesOne = (modify: string) =>
+  `WITH changed AS (${modify} RETURNING 1) SELECT 1 / (COUNT(*) = 1)::int FROM changed`;
+
+/** A SELECT of one boolean `ok`, made to fail unless it is true. */
+const holds = (select: string) => `SELECT 1 / ok::int FROM (${select}) AS checked`;
+
+/** The card's and the terminal's attempts of the hour ($1 terminal, $2 card hash, $3 since). */
+const RECENT_ATTEMPTS = `SELECT
+    COUNT(*) FILTER (WHERE card_hash = $2) AS card,
+    COALESCE(MIN(created_at) FILTER (WHERE card_hash = $2), 0) AS card_oldest,
+    COUNT(*) FILTER (WHERE terminal_id = $1) AS term,
+    COALESCE(MIN(created_at) FILTER (WHERE terminal_id = $1), 0) AS term_oldest
+  FROM (SELECT terminal_id, card_hash, created_at FROM payments
+          WHERE status IN ('declined', 'pending') AND created_at >= $3
+            AND (terminal_id = $1 OR card_hash = $2)
+        UNION ALL SELECT terminal_id, card_hash, created_at FROM card_checks
+          WHERE status IN ('declined', 'pending') AND created_at >= $3
+            AND (terminal_id = $1 OR card_hash = $2)) AS attempts`;
+
+function insertSql(table: string, record: Record<string, unknown>): Sql {
+  const cols = toColumns(record);
+  const names = Object.keys(cols);
+  return {
+    sql: `INSERT INTO ${table} (${names.join(',')}) VALUES (${names.map((_, i) => `$${i + 1}`).join(',')})`,
+    params: names.map((n) => cols[n]),
+  };
+}
+
+/**
+ * An UPDATE of the row `key` by `patch`, `version = version + 1` with it when a version is given
+ * (the row must still be at it). `checked`: the row must exist (and be at that version).
+ */
+function updateSql(
+  table: string,
+  keyColumn: string,
+  key: string,
+  patch: Record<string, unknown>,
+  version: number | undefined,
+  checked = true,
+): Sql {
+  const cols = toColumns(patch);
+  const names = Object.keys(cols);
+  const params = names.map((n) => cols[n]);
+  const sets = names.map((n, i) => `${n} = $${i + 1}`);
+  if (version !== undefined) sets.push('version = version + 1');
+  params.push(key);
+  let where = `${keyColumn} = $${params.length}`;
+  if (version !== undefined) {
+    params.push(version);
+    where += ` AND version = $${params.length}`;
+  }
+  const sql = `UPDATE ${table} SET ${sets.join(', ')} WHERE ${where}`;
+  return { sql: checked ? changesOne(sql) : sql, params };
+}
+
+/** The statements of one write, each failing the commit when the write's condition fails. */
+function writeSql(w: Write): Sql[] {
+  switch (w.kind) {
+    case 'insertSession':
+      return [insertSql('sessions', { ...w.row })];
+    case 'insertPayment':
+      return [insertSql('payments', { ...w.row })];
+    case 'updateSession':
+      return [updateSql('sessions', 'id', w.id, w.patch, w.version)];
+    case 'updatePayment':
+      return [updateSql('payments', 'id', w.id, w.patch, w.version)];
+    case 'updateTerminal':
+      return [updateSql('terminals', 'id', w.id, w.patch, undefined)];
+    case 'updateOrder':
+      return [updateSql('merchant_orders', 'order_ref', w.orderRef, w.patch, undefined)];
+    case 'claimOrder':
+      return [
+        {
+          sql: changesOne(`UPDATE merchant_orders SET claim_payment_id = $1
+             WHERE order_ref = $2 AND claim_payment_id IS NULL AND status IN ('open', 'failed')`),
+          params: [w.paymentId, w.orderRef],
+        },
+      ];
+    case 'releaseOrder':
+      return [
+        {
+          sql: `UPDATE merchant_orders SET claim_payment_id = NULL, status = 'failed'
+           WHERE order_ref = $1 AND claim_payment_id = $2`,
+          params: [w.orderRef, w.paymentId],
+        },
+      ];
+    case 'authFailure':
+      return [
+        {
+          sql: `UPDATE terminals SET auth_lease_until = 0,
+             locked_until = CASE WHEN auth_failures + 1 >= $2 THEN $3 ELSE locked_until END,
+             auth_failures = CASE WHEN auth_failures + 1 >= $2 THEN 0 ELSE auth_failures + 1 END
+           WHERE id = $1`,
+          params: [w.terminalId, w.max, w.lockUntil],
+        },
+      ];
+    case 'releaseAuthLease':
+      return [
+        { sql: 'UPDATE terminals SET auth_lease_until = 0 WHERE id = $1', params: [w.terminalId] },
+      ];
+    case 'reserveAttempt':
+      // Per card, then per terminal (always in that order: no two commits wait on each other),
+      // a lock held to the end of the transaction; the count, a statement of its own, then sees
+      // every payment committed by whoever held it before.
+      return [
+        {
+          sql: 'SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), pg_advisory_xact_lock(hashtextextended($2, 0))',
+          params: [`attempts:card:${w.cardHash}`, `attempts:terminal:${w.terminalId}`],
+        },
+        {
+          sql: holds(
+            `SELECT card < $4 AND term < $5 AS ok FROM (${RECENT_ATTEMPTS}) AS attempts_now`,
+          ),
+          params: [w.terminalId, w.cardHash, w.since, w.cardLimit, w.terminalLimit],
+        },
+      ];
+    case 'reserveRefund':
+      return [
+        {
+          sql: changesOne(
+            'UPDATE merchant_orders SET refund_reserved = refund_reserved + $1 WHERE order_ref = $2 AND refund_reserved + $1 <= $3',
+          ),
+          params: [w.amount, w.orderRef, w.limit],
+        },
+      ];
+    case 'releaseRefund':
+      return [
+        {
+          sql: 'UPDATE merchant_orders SET refund_reserved = refund_reserved - $1 WHERE order_ref = $2',
+          params: [w.amount, w.orderRef],
+        },
+      ];
+    case 'insertRefund':
+      return [insertSql('refunds', { ...w.row })];
+    case 'updateRefund':
+      return [updateSql('refunds', 'id', w.id, w.patch, w.version)];
+    case 'insertEvent':
+      return [insertSql('events', { ...w.row })];
+    case 'updateEvent':
+      return [updateSql('events', 'id', w.id, w.patch, undefined, false)];
+    case 'addHistory':
+      return [
+        {
+          sql: `INSERT INTO terminal_history (terminal_id, currency, total) VALUES ($1, $2, $3)
+           ON CONFLICT (terminal_id, currency) DO UPDATE SET total = terminal_history.total + EXCLUDED.total`,
+          params: [w.terminalId, w.currency, w.amount],
+        },
+      ];
+    case 'insertCardCheck':
+      return [insertSql('card_checks', { ...w.row })];
+    case 'updateCardCheck':
+      return [updateSql('card_checks', 'id', w.id, w.patch, undefined)];
+    case 'capResets':
+      return [
+        {
+          sql: holds(
+            `SELECT COUNT(*) < $3 AS ok FROM card_checks
+             WHERE terminal_id = $1 AND status IN ('pending', 'verified') AND created_at >= $2`,
+          ),
+          params: [w.terminalId, w.since, w.limit],
+        },
+      ];
+    case 'insertDelivery':
+      return [insertSql('event_deliveries', { ...w.row })];
+    case 'bindCard':
+      return [
+        {
+          sql: `INSERT INTO card_bindings (terminal_id, card_hash, created_at) VALUES ($1, $2, $3)
+           ON CONFLICT DO NOTHING`,
+          params: [w.terminalId, w.cardHash, w.at],
+        },
+      ];
+  }
+}
+
+/**
+ * A statement with its values written in as SQL literals, for a message of several statements
+ * (the simple protocol takes no parameters). Strings are quoted as PostgreSQL's own escaping
+ * does (quotes doubled; backslashes doubled in an E'' literal), so a value can never end its
+ * literal; numbers must be finite, as every count, amount and time here is.
+ */
+function inlined({ sql, params }: Sql): string {
+  return sql.replace(/\$(\d+)/g, (_, n: string) => literal(params[Number(n) - 1]));
+}
+
+function literal(v: unknown): string {
+  if (v === null || v === undefined) return 'NULL';
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new Error(`not a storable number: ${v}`);
+    return String(v);
+  }
+  if (typeof v === 'string') return escapeLiteral(v);
+  throw new Error(`not a storable value: ${typeof v}`);
+}
 
 /** The URL without its password, for messages. */
 export function redact(url: string): string {
