@@ -53,6 +53,18 @@ describe('the plugin build', () => {
     expect(existsSync(join(out, manifest.main))).toBe(true);
   });
 
+  it('isolates every component’s styles, so the host page’s WXSS cannot restyle or hide the sheets', () => {
+    const components = walk(join(out, 'components')).filter((f) => f.endsWith('index.json'));
+    expect(components.length).toBeGreaterThanOrEqual(4);
+    for (const file of components) {
+      const name = relative(out, file);
+      expect([name, JSON.parse(readFileSync(file, 'utf8')).styleIsolation]).toEqual([
+        name,
+        'isolated',
+      ]);
+    }
+  });
+
   it('builds the demo host with the plugin under the alias cardpay', () => {
     const app = JSON.parse(readFileSync(join(root, 'dist/demo/app.json'), 'utf8'));
     expect(Object.keys(app.plugins)).toEqual(['cardpay']);
