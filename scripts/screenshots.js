@@ -14,6 +14,14 @@ if (!chromium) {
   console.error('  On Debian: apt-get update && apt-get install -y chromium fonts-noto-cjk');
   process.exit(1);
 }
+// Without a font that has Chinese, Chromium draws every character of the zh_CN screens as a box:
+// pictures that look like a broken UI. Refuse rather than overwrite the good ones.
+const chinese = spawnSync('fc-list', [':lang=zh', 'family'], { encoding: 'utf8' });
+if (chinese.status === 0 && chinese.stdout.trim() === '') {
+  console.error('screenshots: no font with Chinese characters is installed.');
+  console.error('  On Debian: apt-get install -y fonts-noto-cjk');
+  process.exit(1);
+}
 
 const jest = spawnSync(
   process.execPath,

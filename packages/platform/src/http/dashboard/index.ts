@@ -13,6 +13,7 @@ import type { EventRow } from '../../store/types';
 import {
   badge,
   brandName,
+  dataTable,
   html,
   Html,
   layout,
@@ -394,40 +395,18 @@ export async function dashboardRoutes(app: FastifyInstance, ctx: Ctx): Promise<v
               /></label>
               <button type="submit">${t.filter}</button>
             </form>
-            ${
-              rows.length === 0
-                ? html`<p class="card muted">${t.noOrders}</p>`
-                : html`<div class="table">
-                    <table>
-                      <caption class="skip">
-                        ${t.orders}
-                      </caption>
-                      <thead>
-                        <tr>
-                          <th scope="col">${t.search}</th>
-                          <th scope="col">${t.status}</th>
-                          <th scope="col" class="num">${t.amount}</th>
-                          <th scope="col">${t.created}</th>
-                          <th scope="col">${t.order}</th>
-                        </tr>
-                      </thead>
-                      <tbody>
-                        ${rows.map(
-                          (r) =>
-                            html`<tr>
-                              <td>
-                                <a href="/dashboard/orders/${r.orderRef}">${r.merchantOrderId}</a>
-                              </td>
-                              <td>${badge(r.status, lang)}</td>
-                              <td class="num">${money(r.amount, r.currency)}</td>
-                              <td>${time(r.createdAt)}</td>
-                              <td class="muted">${r.orderRef}</td>
-                            </tr>`,
-                        )}
-                      </tbody>
-                    </table>
-                  </div>`
-            }
+            ${dataTable(
+              [[t.search], [t.status], [t.amount, 'num'], [t.created], [t.order, 'muted']],
+              rows.map((r) => [
+                html`<a href="/dashboard/orders/${r.orderRef}">${r.merchantOrderId}</a>`,
+                badge(r.status, lang),
+                money(r.amount, r.currency),
+                time(r.createdAt),
+                r.orderRef,
+              ]),
+              html`<p class="card muted">${t.noOrders}</p>`,
+              t.orders,
+            )}
             <p class="pager">
               ${before ? html`<a href="${keep({})}">${t.first}</a>` : ''}
               ${rows.length === limit && last ? html`<a href="${keep({ cursor: Buffer.from(`${last.createdAt}|${last.orderRef}`).toString('base64url') })}" rel="next">${t.next}</a>` : ''}
@@ -518,33 +497,16 @@ export async function dashboardRoutes(app: FastifyInstance, ctx: Ctx): Promise<v
                       </dl>
                     </div>
                     <h2>${t.refunds}</h2>
-                    ${
-                      p.refunds.length === 0
-                        ? html`<p class="muted">${t.noRefunds}</p>`
-                        : html`<div class="table">
-                            <table>
-                              <thead>
-                                <tr>
-                                  <th scope="col">${t.created}</th>
-                                  <th scope="col" class="num">${t.amount}</th>
-                                  <th scope="col">${t.status}</th>
-                                  <th scope="col">${t.reason}</th>
-                                </tr>
-                              </thead>
-                              <tbody>
-                                ${p.refunds.map(
-                                  (r) =>
-                                    html`<tr>
-                                      <td>${time(r.createdAt)}</td>
-                                      <td class="num">${money(r.amount, r.currency)}</td>
-                                      <td>${badge(r.status, lang)}</td>
-                                      <td>${r.reason ?? ''}</td>
-                                    </tr>`,
-                                )}
-                              </tbody>
-                            </table>
-                          </div>`
-                    }
+                    ${dataTable(
+                      [[t.created], [t.amount, 'num'], [t.status], [t.reason]],
+                      p.refunds.map((r) => [
+                        time(r.createdAt),
+                        money(r.amount, r.currency),
+                        badge(r.status, lang),
+                        r.reason ?? '',
+                      ]),
+                      html`<p class="muted">${t.noRefunds}</p>`,
+                    )}
                     ${
                       refundable > 0
                         ? html`<form
@@ -582,31 +544,16 @@ export async function dashboardRoutes(app: FastifyInstance, ctx: Ctx): Promise<v
 
       const eventsTable = (chrome: Chrome, events: EventRow[]) => {
         const { t, lang } = chrome;
-        return events.length === 0
-          ? html`<p class="muted">${t.noEvents}</p>`
-          : html`<div class="table">
-              <table>
-                <thead>
-                  <tr>
-                    <th scope="col">${t.created}</th>
-                    <th scope="col">${t.type}</th>
-                    <th scope="col">${t.delivery}</th>
-                    <th scope="col" class="num">${t.deliveries}</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  ${events.map(
-                    (e) =>
-                      html`<tr>
-                        <td><a href="/dashboard/events/${e.id}">${time(e.createdAt)}</a></td>
-                        <td>${e.type}</td>
-                        <td>${badge(e.delivery, lang)}</td>
-                        <td class="num">${e.attempts}</td>
-                      </tr>`,
-                  )}
-                </tbody>
-              </table>
-            </div>`;
+        return dataTable(
+          [[t.created], [t.type], [t.delivery], [t.deliveries, 'num']],
+          events.map((e) => [
+            html`<a href="/dashboard/events/${e.id}">${time(e.createdAt)}</a>`,
+            e.type,
+            badge(e.delivery, lang),
+            e.attempts,
+          ]),
+          html`<p class="muted">${t.noEvents}</p>`,
+        );
       };
 
       scope.get('/orders/:ref', async (req, reply) => {
@@ -800,33 +747,11 @@ export async function dashboardRoutes(app: FastifyInstance, ctx: Ctx): Promise<v
               <button type="submit">${t.redeliver}</button>
             </form>
             <h2>${t.deliveries}</h2>
-            ${
-              deliveries.length === 0
-                ? html`<p class="muted">—</p>`
-                : html`<div class="table">
-                    <table>
-                      <thead>
-                        <tr>
-                          <th scope="col">${t.at}</th>
-                          <th scope="col">${t.httpStatus}</th>
-                          <th scope="col">${t.error}</th>
-                          <th scope="col" class="num">${t.duration}</th>
-                        </tr>
-                      </thead>
-                      <tbody>
-                        ${deliveries.map(
-                          (d) =>
-                            html`<tr>
-                              <td>${time(d.at)}</td>
-                              <td>${d.status ?? '—'}</td>
-                              <td>${d.error ?? ''}</td>
-                              <td class="num">${d.ms} ms</td>
-                            </tr>`,
-                        )}
-                      </tbody>
-                    </table>
-                  </div>`
-            }`,
+            ${dataTable(
+              [[t.at], [t.httpStatus], [t.error], [t.duration, 'num']],
+              deliveries.map((d) => [time(d.at), d.status ?? '—', d.error ?? '', `${d.ms} ms`]),
+              html`<p class="muted">—</p>`,
+            )}`,
         );
       });
 
@@ -887,39 +812,22 @@ export async function dashboardRoutes(app: FastifyInstance, ctx: Ctx): Promise<v
                 </p>`,
             )}
             <h2>${t.lines}</h2>
-            ${
-              rows.length === 0
-                ? html`<p class="muted">—</p>`
-                : html`<div class="table">
-                    <table>
-                      <thead>
-                        <tr>
-                          <th scope="col">${t.at}</th>
-                          <th scope="col">${t.type}</th>
-                          <th scope="col">${t.search}</th>
-                          <th scope="col" class="num">${t.amount}</th>
-                          <th scope="col" class="num">${t.charged}</th>
-                          <th scope="col">${t.status}</th>
-                        </tr>
-                      </thead>
-                      <tbody>
-                        ${rows.map(
-                          (r) =>
-                            html`<tr>
-                              <td>${time(r.at)}</td>
-                              <td>${r.type === 'refund' ? t.refund : t.payment}</td>
-                              <td>
-                                ${r.orderRef ? html`<a href="/dashboard/orders/${r.orderRef}">${r.merchantOrderId ?? r.orderRef}</a>` : '—'}
-                              </td>
-                              <td class="num">${money(r.amount, r.currency)}</td>
-                              <td class="num">${money(r.charged, r.currency)}</td>
-                              <td>${badge(r.status, lang)}</td>
-                            </tr>`,
-                        )}
-                      </tbody>
-                    </table>
-                  </div>`
-            }
+            ${dataTable(
+              [[t.at], [t.type], [t.search], [t.amount, 'num'], [t.charged, 'num'], [t.status]],
+              rows.map((r) => [
+                time(r.at),
+                r.type === 'refund' ? t.refund : t.payment,
+                r.orderRef
+                  ? html`<a href="/dashboard/orders/${r.orderRef}"
+                      >${r.merchantOrderId ?? r.orderRef}</a
+                    >`
+                  : '—',
+                money(r.amount, r.currency),
+                money(r.charged, r.currency),
+                badge(r.status, lang),
+              ]),
+              html`<p class="muted">—</p>`,
+            )}
             <p class="muted">${t.timeZone}: ${ctx.config.statementTimeZone}</p>`,
         );
       });

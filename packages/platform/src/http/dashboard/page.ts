@@ -173,6 +173,50 @@ export function badge(status: string, lang: Lang): Html {
   >`;
 }
 
+/** A column: its heading, and `num` (amounts, counts: aligned right) or `muted` for its cells. */
+export type Column = readonly [heading: string, kind?: 'num' | 'muted'];
+
+/**
+ * A table of `rows` (one cell per column) in its scrolling box, or `empty` when there is no row.
+ * `caption` names it for screen readers where no heading above it does.
+ */
+export function dataTable(
+  columns: readonly Column[],
+  rows: unknown[][],
+  empty: Html,
+  caption?: string,
+): Html {
+  if (rows.length === 0) return empty;
+  const cell = (tag: 'th' | 'td', kind: string | undefined, value: unknown) =>
+    tag === 'th'
+      ? html`<th scope="col" ${kind === 'num' ? new Html('class="num"') : ''}>${value}</th>`
+      : html`<td ${kind ? new Html(`class="${kind}"`) : ''}>${value}</td>`;
+  return html`<div class="table">
+    <table>
+      ${
+        caption
+          ? html`<caption class="skip">
+              ${caption}
+            </caption>`
+          : ''
+      }
+      <thead>
+        <tr>
+          ${columns.map(([heading, kind]) => cell('th', kind, heading))}
+        </tr>
+      </thead>
+      <tbody>
+        ${rows.map(
+          (cells) =>
+            html`<tr>
+              ${cells.map((v, i) => cell('td', columns[i][1], v))}
+            </tr>`,
+        )}
+      </tbody>
+    </table>
+  </div>`;
+}
+
 export interface Chrome {
   lang: Lang;
   t: Words;
