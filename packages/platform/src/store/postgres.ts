@@ -112,6 +112,16 @@ const MIGRATIONS: string[] = [
   `${deliveriesAndStatements('BIGINT', '(EXTRACT(EPOCH FROM created_at::timestamptz) * 1000)::bigint')};`,
   // 12: each terminal's cryptographic suite (PROTOCOL.md §3.1; null is cardpay-v1).
   `ALTER TABLE terminals ADD COLUMN suite TEXT;`,
+  // 13: what a write's condition calls (the commit sends a transaction's writes as one message,
+  // and a condition that does not hold must undo them all: only an error does that).
+  `CREATE FUNCTION cardpay_holds(ok boolean, what text) RETURNS boolean LANGUAGE plpgsql AS $$
+   BEGIN
+     IF ok IS NOT TRUE THEN
+       RAISE EXCEPTION 'cardpay: condition not met (%): the transaction is undone and the platform reads again; a race, not a fault', what
+         USING ERRCODE = 'CP001';
+     END IF;
+     RETURN true;
+   END $$;`,
 ];
 
 /** One number for the advisory lock that serialises migrations across instances. */
@@ -675,8 +685,9 @@ export class PostgresStore implements Store {
   /**
    * The writes as one transaction, in one round trip whatever their number. Each write is SQL
    * that checks its own condition (a versioned update found its row, a claim was free, a limit
-   * not yet reached) and fails with a division by zero when it does not hold: the commit is then
-   * undone and reported as `false`, as a conflict the domain resolves by reading again.
+   * not yet reached) and raises CP001 through `cardpay_holds` when it does not hold: the commit is
+   * then undone and reported as `false`, as a conflict the domain resolves by reading again.
+   * PostgreSQL logs each such refusal as an ERROR naming the condition (see the operator guide).
    *
    * A write of one statement is atomic by itself and goes alone, as a prepared statement. Several
    * go as one simple-protocol message with their values written into the text as literals:
@@ -759,19 +770,19 @@ interface Sql {
   params: unknown[];
 }
 
-/** What a write's condition raises when it does not hold: division by zero, 22012. */
-const CONDITION_FAILED = '22012';
+/** The SQLSTATE `cardpay_holds` (migration 13) raises when a write's condition does not hold. */
+const CONDITION_FAILED = 'CP001';
 
 /**
- * The statement `modify` (an UPDATE) made to fail unless it changed exactly one row. The divisor
- * is computed from the rows the statement changed, so it is known only when it has run (a
- * constant one would be folded, and fail, when the statement is planned).
+ * The statement `modify` (an UPDATE) made to fail unless it changed exactly one row; `what` says
+ * in PostgreSQL's log which condition it was (text of ours, never a value).
  */
-const changesOne = (modify: string) =>
-  `WITH changed AS (${modify} RETURNING 1) SELECT 1 / (COUNT(*) = 1)::int FROM changed`;
+const changesOne = (modify: string, what: string) =>
+  `WITH changed AS (${modify} RETURNING 1) SELECT cardpay_holds(COUNT(*) = 1, '${what}') FROM changed`;
 
 /** A SELECT of one boolean `ok`, made to fail unless it is true. */
-const holds = (select: string) => `SELECT 1 / ok::int FROM (${select}) AS checked`;
+const holds = (select: string, what: string) =>
+  `SELECT cardpay_holds(ok, '${what}') FROM (${select}) AS checked`;
 
 /** The card's and the terminal's attempts of the hour ($1 terminal, $2 card hash, $3 since). */
 const RECENT_ATTEMPTS = `SELECT
@@ -819,7 +830,8 @@ function updateSql(
     where += ` AND version = $${params.length}`;
   }
   const sql = `UPDATE ${table} SET ${sets.join(', ')} WHERE ${where}`;
-  return { sql: checked ? changesOne(sql) : sql, params };
+  const what = `the ${table} row ${version === undefined ? 'exists' : 'is at the version read'}`;
+  return { sql: checked ? changesOne(sql, what) : sql, params };
 }
 
 /** The statements of one write, each failing the commit when the write's condition fails. */
@@ -840,8 +852,11 @@ function writeSql(w: Write): Sql[] {
     case 'claimOrder':
       return [
         {
-          sql: changesOne(`UPDATE merchant_orders SET claim_payment_id = $1
-             WHERE order_ref = $2 AND claim_payment_id IS NULL AND status IN ('open', 'failed')`),
+          sql: changesOne(
+            `UPDATE merchant_orders SET claim_payment_id = $1
+             WHERE order_ref = $2 AND claim_payment_id IS NULL AND status IN ('open', 'failed')`,
+            'the merchant order is not claimed',
+          ),
           params: [w.paymentId, w.orderRef],
         },
       ];
@@ -879,6 +894,7 @@ function writeSql(w: Write): Sql[] {
         {
           sql: holds(
             `SELECT card < $4 AND term < $5 AS ok FROM (${RECENT_ATTEMPTS}) AS attempts_now`,
+            'the card and the terminal are within their attempts of the hour',
           ),
           params: [w.terminalId, w.cardHash, w.since, w.cardLimit, w.terminalLimit],
         },
@@ -888,6 +904,7 @@ function writeSql(w: Write): Sql[] {
         {
           sql: changesOne(
             'UPDATE merchant_orders SET refund_reserved = refund_reserved + $1 WHERE order_ref = $2 AND refund_reserved + $1 <= $3',
+            'the refund fits what is left of the payment',
           ),
           params: [w.amount, w.orderRef, w.limit],
         },
@@ -925,6 +942,7 @@ function writeSql(w: Write): Sql[] {
           sql: holds(
             `SELECT COUNT(*) < $3 AS ok FROM card_checks
              WHERE terminal_id = $1 AND status IN ('pending', 'verified') AND created_at >= $2`,
+            'the terminal is within its password resets of the day',
           ),
           params: [w.terminalId, w.since, w.limit],
         },
