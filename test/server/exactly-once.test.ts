@@ -66,6 +66,33 @@ describe('exactly one charge per order', () => {
   });
 });
 
+describe('an answer kept with the change it reports', () => {
+  it('is what a retry gets, even when the reply never got to record it', async () => {
+    const t = await terminal(platform);
+    // As if each reply were lost with its process: the answer's own record never lands.
+    const finish = jest.spyOn(platform.store, 'finishIdempotent').mockResolvedValue();
+    try {
+      const session = await t.client.createSession({ merchantId: 'mch_strict' }, 'kept-open-key');
+      expect(await t.client.createSession({ merchantId: 'mch_strict' }, 'kept-open-key')).toEqual(
+        session,
+      );
+      const { sessionId, confirmation, prompt } = await toPrompt(t, '4242424242424242');
+      const body = {
+        challenge: prompt.challenge,
+        factors: factorsFor(sessionId, prompt, confirmation),
+      };
+      const first = await t.client.authenticate(sessionId, body, 'kept-pay-key');
+      expect(first.state).toBe('succeeded');
+      // Without the answer in the payment's commit, the key would stay in progress.
+      expect(await t.client.authenticate(sessionId, body, 'kept-pay-key')).toEqual(first);
+      expect(await charges(first.payment.orderId)).toHaveLength(1);
+      expect(finish).not.toHaveBeenCalled();
+    } finally {
+      finish.mockRestore();
+    }
+  });
+});
+
 describe('a repeat while the first is still being processed', () => {
   it('is answered idempotency_in_progress, retryable, and the first outcome stands', async () => {
     const t = await terminal(platform);

@@ -321,6 +321,81 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
     expect(await store.getTerminal(t.id)).toEqual(t);
   });
 
+  it('opens no more sessions than the cap when eight arrive at once, and one more once one ends', async () => {
+    const t = await terminal(store);
+    const cap = {
+      kind: 'capOpenSessions' as const,
+      terminalId: t.id,
+      since: NOW - 900000,
+      now: NOW,
+      limit: 3,
+    };
+    const opening = Array.from({ length: 8 }, () => ({
+      ...session(t.id),
+      state: 'awaiting_order' as const,
+    }));
+    const opened = await Promise.all(
+      opening.map((row) => store.commit([cap, { kind: 'insertSession', row }])),
+    );
+    expect(opened.filter(Boolean)).toHaveLength(3);
+    // Nothing of a refused commit stays.
+    const kept = opening.filter((_, i) => opened[i]);
+    for (const [i, row] of opening.entries())
+      expect(await store.getSession(row.id)).toEqual(opened[i] ? row : undefined);
+    await store.commit([
+      { kind: 'updateSession', id: kept[0].id, version: 0, patch: { state: 'cancelled' } },
+    ]);
+    const another = { ...session(t.id), state: 'awaiting_order' as const };
+    expect(await store.commit([cap, { kind: 'insertSession', row: another }])).toBe(true);
+    expect(
+      await store.commit([cap, { kind: 'insertSession', row: { ...another, id: id('ses') } }]),
+    ).toBe(false);
+  });
+
+  it('reads a session with the facts its step asks for, as the single reads give them', async () => {
+    const t = await terminal(store);
+    // A card of its own: the other tests' payments are attempts of the shared one.
+    const s = { ...session(t.id), cardHash: id('card') };
+    await store.commit([
+      { kind: 'insertSession', row: s },
+      { kind: 'insertPayment', row: payment(s) },
+      { kind: 'bindCard', terminalId: t.id, cardHash: s.cardHash!, at: NOW },
+      { kind: 'addHistory', terminalId: t.id, currency: 'CNY', amount: 1234 },
+      { kind: 'addHistory', terminalId: t.id, currency: 'VND', amount: 50000 },
+    ]);
+    const all = {
+      terminal: true,
+      cardBound: true,
+      attemptsSince: NOW - 1000,
+      history: true as const,
+    };
+    expect(await store.sessionWith(s.id, all)).toEqual({
+      session: await store.getSession(s.id),
+      facts: {
+        terminal: await store.getTerminal(t.id),
+        cardBound: true,
+        attempts: await store.recentAttempts(t.id, s.cardHash!, NOW - 1000),
+        history: 1234,
+      },
+    });
+    expect((await store.sessionWith(s.id, all))!.facts.attempts).toEqual({
+      card: 1,
+      cardOldest: NOW,
+      terminal: 1,
+      terminalOldest: NOW,
+    });
+    // Only what is asked; a currency named rather than the session's.
+    expect((await store.sessionWith(s.id, {}))!.facts).toEqual({});
+    expect((await store.sessionWith(s.id, { history: 'VND' }))!.facts).toEqual({ history: 50000 });
+    // A session with no card and no currency yet has no binding, attempts or history to give.
+    const bare = { ...session(t.id), cardHash: null, currency: null, amount: null };
+    await store.commit([{ kind: 'insertSession', row: bare }]);
+    expect((await store.sessionWith(bare.id, all))!.facts).toEqual({
+      terminal: await store.getTerminal(t.id),
+    });
+    expect(await store.sessionWith('ses_none', all)).toBeUndefined();
+  });
+
   it('moves the loyalty history of one currency with each decided payment and refund, in their transaction', async () => {
     const t = await terminal(store);
     const add = (amount: number, currency = 'CNY') => ({

@@ -10,7 +10,7 @@ import {
   type OrderRequest,
   type SessionView,
 } from 'cardpay';
-import type { Ctx } from './context';
+import { NO_ANSWER, type Answer, type Ctx } from './context';
 import { securityEvent } from './security-events';
 import { settle } from './settle';
 import { paymentView } from './views';
@@ -18,7 +18,16 @@ import { issuerOf } from './card-ranges';
 import { discountFor, type MerchantConfig } from '../infra/config';
 import { ApiError, invalid } from '../infra/errors';
 import { hexEqual, newId, randomHex } from '../infra/secrets';
-import type { MerchantOrderRow, PaymentRow, SessionRow, TerminalRow, Write } from '../store/types';
+import type {
+  Attempts,
+  MerchantOrderRow,
+  PaymentRow,
+  SessionFacts,
+  SessionFactsWanted,
+  SessionRow,
+  TerminalRow,
+  Write,
+} from '../store/types';
 import type { ChargeOutcome } from '../connectors/payments';
 
 const INPUT_PORT = {
@@ -29,12 +38,19 @@ const INPUT_PORT = {
 const BEFORE_PROCESSING = ['awaiting_order', 'awaiting_confirmation', 'awaiting_authentication'];
 const iso = (ms: number) => new Date(ms).toISOString();
 
-/** The session as the status endpoint shows it (PROTOCOL.md §5.5). */
-export async function sessionView(ctx: Ctx, s: SessionRow): Promise<SessionView> {
+/**
+ * The session as the status endpoint shows it (PROTOCOL.md §5.5). `known`: what the caller has
+ * read already (the merchant order; the loyalty history in the session's currency), not read again.
+ */
+export async function sessionView(
+  ctx: Ctx,
+  s: SessionRow,
+  known: { order?: MerchantOrderRow; history?: number } = {},
+): Promise<SessionView> {
   const view: SessionView = { sessionId: s.id, state: s.state, expiresAt: iso(s.expiresAt) };
   if (s.state === 'awaiting_order') view.inputPort = INPUT_PORT as SessionView['inputPort'];
   if (s.orderRef) {
-    const order = await ctx.store.getMerchantOrder(s.orderRef);
+    const order = known.order ?? (await ctx.store.getMerchantOrder(s.orderRef));
     if (order)
       view.order = {
         orderRef: order.orderRef,
@@ -65,7 +81,7 @@ export async function sessionView(ctx: Ctx, s: SessionRow): Promise<SessionView>
     };
     // What the shopper will pay, while there is still a choice to make (§5.2).
     if (s.state === 'awaiting_confirmation' || s.state === 'awaiting_authentication') {
-      const history = await ctx.store.historyTotal(s.terminalId, s.currency!);
+      const history = known.history ?? (await ctx.store.historyTotal(s.terminalId, s.currency!));
       const d = discountFor(history, s.amount!, ctx.config.discounts[s.currency!] ?? []);
       view.confirmation.discount = { ...d, charged: s.amount! - d.amountOff };
     }
@@ -115,8 +131,19 @@ function merchantOf(ctx: Ctx, id: string): MerchantConfig {
 
 /** Loads a session of this terminal, marking it expired when its time has passed. */
 async function owned(ctx: Ctx, terminal: TerminalRow, id: string): Promise<SessionRow> {
-  const s = await ctx.store.getSession(id);
-  if (!s || s.terminalId !== terminal.id)
+  return (await ownedWith(ctx, terminal, id, {})).s;
+}
+
+/** {@link owned}, with the facts the step decides on read in the same round trip. */
+async function ownedWith(
+  ctx: Ctx,
+  terminal: TerminalRow,
+  id: string,
+  want: SessionFactsWanted,
+): Promise<{ s: SessionRow; facts: SessionFacts }> {
+  const read = await ctx.store.sessionWith(id, want);
+  const s = read?.session;
+  if (!read || !s || s.terminalId !== terminal.id)
     throw new ApiError(404, 'session_not_found', `no session ${id} for this terminal`);
   if (BEFORE_PROCESSING.includes(s.state) && ctx.now() > s.expiresAt) {
     if (
@@ -129,11 +156,12 @@ async function owned(ctx: Ctx, terminal: TerminalRow, id: string): Promise<Sessi
         },
       ])
     ) {
-      return { ...s, state: 'expired', panSealed: null, challenge: null, version: s.version + 1 };
+      const expired = { state: 'expired', panSealed: null, challenge: null } as const;
+      return { s: { ...s, ...expired, version: s.version + 1 }, facts: read.facts };
     }
-    return owned(ctx, terminal, id);
+    return ownedWith(ctx, terminal, id, want);
   }
-  return s;
+  return { s, facts: read.facts };
 }
 
 function expect(s: SessionRow, state: SessionRow['state']): void {
@@ -166,6 +194,7 @@ export async function openSession(
   ctx: Ctx,
   terminal: TerminalRow,
   body: CreateSessionRequest,
+  answer: Answer = NO_ANSWER,
 ): Promise<SessionView> {
   const merchant = merchantOf(ctx, body.merchantId);
   let order;
@@ -179,18 +208,6 @@ export async function openSession(
     throw invalid(`orderRef is required: merchant ${merchant.id} does not take open amounts`);
   }
   const now = ctx.now();
-  // Sessions are rows: a terminal opening them without end would grow the database without end.
-  const cap = ctx.config.throttle.openSessionsPerTerminal;
-  if ((await ctx.store.openSessions(terminal.id, now - ctx.config.sessionTtlMs, now)) >= cap) {
-    securityEvent(ctx, 'open_sessions_capped', { terminalId: terminal.id });
-    throw new ApiError(
-      429,
-      'rate_limited',
-      `this terminal has ${cap} sessions open; finish or cancel one first`,
-      { retryAfter: 60 },
-      true,
-    );
-  }
   const row: SessionRow = {
     id: newId('ses'),
     terminalId: terminal.id,
@@ -217,8 +234,31 @@ export async function openSession(
     error: null,
     version: 0,
   };
-  await ctx.store.commit([{ kind: 'insertSession', row }]);
-  return sessionView(ctx, row);
+  const view = await sessionView(ctx, row, { order });
+  // Sessions are rows: a terminal opening them without end would grow the database without end.
+  const cap = ctx.config.throttle.openSessionsPerTerminal;
+  const opened = await ctx.store.commit([
+    {
+      kind: 'capOpenSessions',
+      terminalId: terminal.id,
+      since: now - ctx.config.sessionTtlMs,
+      now,
+      limit: cap,
+    },
+    { kind: 'insertSession', row },
+    ...answer(201, view),
+  ]);
+  if (!opened) {
+    securityEvent(ctx, 'open_sessions_capped', { terminalId: terminal.id });
+    throw new ApiError(
+      429,
+      'rate_limited',
+      `this terminal has ${cap} sessions open; finish or cancel one first`,
+      { retryAfter: 60 },
+      true,
+    );
+  }
+  return view;
 }
 
 /** `GET /v1/sessions/{id}`: the session as it stands (PROTOCOL.md §5.5). */
@@ -227,19 +267,24 @@ export async function viewSession(ctx: Ctx, terminal: TerminalRow, id: string) {
 }
 
 /** `POST /v1/sessions/{id}/order`: amount and card, answered with the confirmation (§5.2). */
-export async function submitOrder(ctx: Ctx, terminal: TerminalRow, id: string, body: OrderRequest) {
-  const s = await owned(ctx, terminal, id);
+export async function submitOrder(
+  ctx: Ctx,
+  terminal: TerminalRow,
+  id: string,
+  body: OrderRequest,
+  answer: Answer = NO_ANSWER,
+) {
+  // The history in the order's currency, for the price the confirmation shows.
+  const { s, facts } = await ownedWith(ctx, terminal, id, { history: body.currency });
   expect(s, 'awaiting_order');
   const merchant = merchantOf(ctx, s.merchantId);
-  if (s.orderRef) {
-    const order = await ctx.store.getMerchantOrder(s.orderRef);
-    if (order && (order.amount !== body.amount || order.currency !== body.currency)) {
-      throw new ApiError(
-        422,
-        'amount_mismatch',
-        `the order is ${order.amount} ${order.currency}, the request says ${body.amount} ${body.currency}`,
-      );
-    }
+  const order = s.orderRef ? await ctx.store.getMerchantOrder(s.orderRef) : undefined;
+  if (order && (order.amount !== body.amount || order.currency !== body.currency)) {
+    throw new ApiError(
+      422,
+      'amount_mismatch',
+      `the order is ${order.amount} ${order.currency}, the request says ${body.amount} ${body.currency}`,
+    );
   }
   if (!merchant.currencies.includes(body.currency))
     throw invalid(`currency ${body.currency} is not accepted by ${merchant.id}`);
@@ -264,9 +309,13 @@ export async function submitOrder(ctx: Ctx, terminal: TerminalRow, id: string, b
     cardHash: ctx.sealer.cardHash(card.pan),
     confirmToken: randomHex(16),
   };
-  await commit(ctx, s, [{ kind: 'updateSession', id: s.id, version: s.version, patch }]);
-  const view = await sessionView(ctx, { ...s, ...patch });
-  return { sessionId: s.id, state: view.state, confirmation: view.confirmation };
+  const view = await sessionView(ctx, { ...s, ...patch }, { order, history: facts.history });
+  const result = { sessionId: s.id, state: view.state, confirmation: view.confirmation };
+  await commit(ctx, s, [
+    { kind: 'updateSession', id: s.id, version: s.version, patch },
+    ...answer(200, result),
+  ]);
+  return result;
 }
 
 /** `POST /v1/sessions/{id}/confirm`: the shopper's answer to the confirmation (§5.3). */
@@ -275,8 +324,10 @@ export async function confirmOrder(
   terminal: TerminalRow,
   id: string,
   body: ConfirmRequest,
+  answer: Answer = NO_ANSWER,
 ) {
-  const s = await owned(ctx, terminal, id);
+  // The binding decides the methods; the terminal's row, the attempts the prompt shows.
+  const { s, facts } = await ownedWith(ctx, terminal, id, { cardBound: true, terminal: true });
   expect(s, 'awaiting_confirmation');
   if (!hexEqual(s.confirmToken!, body.confirmToken))
     throw new ApiError(
@@ -285,6 +336,7 @@ export async function confirmOrder(
       'confirmToken does not match this confirmation',
     );
   if (!body.accept) {
+    const result = { sessionId: s.id, state: 'cancelled' };
     await commit(ctx, s, [
       {
         kind: 'updateSession',
@@ -292,8 +344,9 @@ export async function confirmOrder(
         version: s.version,
         patch: { state: 'cancelled', panSealed: null },
       },
+      ...answer(200, result),
     ]);
-    return { sessionId: s.id, state: 'cancelled' };
+    return result;
   }
   const policy = merchantOf(ctx, s.merchantId).auth;
   // Biometrics only where this platform can check them: a sandbox key always, SOTER with a verifier.
@@ -305,7 +358,7 @@ export async function confirmOrder(
     policy.twoFactorsFrom && s.amount! >= policy.twoFactorsFrom && methods.length >= 2 ? 2 : 1;
   // A card not yet bound to this terminal must be proven with its CVV, on top of the
   // terminal's own factor, whatever the merchant's policy (PROTOCOL.md §5.3).
-  const bound = await ctx.store.isCardBound(terminal.id, s.cardHash!);
+  const bound = facts.cardBound === true;
   if (!bound) {
     if (!methods.includes('cvv')) methods.push('cvv');
     required = Math.max(required, 2);
@@ -318,18 +371,27 @@ export async function confirmOrder(
     mandatory: bound ? null : ['cvv'],
     challenge,
   };
-  await commit(ctx, s, [{ kind: 'updateSession', id: s.id, version: s.version, patch }]);
-  // The attempts left as they stand now (the request's terminal row is its identity only).
-  const fresh = (await ctx.store.getTerminal(terminal.id)) ?? terminal;
-  return {
+  // The attempts left as they stand (the request's terminal row is its identity only).
+  const fresh = facts.terminal ?? terminal;
+  const result = {
     sessionId: s.id,
     state: 'awaiting_authentication',
     authPrompt: prompt(ctx, { ...s, ...patch }, challenge, fresh),
   };
+  await commit(ctx, s, [
+    { kind: 'updateSession', id: s.id, version: s.version, patch },
+    ...answer(200, result),
+  ]);
+  return result;
 }
 
 /** `POST /v1/sessions/{id}/cancel` (an extension): ends a session before `processing`. */
-export async function cancelSession(ctx: Ctx, terminal: TerminalRow, id: string) {
+export async function cancelSession(
+  ctx: Ctx,
+  terminal: TerminalRow,
+  id: string,
+  answer: Answer = NO_ANSWER,
+) {
   const s = await owned(ctx, terminal, id);
   if (s.state === 'expired') throw new ApiError(410, 'session_expired', 'the session has expired');
   if (!BEFORE_PROCESSING.includes(s.state))
@@ -339,6 +401,7 @@ export async function cancelSession(ctx: Ctx, terminal: TerminalRow, id: string)
       `the session is ${s.state} and can no longer be cancelled`,
       { state: s.state },
     );
+  const view = await sessionView(ctx, { ...s, state: 'cancelled', challenge: null });
   await commit(ctx, s, [
     {
       kind: 'updateSession',
@@ -346,8 +409,9 @@ export async function cancelSession(ctx: Ctx, terminal: TerminalRow, id: string)
       version: s.version,
       patch: { state: 'cancelled', panSealed: null, challenge: null },
     },
+    ...answer(200, view),
   ]);
-  return sessionView(ctx, { ...s, state: 'cancelled', challenge: null });
+  return view;
 }
 
 /**
@@ -360,11 +424,18 @@ export async function authenticate(
   terminal: TerminalRow,
   id: string,
   body: AuthenticateRequest,
+  answer: Answer = NO_ANSWER,
 ) {
-  const s = await owned(ctx, terminal, id);
+  // Read with the session: the terminal (a first, cheap look at the lock; the lease below is what
+  // decides), the card-testing attempts (likewise, before the slot), the loyalty history.
+  const now = ctx.now();
+  const { s, facts } = await ownedWith(ctx, terminal, id, {
+    terminal: true,
+    attemptsSince: now - HOUR,
+    history: true,
+  });
   expect(s, 'awaiting_authentication');
-  // A first, cheap look at the lock, read now; the lease below is what decides.
-  const state = (await ctx.store.getTerminal(terminal.id)) ?? terminal;
+  const state = facts.terminal ?? terminal;
   if (state.lockedUntil > ctx.now()) throw locked(state.lockedUntil);
   if (!s.challenge || !hexEqual(s.challenge, body.challenge)) {
     throw new ApiError(
@@ -394,8 +465,12 @@ export async function authenticate(
 
   // Card testing: too many attempts with this card, or on this terminal, in the last hour. A first,
   // cheap look; the slot reserved with the payment below is what decides.
-  const now = ctx.now();
-  await refuseCardTesting(ctx, terminal.id, s.cardHash!, now);
+  refuseCardTesting(
+    ctx,
+    terminal.id,
+    facts.attempts ?? (await ctx.store.recentAttempts(terminal.id, s.cardHash!, now - HOUR)),
+    now,
+  );
 
   // The lock is read, and the attempt judged, under the terminal's lease: however many
   // authentications arrive at once, they are judged one at a time against the live count.
@@ -494,7 +569,7 @@ export async function authenticate(
   // Authenticated: discount from history; the payment recorded as pending with its charge id,
   // the merchant order claimed for it, the session in processing and the lease given back —
   // one transaction — before the payment platform hears of it.
-  const history = await ctx.store.historyTotal(terminal.id, s.currency!);
+  const history = facts.history ?? (await ctx.store.historyTotal(terminal.id, s.currency!));
   const discount = discountFor(history, s.amount!, ctx.config.discounts[s.currency!] ?? []);
   const cvv = body.factors.find(
     (f): f is Extract<Factor, { method: 'cvv' }> => f.method === 'cvv',
@@ -550,7 +625,13 @@ export async function authenticate(
   if (!recorded) {
     await ctx.store.commit([{ kind: 'releaseAuthLease', terminalId: terminal.id }]);
     // Which condition failed: the slot (others' attempts filled it meanwhile), the order, the session.
-    await refuseCardTesting(ctx, terminal.id, s.cardHash!, ctx.now());
+    const at = ctx.now();
+    refuseCardTesting(
+      ctx,
+      terminal.id,
+      await ctx.store.recentAttempts(terminal.id, s.cardHash!, at - HOUR),
+      at,
+    );
     await orderTaken(ctx, s, terminal);
   }
   const outcome = await ctx.payments.charge({
@@ -577,15 +658,26 @@ export async function authenticate(
     paymentId: payment.id,
     version: s.version + 1,
   };
-  const settled = await settle(ctx, payment.id, outcome, 'request', {
-    payment,
-    session: processing,
-  });
+  // A payment made is answered in the commit that records it; a failure, as its error is sent.
+  const settled = await settle(
+    ctx,
+    payment.id,
+    outcome,
+    'request',
+    { payment, session: processing },
+    (paid, final) => (final.state === 'succeeded' ? answer(200, paidView(final, paid)) : []),
+  );
   const final = settled?.session ?? (await ctx.store.getSession(s.id))!;
   if (final.state === 'failed' && final.error) throw failureError(final.error);
-  const paid = settled?.payment ?? (await ctx.store.getPayment(payment.id))!;
-  return { sessionId: s.id, state: final.state, payment: paymentView(paid) };
+  return paidView(final, settled?.payment ?? (await ctx.store.getPayment(payment.id))!);
 }
+
+/** The answer to an authentication that got as far as the charge. */
+const paidView = (final: SessionRow, paid: PaymentRow) => ({
+  sessionId: final.id,
+  state: final.state,
+  payment: paymentView(paid),
+});
 
 /** How long one authentication may hold its terminal's lease (a crashed request frees it then). */
 const LEASE_MS = 30000;
@@ -595,13 +687,7 @@ const HOUR = 3600 * 1000;
  * Card testing (PROTOCOL.md §5.3): `429` when this card, or this terminal, has had its limit of
  * attempts in the last hour (declined, or still waiting for the payment platform).
  */
-async function refuseCardTesting(
-  ctx: Ctx,
-  terminalId: string,
-  cardHash: string,
-  now: number,
-): Promise<void> {
-  const n = await ctx.store.recentAttempts(terminalId, cardHash, now - HOUR);
+function refuseCardTesting(ctx: Ctx, terminalId: string, n: Attempts, now: number): void {
   const { cardDeclinesPerHour, terminalDeclinesPerHour } = ctx.config.velocity;
   const byCard = n.card >= cardDeclinesPerHour;
   if (!byCard && n.terminal < terminalDeclinesPerHour) return;

@@ -5,7 +5,7 @@ import type { Sealer } from '../infra/secrets';
 import type { SoterVerifier } from '../connectors/soter';
 import type { WeChatApi } from '../connectors/wechat';
 import type { Metrics } from '../infra/metrics';
-import type { Store } from '../store/types';
+import type { Store, Write } from '../store/types';
 
 /** What the payment domain works with: storage, configuration, keys, the payment platform. */
 export interface Ctx {
@@ -32,3 +32,13 @@ export interface Worker {
   stop(): Promise<void>;
   tick(): Promise<void>;
 }
+
+/**
+ * The writes that record a request's answer (PROTOCOL.md §4) in the commit that makes the change
+ * it reports, so that a retry finds the answer exactly when it finds the change: lent by the
+ * route to the step it calls. None for a request without an idempotency key.
+ */
+export type Answer = (status: number, body: object) => Write[];
+
+/** For a caller that has no request to answer. */
+export const NO_ANSWER: Answer = () => [];

@@ -22,6 +22,8 @@ export async function settle(
    * has moved on since, the versioned writes below find out and nothing is recorded.
    */
   known?: { payment: PaymentRow; session: SessionRow },
+  /** Writes that go with the outcome, given the payment and session as it leaves them. */
+  withOutcome?: (payment: PaymentRow, session: SessionRow) => Write[],
 ): Promise<{ payment: PaymentRow; session: SessionRow } | undefined> {
   const p = known?.payment ?? (await ctx.store.getPayment(paymentId));
   if (!p || p.status !== 'pending' || outcome.status === 'unknown') return undefined;
@@ -118,6 +120,11 @@ export async function settle(
         : { payment: { ...paymentView(settledPayment), sessionId: p.sessionId } },
     ),
   );
+  const after = {
+    payment: { ...p, ...paymentPatch, version: p.version + 1 },
+    session: { ...s, ...sessionPatch, version: s.version + 1 },
+  };
+  if (withOutcome) writes.push(...withOutcome(after.payment, after.session));
   // A lost race means another instance settled it first (and logged it).
   if (!(await ctx.store.commit(writes))) return undefined;
   ctx.log?.info(
@@ -133,8 +140,5 @@ export async function settle(
     },
     outcome.status === 'succeeded' ? 'payment made' : 'payment not made',
   );
-  return {
-    payment: { ...p, ...paymentPatch, version: p.version + 1 },
-    session: { ...s, ...sessionPatch, version: s.version + 1 },
-  };
+  return after;
 }

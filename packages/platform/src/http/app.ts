@@ -81,7 +81,8 @@ declare module 'fastify' {
     terminalSecret?: Buffer;
     /** SHA-256 of the raw body, hex: signed over, and part of the idempotency fingerprint. */
     bodyHash?: string;
-    idempotency?: { key: string };
+    /** Its Idempotency-Key, and the answer recorded with its commit once there is one. */
+    idempotency?: { key: string; answered?: { status: number; text: string } };
   }
   interface FastifyContextConfig {
     /** The route needs a signed request (PROTOCOL.md §3). */
@@ -315,10 +316,12 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
             ? payload
             : String(payload);
     if (req.idempotency && req.terminal) {
-      const { key } = req.idempotency;
+      const { key, answered } = req.idempotency;
       req.idempotency = undefined;
       // A 5xx or a 429 is not an outcome (nothing was done): the same key may act again.
-      if (reply.statusCode >= 500 || reply.statusCode === 429)
+      if (answered?.status === reply.statusCode && answered.text === text.toString()) {
+        // Recorded already, in the commit of the change this answer reports.
+      } else if (reply.statusCode >= 500 || reply.statusCode === 429)
         await ctx.store.abandonIdempotent(req.terminal.id, key);
       else
         await ctx.store.finishIdempotent(

@@ -1,4 +1,5 @@
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Answer } from '../domain/context';
 import type { Sealer } from '../infra/secrets';
 import type { IdempotencyBegin } from '../store/types';
 import { ApiError } from '../infra/errors';
@@ -58,4 +59,28 @@ export function actOn(
         .send(openReply(sealer, scope, key, seen.body));
       return false;
   }
+}
+
+/**
+ * The request's answer as a write for the commit that decides it. What it records is what the
+ * reply will carry (Fastify sends a route's object as `JSON.stringify` makes it), so the reply
+ * need not record it again; any other reply (an error after all) is recorded as it is sent.
+ */
+export function answerFor(sealer: Sealer, req: FastifyRequest): Answer {
+  return (status, body) => {
+    const record = req.idempotency;
+    if (!record || !req.terminal) return [];
+    const scope = req.terminal.id;
+    const text = JSON.stringify(body);
+    record.answered = { status, text };
+    return [
+      {
+        kind: 'answer',
+        scope,
+        key: record.key,
+        status,
+        body: sealReply(sealer, scope, record.key, text),
+      },
+    ];
+  };
 }

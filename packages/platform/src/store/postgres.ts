@@ -25,6 +25,8 @@ import {
   type StatementRow,
   type DayFigures,
   type PaymentRow,
+  type SessionFacts,
+  type SessionFactsWanted,
   type SessionRow,
   type Store,
   type TerminalRow,
@@ -327,6 +329,41 @@ export class PostgresStore implements Store {
       ).length > 0
     );
   }
+  async sessionWith(id: string, want: SessionFactsWanted) {
+    const key = `${+!!want.terminal}${+!!want.cardBound}${+(want.attemptsSince !== undefined)}${+!!want.history}`;
+    let sql = this.sessionWithSqls.get(key);
+    if (!sql) this.sessionWithSqls.set(key, (sql = sessionWithSql(want)));
+    const params: unknown[] = [id];
+    if (want.attemptsSince !== undefined) params.push(want.attemptsSince);
+    if (want.history) params.push(want.history === true ? null : want.history);
+    const [row] = await this.q(sql, params);
+    if (!row) return undefined;
+    const { fact_terminal, fact_bound, fact_attempts, fact_history, ...session } = row as Record<
+      string,
+      unknown
+    > & {
+      fact_terminal?: Record<string, unknown> | null;
+      fact_bound?: boolean;
+      fact_attempts?: { card: number; card_oldest: number; term: number; term_oldest: number };
+      fact_history?: number;
+    };
+    const s = toRow<SessionRow>(session)!;
+    const facts: SessionFacts = {};
+    if (fact_terminal) facts.terminal = toRow<TerminalRow>(fact_terminal);
+    // A session without a card has no binding or attempts to speak of; without a currency, no history.
+    if (s.cardHash && fact_bound !== undefined) facts.cardBound = fact_bound;
+    if (s.cardHash && fact_attempts)
+      facts.attempts = {
+        card: fact_attempts.card,
+        cardOldest: fact_attempts.card_oldest,
+        terminal: fact_attempts.term,
+        terminalOldest: fact_attempts.term_oldest,
+      };
+    if (fact_history !== undefined && (typeof want.history === 'string' || s.currency))
+      facts.history = fact_history;
+    return { session: s, facts };
+  }
+  private readonly sessionWithSqls = new Map<string, string>();
   async recentAttempts(terminalId: string, cardHash: string, since: number) {
     const [r] = await this.q<{
       card: number;
@@ -491,10 +528,7 @@ export class PostgresStore implements Store {
     await this.q('VACUUM idempotency');
   }
   async finishIdempotent(terminalId: string, key: string, status: number, body: string) {
-    await this.q(
-      'UPDATE idempotency SET status = $1, body = $2 WHERE terminal_id = $3 AND key = $4',
-      [status, body, terminalId, key],
-    );
+    await this.q(FINISH_IDEMPOTENT, [status, body, terminalId, key]);
   }
   async abandonIdempotent(terminalId: string, key: string) {
     await this.q('DELETE FROM idempotency WHERE terminal_id = $1 AND key = $2 AND status IS NULL', [
@@ -533,14 +567,6 @@ export class PostgresStore implements Store {
   }
   async getSession(id: string) {
     return toRow<SessionRow>((await this.q('SELECT * FROM sessions WHERE id = $1', [id]))[0]);
-  }
-  async openSessions(terminalId: string, since: number, now: number) {
-    const [r] = await this.q<{ n: number }>(
-      `SELECT COUNT(*)::int AS n FROM sessions WHERE terminal_id = $1 AND created_at >= $2
-         AND state IN ('awaiting_order', 'awaiting_confirmation', 'awaiting_authentication') AND expires_at > $3`,
-      [terminalId, since, now],
-    );
-    return r.n;
   }
 
   async getPayment(id: string) {
@@ -773,6 +799,10 @@ interface Sql {
 /** The SQLSTATE `cardpay_holds` (migration 13) raises when a write's condition does not hold. */
 const CONDITION_FAILED = 'CP001';
 
+/** A request's answer onto its idempotency record (alone, or as a commit's `answer` write). */
+const FINISH_IDEMPOTENT =
+  'UPDATE idempotency SET status = $1, body = $2 WHERE terminal_id = $3 AND key = $4';
+
 /**
  * The statement `modify` (an UPDATE) made to fail unless it changed exactly one row; `what` says
  * in PostgreSQL's log which condition it was (text of ours, never a value).
@@ -784,18 +814,43 @@ const changesOne = (modify: string, what: string) =>
 const holds = (select: string, what: string) =>
   `SELECT cardpay_holds(ok, '${what}') FROM (${select}) AS checked`;
 
-/** The card's and the terminal's attempts of the hour ($1 terminal, $2 card hash, $3 since). */
-const RECENT_ATTEMPTS = `SELECT
-    COUNT(*) FILTER (WHERE card_hash = $2) AS card,
-    COALESCE(MIN(created_at) FILTER (WHERE card_hash = $2), 0) AS card_oldest,
-    COUNT(*) FILTER (WHERE terminal_id = $1) AS term,
-    COALESCE(MIN(created_at) FILTER (WHERE terminal_id = $1), 0) AS term_oldest
+/** The card-testing attempts of terminal `t` and card `c` since `since` (SQL expressions). */
+const recentAttemptsOf = (t: string, c: string, since: string) => `SELECT
+    COUNT(*) FILTER (WHERE card_hash = ${c}) AS card,
+    COALESCE(MIN(created_at) FILTER (WHERE card_hash = ${c}), 0) AS card_oldest,
+    COUNT(*) FILTER (WHERE terminal_id = ${t}) AS term,
+    COALESCE(MIN(created_at) FILTER (WHERE terminal_id = ${t}), 0) AS term_oldest
   FROM (SELECT terminal_id, card_hash, created_at FROM payments
-          WHERE status IN ('declined', 'pending') AND created_at >= $3
-            AND (terminal_id = $1 OR card_hash = $2)
+          WHERE status IN ('declined', 'pending') AND created_at >= ${since}
+            AND (terminal_id = ${t} OR card_hash = ${c})
         UNION ALL SELECT terminal_id, card_hash, created_at FROM card_checks
-          WHERE status IN ('declined', 'pending') AND created_at >= $3
-            AND (terminal_id = $1 OR card_hash = $2)) AS attempts`;
+          WHERE status IN ('declined', 'pending') AND created_at >= ${since}
+            AND (terminal_id = ${t} OR card_hash = ${c})) AS attempts`;
+const RECENT_ATTEMPTS = recentAttemptsOf('$1', '$2', '$3');
+
+/**
+ * The statement of {@link PostgresStore.sessionWith} for one choice of facts, each a subquery on
+ * the session's own terminal and card. `$1` is the session; then, when asked for, the moment
+ * attempts count from and the history's currency (NULL: the session's). Built once per choice.
+ */
+function sessionWithSql(want: SessionFactsWanted): string {
+  const t = 's.terminal_id';
+  const columns = ['s.*'];
+  let n = 1;
+  if (want.terminal)
+    columns.push(`(SELECT row_to_json(t) FROM terminals t WHERE t.id = ${t}) AS fact_terminal`);
+  if (want.cardBound)
+    columns.push(`EXISTS (SELECT 1 FROM card_bindings
+      WHERE card_hash = s.card_hash AND terminal_id IN ${SAME_SHOPPER(t)}) AS fact_bound`);
+  if (want.attemptsSince !== undefined)
+    columns.push(`(SELECT row_to_json(a) FROM (${recentAttemptsOf(t, 's.card_hash', `$${++n}::bigint`)}) a)
+      AS fact_attempts`);
+  if (want.history)
+    columns.push(`(SELECT COALESCE(SUM(total), 0)::bigint FROM terminal_history
+      WHERE currency = COALESCE($${++n}::text, s.currency) AND terminal_id IN ${SAME_SHOPPER(t)})
+      AS fact_history`);
+  return `SELECT ${columns.join(', ')} FROM sessions s WHERE s.id = $1`;
+}
 
 function insertSql(table: string, record: Record<string, unknown>): Sql {
   const cols = toColumns(record);
@@ -947,6 +1002,24 @@ function writeSql(w: Write): Sql[] {
           params: [w.terminalId, w.since, w.limit],
         },
       ];
+    case 'capOpenSessions':
+      // One at a time per terminal: the count, a statement of its own, sees the session of
+      // whoever held the lock before.
+      return [
+        {
+          sql: 'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))',
+          params: [`sessions:terminal:${w.terminalId}`],
+        },
+        {
+          sql: holds(
+            `SELECT COUNT(*) < $4 AS ok FROM sessions WHERE terminal_id = $1 AND created_at >= $2
+               AND state IN ('awaiting_order', 'awaiting_confirmation', 'awaiting_authentication')
+               AND expires_at > $3`,
+            'the terminal has room for another open session',
+          ),
+          params: [w.terminalId, w.since, w.now, w.limit],
+        },
+      ];
     case 'insertDelivery':
       return [insertSql('event_deliveries', { ...w.row })];
     case 'bindCard':
@@ -957,6 +1030,8 @@ function writeSql(w: Write): Sql[] {
           params: [w.terminalId, w.cardHash, w.at],
         },
       ];
+    case 'answer':
+      return [{ sql: FINISH_IDEMPOTENT, params: [w.status, w.body, w.scope, w.key] }];
   }
 }
 

@@ -28,6 +28,8 @@ import {
   type StatementRow,
   type DayFigures,
   type PaymentRow,
+  type SessionFacts,
+  type SessionFactsWanted,
   type SessionRow,
   type Store,
   type TerminalRow,
@@ -368,6 +370,21 @@ export class SqliteStore implements Store {
       `SELECT 1 FROM card_bindings WHERE card_hash = @card AND terminal_id IN ${SAME_SHOPPER('@t')}`,
     ).get({ card: cardHash, t: terminalId });
   }
+  async sessionWith(id: string, want: SessionFactsWanted) {
+    // Synchronous reads of one process: taken together, nothing comes between them.
+    const session = await this.getSession(id);
+    if (!session) return undefined;
+    const t = session.terminalId;
+    const card = session.cardHash;
+    const currency = want.history === true ? session.currency : want.history;
+    const facts: SessionFacts = {};
+    if (want.terminal) facts.terminal = await this.getTerminal(t);
+    if (want.cardBound && card) facts.cardBound = await this.isCardBound(t, card);
+    if (want.attemptsSince !== undefined && card)
+      facts.attempts = this.recentAttemptsNow(t, card, want.attemptsSince);
+    if (currency) facts.history = await this.historyTotal(t, currency);
+    return { session, facts };
+  }
   async recentAttempts(terminalId: string, cardHash: string, since: number) {
     return this.recentAttemptsNow(terminalId, cardHash, since);
   }
@@ -466,11 +483,7 @@ export class SqliteStore implements Store {
     return { kind: 'replay', status: row.status, body: row.body };
   }
   async finishIdempotent(terminalId: string, key: string, status: number, body: string) {
-    await this.write(() =>
-      this.stmt(
-        'UPDATE idempotency SET status = ?, body = ? WHERE terminal_id = ? AND key = ?',
-      ).run(status, body, terminalId, key),
-    );
+    await this.write(() => this.stmt(FINISH_IDEMPOTENT).run(status, body, terminalId, key));
   }
   async abandonIdempotent(terminalId: string, key: string) {
     await this.write(() =>
@@ -539,13 +552,6 @@ export class SqliteStore implements Store {
   }
   async getSession(id: string) {
     return this.row<SessionRow>('SELECT * FROM sessions WHERE id = ?', id);
-  }
-  async openSessions(terminalId: string, since: number, now: number) {
-    const row = this.stmt(
-      `SELECT COUNT(*) AS n FROM sessions WHERE terminal_id = ? AND created_at >= ?
-         AND state IN ('awaiting_order', 'awaiting_confirmation', 'awaiting_authentication') AND expires_at > ?`,
-    ).get(terminalId, since, now) as { n: number };
-    return row.n;
   }
   async getPayment(id: string) {
     return this.row<PaymentRow>('SELECT * FROM payments WHERE id = ?', id);
@@ -786,10 +792,18 @@ export class SqliteStore implements Store {
               ).get(w.terminalId, w.since) as { n: number }
             ).n < w.limit;
           break;
+        case 'capOpenSessions':
+          ok =
+            (this.stmt(OPEN_SESSIONS).get(w.terminalId, w.since, w.now) as { n: number }).n <
+            w.limit;
+          break;
         case 'bindCard':
           this.stmt(
             'INSERT OR IGNORE INTO card_bindings (terminal_id, card_hash, created_at) VALUES (?, ?, ?)',
           ).run(w.terminalId, w.cardHash, w.at);
+          break;
+        case 'answer':
+          this.stmt(FINISH_IDEMPOTENT).run(w.status, w.body, w.scope, w.key);
           break;
       }
       if (!ok) throw new VersionConflict();
@@ -859,6 +873,14 @@ interface Pending {
 
 /** How long one try may wait inside SQLite for another process's lock, blocking the event loop. */
 const BUSY_STEP_MS = 20;
+
+/** A terminal's sessions made since ?, open (before processing) and unexpired at ?. */
+const OPEN_SESSIONS = `SELECT COUNT(*) AS n FROM sessions WHERE terminal_id = ? AND created_at >= ?
+  AND state IN ('awaiting_order', 'awaiting_confirmation', 'awaiting_authentication') AND expires_at > ?`;
+
+/** A request's answer onto its idempotency record (alone, or as a commit's `answer` write). */
+const FINISH_IDEMPOTENT =
+  'UPDATE idempotency SET status = ?, body = ? WHERE terminal_id = ? AND key = ?';
 
 /** SQLite's "another connection holds the lock" (SQLITE_BUSY and its extended codes). */
 function isBusy(error: unknown): boolean {

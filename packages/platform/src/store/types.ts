@@ -264,6 +264,12 @@ export type Write =
    * which decides it one at a time per terminal.
    */
   | { kind: 'capResets'; terminalId: string; since: number; limit: number }
+  /**
+   * Fails the commit when the terminal already has `limit` sessions open: made since `since`,
+   * before processing, unexpired at `now`. Goes before the session it makes room for; decided
+   * one at a time per terminal.
+   */
+  | { kind: 'capOpenSessions'; terminalId: string; since: number; now: number; limit: number }
   | { kind: 'updateCardCheck'; id: string; patch: Pick<CardCheckRow, 'status'> }
   /** Moves the terminal's loyalty history in a currency: a payment's charge in, a refund's out. */
   | { kind: 'addHistory'; terminalId: string; currency: string; amount: number }
@@ -275,7 +281,41 @@ export type Write =
   | { kind: 'insertEvent'; row: EventRow }
   | { kind: 'updateEvent'; id: string; patch: Partial<EventRow> }
   | { kind: 'insertDelivery'; row: DeliveryRow }
-  | { kind: 'updateRefund'; id: string; version: number; patch: Partial<RefundRow> };
+  | { kind: 'updateRefund'; id: string; version: number; patch: Partial<RefundRow> }
+  /**
+   * A request's first answer (PROTOCOL.md §4), recorded in the commit of the state change it
+   * reports: a retry finds the answer exactly when it finds the change. `scope` and `key` as
+   * {@link Store.finishIdempotent} takes them; `body` sealed.
+   */
+  | { kind: 'answer'; scope: string; key: string; status: number; body: string };
+
+/** Card-testing attempts since a moment, of a card and of a terminal (see {@link Store.recentAttempts}). */
+export interface Attempts {
+  card: number;
+  cardOldest: number;
+  terminal: number;
+  terminalOldest: number;
+}
+
+/** What a checkout step asks to read with its session ({@link Store.sessionWith}). */
+export interface SessionFactsWanted {
+  /** The session's terminal as it stands: its failures, its lock, its pin key. */
+  terminal?: boolean;
+  /** Whether the session's card is bound to the shopper of the session's terminal. */
+  cardBound?: boolean;
+  /** The card-testing attempts of the session's card and terminal since this moment (ms). */
+  attemptsSince?: number;
+  /** The loyalty history of the session's shopper in this currency; `true`: the session's. */
+  history?: string | true;
+}
+
+/** The facts asked for; one the session cannot have (no card yet, no currency) is left out. */
+export interface SessionFacts {
+  terminal?: TerminalRow;
+  cardBound?: boolean;
+  attempts?: Attempts;
+  history?: number;
+}
 
 export interface LegacyIdempotency {
   /** The terminal id, or `merchant:<id>` for a merchant's requests. */
@@ -308,16 +348,22 @@ export interface Store {
   /** Whether the card (by its keyed hash) is bound to the terminal. */
   isCardBound(terminalId: string, cardHash: string): Promise<boolean>;
   /**
+   * A session with what its checkout step decides on, read together: on PostgreSQL in one round
+   * trip (one snapshot), where reading them one by one costs one each. Each fact is what
+   * {@link getTerminal}, {@link isCardBound}, {@link recentAttempts} and {@link historyTotal} say
+   * for the session's terminal and card.
+   */
+  sessionWith(
+    id: string,
+    want: SessionFactsWanted,
+  ): Promise<{ session: SessionRow; facts: SessionFacts } | undefined>;
+  /**
    * Card-testing attempts since `since`, of this card and of this terminal, with the oldest of
    * each: declined payments, and payments still waiting for the payment platform, which count as
    * if they would be declined until they succeed (PROTOCOL.md §5.3); and CVV checks of password
    * resets the same way (§5.7).
    */
-  recentAttempts(
-    terminalId: string,
-    cardHash: string,
-    since: number,
-  ): Promise<{ card: number; cardOldest: number; terminal: number; terminalOldest: number }>;
+  recentAttempts(terminalId: string, cardHash: string, since: number): Promise<Attempts>;
   /** Records a nonce; false when this terminal used it before and it has not expired. */
   useNonce(terminalId: string, nonce: string, now: number, expiresAt: number): Promise<boolean>;
   nonceSeen(terminalId: string, nonce: string, now: number): Promise<boolean>;
@@ -377,8 +423,6 @@ export interface Store {
   /** The latest payment made for a merchant order (its last attempt). */
   lastPaymentOfOrder(orderRef: string): Promise<PaymentRow | undefined>;
   getSession(id: string): Promise<SessionRow | undefined>;
-  /** A terminal's sessions made since `since` that are still open (before processing, unexpired). */
-  openSessions(terminalId: string, since: number, now: number): Promise<number>;
   getPayment(id: string): Promise<PaymentRow | undefined>;
   /**
    * Pending payments due a check by the reconciler, each leased to the caller until

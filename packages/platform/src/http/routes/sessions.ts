@@ -18,6 +18,7 @@ import {
   viewSession,
 } from '../../domain/checkout';
 import type { Ctx } from '../../domain/context';
+import { answerFor } from '../idempotency';
 
 // The checkout session's routes (PROTOCOL.md §5): signed, parsed and validated by the app's
 // hooks; each hands the terminal and the body to the payment domain and answers what it returns.
@@ -30,7 +31,16 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
     '/v1/sessions',
     { config: { ...signed, body: CreateSessionRequestSchema } },
     async (req, reply) =>
-      reply.code(201).send(await openSession(ctx, req.terminal!, req.body as CreateSessionRequest)),
+      reply
+        .code(201)
+        .send(
+          await openSession(
+            ctx,
+            req.terminal!,
+            req.body as CreateSessionRequest,
+            answerFor(ctx.sealer, req),
+          ),
+        ),
   );
   app.get('/v1/sessions/:id', { config: signed }, async (req) =>
     viewSession(ctx, req.terminal!, id(req)),
@@ -38,19 +48,40 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
   app.post(
     '/v1/sessions/:id/order',
     { config: { ...signed, body: OrderRequestSchema } },
-    async (req) => submitOrder(ctx, req.terminal!, id(req), req.body as OrderRequest),
+    async (req) =>
+      submitOrder(
+        ctx,
+        req.terminal!,
+        id(req),
+        req.body as OrderRequest,
+        answerFor(ctx.sealer, req),
+      ),
   );
   app.post(
     '/v1/sessions/:id/confirm',
     { config: { ...signed, body: ConfirmRequestSchema } },
-    async (req) => confirmOrder(ctx, req.terminal!, id(req), req.body as ConfirmRequest),
+    async (req) =>
+      confirmOrder(
+        ctx,
+        req.terminal!,
+        id(req),
+        req.body as ConfirmRequest,
+        answerFor(ctx.sealer, req),
+      ),
   );
   app.post('/v1/sessions/:id/cancel', { config: signed }, async (req) =>
-    cancelSession(ctx, req.terminal!, id(req)),
+    cancelSession(ctx, req.terminal!, id(req), answerFor(ctx.sealer, req)),
   );
   app.post(
     '/v1/sessions/:id/authenticate',
     { config: { ...signed, body: AuthenticateRequestSchema } },
-    async (req) => authenticate(ctx, req.terminal!, id(req), req.body as AuthenticateRequest),
+    async (req) =>
+      authenticate(
+        ctx,
+        req.terminal!,
+        id(req),
+        req.body as AuthenticateRequest,
+        answerFor(ctx.sealer, req),
+      ),
   );
 }
