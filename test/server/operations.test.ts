@@ -286,6 +286,7 @@ describe('cardpay-platform on the command line', () => {
     ],
     [['--db', 'mysql://root@127.0.0.1/cardpay'], /only postgres:\/\/ URLs, a SQLite file/],
     [['--seal', 'rot13'], /--seal must be aes-256-gcm or sm4, got "rot13"/],
+    [['--db-pool', '0'], /--db-pool expects a whole number from 1 to 1000, got "0"/],
     [
       ['--db', '/etc/hostname/cardpay.db', '--port', '0', '--sandbox-payments-port', '0'],
       /cardpay-platform: cannot (create the database folder|open the database)/,

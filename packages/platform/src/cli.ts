@@ -12,6 +12,7 @@ Options:
   --host <addr>                  listen address (default 127.0.0.1)
   --port <n>                     listen port, 0 picks a free one (default 8787)
   --db <where>                   SQLite file, :memory:, or postgres://user@host:port/db (default ./data/cardpay.db)
+  --db-pool <n>                  PostgreSQL connections per instance (default 6)
   --payment-url <url>            the payment platform to charge through (production mode)
   --sandbox-payments-port <n>    where the sandbox payment platform listens (default 8788)
   --sandbox-host <addr>          the sandbox payment platform's listen address (default 127.0.0.1,
@@ -73,6 +74,7 @@ export function parseArgs(argv: string[]): PlatformOptions & { help?: boolean } 
       '--host',
       '--port',
       '--db',
+      '--db-pool',
       '--payment-url',
       '--sandbox-payments-port',
       '--sandbox-host',
@@ -114,6 +116,9 @@ export function parseArgs(argv: string[]): PlatformOptions & { help?: boolean } 
           }
         }
         out.db = value;
+        break;
+      case '--db-pool':
+        out.dbPool = int(flag, value, 1, 1000);
         break;
       case '--payment-url':
         if (!/^https?:\/\/[^/]+/.test(value))

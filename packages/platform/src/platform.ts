@@ -39,6 +39,8 @@ export interface PlatformOptions {
   port?: number;
   /** SQLite file, `:memory:`, or a `postgres://` URL (several instances on one database). */
   db?: string;
+  /** PostgreSQL: the connections this instance keeps at most (default 6; see the operator guide). */
+  dbPool?: number;
   /** Production: the payment platform to charge through. Without it, the sandbox starts in-process. */
   paymentUrl?: string;
   sandboxPaymentsPort?: number;
@@ -378,6 +380,7 @@ async function start(options: PlatformOptions, db: string): Promise<RunningPlatf
   // Loaded only when asked for: an embedded platform (and the test kit) never loads `pg`.
   const store: Store = postgres
     ? await (require('./store/postgres') as typeof PostgresModule).PostgresStore.open(db, {
+        max: options.dbPool,
         onError: (error: Error) => options.warn?.(`database connection lost: ${error.message}`),
       })
     : new SqliteStore(db, { busyTimeoutMs: options.busyTimeoutMs });
