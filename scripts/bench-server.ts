@@ -128,23 +128,39 @@ interface Terminal {
   secret: Buffer;
 }
 
+/** Requests sent again after their connection was lost, as the SDK would (same key). */
+export let resent = 0;
+
 async function signed(url: string, t: Terminal, method: string, path: string, payload?: unknown) {
   const body = payload === undefined ? undefined : JSON.stringify(payload);
-  const ts = String(Math.floor(Date.now() / 1000));
-  const nonce = randomBytes(16).toString('hex');
-  const sig = createHmac('sha256', t.secret)
-    .update([method, path, ts, nonce, sha(body ?? '')].join('\n'))
-    .digest('hex');
-  const headers: Record<string, string> = {
-    'x-cardpay-terminal': t.id,
-    'x-cardpay-timestamp': ts,
-    'x-cardpay-nonce': nonce,
-    'x-cardpay-signature': sig,
-  };
-  if (method === 'POST') headers['idempotency-key'] = randomBytes(12).toString('hex');
-  const res = await http(url, method, path, headers, body);
-  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${res.body}`);
-  return JSON.parse(res.body);
+  const key = method === 'POST' ? randomBytes(12).toString('hex') : undefined;
+  for (let attempt = 1; ; attempt++) {
+    const ts = String(Math.floor(Date.now() / 1000));
+    const nonce = randomBytes(16).toString('hex');
+    const sig = createHmac('sha256', t.secret)
+      .update([method, path, ts, nonce, sha(body ?? '')].join('\n'))
+      .digest('hex');
+    const headers: Record<string, string> = {
+      'x-cardpay-terminal': t.id,
+      'x-cardpay-timestamp': ts,
+      'x-cardpay-nonce': nonce,
+      'x-cardpay-signature': sig,
+      ...(key ? { 'idempotency-key': key } : {}),
+    };
+    let res;
+    try {
+      res = await http(url, method, path, headers, body);
+    } catch (error) {
+      // A connection lost on the way (a keep-alive connection closed as it was reused): sent
+      // again with a fresh signature and the same Idempotency-Key, so it acts at most once.
+      const code = (error as NodeJS.ErrnoException).code ?? '';
+      if (attempt >= 3 || !['ECONNRESET', 'EPIPE'].includes(code)) throw error;
+      if (resent++ === 0) console.error(`bench: ${code} on ${method} ${path}; sent again`);
+      continue;
+    }
+    if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${res.body}`);
+    return JSON.parse(res.body);
+  }
 }
 
 /** CPU seconds a process has used (user + system), from /proc: the server's own cost, whoever waits on whom. */
