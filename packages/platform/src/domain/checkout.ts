@@ -178,6 +178,21 @@ async function commit(ctx: Ctx, s: SessionRow, writes: Write[]): Promise<void> {
   if (!(await ctx.store.commit(writes))) throw moved(s, await ctx.store.getSession(s.id));
 }
 
+/** Moves the session by `patch` with `result` recorded as the request's answer; returns it. */
+async function moveAndAnswer<T extends object>(
+  ctx: Ctx,
+  s: SessionRow,
+  patch: Partial<SessionRow>,
+  answer: Answer,
+  result: T,
+): Promise<T> {
+  await commit(ctx, s, [
+    { kind: 'updateSession', id: s.id, version: s.version, patch },
+    ...answer(200, result),
+  ]);
+  return result;
+}
+
 /** The session changed while this request was processed: says where it stands now. */
 function moved(s: SessionRow, now: SessionRow | undefined): ApiError {
   return new ApiError(
@@ -311,11 +326,7 @@ export async function submitOrder(
   };
   const view = await sessionView(ctx, { ...s, ...patch }, { order, history: facts.history });
   const result = { sessionId: s.id, state: view.state, confirmation: view.confirmation };
-  await commit(ctx, s, [
-    { kind: 'updateSession', id: s.id, version: s.version, patch },
-    ...answer(200, result),
-  ]);
-  return result;
+  return moveAndAnswer(ctx, s, patch, answer, result);
 }
 
 /** `POST /v1/sessions/{id}/confirm`: the shopper's answer to the confirmation (§5.3). */
@@ -337,16 +348,7 @@ export async function confirmOrder(
     );
   if (!body.accept) {
     const result = { sessionId: s.id, state: 'cancelled' };
-    await commit(ctx, s, [
-      {
-        kind: 'updateSession',
-        id: s.id,
-        version: s.version,
-        patch: { state: 'cancelled', panSealed: null },
-      },
-      ...answer(200, result),
-    ]);
-    return result;
+    return moveAndAnswer(ctx, s, { state: 'cancelled', panSealed: null }, answer, result);
   }
   const policy = merchantOf(ctx, s.merchantId).auth;
   // Biometrics only where this platform can check them: a sandbox key always, SOTER with a verifier.
@@ -373,16 +375,11 @@ export async function confirmOrder(
   };
   // The attempts left as they stand (the request's terminal row is its identity only).
   const fresh = facts.terminal ?? terminal;
-  const result = {
+  return moveAndAnswer(ctx, s, patch, answer, {
     sessionId: s.id,
     state: 'awaiting_authentication',
     authPrompt: prompt(ctx, { ...s, ...patch }, challenge, fresh),
-  };
-  await commit(ctx, s, [
-    { kind: 'updateSession', id: s.id, version: s.version, patch },
-    ...answer(200, result),
-  ]);
-  return result;
+  });
 }
 
 /** `POST /v1/sessions/{id}/cancel` (an extension): ends a session before `processing`. */
@@ -402,16 +399,13 @@ export async function cancelSession(
       { state: s.state },
     );
   const view = await sessionView(ctx, { ...s, state: 'cancelled', challenge: null });
-  await commit(ctx, s, [
-    {
-      kind: 'updateSession',
-      id: s.id,
-      version: s.version,
-      patch: { state: 'cancelled', panSealed: null, challenge: null },
-    },
-    ...answer(200, view),
-  ]);
-  return view;
+  return moveAndAnswer(
+    ctx,
+    s,
+    { state: 'cancelled', panSealed: null, challenge: null },
+    answer,
+    view,
+  );
 }
 
 /**
