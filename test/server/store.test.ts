@@ -227,6 +227,34 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
     });
   });
 
+  it('gives a lease with the session as it stands once the lease is held', async () => {
+    const t = await terminal(store);
+    const s = session(t.id);
+    await store.commit([{ kind: 'insertSession', row: s }]);
+    const release = { kind: 'releaseAuthLease' as const, terminalId: t.id };
+    expect(await store.acquireAuthLease(t.id, NOW, NOW + 30000, s.id)).toEqual({
+      kind: 'ok',
+      failures: 0,
+      sessionVersion: 0,
+    });
+    // The holder fails and moves the session in the commit that gives the lease back.
+    await store.commit([
+      { kind: 'authFailure', terminalId: t.id, max: 5, lockUntil: NOW + 900000 },
+      { kind: 'updateSession', id: s.id, version: 0, patch: { challenge: 'ef'.repeat(32) } },
+    ]);
+    expect(await store.acquireAuthLease(t.id, NOW, NOW + 30000, s.id)).toEqual({
+      kind: 'ok',
+      failures: 1,
+      sessionVersion: 1,
+    });
+    await store.commit([release]);
+    // No session of that id: no version to compare with.
+    expect(await store.acquireAuthLease(t.id, NOW, NOW + 30000, 'ses_none')).toEqual({
+      kind: 'ok',
+      failures: 1,
+    });
+  });
+
   it('counts a rate limit across concurrent hits and windows', async () => {
     const key = id('register');
     const hits = await Promise.all(

@@ -468,7 +468,8 @@ export async function authenticate(
 
   // The lock is read, and the attempt judged, under the terminal's lease: however many
   // authentications arrive at once, they are judged one at a time against the live count.
-  const lease = await ctx.store.acquireAuthLease(terminal.id, now, now + LEASE_MS);
+  // With the session's version as it stands once the lease is held.
+  const lease = await ctx.store.acquireAuthLease(terminal.id, now, now + LEASE_MS, s.id);
   if (lease.kind === 'locked') throw locked(lease.lockedUntil);
   if (lease.kind === 'busy') {
     securityEvent(ctx, 'auth_lease_busy', { terminalId: terminal.id });
@@ -484,8 +485,7 @@ export async function authenticate(
   try {
     // Judged against the session as it is now, under the lease: a challenge answered or
     // replaced meanwhile is stale, not a failed attempt.
-    const live = await ctx.store.getSession(s.id);
-    if (live?.version !== s.version)
+    if (lease.sessionVersion !== s.version)
       throw new ApiError(
         422,
         'challenge_stale',

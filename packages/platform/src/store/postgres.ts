@@ -318,20 +318,31 @@ export class PostgresStore implements Store {
   async getTerminal(id: string) {
     return toRow<TerminalRow>((await this.q('SELECT * FROM terminals WHERE id = $1', [id]))[0]);
   }
-  async acquireAuthLease(id: string, now: number, until: number) {
-    const taken = await this.q<{ auth_failures: number }>(
-      `UPDATE terminals SET auth_lease_until = $1
-       WHERE id = $2 AND auth_lease_until <= $3 AND locked_until <= $3 RETURNING auth_failures`,
-      [until, id, now],
+  async acquireAuthLease(id: string, now: number, until: number, sessionId?: string) {
+    // One round trip: the lease, then the lock and the session, each read by a statement of its
+    // own after the lease's (a fresh snapshot: what the previous holder committed is seen).
+    const [taken, [row], live] = await this.run(
+      [
+        {
+          sql: `UPDATE terminals SET auth_lease_until = $1
+                WHERE id = $2 AND auth_lease_until <= $3 AND locked_until <= $3 RETURNING auth_failures`,
+          params: [until, id, now],
+        },
+        { sql: 'SELECT locked_until FROM terminals WHERE id = $1', params: [id] },
+        ...(sessionId
+          ? [{ sql: 'SELECT version FROM sessions WHERE id = $1', params: [sessionId] }]
+          : []),
+      ],
+      true,
     );
-    if (taken[0]) return { kind: 'ok' as const, failures: taken[0].auth_failures };
-    const row = (
-      await this.q<{ locked_until: number }>('SELECT locked_until FROM terminals WHERE id = $1', [
-        id,
-      ])
-    )[0];
-    if (row && row.locked_until > now)
-      return { kind: 'locked' as const, lockedUntil: row.locked_until };
+    if (taken[0])
+      return {
+        kind: 'ok' as const,
+        failures: taken[0].auth_failures as number,
+        ...(live?.[0] ? { sessionVersion: live[0].version as number } : {}),
+      };
+    if (row && (row.locked_until as number) > now)
+      return { kind: 'locked' as const, lockedUntil: row.locked_until as number };
     return { kind: 'busy' as const };
   }
   async isCardBound(terminalId: string, cardHash: string) {
@@ -737,7 +748,17 @@ export class PostgresStore implements Store {
    * round trip, was most of it.
    */
   async commit(writes: Write[]): Promise<boolean> {
-    const statements = writes.flatMap(writeSql);
+    try {
+      await this.run(writes.flatMap(writeSql));
+      return true;
+    } catch (error) {
+      if ((error as { code?: string }).code === CONDITION_FAILED) return false;
+      throw error;
+    }
+  }
+
+  /** Statements as one {@link Pipeline} on a connection of the pool; their rows when asked. */
+  private async run(statements: Sql[], rows = false): Promise<Record<string, unknown>[][]> {
     let client: PoolClient;
     try {
       client = await this.pool.connect();
@@ -751,13 +772,15 @@ export class PostgresStore implements Store {
     const dropped = () => (broken = true);
     client.on('error', dropped);
     try {
-      const pipeline = new Pipeline(statements.map((st) => this.named(st)));
+      const pipeline = new Pipeline(
+        statements.map((st) => this.named(st)),
+        rows,
+      );
       client.query(pipeline as unknown as Submittable);
-      await pipeline.done;
+      const results = await pipeline.done;
       if (!this.available) this.changed(true);
-      return true;
+      return results;
     } catch (error) {
-      if ((error as { code?: string }).code === CONDITION_FAILED) return false;
       const failure = this.failure(error);
       if (failure instanceof StoreUnavailable) broken = true;
       throw failure;
@@ -1070,6 +1093,7 @@ interface Wire {
   close(target: { type: 'S'; name: string }): void;
   parse(query: { name: string; text: string; types: number[] }): void;
   bind(config: { statement: string; values: (string | null)[] }): void;
+  describe(target: { type: 'P'; name: string }): void;
   execute(config: object): void;
   sync(): void;
   sendCopyFail(message: string): void;
@@ -1087,15 +1111,22 @@ const parsedOn = new WeakMap<Wire, Set<string>>();
  * whoever held the lock before.
  */
 class Pipeline {
-  readonly done: Promise<void>;
+  /** Each statement's rows (when asked for: a Describe goes with each), once all have run. */
+  readonly done: Promise<Record<string, unknown>[][]>;
   private settle!: (error?: Error) => void;
   private completed = 0;
   private parsing: number[] = [];
   private connection?: Wire;
+  private readonly results: Record<string, unknown>[][];
+  private readonly columns: { name: string; parse: (text: string) => unknown }[][] = [];
 
-  constructor(private readonly statements: Named[]) {
-    this.done = new Promise<void>((resolve, reject) => {
-      this.settle = (error) => (error ? reject(error) : resolve());
+  constructor(
+    private readonly statements: Named[],
+    private readonly rows = false,
+  ) {
+    this.results = statements.map(() => []);
+    this.done = new Promise((resolve, reject) => {
+      this.settle = (error) => (error ? reject(error) : resolve(this.results));
     });
   }
 
@@ -1113,6 +1144,7 @@ class Pipeline {
           this.parsing.push(i);
         }
         connection.bind({ statement: st.name, values: st.values });
+        if (this.rows) connection.describe({ type: 'P', name: '' });
         connection.execute({});
       });
       connection.sync();
@@ -1131,8 +1163,23 @@ class Pipeline {
   handleReadyForQuery(): void {
     this.finish();
   }
-  handleRowDescription(): void {}
-  handleDataRow(): void {}
+  // Rows arrive before their statement's CommandComplete: they are the statement's at `completed`.
+  handleRowDescription(message: { fields: { name: string; dataTypeID: number }[] }): void {
+    this.columns[this.completed] = message.fields.map((f) => ({
+      name: f.name,
+      parse: parsers.getTypeParser(f.dataTypeID, 'text') as (text: string) => unknown,
+    }));
+  }
+  handleDataRow(message: { fields: (string | null)[] }): void {
+    const columns = this.columns[this.completed];
+    if (!columns) return;
+    const row: Record<string, unknown> = {};
+    columns.forEach((c, i) => {
+      const text = message.fields[i];
+      row[c.name] = text === null ? null : c.parse(text);
+    });
+    this.results[this.completed].push(row);
+  }
   handleEmptyQuery(): void {}
   handlePortalSuspended(): void {}
   handleCopyInResponse(connection: Wire): void {

@@ -348,8 +348,14 @@ export class SqliteStore implements Store {
   async getTerminal(id: string) {
     return this.row<TerminalRow>('SELECT * FROM terminals WHERE id = ?', id);
   }
-  acquireAuthLease(id: string, now: number, until: number) {
-    return this.write(() => this.acquireAuthLeaseNow(id, now, until));
+  acquireAuthLease(id: string, now: number, until: number, sessionId?: string) {
+    return this.write(() => {
+      const lease = this.acquireAuthLeaseNow(id, now, until);
+      if (lease.kind !== 'ok' || !sessionId) return lease;
+      const live = this.stmt('SELECT version FROM sessions WHERE id = ?').get(sessionId) as
+        { version: number } | undefined;
+      return live ? { ...lease, sessionVersion: live.version } : lease;
+    });
   }
   private acquireAuthLeaseNow(id: string, now: number, until: number) {
     // One statement: the lease is taken only if free and the terminal not locked; the row read

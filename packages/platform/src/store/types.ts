@@ -336,14 +336,20 @@ export interface Store {
   getTerminal(id: string): Promise<TerminalRow | undefined>;
   /**
    * Takes the terminal's authentication lease until `until`, atomically with reading its lock:
-   * `busy` when another authentication of it is being judged, `locked` when it is locked.
+   * `busy` when another authentication of it is being judged, `locked` when it is locked. With
+   * `sessionId`, a lease taken comes with that session's version as it stands once the lease is
+   * held (read after it: a move by the authentication that held it just before is seen), or
+   * none when there is no such session.
    */
   acquireAuthLease(
     id: string,
     now: number,
     until: number,
+    sessionId?: string,
   ): Promise<
-    { kind: 'ok'; failures: number } | { kind: 'busy' } | { kind: 'locked'; lockedUntil: number }
+    | { kind: 'ok'; failures: number; sessionVersion?: number }
+    | { kind: 'busy' }
+    | { kind: 'locked'; lockedUntil: number }
   >;
   /** Whether the card (by its keyed hash) is bound to the terminal. */
   isCardBound(terminalId: string, cardHash: string): Promise<boolean>;
