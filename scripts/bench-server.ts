@@ -58,8 +58,9 @@ function child(
     process.env.BENCH_PROFILE && kind === 'platform'
       ? ['--cpu-prof', '--cpu-prof-dir=/tmp/cardpay-prof']
       : [];
+  // Its stdin is this process's pipe: when this process ends, however it ends, the child does too.
   const proc = spawn(process.execPath, [...flags, __filename, 'serve', kind, db, payments], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['pipe', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {
     let out = '';
@@ -387,10 +388,14 @@ export async function benchServer(options: {
   rmSync(dir, { recursive: true, force: true });
   const pg = options.postgres ? await pgDatabase() : undefined;
   if (pg) {
-    // With its steady half-capacity load: the step latency budget holds on PostgreSQL too.
-    await measure(await startTarget('PostgreSQL x1', { db: pg.url }), [64], true);
-    await measure(await startTarget('PostgreSQL x2', { db: pg.url, instances: 2 }), [64], false);
-    await pg.drop();
+    try {
+      // With its steady half-capacity load: the step latency budget holds on PostgreSQL too.
+      await measure(await startTarget('PostgreSQL x1', { db: pg.url }), [64], true);
+      await measure(await startTarget('PostgreSQL x2', { db: pg.url, instances: 2 }), [64], false);
+    } finally {
+      // A run that fails leaves no database behind either.
+      await pg.drop();
+    }
   }
   const bareAfter = await bare(options.checkouts * 4);
   const rate = (bareBefore.rate + bareAfter.rate) / 2;
@@ -581,6 +586,9 @@ async function main() {
 // This file is also bundled into `npm run bench`: the children it starts run `serve`.
 if (process.argv[2] === 'serve') {
   process.on('SIGINT', () => process.exit(0));
+  // The bench that started it is gone (finished, failed or killed): nothing is left running.
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
   void serve(process.argv[3], process.argv[4] || undefined, process.argv[5] || undefined);
 } else if (/bench-server\.js$/.test(process.argv[1] ?? ''))
   main().catch((error) => {

@@ -32,8 +32,9 @@ describePg('the README’s block for several instances', () => {
       8797: 19787 + (process.pid % 500),
       8788: 20787 + (process.pid % 500),
     };
-    block = block.replace(/\bcardpay\b(?=\s|$)/m, name).replace(/\/cardpay$/m, `/${name}`);
+    // The ports first: the name's digits may hold one (a time with 8797 in it), and it must stay whole.
     for (const [from, to] of Object.entries(ports)) block = block.split(from).join(String(to));
+    block = block.replace(/\bcardpay\b(?=\s|$)/m, name).replace(/\/cardpay$/m, `/${name}`);
     block += '\nwait\n';
     const folder = mkdtempSync(join(tmpdir(), 'cardpay-empty-folder-'));
     symlinkSync(join(root, 'node_modules'), join(folder, 'node_modules'));
