@@ -93,6 +93,33 @@ describe('an answer kept with the change it reports', () => {
   });
 });
 
+describe('a step’s session, read with its request’s begin', () => {
+  it('is what the step decides on: order, confirm and authenticate read nothing of it again', async () => {
+    const t = await terminal(platform);
+    const reads = jest.spyOn(platform.store, 'sessionWith');
+    try {
+      const { sessionId, confirmation, prompt } = await toPrompt(t, '4242424242424242');
+      const paid = await t.client.authenticate(
+        sessionId,
+        { challenge: prompt.challenge, factors: factorsFor(sessionId, prompt, confirmation) },
+        'read-ahead-key',
+      );
+      expect(paid.state).toBe('succeeded');
+      expect(reads).not.toHaveBeenCalled();
+      // What is read ahead is the session as it stands: a step already taken is refused.
+      await expect(
+        t.client.confirm(
+          sessionId,
+          { confirmToken: confirmation.confirmToken, accept: true },
+          await t.client.newIdempotencyKey(),
+        ),
+      ).rejects.toMatchObject({ code: 'invalid_state' });
+    } finally {
+      reads.mockRestore();
+    }
+  });
+});
+
 describe('a repeat while the first is still being processed', () => {
   it('is answered idempotency_in_progress, retryable, and the first outcome stands', async () => {
     const t = await terminal(platform);

@@ -424,6 +424,41 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
     expect(await store.sessionWith('ses_none', all)).toBeUndefined();
   });
 
+  it('reads a session with a request begun, only when the request may act', async () => {
+    const t = await terminal(store);
+    const s = { ...session(t.id), cardHash: id('card') };
+    await store.commit([
+      { kind: 'insertSession', row: s },
+      { kind: 'addHistory', terminalId: t.id, currency: 'CNY', amount: 700 },
+    ]);
+    const want = { terminal: true, attemptsSince: NOW - 1000, history: true as const };
+    const read = { session: s.id, want };
+    const begin = (nonce: string, key: string, fingerprint = 'fp', r = read) =>
+      store.useNonceAndBegin(t.id, nonce, NOW + 1000, key, fingerprint, NOW, 60000, 5000, r);
+    const key = id('key');
+    expect(await begin(id('n'), key)).toEqual({
+      kind: 'new',
+      read: { session: await store.sessionWith(s.id, want) },
+    });
+    // A second request with the key, the first still in progress: no read to give.
+    expect(await begin(id('n'), key)).toEqual({ kind: 'in_progress' });
+    expect(await begin(id('n'), key, 'other')).toEqual({ kind: 'conflict' });
+    await store.finishIdempotent(t.id, key, 200, '{"ok":true}');
+    expect(await begin(id('n'), key)).toEqual({ kind: 'replay', status: 200, body: '{"ok":true}' });
+    // A nonce used before: neither a begin nor a read.
+    const nonce = id('n');
+    await begin(nonce, id('key'));
+    expect(await begin(nonce, id('key'))).toEqual({ kind: 'nonce_reused' });
+    // No such session: the request may act, and is told there is none. No read asked: none made.
+    expect(await begin(id('n'), id('key'), 'fp', { session: 'ses_none', want })).toEqual({
+      kind: 'new',
+      read: { session: undefined },
+    });
+    expect(
+      await store.useNonceAndBegin(t.id, id('n'), NOW + 1000, id('key'), 'fp', NOW, 60000, 5000),
+    ).toEqual({ kind: 'new' });
+  });
+
   it('moves the loyalty history of one currency with each decided payment and refund, in their transaction', async () => {
     const t = await terminal(store);
     const add = (amount: number, currency = 'CNY') => ({

@@ -10,7 +10,7 @@ import {
   type OrderRequest,
   type SessionView,
 } from 'cardpay';
-import { NO_ANSWER, type Answer, type Ctx } from './context';
+import { NO_ANSWER, type Ahead, type Answer, type Ctx } from './context';
 import { securityEvent } from './security-events';
 import { settle } from './settle';
 import { paymentView } from './views';
@@ -134,14 +134,47 @@ async function owned(ctx: Ctx, terminal: TerminalRow, id: string): Promise<Sessi
   return (await ownedWith(ctx, terminal, id, {})).s;
 }
 
-/** {@link owned}, with the facts the step decides on read in the same round trip. */
+/**
+ * What each step reads with its session, as of its moment `at`. A route reads it ahead with its
+ * request's begin ({@link Ahead}); the step reads it itself when that was not done.
+ */
+export const stepReads = {
+  /** The history in the order's currency, for the price the confirmation shows. */
+  order: (body: Pick<OrderRequest, 'currency'>): SessionFactsWanted => ({ history: body.currency }),
+  /** The binding decides the methods; the terminal's row, the attempts the prompt shows. */
+  confirm: (): SessionFactsWanted => ({ cardBound: true, terminal: true }),
+  /**
+   * The terminal (a first, cheap look at the lock; the lease is what decides), the card-testing
+   * attempts (likewise, before the slot), the loyalty history.
+   */
+  authenticate: (at: number): SessionFactsWanted => ({
+    terminal: true,
+    attemptsSince: at - HOUR,
+    history: true,
+  }),
+};
+
+const sameWant = (a: SessionFactsWanted, b: SessionFactsWanted) =>
+  !!a.terminal === !!b.terminal &&
+  !!a.cardBound === !!b.cardBound &&
+  a.attemptsSince === b.attemptsSince &&
+  a.history === b.history;
+
+/**
+ * {@link owned}, with the facts the step decides on read in the same round trip: the read made
+ * ahead when it is this one, or a read of its own.
+ */
 async function ownedWith(
   ctx: Ctx,
   terminal: TerminalRow,
   id: string,
   want: SessionFactsWanted,
+  ahead?: Ahead,
 ): Promise<{ s: SessionRow; facts: SessionFacts }> {
-  const read = await ctx.store.sessionWith(id, want);
+  const read =
+    ahead && ahead.session === id && sameWant(ahead.want, want)
+      ? ahead.found
+      : await ctx.store.sessionWith(id, want);
   const s = read?.session;
   if (!read || !s || s.terminalId !== terminal.id)
     throw new ApiError(404, 'session_not_found', `no session ${id} for this terminal`);
@@ -288,9 +321,9 @@ export async function submitOrder(
   id: string,
   body: OrderRequest,
   answer: Answer = NO_ANSWER,
+  ahead?: Ahead,
 ) {
-  // The history in the order's currency, for the price the confirmation shows.
-  const { s, facts } = await ownedWith(ctx, terminal, id, { history: body.currency });
+  const { s, facts } = await ownedWith(ctx, terminal, id, stepReads.order(body), ahead);
   expect(s, 'awaiting_order');
   const merchant = merchantOf(ctx, s.merchantId);
   const order = s.orderRef ? await ctx.store.getMerchantOrder(s.orderRef) : undefined;
@@ -336,9 +369,9 @@ export async function confirmOrder(
   id: string,
   body: ConfirmRequest,
   answer: Answer = NO_ANSWER,
+  ahead?: Ahead,
 ) {
-  // The binding decides the methods; the terminal's row, the attempts the prompt shows.
-  const { s, facts } = await ownedWith(ctx, terminal, id, { cardBound: true, terminal: true });
+  const { s, facts } = await ownedWith(ctx, terminal, id, stepReads.confirm(), ahead);
   expect(s, 'awaiting_confirmation');
   if (!hexEqual(s.confirmToken!, body.confirmToken))
     throw new ApiError(
@@ -419,15 +452,10 @@ export async function authenticate(
   id: string,
   body: AuthenticateRequest,
   answer: Answer = NO_ANSWER,
+  ahead?: Ahead,
 ) {
-  // Read with the session: the terminal (a first, cheap look at the lock; the lease below is what
-  // decides), the card-testing attempts (likewise, before the slot), the loyalty history.
-  const now = ctx.now();
-  const { s, facts } = await ownedWith(ctx, terminal, id, {
-    terminal: true,
-    attemptsSince: now - HOUR,
-    history: true,
-  });
+  const now = ahead?.at ?? ctx.now();
+  const { s, facts } = await ownedWith(ctx, terminal, id, stepReads.authenticate(now), ahead);
   expect(s, 'awaiting_authentication');
   const state = facts.terminal ?? terminal;
   if (state.lockedUntil > ctx.now()) throw locked(state.lockedUntil);

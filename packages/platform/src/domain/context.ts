@@ -5,7 +5,7 @@ import type { Sealer } from '../infra/secrets';
 import type { SoterVerifier } from '../connectors/soter';
 import type { WeChatApi } from '../connectors/wechat';
 import type { Metrics } from '../infra/metrics';
-import type { Store, Write } from '../store/types';
+import type { ReadWithBegin, SessionWith, Store, Write } from '../store/types';
 
 /** What the payment domain works with: storage, configuration, keys, the payment platform. */
 export interface Ctx {
@@ -42,3 +42,12 @@ export type Answer = (status: number, body: object) => Write[];
 
 /** For a caller that has no request to answer. */
 export const NO_ANSWER: Answer = () => [];
+
+/**
+ * A step's session read ahead, with its request's begin (PROTOCOL.md §4): what the step would read
+ * first, in the begin's round trip. `at` is the request's moment, the step's now.
+ */
+export interface Ahead extends ReadWithBegin {
+  at: number;
+  found: SessionWith;
+}

@@ -7,7 +7,7 @@ import Fastify, {
 import { createServer, type RequestListener } from 'node:http';
 import { canonicalRequest, canonicalResponse, validate, type Schema } from 'cardpay';
 import { idempotencyLeaseMs, type PlatformConfig } from '../infra/config';
-import type { Ctx } from '../domain/context';
+import type { Ahead, Ctx } from '../domain/context';
 import { ApiError, invalid } from '../infra/errors';
 import { PaymentConnector } from '../connectors/payments';
 import { Notifier } from '../domain/notifications';
@@ -23,7 +23,7 @@ import { digestOf, hashHex, hmacHex } from '../infra/suites';
 import { Metrics } from '../infra/metrics';
 import { WeChatSoterVerifier, type SoterVerifier } from '../connectors/soter';
 import { WeChatApi } from '../connectors/wechat';
-import { StoreUnavailable, type Store, type TerminalRow } from '../store/types';
+import { StoreUnavailable, type ReadWithBegin, type Store, type TerminalRow } from '../store/types';
 
 export interface AppOptions {
   store: Store;
@@ -83,12 +83,16 @@ declare module 'fastify' {
     bodyHash?: string;
     /** Its Idempotency-Key, and the answer recorded with its commit once there is one. */
     idempotency?: { key: string; answered?: { status: number; text: string } };
+    /** The route's {@link FastifyContextConfig.readAhead}, read. */
+    ahead?: Ahead;
   }
   interface FastifyContextConfig {
     /** The route needs a signed request (PROTOCOL.md §3). */
     signed?: boolean;
     /** JSON schema of the body, checked with the SDK's validator. */
     body?: Schema;
+    /** What the step reads first, read with the request's begin (a signed POST's) as of `at`. */
+    readAhead?: (req: FastifyRequest, at: number) => ReadWithBegin;
   }
 }
 
@@ -290,6 +294,7 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
         true,
       );
     }
+    const read = req.routeOptions.config.readAhead?.(req, at);
     const seen = await ctx.store.useNonceAndBegin(
       req.terminal.id,
       req.headers['x-cardpay-nonce'] as string,
@@ -300,10 +305,13 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
       at,
       ctx.config.idempotencyTtlMs,
       idempotencyLeaseMs(ctx.config),
+      read,
     );
     if (seen.kind === 'nonce_reused') throw nonceReused();
     if (!actOn(sealer, req.terminal.id, key, seen, reply)) return reply;
     req.idempotency = { key };
+    if (read && seen.kind === 'new' && seen.read)
+      req.ahead = { ...read, at, found: seen.read.session };
   });
 
   app.addHook('onSend', async (req, reply, payload) => {

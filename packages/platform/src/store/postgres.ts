@@ -15,10 +15,12 @@ import {
 import {
   StoreError,
   StoreUnavailable,
+  type BeginWithRead,
   type IdempotencyBegin,
   type LegacyIdempotency,
   type MerchantOrderRow,
   type OrderQuery,
+  type ReadWithBegin,
   type RefundRow,
   type EventRow,
   type DeliveryRow,
@@ -28,6 +30,7 @@ import {
   type SessionFacts,
   type SessionFactsWanted,
   type SessionRow,
+  type SessionWith,
   type Store,
   type TerminalRow,
   type Write,
@@ -356,38 +359,18 @@ export class PostgresStore implements Store {
     );
   }
   async sessionWith(id: string, want: SessionFactsWanted) {
+    const { sql, params } = this.sessionWithStatement(id, want);
+    const [row] = await this.q(sql, params);
+    return sessionWithOf(row, want);
+  }
+  private sessionWithStatement(id: string, want: SessionFactsWanted): Sql {
     const key = `${+!!want.terminal}${+!!want.cardBound}${+(want.attemptsSince !== undefined)}${+!!want.history}`;
     let sql = this.sessionWithSqls.get(key);
     if (!sql) this.sessionWithSqls.set(key, (sql = sessionWithSql(want)));
     const params: unknown[] = [id];
     if (want.attemptsSince !== undefined) params.push(want.attemptsSince);
     if (want.history) params.push(want.history === true ? null : want.history);
-    const [row] = await this.q(sql, params);
-    if (!row) return undefined;
-    const { fact_terminal, fact_bound, fact_attempts, fact_history, ...session } = row as Record<
-      string,
-      unknown
-    > & {
-      fact_terminal?: Record<string, unknown> | null;
-      fact_bound?: boolean;
-      fact_attempts?: { card: number; card_oldest: number; term: number; term_oldest: number };
-      fact_history?: number;
-    };
-    const s = toRow<SessionRow>(session)!;
-    const facts: SessionFacts = {};
-    if (fact_terminal) facts.terminal = toRow<TerminalRow>(fact_terminal);
-    // A session without a card has no binding or attempts to speak of; without a currency, no history.
-    if (s.cardHash && fact_bound !== undefined) facts.cardBound = fact_bound;
-    if (s.cardHash && fact_attempts)
-      facts.attempts = {
-        card: fact_attempts.card,
-        cardOldest: fact_attempts.card_oldest,
-        terminal: fact_attempts.term,
-        terminalOldest: fact_attempts.term_oldest,
-      };
-    if (fact_history !== undefined && (typeof want.history === 'string' || s.currency))
-      facts.history = fact_history;
-    return { session: s, facts };
+    return { sql, params };
   }
   private readonly sessionWithSqls = new Map<string, string>();
   async recentAttempts(terminalId: string, cardHash: string, since: number) {
@@ -431,10 +414,19 @@ export class PostgresStore implements Store {
     ttlMs: number,
     leaseMs: number,
   ): Promise<IdempotencyBegin> {
-    const r = await this.begin(terminalId, key, fingerprint, now, ttlMs, leaseMs);
+    const [row] = await this.q<BegunRow>(
+      BEGIN_SQL,
+      beginParams(terminalId, key, fingerprint, now, ttlMs, leaseMs, null, null),
+    );
+    const r = begun(row, fingerprint);
     return r.kind === 'nonce_reused' ? { kind: 'in_progress' } : r;
   }
-  useNonceAndBegin(
+  /**
+   * One round trip: the begin's statement ({@link BEGIN_SQL}) and, when a read is asked for, the
+   * session's after it, sent together (a {@link Pipeline}). The read is of no use when the request
+   * may not act; it is cheaper to make it for nothing then than to wait for the begin first.
+   */
+  async useNonceAndBegin(
     terminalId: string,
     nonce: string,
     nonceExpiresAt: number,
@@ -443,73 +435,30 @@ export class PostgresStore implements Store {
     now: number,
     ttlMs: number,
     leaseMs: number,
-  ): Promise<IdempotencyBegin | { kind: 'nonce_reused' }> {
-    return this.begin(terminalId, key, fingerprint, now, ttlMs, leaseMs, {
+    read?: ReadWithBegin,
+  ): Promise<BeginWithRead | { kind: 'nonce_reused' }> {
+    const params = beginParams(
+      terminalId,
+      key,
+      fingerprint,
+      now,
+      ttlMs,
+      leaseMs,
       nonce,
-      expiresAt: nonceExpiresAt,
-    });
-  }
-  /**
-   * One statement, one round trip: records the nonce (when one is given) and, only if it was
-   * new, inserts the idempotency record (or takes over an expired one, or one left in progress
-   * past its lease). Of two instances with the same key exactly one inserts and acts. The record
-   * as it stood before the statement comes back with it, to say why a request may not act.
-   */
-  private async begin(
-    terminalId: string,
-    key: string,
-    fingerprint: string,
-    now: number,
-    ttlMs: number,
-    leaseMs: number,
-    nonce?: { nonce: string; expiresAt: number },
-  ): Promise<IdempotencyBegin | { kind: 'nonce_reused' }> {
-    const [row] = await this.q<{
-      nonce_ok: boolean;
-      taken: boolean;
-      fingerprint: string | null;
-      status: number | null;
-      body: string | null;
-    }>(
-      `WITH n AS (
-         INSERT INTO nonces (terminal_id, nonce, expires_at)
-         SELECT $1::text, $8::text, $9::bigint WHERE $8::text IS NOT NULL
-         ON CONFLICT (terminal_id, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at
-           WHERE nonces.expires_at <= $5
-         RETURNING 1),
-       i AS (
-         INSERT INTO idempotency (terminal_id, key, fingerprint, status, body, expires_at)
-         SELECT $1::text, $2::text, $3::text, NULL, NULL, $4::bigint
-         WHERE $8::text IS NULL OR EXISTS (SELECT 1 FROM n)
-         ON CONFLICT (terminal_id, key) DO UPDATE
-           SET fingerprint = EXCLUDED.fingerprint, status = NULL, body = NULL, expires_at = EXCLUDED.expires_at
-           WHERE idempotency.expires_at <= $5
-              OR (idempotency.status IS NULL AND idempotency.fingerprint = EXCLUDED.fingerprint
-                  AND idempotency.expires_at - $6 <= $7)
-         RETURNING 1)
-       SELECT ($8::text IS NULL OR EXISTS (SELECT 1 FROM n)) AS nonce_ok,
-              EXISTS (SELECT 1 FROM i) AS taken, o.fingerprint, o.status, o.body
-       FROM (SELECT 1) AS one
-       LEFT JOIN idempotency o ON o.terminal_id = $1 AND o.key = $2`,
-      [
-        terminalId,
-        key,
-        fingerprint,
-        now + ttlMs,
-        now,
-        ttlMs,
-        now - leaseMs,
-        nonce?.nonce ?? null,
-        nonce?.expiresAt ?? null,
-      ],
+      nonceExpiresAt,
     );
-    if (!row.nonce_ok) return { kind: 'nonce_reused' };
-    if (row.taken) return { kind: 'new' };
-    // Inserted by another request that has not committed yet, or abandoned meanwhile: try again.
-    if (row.fingerprint === null) return { kind: 'in_progress' };
-    if (row.fingerprint !== fingerprint) return { kind: 'conflict' };
-    if (row.status === null || row.body === null) return { kind: 'in_progress' };
-    return { kind: 'replay', status: row.status, body: row.body };
+    if (!read) {
+      const [row] = await this.q<BegunRow>(BEGIN_SQL, params);
+      return begun(row, fingerprint);
+    }
+    const [[begin], [session]] = await this.run(
+      [{ sql: BEGIN_SQL, params }, this.sessionWithStatement(read.session, read.want)],
+      true,
+    );
+    const r = begun(begin as unknown as BegunRow, fingerprint);
+    return r.kind === 'new'
+      ? { kind: 'new', read: { session: sessionWithOf(session, read.want) } }
+      : r;
   }
   async legacyIdempotency(limit: number, after = { scope: '', key: '' }) {
     const rows = await this.q<{
@@ -862,6 +811,107 @@ const recentAttemptsOf = (t: string, c: string, since: string) => `SELECT
           WHERE status IN ('declined', 'pending') AND created_at >= ${since}
             AND (terminal_id = ${t} OR card_hash = ${c})) AS attempts`;
 const RECENT_ATTEMPTS = recentAttemptsOf('$1', '$2', '$3');
+
+/**
+ * A request's begin as one statement: records the nonce (when `$8` gives one) and, only if it was
+ * new, inserts the idempotency record (or takes over an expired one, or one left in progress past
+ * its lease). Of two instances with the same key exactly one inserts and acts. The record as it
+ * stood before the statement comes back with it, to say why a request may not act.
+ */
+const BEGIN_SQL = `WITH n AS (
+     INSERT INTO nonces (terminal_id, nonce, expires_at)
+     SELECT $1::text, $8::text, $9::bigint WHERE $8::text IS NOT NULL
+     ON CONFLICT (terminal_id, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at
+       WHERE nonces.expires_at <= $5
+     RETURNING 1),
+   i AS (
+     INSERT INTO idempotency (terminal_id, key, fingerprint, status, body, expires_at)
+     SELECT $1::text, $2::text, $3::text, NULL, NULL, $4::bigint
+     WHERE $8::text IS NULL OR EXISTS (SELECT 1 FROM n)
+     ON CONFLICT (terminal_id, key) DO UPDATE
+       SET fingerprint = EXCLUDED.fingerprint, status = NULL, body = NULL, expires_at = EXCLUDED.expires_at
+       WHERE idempotency.expires_at <= $5
+          OR (idempotency.status IS NULL AND idempotency.fingerprint = EXCLUDED.fingerprint
+              AND idempotency.expires_at - $6 <= $7)
+     RETURNING 1)
+   SELECT ($8::text IS NULL OR EXISTS (SELECT 1 FROM n)) AS nonce_ok,
+          EXISTS (SELECT 1 FROM i) AS taken, o.fingerprint, o.status, o.body
+   FROM (SELECT 1) AS one
+   LEFT JOIN idempotency o ON o.terminal_id = $1 AND o.key = $2`;
+
+function beginParams(
+  terminalId: string,
+  key: string,
+  fingerprint: string,
+  now: number,
+  ttlMs: number,
+  leaseMs: number,
+  nonce: string | null,
+  nonceExpiresAt: number | null,
+): unknown[] {
+  return [
+    terminalId,
+    key,
+    fingerprint,
+    now + ttlMs,
+    now,
+    ttlMs,
+    now - leaseMs,
+    nonce,
+    nonceExpiresAt,
+  ];
+}
+
+interface BegunRow {
+  nonce_ok: boolean;
+  taken: boolean;
+  fingerprint: string | null;
+  status: number | null;
+  body: string | null;
+}
+
+/** What {@link BEGIN_SQL}'s row says of the request. */
+function begun(row: BegunRow, fingerprint: string): IdempotencyBegin | { kind: 'nonce_reused' } {
+  if (!row.nonce_ok) return { kind: 'nonce_reused' };
+  if (row.taken) return { kind: 'new' };
+  // Inserted by another request that has not committed yet, or abandoned meanwhile: try again.
+  if (row.fingerprint === null) return { kind: 'in_progress' };
+  if (row.fingerprint !== fingerprint) return { kind: 'conflict' };
+  if (row.status === null || row.body === null) return { kind: 'in_progress' };
+  return { kind: 'replay', status: row.status, body: row.body };
+}
+
+/** The session and its facts from a row of {@link sessionWithSql}. */
+function sessionWithOf(
+  row: Record<string, unknown> | undefined,
+  want: SessionFactsWanted,
+): SessionWith {
+  if (!row) return undefined;
+  const { fact_terminal, fact_bound, fact_attempts, fact_history, ...session } = row as Record<
+    string,
+    unknown
+  > & {
+    fact_terminal?: Record<string, unknown> | null;
+    fact_bound?: boolean;
+    fact_attempts?: { card: number; card_oldest: number; term: number; term_oldest: number };
+    fact_history?: number;
+  };
+  const s = toRow<SessionRow>(session)!;
+  const facts: SessionFacts = {};
+  if (fact_terminal) facts.terminal = toRow<TerminalRow>(fact_terminal);
+  // A session without a card has no binding or attempts to speak of; without a currency, no history.
+  if (s.cardHash && fact_bound !== undefined) facts.cardBound = fact_bound;
+  if (s.cardHash && fact_attempts)
+    facts.attempts = {
+      card: fact_attempts.card,
+      cardOldest: fact_attempts.card_oldest,
+      terminal: fact_attempts.term,
+      terminalOldest: fact_attempts.term_oldest,
+    };
+  if (fact_history !== undefined && (typeof want.history === 'string' || s.currency))
+    facts.history = fact_history;
+  return { session: s, facts };
+}
 
 /**
  * The statement of {@link PostgresStore.sessionWith} for one choice of facts, each a subquery on

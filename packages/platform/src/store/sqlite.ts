@@ -18,10 +18,12 @@ import {
 import {
   StoreError,
   StoreUnavailable,
+  type BeginWithRead,
   type IdempotencyBegin,
   type LegacyIdempotency,
   type MerchantOrderRow,
   type OrderQuery,
+  type ReadWithBegin,
   type RefundRow,
   type EventRow,
   type DeliveryRow,
@@ -376,7 +378,10 @@ export class SqliteStore implements Store {
       `SELECT 1 FROM card_bindings WHERE card_hash = @card AND terminal_id IN ${SAME_SHOPPER('@t')}`,
     ).get({ card: cardHash, t: terminalId });
   }
-  async sessionWith(id: string, want: SessionFactsWanted) {
+  sessionWith(id: string, want: SessionFactsWanted) {
+    return this.readSessionWith(id, want);
+  }
+  private async readSessionWith(id: string, want: SessionFactsWanted) {
     // Synchronous reads of one process: taken together, nothing comes between them.
     const session = await this.getSession(id);
     if (!session) return undefined;
@@ -423,7 +428,7 @@ export class SqliteStore implements Store {
       'INSERT INTO nonces (terminal_id, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT (terminal_id, nonce) DO UPDATE SET expires_at = excluded.expires_at WHERE nonces.expires_at <= ?';
     return this.stmt(sql).run(terminalId, nonce, expiresAt, now).changes === 1;
   }
-  useNonceAndBegin(
+  async useNonceAndBegin(
     terminalId: string,
     nonce: string,
     nonceExpiresAt: number,
@@ -432,14 +437,18 @@ export class SqliteStore implements Store {
     now: number,
     ttlMs: number,
     leaseMs: number,
-  ) {
+    read?: ReadWithBegin,
+  ): Promise<BeginWithRead | { kind: 'nonce_reused' }> {
     // One write of two statements; no savepoint: a nonce refused writes nothing, and a nonce
     // recorded before a failed second statement is simply spent (the client signs anew).
-    return this.write((): IdempotencyBegin | { kind: 'nonce_reused' } =>
+    const begun = await this.write((): IdempotencyBegin | { kind: 'nonce_reused' } =>
       this.useNonceNow(terminalId, nonce, now, nonceExpiresAt)
         ? this.beginIdempotentNow(terminalId, key, fingerprint, now, ttlMs, leaseMs)
         : { kind: 'nonce_reused' },
     );
+    // In process, a read costs no round trip: it follows the begin.
+    if (begun.kind !== 'new' || !read) return begun;
+    return { kind: 'new', read: { session: await this.readSessionWith(read.session, read.want) } };
   }
   async nonceSeen(terminalId: string, nonce: string, now: number) {
     return !!this.stmt(

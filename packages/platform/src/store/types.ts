@@ -317,6 +317,15 @@ export interface SessionFacts {
   history?: number;
 }
 
+/** A session with its facts as {@link Store.sessionWith} reads it; undefined when there is none. */
+export type SessionWith = { session: SessionRow; facts: SessionFacts } | undefined;
+
+/** A read to make with a request's begin ({@link Store.useNonceAndBegin}), in its round trip. */
+export interface ReadWithBegin {
+  session: string;
+  want: SessionFactsWanted;
+}
+
 export interface LegacyIdempotency {
   /** The terminal id, or `merchant:<id>` for a merchant's requests. */
   scope: string;
@@ -330,6 +339,10 @@ export type IdempotencyBegin =
   | { kind: 'replay'; status: number; body: string }
   | { kind: 'conflict' }
   | { kind: 'in_progress' };
+
+/** A begin with the read asked for with it, when the request may act. */
+export type BeginWithRead =
+  Exclude<IdempotencyBegin, { kind: 'new' }> | { kind: 'new'; read?: { session: SessionWith } };
 
 export interface Store {
   insertTerminal(row: TerminalRow): Promise<void>;
@@ -359,10 +372,7 @@ export interface Store {
    * {@link getTerminal}, {@link isCardBound}, {@link recentAttempts} and {@link historyTotal} say
    * for the session's terminal and card.
    */
-  sessionWith(
-    id: string,
-    want: SessionFactsWanted,
-  ): Promise<{ session: SessionRow; facts: SessionFacts } | undefined>;
+  sessionWith(id: string, want: SessionFactsWanted): Promise<SessionWith>;
   /**
    * Card-testing attempts since `since`, of this card and of this terminal, with the oldest of
    * each: declined payments, and payments still waiting for the payment platform, which count as
@@ -390,6 +400,8 @@ export interface Store {
   /**
    * A signed POST's two first writes at once: records its nonce and, unless the nonce was used,
    * begins its idempotency record ({@link Store.useNonce}, then {@link Store.beginIdempotent}).
+   * With `read`, a request that may act (`new`) comes with the session its step reads, as
+   * {@link Store.sessionWith} reads it after the begin: on PostgreSQL in the same round trip.
    */
   useNonceAndBegin(
     terminalId: string,
@@ -400,7 +412,8 @@ export interface Store {
     now: number,
     ttlMs: number,
     leaseMs: number,
-  ): Promise<IdempotencyBegin | { kind: 'nonce_reused' }>;
+    read?: ReadWithBegin,
+  ): Promise<BeginWithRead | { kind: 'nonce_reused' }>;
   finishIdempotent(terminalId: string, key: string, status: number, body: string): Promise<void>;
   abandonIdempotent(terminalId: string, key: string): Promise<void>;
   /**

@@ -14,6 +14,7 @@ import {
   cancelSession,
   confirmOrder,
   openSession,
+  stepReads,
   submitOrder,
   viewSession,
 } from '../../domain/checkout';
@@ -47,7 +48,13 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
   );
   app.post(
     '/v1/sessions/:id/order',
-    { config: { ...signed, body: OrderRequestSchema } },
+    {
+      config: {
+        ...signed,
+        body: OrderRequestSchema,
+        readAhead: (req) => ({ session: id(req), want: stepReads.order(req.body as OrderRequest) }),
+      },
+    },
     async (req) =>
       submitOrder(
         ctx,
@@ -55,11 +62,18 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
         id(req),
         req.body as OrderRequest,
         answerFor(ctx.sealer, req),
+        req.ahead,
       ),
   );
   app.post(
     '/v1/sessions/:id/confirm',
-    { config: { ...signed, body: ConfirmRequestSchema } },
+    {
+      config: {
+        ...signed,
+        body: ConfirmRequestSchema,
+        readAhead: (req) => ({ session: id(req), want: stepReads.confirm() }),
+      },
+    },
     async (req) =>
       confirmOrder(
         ctx,
@@ -67,6 +81,7 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
         id(req),
         req.body as ConfirmRequest,
         answerFor(ctx.sealer, req),
+        req.ahead,
       ),
   );
   app.post('/v1/sessions/:id/cancel', { config: signed }, async (req) =>
@@ -74,7 +89,13 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
   );
   app.post(
     '/v1/sessions/:id/authenticate',
-    { config: { ...signed, body: AuthenticateRequestSchema } },
+    {
+      config: {
+        ...signed,
+        body: AuthenticateRequestSchema,
+        readAhead: (req, at) => ({ session: id(req), want: stepReads.authenticate(at) }),
+      },
+    },
     async (req) =>
       authenticate(
         ctx,
@@ -82,6 +103,7 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
         id(req),
         req.body as AuthenticateRequest,
         answerFor(ctx.sealer, req),
+        req.ahead,
       ),
   );
 }
