@@ -141,11 +141,12 @@ export const TERMINAL_IDENTITY = `ALTER TABLE terminals ADD COLUMN host_app_id T
 
 /**
  * The terminals of the same shopper in the same app as the terminal `?` names: itself, and those
- * with its openpid. `$n` placeholders are rewritten for SQLite by the caller.
+ * with its openpid. `$n` placeholders are rewritten for SQLite by the caller. Two lookups, each
+ * by its own index (an OR of the two would be one scan of the table where the plan says so).
  */
 export const SAME_SHOPPER = (t: string) =>
-  `(SELECT id FROM terminals WHERE id = ${t} OR (openpid_hash IS NOT NULL AND
-     openpid_hash = (SELECT openpid_hash FROM terminals WHERE id = ${t})))`;
+  `(SELECT ${t} UNION SELECT id FROM terminals
+     WHERE openpid_hash = (SELECT openpid_hash FROM terminals WHERE id = ${t}))`;
 
 /** Delivery attempts of events, and when a refund was decided (PROTOCOL.md §7.3, §7.4). */
 export const deliveriesAndStatements = (time: 'INTEGER' | 'BIGINT', msOfIso: string) =>
