@@ -622,4 +622,38 @@ describePg('the PostgreSQL store', () => {
       await fresh.drop();
     }
   });
+
+  it('lets a begin commit without waiting for the disk, and no other transaction after it on its connection', async () => {
+    const store = await PostgresStore.open(db.url, { max: 1 });
+    try {
+      const setting = "SELECT current_setting('synchronous_commit') AS v";
+      const sees = async (flush: boolean) =>
+        (
+          (await (
+            store as unknown as {
+              run(s: unknown[], o: object): Promise<{ v: string }[][]>;
+            }
+          ).run([{ sql: setting, params: [] }], { rows: true, flush })) as { v: string }[][]
+        )[0][0].v;
+      expect(await sees(false)).toBe('off');
+      // The same (only) connection: a commit after it waits for the disk again.
+      expect(await sees(true)).toBe('on');
+      const t = await terminal(store);
+      const began = await store.useNonceAndBegin(
+        t.id,
+        'n-1',
+        NOW + 1000,
+        'k-1',
+        'fp',
+        NOW,
+        60000,
+        5000,
+      );
+      expect(began).toEqual({ kind: 'new' });
+      expect((await store.pool.query(setting)).rows[0].v).toBe('on');
+      expect(await sees(true)).toBe('on');
+    } finally {
+      await store.close();
+    }
+  });
 });

@@ -336,7 +336,7 @@ export class PostgresStore implements Store {
           ? [{ sql: 'SELECT version FROM sessions WHERE id = $1', params: [sessionId] }]
           : []),
       ],
-      true,
+      { rows: true },
     );
     if (taken[0])
       return {
@@ -414,17 +414,22 @@ export class PostgresStore implements Store {
     ttlMs: number,
     leaseMs: number,
   ): Promise<IdempotencyBegin> {
-    const [row] = await this.q<BegunRow>(
-      BEGIN_SQL,
-      beginParams(terminalId, key, fingerprint, now, ttlMs, leaseMs, null, null),
-    );
-    const r = begun(row, fingerprint);
+    const params = beginParams(terminalId, key, fingerprint, now, ttlMs, leaseMs, null, null);
+    const [[row]] = await this.run([{ sql: BEGIN_SQL, params }], { rows: true, flush: false });
+    const r = begun(row as unknown as BegunRow, fingerprint);
     return r.kind === 'nonce_reused' ? { kind: 'in_progress' } : r;
   }
   /**
    * One round trip: the begin's statement ({@link BEGIN_SQL}) and, when a read is asked for, the
    * session's after it, sent together (a {@link Pipeline}). The read is of no use when the request
    * may not act; it is cheaper to make it for nothing then than to wait for the begin first.
+   *
+   * A begin's commit does not wait for the disk (`synchronous_commit` off for it alone): a request
+   * that began answers only after a write of its own that does wait (the commit that records its
+   * answer, or the record of an error or of its abandon), and that write makes the begin durable
+   * with it, the log being written in order. An answer given without such a write (a replay, a
+   * key in progress or in conflict) depends on nothing the begin wrote. A crash of the database
+   * loses at most a begin nothing came of, as if its request had not arrived.
    */
   async useNonceAndBegin(
     terminalId: string,
@@ -447,17 +452,16 @@ export class PostgresStore implements Store {
       nonce,
       nonceExpiresAt,
     );
-    if (!read) {
-      const [row] = await this.q<BegunRow>(BEGIN_SQL, params);
-      return begun(row, fingerprint);
-    }
-    const [[begin], [session]] = await this.run(
-      [{ sql: BEGIN_SQL, params }, this.sessionWithStatement(read.session, read.want)],
-      true,
+    const [[begin], session] = await this.run(
+      [
+        { sql: BEGIN_SQL, params },
+        ...(read ? [this.sessionWithStatement(read.session, read.want)] : []),
+      ],
+      { rows: true, flush: false },
     );
     const r = begun(begin as unknown as BegunRow, fingerprint);
-    return r.kind === 'new'
-      ? { kind: 'new', read: { session: sessionWithOf(session, read.want) } }
+    return r.kind === 'new' && read
+      ? { kind: 'new', read: { session: sessionWithOf(session[0], read.want) } }
       : r;
   }
   async legacyIdempotency(limit: number, after = { scope: '', key: '' }) {
@@ -706,8 +710,15 @@ export class PostgresStore implements Store {
     }
   }
 
-  /** Statements as one {@link Pipeline} on a connection of the pool; their rows when asked. */
-  private async run(statements: Sql[], rows = false): Promise<Record<string, unknown>[][]> {
+  /**
+   * Statements as one {@link Pipeline} on a connection of the pool; their rows when asked. With
+   * `flush: false` its commit does not wait for the log to reach the disk: only for a transaction
+   * whose loss in a crash of the database no answer depends on (see {@link useNonceAndBegin}).
+   */
+  private async run(
+    statements: Sql[],
+    { rows = false, flush = true } = {},
+  ): Promise<Record<string, unknown>[][]> {
     let client: PoolClient;
     try {
       client = await this.pool.connect();
@@ -722,13 +733,13 @@ export class PostgresStore implements Store {
     client.on('error', dropped);
     try {
       const pipeline = new Pipeline(
-        statements.map((st) => this.named(st)),
+        (flush ? statements : [NO_FLUSH, ...statements]).map((st) => this.named(st)),
         rows,
       );
       client.query(pipeline as unknown as Submittable);
       const results = await pipeline.done;
       if (!this.available) this.changed(true);
-      return results;
+      return flush ? results : results.slice(1);
     } catch (error) {
       const failure = this.failure(error);
       if (failure instanceof StoreUnavailable) broken = true;
@@ -815,6 +826,9 @@ const recentAttemptsOf = (t: string, c: string, since: string) => {
     FROM (${of('card_hash', c)}) c, (${of('terminal_id', t)}) t`;
 };
 const RECENT_ATTEMPTS = recentAttemptsOf('$1', '$2', '$3');
+
+/** For this transaction only, a commit that does not wait for the disk (PostgreSQL's own setting). */
+const NO_FLUSH: Sql = { sql: "SELECT set_config('synchronous_commit', 'off', true)", params: [] };
 
 /**
  * A request's begin as one statement: records the nonce (when `$8` gives one) and, only if it was
