@@ -227,31 +227,50 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
     });
   });
 
-  it('gives a lease with the session as it stands once the lease is held', async () => {
+  it('takes the lease with a begin asking for it, before the session is read, and only for a request that may act', async () => {
     const t = await terminal(store);
     const s = session(t.id);
     await store.commit([{ kind: 'insertSession', row: s }]);
     const release = { kind: 'releaseAuthLease' as const, terminalId: t.id };
-    expect(await store.acquireAuthLease(t.id, NOW, NOW + 30000, s.id)).toEqual({
-      kind: 'ok',
-      failures: 0,
-      sessionVersion: 0,
+    const read = { session: s.id, want: { terminal: true }, lease: { until: NOW + 30000 } };
+    const begin = (key: string) =>
+      store.useNonceAndBegin(t.id, id('n'), NOW + 1000, key, 'fp', NOW, 60000, 5000, read);
+    const first = await begin(id('key'));
+    expect(first).toMatchObject({
+      kind: 'new',
+      read: { lease: { kind: 'ok', failures: 0 }, session: { session: { version: 0 } } },
     });
-    // The holder fails and moves the session in the commit that gives the lease back.
+    // Held: another request is told so.
+    expect(await begin(id('key'))).toMatchObject({ read: { lease: { kind: 'busy' } } });
+    // The holder fails and moves the session in the commit that gives the lease back; the next
+    // holder's read, made after its lease, sees both.
     await store.commit([
       { kind: 'authFailure', terminalId: t.id, max: 5, lockUntil: NOW + 900000 },
       { kind: 'updateSession', id: s.id, version: 0, patch: { challenge: 'ef'.repeat(32) } },
     ]);
-    expect(await store.acquireAuthLease(t.id, NOW, NOW + 30000, s.id)).toEqual({
-      kind: 'ok',
-      failures: 1,
-      sessionVersion: 1,
+    const key = id('key');
+    const next = await begin(key);
+    expect(next).toMatchObject({
+      kind: 'new',
+      read: {
+        lease: { kind: 'ok', failures: 1 },
+        session: { session: { version: 1 }, facts: { terminal: { authFailures: 1 } } },
+      },
     });
     await store.commit([release]);
-    // No session of that id: no version to compare with.
-    expect(await store.acquireAuthLease(t.id, NOW, NOW + 30000, 'ses_none')).toEqual({
+    // A repeat of a request in progress takes no lease: the next one still gets it.
+    expect(await begin(key)).toEqual({ kind: 'in_progress' });
+    expect(await store.acquireAuthLease(t.id, NOW, NOW + 30000)).toEqual({
       kind: 'ok',
       failures: 1,
+    });
+    await store.commit([release]);
+    // Locked: said with the lock's end.
+    await store.commit([
+      { kind: 'authFailure', terminalId: t.id, max: 2, lockUntil: NOW + 900000 },
+    ]);
+    expect(await begin(id('key'))).toMatchObject({
+      read: { lease: { kind: 'locked', lockedUntil: NOW + 900000 } },
     });
   });
 

@@ -22,6 +22,7 @@ import type {
   Attempts,
   MerchantOrderRow,
   PaymentRow,
+  ReadWithBegin,
   SessionFacts,
   SessionFactsWanted,
   SessionRow,
@@ -135,24 +136,24 @@ async function owned(ctx: Ctx, terminal: TerminalRow, id: string): Promise<Sessi
 }
 
 /**
- * What each step reads with its session, as of its moment `at`. A route reads it ahead with its
- * request's begin ({@link Ahead}); the step reads it itself when that was not done.
+ * What each step reads with its session, as of its moment `at` (and the lease it takes first).
+ * A route reads it ahead with its request's begin ({@link Ahead}); the step reads it itself when
+ * that was not done.
  */
 export const stepReads = {
   /** The history in the order's currency, for the price the confirmation shows. */
-  order: (body: Pick<OrderRequest, 'currency'>): SessionFactsWanted => ({ history: body.currency }),
+  order: (body: Pick<OrderRequest, 'currency'>) => ({ want: { history: body.currency } }),
   /** The binding decides the methods; the terminal's row, the attempts the prompt shows. */
-  confirm: (): SessionFactsWanted => ({ cardBound: true, terminal: true }),
+  confirm: () => ({ want: { cardBound: true, terminal: true } }),
   /**
-   * The terminal (a first, cheap look at the lock; the lease is what decides), the card-testing
-   * attempts (likewise, before the slot), the loyalty history.
+   * The terminal's lease, then: the terminal (its lock, failures and pin key as they stand under
+   * the lease), the card-testing attempts (a first look, before the slot), the loyalty history.
    */
-  authenticate: (at: number): SessionFactsWanted => ({
-    terminal: true,
-    attemptsSince: at - HOUR,
-    history: true,
+  authenticate: (at: number) => ({
+    want: { terminal: true, attemptsSince: at - HOUR, history: true as const },
+    lease: { until: at + LEASE_MS },
   }),
-};
+} satisfies Record<string, (...args: never[]) => Omit<ReadWithBegin, 'session'>>;
 
 const sameWant = (a: SessionFactsWanted, b: SessionFactsWanted) =>
   !!a.terminal === !!b.terminal &&
@@ -172,7 +173,7 @@ async function ownedWith(
   ahead?: Ahead,
 ): Promise<{ s: SessionRow; facts: SessionFacts }> {
   const read =
-    ahead && ahead.session === id && sameWant(ahead.want, want)
+    ahead && ahead.read.session === id && sameWant(ahead.read.want, want)
       ? ahead.found
       : await ctx.store.sessionWith(id, want);
   const s = read?.session;
@@ -323,7 +324,7 @@ export async function submitOrder(
   answer: Answer = NO_ANSWER,
   ahead?: Ahead,
 ) {
-  const { s, facts } = await ownedWith(ctx, terminal, id, stepReads.order(body), ahead);
+  const { s, facts } = await ownedWith(ctx, terminal, id, stepReads.order(body).want, ahead);
   expect(s, 'awaiting_order');
   const merchant = merchantOf(ctx, s.merchantId);
   const order = s.orderRef ? await ctx.store.getMerchantOrder(s.orderRef) : undefined;
@@ -371,7 +372,7 @@ export async function confirmOrder(
   answer: Answer = NO_ANSWER,
   ahead?: Ahead,
 ) {
-  const { s, facts } = await ownedWith(ctx, terminal, id, stepReads.confirm(), ahead);
+  const { s, facts } = await ownedWith(ctx, terminal, id, stepReads.confirm().want, ahead);
   expect(s, 'awaiting_confirmation');
   if (!hexEqual(s.confirmToken!, body.confirmToken))
     throw new ApiError(
@@ -455,75 +456,75 @@ export async function authenticate(
   ahead?: Ahead,
 ) {
   const now = ahead?.at ?? ctx.now();
-  const { s, facts } = await ownedWith(ctx, terminal, id, stepReads.authenticate(now), ahead);
-  expect(s, 'awaiting_authentication');
-  const state = facts.terminal ?? terminal;
-  if (state.lockedUntil > ctx.now()) throw locked(state.lockedUntil);
-  if (!s.challenge || !hexEqual(s.challenge, body.challenge)) {
-    throw new ApiError(
-      422,
-      'challenge_stale',
-      'this challenge is no longer live; use the latest prompt',
-    );
-  }
-  const methods = body.factors.map((f) => f.method);
-  const offered = s.methods ?? [];
-  const stray = methods.find((m) => !offered.includes(m));
-  if (stray)
-    throw invalid(`factors: method ${stray} was not offered (offered: ${offered.join(', ')})`);
-  if (new Set(methods).size !== methods.length)
-    throw invalid('factors: each method may appear once');
-  const missing = (s.mandatory ?? []).find((m) => !methods.includes(m));
-  if (missing)
-    throw invalid(`factors: ${missing} is required: this card is not yet bound to this terminal`);
-  if (methods.length < (s.required ?? 1))
-    throw invalid(`factors: ${s.required} different methods are required`);
-  if (!methods.some((m) => m === 'password' || m === 'biometric'))
-    throw invalid('factors: a password or biometric factor is required');
-
-  // A merchant order already paid: say so before anything is judged or charged.
-  const order = s.orderRef ? await ctx.store.getMerchantOrder(s.orderRef) : undefined;
-  if (order && isPaid(order)) await orderAlreadyPaid(ctx, s);
-
-  // Card testing: too many attempts with this card, or on this terminal, in the last hour. A first,
-  // cheap look; the slot reserved with the payment below is what decides.
-  refuseCardTesting(
-    ctx,
-    terminal.id,
-    facts.attempts ?? (await ctx.store.recentAttempts(terminal.id, s.cardHash!, now - HOUR)),
-    now,
-  );
-
-  // The lock is read, and the attempt judged, under the terminal's lease: however many
-  // authentications arrive at once, they are judged one at a time against the live count.
-  // With the session's version as it stands once the lease is held.
-  const lease = await ctx.store.acquireAuthLease(terminal.id, now, now + LEASE_MS, s.id);
-  if (lease.kind === 'locked') throw locked(lease.lockedUntil);
-  if (lease.kind === 'busy') {
-    securityEvent(ctx, 'auth_lease_busy', { terminalId: terminal.id });
-    throw new ApiError(
-      429,
-      'rate_limited',
-      'another authentication of this terminal is being checked',
-      { retryAfter: 1 },
-      true,
-    );
-  }
+  // The terminal's lease first (taken with the request's begin), then the session read under it:
+  // however many authentications arrive at once, they are judged one at a time against the live
+  // count of failures, and a challenge answered or replaced by the previous holder is seen as
+  // stale, not as a failed attempt.
+  const lease =
+    ahead?.lease ?? (await ctx.store.acquireAuthLease(terminal.id, now, now + LEASE_MS));
+  let s: SessionRow;
+  let facts: SessionFacts;
+  let state: TerminalRow;
   let matches: boolean[];
   try {
-    // Judged against the session as it is now, under the lease: a challenge answered or
-    // replaced meanwhile is stale, not a failed attempt.
-    if (lease.sessionVersion !== s.version)
+    const read = await ownedWith(ctx, terminal, id, stepReads.authenticate(now).want, ahead);
+    s = read.s;
+    facts = read.facts;
+    // The row read with the session, not the request's cached identity: its lock, its failures,
+    // and its pin key, which a password reset (§5.7) on any instance replaces.
+    state = facts.terminal ?? terminal;
+    expect(s, 'awaiting_authentication');
+    if (state.lockedUntil > ctx.now()) throw locked(state.lockedUntil);
+    if (!s.challenge || !hexEqual(s.challenge, body.challenge)) {
       throw new ApiError(
         422,
         'challenge_stale',
         'this challenge is no longer live; use the latest prompt',
       );
-    // The row read above, not the request's cached identity: a password reset (§5.7) on any
-    // instance replaces the pin key.
+    }
+    const methods = body.factors.map((f) => f.method);
+    const offered = s.methods ?? [];
+    const stray = methods.find((m) => !offered.includes(m));
+    if (stray)
+      throw invalid(`factors: method ${stray} was not offered (offered: ${offered.join(', ')})`);
+    if (new Set(methods).size !== methods.length)
+      throw invalid('factors: each method may appear once');
+    const missing = (s.mandatory ?? []).find((m) => !methods.includes(m));
+    if (missing)
+      throw invalid(`factors: ${missing} is required: this card is not yet bound to this terminal`);
+    if (methods.length < (s.required ?? 1))
+      throw invalid(`factors: ${s.required} different methods are required`);
+    if (!methods.some((m) => m === 'password' || m === 'biometric'))
+      throw invalid('factors: a password or biometric factor is required');
+
+    // A merchant order already paid: say so before anything is judged or charged.
+    const order = s.orderRef ? await ctx.store.getMerchantOrder(s.orderRef) : undefined;
+    if (order && isPaid(order)) await orderAlreadyPaid(ctx, s);
+
+    // Card testing: too many attempts with this card, or on this terminal, in the last hour. A
+    // first, cheap look; the slot reserved with the payment below is what decides.
+    refuseCardTesting(
+      ctx,
+      terminal.id,
+      read.facts.attempts ?? (await ctx.store.recentAttempts(terminal.id, s.cardHash!, now - HOUR)),
+      now,
+    );
+
+    if (lease.kind === 'locked') throw locked(lease.lockedUntil);
+    if (lease.kind === 'busy') {
+      securityEvent(ctx, 'auth_lease_busy', { terminalId: terminal.id });
+      throw new ApiError(
+        429,
+        'rate_limited',
+        'another authentication of this terminal is being checked',
+        { retryAfter: 1 },
+        true,
+      );
+    }
     matches = await Promise.all(body.factors.map((f) => checkFactor(ctx, f, s, state)));
   } catch (error) {
-    await ctx.store.commit([{ kind: 'releaseAuthLease', terminalId: terminal.id }]);
+    if (lease.kind === 'ok')
+      await ctx.store.commit([{ kind: 'releaseAuthLease', terminalId: terminal.id }]);
     throw error;
   }
   if (matches.includes(false)) {

@@ -5,7 +5,7 @@ import type { Sealer } from '../infra/secrets';
 import type { SoterVerifier } from '../connectors/soter';
 import type { WeChatApi } from '../connectors/wechat';
 import type { Metrics } from '../infra/metrics';
-import type { ReadWithBegin, SessionWith, Store, Write } from '../store/types';
+import type { AuthLease, ReadWithBegin, SessionWith, Store, Write } from '../store/types';
 
 /** What the payment domain works with: storage, configuration, keys, the payment platform. */
 export interface Ctx {
@@ -45,9 +45,12 @@ export const NO_ANSWER: Answer = () => [];
 
 /**
  * A step's session read ahead, with its request's begin (PROTOCOL.md §4): what the step would read
- * first, in the begin's round trip. `at` is the request's moment, the step's now.
+ * first, in the begin's round trip. `at` is the request's moment, the step's now; `lease`, the
+ * terminal's authentication lease when the read asked for it.
  */
-export interface Ahead extends ReadWithBegin {
+export interface Ahead {
+  read: ReadWithBegin;
   at: number;
   found: SessionWith;
+  lease?: AuthLease;
 }

@@ -311,7 +311,7 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
     if (!actOn(sealer, req.terminal.id, key, seen, reply)) return reply;
     req.idempotency = { key };
     if (read && seen.kind === 'new' && seen.read)
-      req.ahead = { ...read, at, found: seen.read.session };
+      req.ahead = { read, at, found: seen.read.session, lease: seen.read.lease };
   });
 
   app.addHook('onSend', async (req, reply, payload) => {

@@ -15,6 +15,7 @@ import {
 import {
   StoreError,
   StoreUnavailable,
+  type AuthLease,
   type BeginWithRead,
   type IdempotencyBegin,
   type LegacyIdempotency,
@@ -330,32 +331,16 @@ export class PostgresStore implements Store {
   async getTerminal(id: string) {
     return toRow<TerminalRow>((await this.q('SELECT * FROM terminals WHERE id = $1', [id]))[0]);
   }
-  async acquireAuthLease(id: string, now: number, until: number, sessionId?: string) {
-    // One round trip: the lease, then the lock and the session, each read by a statement of its
-    // own after the lease's (a fresh snapshot: what the previous holder committed is seen).
-    const [taken, [row], live] = await this.run(
+  async acquireAuthLease(id: string, now: number, until: number): Promise<AuthLease> {
+    // One round trip: the lease, then the lock read by a statement of its own after it.
+    const [[taken], [row]] = await this.run(
       [
-        {
-          sql: `UPDATE terminals SET auth_lease_until = $1
-                WHERE id = $2 AND auth_lease_until <= $3 AND locked_until <= $3 RETURNING auth_failures`,
-          params: [until, id, now],
-        },
-        { sql: 'SELECT locked_until FROM terminals WHERE id = $1', params: [id] },
-        ...(sessionId
-          ? [{ sql: 'SELECT version FROM sessions WHERE id = $1', params: [sessionId] }]
-          : []),
+        { sql: TAKE_LEASE, params: [until, id, now] },
+        { sql: LOCK_OF, params: [id] },
       ],
       { rows: true },
     );
-    if (taken[0])
-      return {
-        kind: 'ok' as const,
-        failures: taken[0].auth_failures as number,
-        ...(live?.[0] ? { sessionVersion: live[0].version as number } : {}),
-      };
-    if (row && (row.locked_until as number) > now)
-      return { kind: 'locked' as const, lockedUntil: row.locked_until as number };
-    return { kind: 'busy' as const };
+    return leaseOf(taken?.auth_failures as number | undefined, row, now);
   }
   async isCardBound(terminalId: string, cardHash: string) {
     return (
@@ -423,7 +408,7 @@ export class PostgresStore implements Store {
     ttlMs: number,
     leaseMs: number,
   ): Promise<IdempotencyBegin> {
-    const params = beginParams(terminalId, key, fingerprint, now, ttlMs, leaseMs, null, null);
+    const params = beginParams(terminalId, key, fingerprint, now, ttlMs, leaseMs, null, null, null);
     const [[row]] = await this.run([{ sql: BEGIN_SQL, params }], { rows: true, flush: false });
     const r = begun(row as unknown as BegunRow, fingerprint);
     return r.kind === 'nonce_reused' ? { kind: 'in_progress' } : r;
@@ -460,18 +445,29 @@ export class PostgresStore implements Store {
       leaseMs,
       nonce,
       nonceExpiresAt,
+      read?.lease?.until ?? null,
     );
-    const [[begin], session] = await this.run(
+    const lease = !!read?.lease;
+    const results = await this.run(
       [
         { sql: BEGIN_SQL, params },
+        // After the begin (and its lease), each with a snapshot of its own.
+        ...(lease ? [{ sql: LOCK_OF, params: [terminalId] }] : []),
         ...(read ? [this.sessionWithStatement(read.session, read.want)] : []),
       ],
-      { rows: true, flush: false },
+      // A lease taken must outlive a crash of the database like any other (see acquireAuthLease).
+      { rows: true, flush: lease },
     );
-    const r = begun(begin as unknown as BegunRow, fingerprint);
-    return r.kind === 'new' && read
-      ? { kind: 'new', read: { session: sessionWithOf(session[0], read.want) } }
-      : r;
+    const row = results[0][0] as unknown as BegunRow;
+    const r = begun(row, fingerprint);
+    if (r.kind !== 'new' || !read) return r;
+    const session = sessionWithOf(results[lease ? 2 : 1][0], read.want);
+    return {
+      kind: 'new',
+      read: lease
+        ? { session, lease: leaseOf(row.lease_failures ?? undefined, results[1][0], now) }
+        : { session },
+    };
   }
   async legacyIdempotency(limit: number, after = { scope: '', key: '' }) {
     const rows = await this.q<{
@@ -860,11 +856,34 @@ const BEGIN_SQL = `WITH n AS (
        WHERE idempotency.expires_at <= $5
           OR (idempotency.status IS NULL AND idempotency.fingerprint = EXCLUDED.fingerprint
               AND idempotency.expires_at - $6 <= $7)
-     RETURNING 1)
+     RETURNING 1),
+   l AS (
+     UPDATE terminals SET auth_lease_until = $10::bigint
+     WHERE $10::bigint IS NOT NULL AND id = $1 AND auth_lease_until <= $5 AND locked_until <= $5
+       AND EXISTS (SELECT 1 FROM i)
+     RETURNING auth_failures)
    SELECT ($8::text IS NULL OR EXISTS (SELECT 1 FROM n)) AS nonce_ok,
-          EXISTS (SELECT 1 FROM i) AS taken, o.fingerprint, o.status, o.body
+          EXISTS (SELECT 1 FROM i) AS taken, o.fingerprint, o.status, o.body,
+          (SELECT auth_failures FROM l) AS lease_failures
    FROM (SELECT 1) AS one
    LEFT JOIN idempotency o ON o.terminal_id = $1 AND o.key = $2`;
+
+/** The lease, taken only if free and the terminal not locked ({@link PostgresStore.acquireAuthLease}). */
+const TAKE_LEASE = `UPDATE terminals SET auth_lease_until = $1
+  WHERE id = $2 AND auth_lease_until <= $3 AND locked_until <= $3 RETURNING auth_failures`;
+const LOCK_OF = 'SELECT locked_until FROM terminals WHERE id = $1';
+
+/** The lease as taken (its failures) or not, and then why: the lock read after it, or another holder. */
+function leaseOf(
+  failures: number | undefined,
+  lock: Record<string, unknown> | undefined,
+  now: number,
+): AuthLease {
+  if (failures !== undefined) return { kind: 'ok', failures };
+  if (lock && (lock.locked_until as number) > now)
+    return { kind: 'locked', lockedUntil: lock.locked_until as number };
+  return { kind: 'busy' };
+}
 
 function beginParams(
   terminalId: string,
@@ -875,6 +894,7 @@ function beginParams(
   leaseMs: number,
   nonce: string | null,
   nonceExpiresAt: number | null,
+  authLeaseUntil: number | null,
 ): unknown[] {
   return [
     terminalId,
@@ -886,6 +906,7 @@ function beginParams(
     now - leaseMs,
     nonce,
     nonceExpiresAt,
+    authLeaseUntil,
   ];
 }
 
@@ -895,6 +916,8 @@ interface BegunRow {
   fingerprint: string | null;
   status: number | null;
   body: string | null;
+  /** The lease's failures when it was asked for and taken; null otherwise. */
+  lease_failures: number | null;
 }
 
 /** What {@link BEGIN_SQL}'s row says of the request. */

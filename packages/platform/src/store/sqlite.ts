@@ -18,6 +18,7 @@ import {
 import {
   StoreError,
   StoreUnavailable,
+  type AuthLease,
   type BeginWithRead,
   type IdempotencyBegin,
   type LegacyIdempotency,
@@ -350,16 +351,10 @@ export class SqliteStore implements Store {
   async getTerminal(id: string) {
     return this.row<TerminalRow>('SELECT * FROM terminals WHERE id = ?', id);
   }
-  acquireAuthLease(id: string, now: number, until: number, sessionId?: string) {
-    return this.write(() => {
-      const lease = this.acquireAuthLeaseNow(id, now, until);
-      if (lease.kind !== 'ok' || !sessionId) return lease;
-      const live = this.stmt('SELECT version FROM sessions WHERE id = ?').get(sessionId) as
-        { version: number } | undefined;
-      return live ? { ...lease, sessionVersion: live.version } : lease;
-    });
+  acquireAuthLease(id: string, now: number, until: number) {
+    return this.write(() => this.acquireAuthLeaseNow(id, now, until));
   }
-  private acquireAuthLeaseNow(id: string, now: number, until: number) {
+  private acquireAuthLeaseNow(id: string, now: number, until: number): AuthLease {
     // One statement: the lease is taken only if free and the terminal not locked; the row read
     // back tells which it was when it is not taken.
     const taken = this.stmt(
@@ -446,9 +441,11 @@ export class SqliteStore implements Store {
         ? this.beginIdempotentNow(terminalId, key, fingerprint, now, ttlMs, leaseMs)
         : { kind: 'nonce_reused' },
     );
-    // In process, a read costs no round trip: it follows the begin.
+    // In process, a read costs no round trip: it follows the begin (and the lease, when asked).
     if (begun.kind !== 'new' || !read) return begun;
-    return { kind: 'new', read: { session: await this.readSessionWith(read.session, read.want) } };
+    const lease = read.lease && (await this.acquireAuthLease(terminalId, now, read.lease.until));
+    const session = await this.readSessionWith(read.session, read.want);
+    return { kind: 'new', read: lease ? { session, lease } : { session } };
   }
   async nonceSeen(terminalId: string, nonce: string, now: number) {
     return !!this.stmt(

@@ -324,7 +324,16 @@ export type SessionWith = { session: SessionRow; facts: SessionFacts } | undefin
 export interface ReadWithBegin {
   session: string;
   want: SessionFactsWanted;
+  /**
+   * The terminal's authentication lease, to take until this moment before the session is read
+   * ({@link Store.acquireAuthLease}): the read then sees what the lease's previous holder committed.
+   */
+  lease?: { until: number };
 }
+
+/** What asking for a terminal's authentication lease came to. */
+export type AuthLease =
+  { kind: 'ok'; failures: number } | { kind: 'busy' } | { kind: 'locked'; lockedUntil: number };
 
 export interface LegacyIdempotency {
   /** The terminal id, or `merchant:<id>` for a merchant's requests. */
@@ -342,28 +351,17 @@ export type IdempotencyBegin =
 
 /** A begin with the read asked for with it, when the request may act. */
 export type BeginWithRead =
-  Exclude<IdempotencyBegin, { kind: 'new' }> | { kind: 'new'; read?: { session: SessionWith } };
+  | Exclude<IdempotencyBegin, { kind: 'new' }>
+  | { kind: 'new'; read?: { session: SessionWith; lease?: AuthLease } };
 
 export interface Store {
   insertTerminal(row: TerminalRow): Promise<void>;
   getTerminal(id: string): Promise<TerminalRow | undefined>;
   /**
    * Takes the terminal's authentication lease until `until`, atomically with reading its lock:
-   * `busy` when another authentication of it is being judged, `locked` when it is locked. With
-   * `sessionId`, a lease taken comes with that session's version as it stands once the lease is
-   * held (read after it: a move by the authentication that held it just before is seen), or
-   * none when there is no such session.
+   * `busy` when another authentication of it is being judged, `locked` when it is locked.
    */
-  acquireAuthLease(
-    id: string,
-    now: number,
-    until: number,
-    sessionId?: string,
-  ): Promise<
-    | { kind: 'ok'; failures: number; sessionVersion?: number }
-    | { kind: 'busy' }
-    | { kind: 'locked'; lockedUntil: number }
-  >;
+  acquireAuthLease(id: string, now: number, until: number): Promise<AuthLease>;
   /** Whether the card (by its keyed hash) is bound to the terminal. */
   isCardBound(terminalId: string, cardHash: string): Promise<boolean>;
   /**
@@ -401,7 +399,8 @@ export interface Store {
    * A signed POST's two first writes at once: records its nonce and, unless the nonce was used,
    * begins its idempotency record ({@link Store.useNonce}, then {@link Store.beginIdempotent}).
    * With `read`, a request that may act (`new`) comes with the session its step reads, as
-   * {@link Store.sessionWith} reads it after the begin: on PostgreSQL in the same round trip.
+   * {@link Store.sessionWith} reads it after the begin: on PostgreSQL in the same round trip. With
+   * `read.lease`, such a request also takes its terminal's lease, before the session is read.
    */
   useNonceAndBegin(
     terminalId: string,

@@ -52,7 +52,7 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
       config: {
         ...signed,
         body: OrderRequestSchema,
-        readAhead: (req) => ({ session: id(req), want: stepReads.order(req.body as OrderRequest) }),
+        readAhead: (req) => ({ session: id(req), ...stepReads.order(req.body as OrderRequest) }),
       },
     },
     async (req) =>
@@ -71,7 +71,7 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
       config: {
         ...signed,
         body: ConfirmRequestSchema,
-        readAhead: (req) => ({ session: id(req), want: stepReads.confirm() }),
+        readAhead: (req) => ({ session: id(req), ...stepReads.confirm() }),
       },
     },
     async (req) =>
@@ -93,7 +93,7 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
       config: {
         ...signed,
         body: AuthenticateRequestSchema,
-        readAhead: (req, at) => ({ session: id(req), want: stepReads.authenticate(at) }),
+        readAhead: (req, at) => ({ session: id(req), ...stepReads.authenticate(at) }),
       },
     },
     async (req) =>
