@@ -1,5 +1,6 @@
 // npm run chaos -- [--checkouts N] [--terminals N] [--fault-rate R] [--kill-every-ms MS] [--seed N]
-//                   [--postgres URL] [--instances N] [--db-fault-every-ms MS] [--json] [--keep]
+//                   [--postgres URL] [--instances N] [--db-fault-every-ms MS] [--db-crash CMD]
+//                   [--json] [--keep]
 // Thousands of checkouts through fault proxies with kill -9 restarts, then the money invariants.
 import { join } from 'node:path';
 import { repositoryRoot } from './root';
@@ -36,11 +37,15 @@ async function main() {
       'postgres',
       'instances',
       'db-fault-every-ms',
+      'db-crash',
       'json',
       'keep',
     ];
     const unknown = Object.keys(f).find((k) => !known.includes(k));
     if (unknown) throw new Error(`unknown flag --${unknown} (known: ${known.join(', ')})`);
+    if (f['db-crash'] === 'true')
+      throw new Error('--db-crash needs the command that crashes and starts PostgreSQL');
+    if (f['db-crash'] && !f.postgres) throw new Error('--db-crash is for a run on --postgres');
     options = {
       checkouts: number(f, 'checkouts', 2000),
       terminals: number(f, 'terminals', 48),
@@ -57,6 +62,10 @@ async function main() {
             instances: number(f, 'instances', 2),
             // PostgreSQL restarted, or one instance cut off from it, about this often.
             databaseFaultEveryMs: number(f, 'db-fault-every-ms', 3000),
+            // A real crash of the server instead of its connections ended (see runChaos).
+            ...(f['db-crash'] && f['db-crash'] !== 'true'
+              ? { databaseCrashCommand: f['db-crash'] }
+              : {}),
           }
         : {}),
     };

@@ -1,7 +1,7 @@
 // The chaos run: many terminals pay through fault proxies on both hops while the platform is
 // killed (-9) and restarted on the same database; then the money invariants are checked against
 // the payment platform's own records. `npm run chaos` and test/chaos.test.ts both call runChaos.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { exec, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
@@ -49,6 +49,14 @@ export interface ChaosOptions {
    * one instance cut off from it for 2-10 s while the others go on.
    */
   databaseFaultEveryMs?: number;
+  /**
+   * A shell command that crashes the PostgreSQL server itself and starts it again (for example
+   * `pg_ctlcluster 15 main stop -m immediate && pg_ctlcluster 15 main start`), run for a database
+   * restart in place of ending the connections: what was committed without waiting for the disk
+   * and not yet written is lost, as in a real crash. It stops every database of that server: for
+   * a machine of one's own only.
+   */
+  databaseCrashCommand?: string;
 }
 
 /** What the database faults did, and what was seen of the instances meanwhile. */
@@ -276,6 +284,18 @@ function scrape(url: string | undefined, name: string): Promise<number> {
     req.on('error', () => resolve(0));
     req.on('timeout', () => req.destroy());
     req.end();
+  });
+}
+
+/** Runs the operator's crash-and-start command; a failure is said, and the run goes on. */
+function crash(command: string, log: (line: string) => void): Promise<void> {
+  return new Promise((resolve) => {
+    const began = Date.now();
+    exec(command, (error, _out, err) => {
+      if (error) log(`database crash command failed: ${err.trim() || error.message}`);
+      else log(`database crashed and started again in ${Date.now() - began} ms`);
+      resolve();
+    });
   });
 }
 
@@ -579,7 +599,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         // database (each client hears why), and for 1-4 s nothing gets through.
         const outageMs = 1000 + random() * 3000;
         await Promise.all(relays.map((r) => r.refuseNew()));
-        await terminateBackends(options.postgres!, pg.name).catch(() => undefined);
+        if (options.databaseCrashCommand) await crash(options.databaseCrashCommand, log);
+        else await terminateBackends(options.postgres!, pg.name).catch(() => undefined);
         await Promise.all(relays.map((r) => r.cut()));
         database.restarts++;
         log(`database restart ${database.restarts}: down ${Math.round(outageMs)} ms`);
