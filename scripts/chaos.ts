@@ -76,7 +76,7 @@ async function main() {
   // The platform runs as the built CLI, as an operator runs it: build it from this checkout first.
   require(join(repositoryRoot(), 'scripts', 'build.js')).buildPackages();
   console.log(
-    `chaos: ${options.checkouts} checkouts, ${options.terminals} terminals, fault rate ${options.faultRate} per hop, kill -9 about every ${options.killEveryMs} ms, seed ${options.seed}, ${options.postgres ? `PostgreSQL, ${options.instances} instances, a database fault about every ${options.databaseFaultEveryMs} ms` : 'SQLite'}`,
+    `chaos: ${options.checkouts} checkouts, ${options.terminals} terminals, fault rate ${options.faultRate} per hop, kill -9 about every ${options.killEveryMs} ms, seed ${options.seed}, ${options.postgres ? `PostgreSQL, ${options.instances} instances, a database fault about every ${options.databaseFaultEveryMs} ms${options.databaseCrashCommand ? ` (a restart is a crash: ${options.databaseCrashCommand})` : ''}` : 'SQLite'}`,
   );
   const report = await runChaos({ ...options, log: (l) => console.log(`  ${l}`) });
   if (f.json) console.log(JSON.stringify(report, null, 2));
