@@ -1,3 +1,4 @@
+import { PlatformClient } from '../../packages/sdk/src/core/client';
 import { createNodeHost, createSandboxBiometric } from '../../packages/sdk/src/hosts/node';
 import { startSandboxPlatform, type SandboxPlatform } from '../../packages/testing/src/platform';
 import {
@@ -268,6 +269,44 @@ describe('a real checkout through the SDK against the reference platform', () =>
     expect((await t.client.getSession(sessionId)).state).toBe('failed');
     // Locked everywhere: even the right password in a new session.
     expect(await pay(t, '4242424242424242')).toMatchObject({ code: 'auth_locked' });
+  });
+
+  it('gives the terminal’s lease back whatever refuses an authentication before it is judged', async () => {
+    const t = await terminal(platform);
+    const { sessionId, confirmation, prompt } = await toPrompt(t, '4242424242424242');
+    // One attempt each: a lease kept by a refusal would answer the next one busy (429).
+    const once = new PlatformClient({ baseUrl: platform.url, host: t.host, maxAttempts: 1 });
+    once.identity = t.client.identity;
+    const good = factorsFor(sessionId, prompt, confirmation);
+    const refusals = [
+      // No such session of this terminal.
+      [{ id: 'ses_none', challenge: prompt.challenge, factors: good }, 'session_not_found'],
+      // A challenge that is not the live one.
+      [{ id: sessionId, challenge: 'ab'.repeat(32), factors: good }, 'challenge_stale'],
+      // A method the prompt did not offer.
+      [
+        {
+          id: sessionId,
+          challenge: prompt.challenge,
+          factors: [{ method: 'cvv' as const, value: '123' }],
+        },
+        'invalid_request',
+      ],
+    ] as const;
+    for (const [r, code] of refusals)
+      await expect(
+        once.authenticate(
+          r.id,
+          { challenge: r.challenge, factors: [...r.factors] },
+          await once.newIdempotencyKey(),
+        ),
+      ).rejects.toMatchObject({ code });
+    const paid = await once.authenticate(
+      sessionId,
+      { challenge: prompt.challenge, factors: good },
+      await once.newIdempotencyKey(),
+    );
+    expect(paid.state).toBe('succeeded');
   });
 
   it('refuses a method the prompt did not offer', async () => {
