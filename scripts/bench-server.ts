@@ -5,7 +5,8 @@
 // (requests spread over both). Each server runs in its own process; the load generator (this
 // process) uses keep-alive node:http and node:crypto signing, the same for all.
 // Run: npm run bench:server   (BENCH_CONCURRENCY, BENCH_CHECKOUTS to change the load;
-// BENCH_PG=postgres://… for the PostgreSQL server, default the local one; BENCH_PG=off skips it)
+// BENCH_PG=postgres://… for the PostgreSQL server, default the local one; BENCH_PG=off skips it;
+// BENCH_DB_POOL=n for n connections per PostgreSQL instance instead of the default)
 import { LOAD_TOOL_LIMITS } from './load-limits';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
@@ -44,6 +45,8 @@ async function serve(kind: string, db?: string, payments?: string): Promise<void
       sandboxMerchantKey: 'sk_sandbox_bench',
       ...(db ? { db, sandboxDb: ':memory:' } : {}),
       ...(payments ? { paymentUrl: payments } : {}),
+      // The connections of each PostgreSQL instance (--db-pool), to compare pool sizes.
+      ...(process.env.BENCH_DB_POOL ? { dbPool: Number(process.env.BENCH_DB_POOL) } : {}),
     });
     console.log(`URL ${p.url} SANDBOX ${p.sandbox?.url ?? payments}`);
   }
