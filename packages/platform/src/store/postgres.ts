@@ -414,7 +414,7 @@ export class PostgresStore implements Store {
     ttlMs: number,
     leaseMs: number,
   ): Promise<IdempotencyBegin> {
-    const params = beginParams(terminalId, key, fingerprint, now, ttlMs, leaseMs, null, null, null);
+    const params = beginParams({ terminalId, key, fingerprint, now, ttlMs, leaseMs });
     const [[row]] = await this.run([{ sql: BEGIN_SQL, params }], { rows: true, flush: false });
     const r = begun(row as unknown as BegunRow, fingerprint);
     return r.kind === 'nonce_reused' ? { kind: 'in_progress' } : r;
@@ -442,17 +442,16 @@ export class PostgresStore implements Store {
     leaseMs: number,
     read?: ReadWithBegin,
   ): Promise<BeginWithRead | { kind: 'nonce_reused' }> {
-    const params = beginParams(
+    const params = beginParams({
       terminalId,
       key,
       fingerprint,
       now,
       ttlMs,
       leaseMs,
-      nonce,
-      nonceExpiresAt,
-      read?.lease?.until ?? null,
-    );
+      nonce: { nonce, expiresAt: nonceExpiresAt },
+      authLeaseUntil: read?.lease?.until,
+    });
     const lease = !!read?.lease;
     const results = await this.run(
       [
@@ -845,7 +844,9 @@ const NO_FLUSH: Sql = { sql: "SELECT set_config('synchronous_commit', 'off', tru
  * A request's begin as one statement: records the nonce (when `$8` gives one) and, only if it was
  * new, inserts the idempotency record (or takes over an expired one, or one left in progress past
  * its lease). Of two instances with the same key exactly one inserts and acts. The record as it
- * stood before the statement comes back with it, to say why a request may not act.
+ * stood before the statement comes back with it, to say why a request may not act. With `$10`,
+ * a request that may act also takes its terminal's authentication lease until then (when free and
+ * the terminal not locked): `lease_failures` is the terminal's failures when it was taken.
  */
 const BEGIN_SQL = `WITH n AS (
      INSERT INTO nonces (terminal_id, nonce, expires_at)
@@ -891,28 +892,28 @@ function leaseOf(
   return { kind: 'busy' };
 }
 
-function beginParams(
-  terminalId: string,
-  key: string,
-  fingerprint: string,
-  now: number,
-  ttlMs: number,
-  leaseMs: number,
-  nonce: string | null,
-  nonceExpiresAt: number | null,
-  authLeaseUntil: number | null,
-): unknown[] {
+/** {@link BEGIN_SQL}'s parameters: a nonce and a lease only when given. */
+function beginParams(b: {
+  terminalId: string;
+  key: string;
+  fingerprint: string;
+  now: number;
+  ttlMs: number;
+  leaseMs: number;
+  nonce?: { nonce: string; expiresAt: number };
+  authLeaseUntil?: number;
+}): unknown[] {
   return [
-    terminalId,
-    key,
-    fingerprint,
-    now + ttlMs,
-    now,
-    ttlMs,
-    now - leaseMs,
-    nonce,
-    nonceExpiresAt,
-    authLeaseUntil,
+    b.terminalId,
+    b.key,
+    b.fingerprint,
+    b.now + b.ttlMs,
+    b.now,
+    b.ttlMs,
+    b.now - b.leaseMs,
+    b.nonce?.nonce ?? null,
+    b.nonce?.expiresAt ?? null,
+    b.authLeaseUntil ?? null,
   ];
 }
 
