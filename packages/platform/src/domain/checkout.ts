@@ -506,7 +506,7 @@ export async function authenticate(
     refuseCardTesting(
       ctx,
       terminal.id,
-      read.facts.attempts ?? (await ctx.store.recentAttempts(terminal.id, s.cardHash!, now - HOUR)),
+      facts.attempts ?? (await ctx.store.recentAttempts(terminal.id, s.cardHash!, now - HOUR)),
       now,
     );
 

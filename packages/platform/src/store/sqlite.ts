@@ -376,6 +376,7 @@ export class SqliteStore implements Store {
   sessionWith(id: string, want: SessionFactsWanted) {
     return this.readSessionWith(id, want);
   }
+  /** The read itself, made for a step that asks (above) or with a request's begin (below). */
   private async readSessionWith(id: string, want: SessionFactsWanted) {
     // Synchronous reads of one process: taken together, nothing comes between them.
     const session = await this.getSession(id);
