@@ -57,6 +57,12 @@ export interface ChaosOptions {
    * a machine of one's own only.
    */
   databaseCrashCommand?: string;
+  /**
+   * With database faults: checkouts go on past `checkouts` until the database has failed at least
+   * this many times under their traffic (a faster platform runs the same checkouts in less time,
+   * and would see fewer faults), up to ten times `checkouts`.
+   */
+  minDatabaseFaults?: number;
 }
 
 /** What the database faults did, and what was seen of the instances meanwhile. */
@@ -636,7 +642,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const makeJob = async (): Promise<Job | undefined> => {
     const second = secondOpeners.shift();
     if (second) return second;
-    if (next >= options.checkouts) return undefined;
+    const faultsToCome =
+      pg && options.databaseFaultEveryMs
+        ? (options.minDatabaseFaults ?? 0) - (database.restarts + database.cutoffs)
+        : 0;
+    if (next >= options.checkouts && (faultsToCome <= 0 || next >= 10 * options.checkouts))
+      return undefined;
     const n = next++;
     const pan = weighted();
     if (random() < 0.4) {
