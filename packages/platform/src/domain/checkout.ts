@@ -29,7 +29,6 @@ import type {
   TerminalRow,
   Write,
 } from '../store/types';
-import type { ChargeOutcome } from '../connectors/payments';
 
 const INPUT_PORT = {
   methods: ['scan', 'manual'],

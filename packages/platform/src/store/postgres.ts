@@ -26,7 +26,6 @@ import {
   type EventRow,
   type DeliveryRow,
   type StatementRow,
-  type DayFigures,
   type PaymentRow,
   type SessionFacts,
   type SessionFactsWanted,
@@ -460,7 +459,8 @@ export class PostgresStore implements Store {
         ...(lease ? [{ sql: LOCK_OF, params: [terminalId] }] : []),
         ...(read ? [this.sessionWithStatement(read.session, read.want)] : []),
       ],
-      // A lease taken must outlive a crash of the database like any other (see acquireAuthLease).
+      // A lease waits for the disk: its holder judges a password against the failures it read, and
+      // a lease lost in a crash would let a second judge in beside it.
       { rows: true, flush: lease },
     );
     const row = results[0][0] as unknown as BegunRow;
