@@ -114,6 +114,14 @@ function order(): MerchantOrderRow {
   };
 }
 
+/** Undoes SQLite migration 15: the full indexes of payments and sessions, as before it. */
+const BEFORE_SQLITE_15 = `DROP INDEX payments_attempts_terminal; DROP INDEX payments_attempts_card;
+  DROP INDEX sessions_open_terminal;
+  CREATE INDEX payments_terminal ON payments (terminal_id, status);
+  CREATE INDEX payments_card ON payments (card_hash, status, created_at);
+  CREATE INDEX payments_terminal_time ON payments (terminal_id, status, created_at);
+  CREATE INDEX sessions_terminal ON sessions (terminal_id, created_at);`;
+
 function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<void>) {
   let store: Store;
   beforeAll(async () => {
@@ -553,7 +561,8 @@ describe('the SQLite store', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'cardpay-store-')), 'idem.db');
     const store = new SqliteStore(file);
     // As a database of schema 7 was.
-    store.db.exec(`DROP TABLE terminal_history;
+    store.db.exec(`${BEFORE_SQLITE_15}
+      DROP TABLE terminal_history;
       DROP INDEX sessions_terminal;
       DROP TABLE card_checks;
       DROP INDEX terminals_openpid; ALTER TABLE terminals DROP COLUMN host_app_id; ALTER TABLE terminals DROP COLUMN openid_sealed; ALTER TABLE terminals DROP COLUMN openpid_hash; DROP TABLE event_deliveries; DROP INDEX payments_statement; DROP INDEX refunds_statement; ALTER TABLE refunds DROP COLUMN decided_at; ALTER TABLE terminals DROP COLUMN suite;
@@ -604,12 +613,71 @@ describe('the SQLite store', () => {
     }
     // As a database of schema 6 was: no running total, no history per currency.
     store.db.exec(
-      'DROP TABLE terminal_history; DROP INDEX sessions_terminal; DROP TABLE card_checks; DROP INDEX terminals_openpid; ALTER TABLE terminals DROP COLUMN host_app_id; ALTER TABLE terminals DROP COLUMN openid_sealed; ALTER TABLE terminals DROP COLUMN openpid_hash; DROP TABLE event_deliveries; DROP INDEX payments_statement; DROP INDEX refunds_statement; ALTER TABLE refunds DROP COLUMN decided_at; ALTER TABLE terminals DROP COLUMN suite; PRAGMA user_version = 6',
+      BEFORE_SQLITE_15 +
+        'DROP TABLE terminal_history; DROP INDEX sessions_terminal; DROP TABLE card_checks; DROP INDEX terminals_openpid; ALTER TABLE terminals DROP COLUMN host_app_id; ALTER TABLE terminals DROP COLUMN openid_sealed; ALTER TABLE terminals DROP COLUMN openpid_hash; DROP TABLE event_deliveries; DROP INDEX payments_statement; DROP INDEX refunds_statement; ALTER TABLE refunds DROP COLUMN decided_at; ALTER TABLE terminals DROP COLUMN suite; PRAGMA user_version = 6',
     );
     await store.close();
     const upgraded = new SqliteStore(file);
     expect(await upgraded.historyTotal(t.id, 'CNY')).toBe(2500 + 1500 - 400);
     expect(await upgraded.historyTotal(t.id, 'USD')).toBe(0);
+    await upgraded.close();
+  });
+  it('counts card-testing attempts and open sessions from indexes of those alone, the same counts as before its upgrade', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cardpay-store-')), 'attempts.db');
+    const store = new SqliteStore(file);
+    const t = await terminal(store);
+    const cap = (limit: number) => ({
+      kind: 'capOpenSessions' as const,
+      terminalId: t.id,
+      since: NOW - 900000,
+      now: NOW,
+      limit,
+    });
+    // Twelve payments of one card: four declined, two pending, six succeeded; and one open session.
+    const statuses = ['declined', 'pending', 'succeeded'] as const;
+    for (let i = 0; i < 12; i++) {
+      const s = { ...session(t.id), state: 'processing' as const, createdAt: NOW + i };
+      const p = {
+        ...payment(s),
+        createdAt: NOW + i,
+        status: i < 4 ? statuses[0] : i < 6 ? statuses[1] : statuses[2],
+      };
+      await store.commit([
+        { kind: 'insertSession', row: s },
+        { kind: 'insertPayment', row: p },
+      ]);
+    }
+    const open = { ...session(t.id), state: 'awaiting_order' as const };
+    expect(await store.commit([cap(2), { kind: 'insertSession', row: open }])).toBe(true);
+    const counted = await store.recentAttempts(t.id, 'ab'.repeat(32), NOW + 1);
+    expect(counted).toEqual({ card: 5, cardOldest: NOW + 1, terminal: 5, terminalOldest: NOW + 1 });
+    // Each statement reads its partial index, never a table or an index of every payment.
+    const plans = [...(store as unknown as { stmts: Map<string, unknown> }).stmts.keys()]
+      .filter((sql) => /FROM (payments|sessions)\s+WHERE (card_hash|terminal_id) = \?/.test(sql))
+      .map((sql) =>
+        (
+          store.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(
+            ...Array(12)
+              .fill(0)
+              .slice(0, (sql.match(/\?/g) ?? []).length),
+          ) as { detail: string }[]
+        )
+          .map((r) => r.detail)
+          .filter((d) => /payments|sessions/.test(d)),
+      );
+    expect(plans.flat().sort()).toEqual([
+      'SEARCH payments USING INDEX payments_attempts_card (card_hash=? AND created_at>?)',
+      'SEARCH payments USING INDEX payments_attempts_terminal (terminal_id=? AND created_at>?)',
+      'SEARCH sessions USING INDEX sessions_open_terminal (terminal_id=? AND created_at>?)',
+    ]);
+    // The same database as it was before migration 15, upgraded: the same counts and the same cap.
+    store.db.exec(`${BEFORE_SQLITE_15} PRAGMA user_version = 14`);
+    await store.close();
+    const upgraded = new SqliteStore(file);
+    expect(await upgraded.recentAttempts(t.id, 'ab'.repeat(32), NOW + 1)).toEqual(counted);
+    const another = { ...session(t.id), state: 'awaiting_order' as const };
+    expect(await upgraded.commit([cap(1), { kind: 'insertSession', row: another }])).toBe(false);
+    expect(await upgraded.commit([cap(2), { kind: 'insertSession', row: another }])).toBe(true);
     await upgraded.close();
   });
 });

