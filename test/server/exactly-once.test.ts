@@ -120,6 +120,36 @@ describe('a step’s session, read with its request’s begin', () => {
   });
 });
 
+describe('a session opened without a merchant order', () => {
+  it('is begun with its commit, one write for both, and a repeat still gets the first answer', async () => {
+    const t = await terminal(platform);
+    const store = platform.store;
+    const spies = {
+      withCommit: jest.spyOn(store, 'beginWithCommit'),
+      alone: jest.spyOn(store, 'useNonceAndBegin'),
+      commit: jest.spyOn(store, 'commit'),
+    };
+    try {
+      const opened = await t.client.createSession({ merchantId: 'mch_strict' }, 'open-once-key');
+      expect(spies.withCommit).toHaveBeenCalledTimes(1);
+      expect(spies.alone).not.toHaveBeenCalled();
+      expect(spies.commit).not.toHaveBeenCalled();
+      // A repeat's begin with the commit does not hold (the key is taken): begun alone, it is
+      // answered from the record, and nothing more is written.
+      const again = await t.client.createSession({ merchantId: 'mch_strict' }, 'open-once-key');
+      expect(again).toEqual(opened);
+      expect(await spies.withCommit.mock.results[1].value).toBe(false);
+      expect(spies.alone).toHaveBeenCalledTimes(1);
+      expect(spies.commit).not.toHaveBeenCalled();
+      // Another key opens another session.
+      const other = await t.client.createSession({ merchantId: 'mch_strict' }, 'open-twice-key');
+      expect(other.sessionId).not.toBe(opened.sessionId);
+    } finally {
+      Object.values(spies).forEach((s) => s.mockRestore());
+    }
+  });
+});
+
 describe('a repeat while the first is still being processed', () => {
   it('is answered idempotency_in_progress, retryable, and the first outcome stands', async () => {
     const t = await terminal(platform);

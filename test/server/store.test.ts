@@ -7,6 +7,7 @@ import { SqliteStore } from '../../packages/platform/src/store/sqlite';
 import type {
   MerchantOrderRow,
   PaymentRow,
+  RequestBegin,
   SessionRow,
   Store,
 } from '../../packages/platform/src/store/types';
@@ -151,6 +152,89 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
     expect(await store.beginIdempotent(t.id, 'key-12345678', 'g', NOW + 2000, 1000, 500)).toEqual({
       kind: 'new',
     });
+  });
+
+  it('begins a request with the commit of its change, all of it or nothing, one of concurrent twins', async () => {
+    const t = await terminal(store);
+    const opening = () => ({ ...session(t.id), state: 'awaiting_order' as const });
+    const begin = (key: string, nonce = id('n')): RequestBegin => ({
+      terminalId: t.id,
+      nonce,
+      nonceExpiresAt: NOW + 1000,
+      key,
+      fingerprint: 'fp',
+      now: NOW,
+      ttlMs: 60000,
+      leaseMs: 5000,
+    });
+    const cap = (limit: number) => ({
+      kind: 'capOpenSessions' as const,
+      terminalId: t.id,
+      since: NOW - 900000,
+      now: NOW,
+      limit,
+    });
+    const answer = (key: string) => ({
+      kind: 'answer' as const,
+      scope: t.id,
+      key,
+      status: 201,
+      body: '{"opened":1}',
+    });
+    const first = opening();
+    expect(
+      await store.beginWithCommit(begin('key-open-1'), [
+        cap(5),
+        { kind: 'insertSession', row: first },
+        answer('key-open-1'),
+      ]),
+    ).toBe(true);
+    expect(await store.getSession(first.id)).toEqual(first);
+    // The key is taken with its answer: a repeat is a replay, not a second act.
+    expect(await store.beginIdempotent(t.id, 'key-open-1', 'fp', NOW, 60000, 5000)).toEqual({
+      kind: 'replay',
+      status: 201,
+      body: '{"opened":1}',
+    });
+    // Refused, each leaves nothing: a key not new, a nonce used, a condition unmet.
+    const used = id('n');
+    expect(await store.useNonce(t.id, used, NOW, NOW + 1000)).toBe(true);
+    const refused = [
+      { begin: begin('key-open-1'), cap: 5 },
+      { begin: begin('key-open-2', used), cap: 5 },
+      { begin: begin('key-open-3'), cap: 1 },
+    ];
+    for (const r of refused) {
+      const row = opening();
+      expect(
+        await store.beginWithCommit(r.begin, [
+          cap(r.cap),
+          { kind: 'insertSession', row },
+          answer(r.begin.key),
+        ]),
+      ).toBe(false);
+      expect(await store.getSession(row.id)).toBeUndefined();
+      // Neither its nonce nor its key was kept.
+      if (r.begin.nonce !== used)
+        expect(await store.nonceSeen(t.id, r.begin.nonce, NOW)).toBe(false);
+    }
+    expect(await store.beginIdempotent(t.id, 'key-open-3', 'fp', NOW, 60000, 5000)).toEqual({
+      kind: 'new',
+    });
+    // Twins with one key, each with a nonce of its own: one writes.
+    const twins = Array.from({ length: 6 }, opening);
+    const written = await Promise.all(
+      twins.map((row) =>
+        store.beginWithCommit(begin('key-open-twins'), [
+          cap(50),
+          { kind: 'insertSession', row },
+          answer('key-open-twins'),
+        ]),
+      ),
+    );
+    expect(written.filter(Boolean)).toHaveLength(1);
+    for (const [i, row] of twins.entries())
+      expect(await store.getSession(row.id)).toEqual(written[i] ? row : undefined);
   });
 
   it('lets a key left in progress past its lease (its process died) act again, once', async () => {

@@ -237,13 +237,43 @@ function moved(s: SessionRow, now: SessionRow | undefined): ApiError {
   );
 }
 
-/** `POST /v1/sessions`: the card-number input port (PROTOCOL.md §5.1). */
+/**
+ * Whether a session opens without reading the database before its commit: no merchant order to
+ * read, and nothing to refuse before the cap (the merchant known and taking open amounts). Then
+ * its request's begin can go with that commit ({@link openSession}'s `withBegin`).
+ */
+export function opensWithoutReads(ctx: Ctx, body: CreateSessionRequest): boolean {
+  return (
+    !body.orderRef && !!ctx.config.merchants.find((m) => m.id === body.merchantId)?.openAmounts
+  );
+}
+
+/**
+ * `POST /v1/sessions`: the card-number input port (PROTOCOL.md §5.1). With `withBegin`, its
+ * commit is made with its request's begin ({@link Store.beginWithCommit}); undefined then says
+ * only that something did not hold (the nonce, the key, the cap), and the request is made again
+ * the usual way, which says which.
+ */
+export async function openSession(
+  ctx: Ctx,
+  terminal: TerminalRow,
+  body: CreateSessionRequest,
+  answer: Answer,
+  withBegin: (writes: Write[]) => Promise<boolean>,
+): Promise<SessionView | undefined>;
+export async function openSession(
+  ctx: Ctx,
+  terminal: TerminalRow,
+  body: CreateSessionRequest,
+  answer?: Answer,
+): Promise<SessionView>;
 export async function openSession(
   ctx: Ctx,
   terminal: TerminalRow,
   body: CreateSessionRequest,
   answer: Answer = NO_ANSWER,
-): Promise<SessionView> {
+  withBegin?: (writes: Write[]) => Promise<boolean>,
+): Promise<SessionView | undefined> {
   const merchant = merchantOf(ctx, body.merchantId);
   let order;
   if (body.orderRef) {
@@ -285,7 +315,7 @@ export async function openSession(
   const view = await sessionView(ctx, row, { order });
   // Sessions are rows: a terminal opening them without end would grow the database without end.
   const cap = ctx.config.throttle.openSessionsPerTerminal;
-  const opened = await ctx.store.commit([
+  const writes: Write[] = [
     {
       kind: 'capOpenSessions',
       terminalId: terminal.id,
@@ -295,7 +325,9 @@ export async function openSession(
     },
     { kind: 'insertSession', row },
     ...answer(201, view),
-  ]);
+  ];
+  if (withBegin) return (await withBegin(writes)) ? view : undefined;
+  const opened = await ctx.store.commit(writes);
   if (!opened) {
     securityEvent(ctx, 'open_sessions_capped', { terminalId: terminal.id });
     throw new ApiError(

@@ -23,7 +23,14 @@ import { digestOf, hashHex, hmacHex } from '../infra/suites';
 import { Metrics } from '../infra/metrics';
 import { WeChatSoterVerifier, type SoterVerifier } from '../connectors/soter';
 import { WeChatApi } from '../connectors/wechat';
-import { StoreUnavailable, type ReadWithBegin, type Store, type TerminalRow } from '../store/types';
+import {
+  StoreUnavailable,
+  type ReadWithBegin,
+  type RequestBegin,
+  type Store,
+  type TerminalRow,
+  type Write,
+} from '../store/types';
 
 export interface AppOptions {
   store: Store;
@@ -85,6 +92,13 @@ declare module 'fastify' {
     idempotency?: { key: string; answered?: { status: number; text: string } };
     /** The route's {@link FastifyContextConfig.readAhead}, read. */
     ahead?: Ahead;
+    /**
+     * A request whose begin its handler makes ({@link FastifyContextConfig.beginsWithCommit}):
+     * `withCommit` with the writes of its change, in one transaction (true: all written); when
+     * that did not hold, `alone` as any other request (true: it may act; a refusal is thrown; a
+     * repeat's first answer is sent, and false returned).
+     */
+    begin?: { withCommit(writes: Write[]): Promise<boolean>; alone(): Promise<boolean> };
   }
   interface FastifyContextConfig {
     /** The route needs a signed request (PROTOCOL.md §3). */
@@ -93,6 +107,11 @@ declare module 'fastify' {
     body?: Schema;
     /** What the step reads first, read with the request's begin (a signed POST's) as of `at`. */
     readAhead?: (req: FastifyRequest, at: number) => ReadWithBegin;
+    /**
+     * The route decides without the database until its commit, when this holds: its handler then
+     * makes the request's begin with that commit (`req.begin`), one round trip for both.
+     */
+    beginsWithCommit?: (req: FastifyRequest) => boolean;
   }
 }
 
@@ -294,25 +313,63 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
         true,
       );
     }
-    const read = req.routeOptions.config.readAhead?.(req, at);
-    const seen = await ctx.store.useNonceAndBegin(
-      req.terminal.id,
-      req.headers['x-cardpay-nonce'] as string,
-      at + ctx.config.nonceTtlMs,
+    const begin: RequestBegin = {
+      terminalId: req.terminal.id,
+      nonce: req.headers['x-cardpay-nonce'] as string,
+      nonceExpiresAt: at + ctx.config.nonceTtlMs,
       key,
       // The body's hash was taken when the signature was checked.
-      sealer.fingerprint(req.method, req.url, req.bodyHash!),
-      at,
-      ctx.config.idempotencyTtlMs,
-      idempotencyLeaseMs(ctx.config),
+      fingerprint: sealer.fingerprint(req.method, req.url, req.bodyHash!),
+      now: at,
+      ttlMs: ctx.config.idempotencyTtlMs,
+      leaseMs: idempotencyLeaseMs(ctx.config),
+    };
+    if (req.routeOptions.config.beginsWithCommit?.(req)) {
+      // The answer goes in the commit's writes (answerFor); a commit that did not hold wrote
+      // nothing, and the request then has no record of its own until `alone` gives it one.
+      req.idempotency = { key };
+      req.begin = {
+        withCommit: async (writes) => {
+          let written = false;
+          try {
+            written = await ctx.store.beginWithCommit(begin, writes);
+          } finally {
+            if (!written) req.idempotency = undefined;
+          }
+          return written;
+        },
+        alone: () => beginAlone(req, reply, begin),
+      };
+      return;
+    }
+    if (!(await beginAlone(req, reply, begin))) return reply;
+  });
+
+  /** A request's begin, alone: true when it may act (see `req.begin`). */
+  async function beginAlone(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    b: RequestBegin,
+  ): Promise<boolean> {
+    const read = req.routeOptions.config.readAhead?.(req, b.now);
+    const seen = await ctx.store.useNonceAndBegin(
+      b.terminalId,
+      b.nonce,
+      b.nonceExpiresAt,
+      b.key,
+      b.fingerprint,
+      b.now,
+      b.ttlMs,
+      b.leaseMs,
       read,
     );
     if (seen.kind === 'nonce_reused') throw nonceReused();
-    if (!actOn(sealer, req.terminal.id, key, seen, reply)) return reply;
-    req.idempotency = { key };
+    if (!actOn(sealer, b.terminalId, b.key, seen, reply)) return false;
+    req.idempotency = { key: b.key };
     if (read && seen.kind === 'new' && seen.read)
-      req.ahead = { read, at, found: seen.read.session, lease: seen.read.lease };
-  });
+      req.ahead = { read, at: b.now, found: seen.read.session, lease: seen.read.lease };
+    return true;
+  }
 
   app.addHook('onSend', async (req, reply, payload) => {
     const text =

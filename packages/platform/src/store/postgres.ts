@@ -22,6 +22,7 @@ import {
   type MerchantOrderRow,
   type OrderQuery,
   type ReadWithBegin,
+  type RequestBegin,
   type RefundRow,
   type EventRow,
   type DeliveryRow,
@@ -474,6 +475,19 @@ export class PostgresStore implements Store {
         : { session },
     };
   }
+  /**
+   * The begin's statement raises unless its nonce was new and its key taken ({@link BEGUN_OR_UNDO}),
+   * then the commit's statements follow in the same pipeline: one round trip, one transaction that
+   * any refusal undoes whole. It waits for the disk, as every commit with an answer does.
+   */
+  async beginWithCommit(b: RequestBegin, writes: Write[]) {
+    // Its first nine parameters: it takes no lease.
+    const params = beginParams({ ...b, nonce: { nonce: b.nonce, expiresAt: b.nonceExpiresAt } });
+    return this.commitStatements([
+      { sql: BEGUN_OR_UNDO, params: params.slice(0, 9) },
+      ...writes.flatMap(writeSql),
+    ]);
+  }
   async legacyIdempotency(limit: number, after = { scope: '', key: '' }) {
     const rows = await this.q<{
       terminal_id: string;
@@ -711,8 +725,11 @@ export class PostgresStore implements Store {
    * round trip, was most of it.
    */
   async commit(writes: Write[]): Promise<boolean> {
+    return this.commitStatements(writes.flatMap(writeSql));
+  }
+  private async commitStatements(statements: Sql[]): Promise<boolean> {
     try {
-      await this.run(writes.flatMap(writeSql));
+      await this.run(statements);
       return true;
     } catch (error) {
       if ((error as { code?: string }).code === CONDITION_FAILED) return false;
@@ -840,15 +857,8 @@ const RECENT_ATTEMPTS = recentAttemptsOf('$1', '$2', '$3');
 /** For this transaction only, a commit that does not wait for the disk (PostgreSQL's own setting). */
 const NO_FLUSH: Sql = { sql: "SELECT set_config('synchronous_commit', 'off', true)", params: [] };
 
-/**
- * A request's begin as one statement: records the nonce (when `$8` gives one) and, only if it was
- * new, inserts the idempotency record (or takes over an expired one, or one left in progress past
- * its lease). Of two instances with the same key exactly one inserts and acts. The record as it
- * stood before the statement comes back with it, to say why a request may not act. With `$10`,
- * a request that may act also takes its terminal's authentication lease until then (when free and
- * the terminal not locked): `lease_failures` is the terminal's failures when it was taken.
- */
-const BEGIN_SQL = `WITH n AS (
+/** A begin's nonce (`n`) and idempotency record (`i`), as CTEs ({@link BEGIN_SQL} says how). */
+const NONCE_AND_KEY = `WITH n AS (
      INSERT INTO nonces (terminal_id, nonce, expires_at)
      SELECT $1::text, $8::text, $9::bigint WHERE $8::text IS NOT NULL
      ON CONFLICT (terminal_id, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at
@@ -863,7 +873,17 @@ const BEGIN_SQL = `WITH n AS (
        WHERE idempotency.expires_at <= $5
           OR (idempotency.status IS NULL AND idempotency.fingerprint = EXCLUDED.fingerprint
               AND idempotency.expires_at - $6 <= $7)
-     RETURNING 1),
+     RETURNING 1)`;
+
+/**
+ * A request's begin as one statement: records the nonce (when `$8` gives one) and, only if it was
+ * new, inserts the idempotency record (or takes over an expired one, or one left in progress past
+ * its lease). Of two instances with the same key exactly one inserts and acts. The record as it
+ * stood before the statement comes back with it, to say why a request may not act. With `$10`,
+ * a request that may act also takes its terminal's authentication lease until then (when free and
+ * the terminal not locked): `lease_failures` is the terminal's failures when it was taken.
+ */
+const BEGIN_SQL = `${NONCE_AND_KEY},
    l AS (
      UPDATE terminals SET auth_lease_until = $10::bigint
      WHERE $10::bigint IS NOT NULL AND id = $1 AND auth_lease_until <= $5 AND locked_until <= $5
@@ -874,6 +894,13 @@ const BEGIN_SQL = `WITH n AS (
           (SELECT auth_failures FROM l) AS lease_failures
    FROM (SELECT 1) AS one
    LEFT JOIN idempotency o ON o.terminal_id = $1 AND o.key = $2`;
+
+/**
+ * {@link BEGIN_SQL}'s nonce and idempotency record (no lease), raising CP001 unless both were
+ * taken: the transaction it begins is undone when the request is not new.
+ */
+const BEGUN_OR_UNDO = `${NONCE_AND_KEY}
+   SELECT cardpay_holds(EXISTS (SELECT 1 FROM i), 'the request is new: its nonce unused, its idempotency key free')`;
 
 /** The lease, taken only if free and the terminal not locked ({@link PostgresStore.acquireAuthLease}). */
 const TAKE_LEASE = `UPDATE terminals SET auth_lease_until = $1

@@ -25,6 +25,7 @@ import {
   type MerchantOrderRow,
   type OrderQuery,
   type ReadWithBegin,
+  type RequestBegin,
   type RefundRow,
   type EventRow,
   type DeliveryRow,
@@ -463,6 +464,22 @@ export class SqliteStore implements Store {
     const lease = read.lease && (await this.acquireAuthLease(terminalId, now, read.lease.until));
     const session = await this.readSessionWith(read.session, read.want);
     return { kind: 'new', read: lease ? { session, lease } : { session } };
+  }
+  async beginWithCommit(b: RequestBegin, writes: Write[]) {
+    try {
+      // One unit in a savepoint: a nonce used or a key not new undoes it as a lost race would.
+      return await this.write(() => {
+        const begun =
+          this.useNonceNow(b.terminalId, b.nonce, b.now, b.nonceExpiresAt) &&
+          this.beginIdempotentNow(b.terminalId, b.key, b.fingerprint, b.now, b.ttlMs, b.leaseMs)
+            .kind === 'new';
+        if (!begun) throw new VersionConflict();
+        return this.commitTxBody(writes);
+      }, true);
+    } catch (error) {
+      if (error instanceof VersionConflict) return false;
+      throw error;
+    }
   }
   async nonceSeen(terminalId: string, nonce: string, now: number) {
     return !!this.stmt(

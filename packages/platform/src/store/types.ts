@@ -320,6 +320,18 @@ export interface SessionFacts {
 /** A session with its facts as {@link Store.sessionWith} reads it; undefined when there is none. */
 export type SessionWith = { session: SessionRow; facts: SessionFacts } | undefined;
 
+/** What begins a signed POST: its nonce and its idempotency record ({@link Store.beginWithCommit}). */
+export interface RequestBegin {
+  terminalId: string;
+  nonce: string;
+  nonceExpiresAt: number;
+  key: string;
+  fingerprint: string;
+  now: number;
+  ttlMs: number;
+  leaseMs: number;
+}
+
 /** A read to make with a request's begin ({@link Store.useNonceAndBegin}), in its round trip. */
 export interface ReadWithBegin {
   session: string;
@@ -413,6 +425,14 @@ export interface Store {
     leaseMs: number,
     read?: ReadWithBegin,
   ): Promise<BeginWithRead | { kind: 'nonce_reused' }>;
+  /**
+   * A signed POST's begin and the commit of its change as one transaction (on PostgreSQL one round
+   * trip): its nonce recorded and its idempotency record taken as {@link Store.useNonceAndBegin}
+   * would, then `writes` as {@link Store.commit} makes them. True when all of it was written. False
+   * when any of it did not hold (the nonce used, the key not new, a write's condition unmet), and
+   * then nothing was: the request is made again the usual way, which says which.
+   */
+  beginWithCommit(begin: RequestBegin, writes: Write[]): Promise<boolean>;
   finishIdempotent(terminalId: string, key: string, status: number, body: string): Promise<void>;
   abandonIdempotent(terminalId: string, key: string): Promise<void>;
   /**

@@ -14,6 +14,7 @@ import {
   cancelSession,
   confirmOrder,
   openSession,
+  opensWithoutReads,
   stepReads,
   submitOrder,
   viewSession,
@@ -30,18 +31,30 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
   const signed = { signed: true };
   app.post(
     '/v1/sessions',
-    { config: { ...signed, body: CreateSessionRequestSchema } },
-    async (req, reply) =>
-      reply
+    {
+      config: {
+        ...signed,
+        body: CreateSessionRequestSchema,
+        beginsWithCommit: (req) => opensWithoutReads(ctx, req.body as CreateSessionRequest),
+      },
+    },
+    async (req, reply) => {
+      const body = req.body as CreateSessionRequest;
+      if (req.begin) {
+        const view = await openSession(
+          ctx,
+          req.terminal!,
+          body,
+          answerFor(ctx.sealer, req),
+          req.begin.withCommit,
+        );
+        if (view) return reply.code(201).send(view);
+        if (!(await req.begin.alone())) return reply;
+      }
+      return reply
         .code(201)
-        .send(
-          await openSession(
-            ctx,
-            req.terminal!,
-            req.body as CreateSessionRequest,
-            answerFor(ctx.sealer, req),
-          ),
-        ),
+        .send(await openSession(ctx, req.terminal!, body, answerFor(ctx.sealer, req)));
+    },
   );
   app.get('/v1/sessions/:id', { config: signed }, async (req) =>
     viewSession(ctx, req.terminal!, id(req)),
