@@ -198,6 +198,23 @@ function postgresCpuSeconds(): number {
 }
 
 /**
+ * The machine's CPU seconds so far, busy (user, system, interrupts, steal excluded) and in all,
+ * over every core, from /proc/stat (clock ticks of 1/100 s).
+ */
+function machineCpuSeconds(): { busy: number; all: number } {
+  const ticks = require('node:fs')
+    .readFileSync('/proc/stat', 'utf8')
+    .split('\n')[0]
+    .trim()
+    .split(/\s+/)
+    .slice(1, 9)
+    .map(Number);
+  const [user, nice, system, idle, iowait, irq, softirq] = ticks;
+  const busy = user + nice + system + irq + softirq;
+  return { busy: busy / 100, all: (busy + idle + iowait) / 100 };
+}
+
+/**
  * The database's transactions so far and the rows written to its tables, from its statistics
  * (each backend reports them within a second of going idle: wait that long before reading).
  */
@@ -328,6 +345,24 @@ export interface LoadFigures {
   cpuPerSignedRequestUs: number;
   /** PostgreSQL's own CPU per checkout (PostgreSQL targets only). */
   databaseCpuPerCheckoutUs?: number;
+  /**
+   * Where a checkout's CPU went on the whole machine (µs per checkout): the platform, PostgreSQL,
+   * the payment platform when apart, this load generator, and the rest (the kernel's work for no
+   * one process, other programs); and how busy the cores were. With the cores busy, the rate is
+   * the cores over the machine's CPU per checkout: that is what sets one target's rate against
+   * another's.
+   */
+  machine: {
+    busyShare: number;
+    perCheckoutUs: {
+      all: number;
+      platform: number;
+      database: number;
+      paymentPlatform: number;
+      loadGenerator: number;
+      rest: number;
+    };
+  };
   /**
    * PostgreSQL's transactions per checkout (PostgreSQL targets only). Every statement or message
    * the store sends outside BEGIN … COMMIT is a transaction of its own, so this is its round
@@ -571,8 +606,16 @@ async function load(target: Target, terminals: Terminal[], pinKey: Buffer, check
   const cpu = () => target.procs.reduce((sum, p) => sum + cpuSeconds(p.pid!), 0);
   const onPostgres = target.name.startsWith('PostgreSQL');
   const counts0 = target.db ? await databaseCounts(target.db) : undefined;
+  const others = () => target.others.reduce((sum, p) => sum + cpuSeconds(p.pid!), 0);
+  const generator = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  };
   const cpu0 = cpu();
   const db0 = onPostgres ? postgresCpuSeconds() : 0;
+  const others0 = others();
+  const generator0 = generator();
+  const machine0 = machineCpuSeconds();
   const t0 = performance.now();
   await Promise.all(
     terminals.map(async (t) => {
@@ -582,6 +625,25 @@ async function load(target: Target, terminals: Terminal[], pinKey: Buffer, check
   const checkoutsPerS = total / ((performance.now() - t0) / 1000);
   const cpu1 = cpu();
   const db1 = onPostgres ? postgresCpuSeconds() : 0;
+  const machine1 = machineCpuSeconds();
+  const perCheckout = (seconds: number) => (seconds / total) * 1e6;
+  const used = {
+    all: perCheckout(machine1.busy - machine0.busy),
+    platform: perCheckout(cpu1 - cpu0),
+    database: perCheckout(db1 - db0),
+    paymentPlatform: perCheckout(others() - others0),
+    loadGenerator: perCheckout(generator() - generator0),
+  };
+  const machine = {
+    busyShare: (machine1.busy - machine0.busy) / (machine1.all - machine0.all),
+    perCheckoutUs: {
+      ...used,
+      rest: Math.max(
+        0,
+        used.all - used.platform - used.database - used.paymentPlatform - used.loadGenerator,
+      ),
+    },
+  };
   const counts1 = target.db ? await databaseCounts(target.db) : undefined;
   return {
     terminals: terminals.length,
@@ -589,6 +651,7 @@ async function load(target: Target, terminals: Terminal[], pinKey: Buffer, check
     checkoutsPerS,
     cpuPerSignedRequestUs: ((cpu1 - cpu0) / (total * 4)) * 1e6,
     ...(onPostgres ? { databaseCpuPerCheckoutUs: ((db1 - db0) / total) * 1e6 } : {}),
+    machine,
     ...(counts0 && counts1
       ? {
           database: {
@@ -622,6 +685,20 @@ async function steadyLoad(target: Target, terminals: Terminal[], pinKey: Buffer,
   return { rate, cpuPerSignedRequestUs, steps: stepFigures(latencies) };
 }
 
+/** Where a checkout's CPU went on the machine, in ms, and how busy the cores were. */
+export function machineLine(l: LoadFigures): string {
+  const u = l.machine.perCheckoutUs;
+  const ms = (us: number) => (us / 1000).toFixed(2);
+  const parts = [
+    `platform ${ms(u.platform)}`,
+    ...(l.databaseCpuPerCheckoutUs !== undefined ? [`PostgreSQL ${ms(u.database)}`] : []),
+    ...(u.paymentPlatform > 0 ? [`payment platform ${ms(u.paymentPlatform)}`] : []),
+    `load generator ${ms(u.loadGenerator)}`,
+    `rest ${ms(u.rest)}`,
+  ];
+  return `${ms(u.all)} ms of the machine's CPU per checkout (${parts.join(', ')}), cores ${(100 * l.machine.busyShare).toFixed(0)} % busy`;
+}
+
 export const stepsLine = (steps: Record<Step, StepLatency>) =>
   STEPS.map((s) => `${s} ${steps[s].p50.toFixed(1)} / ${steps[s].p99.toFixed(1)} ms`).join('; ');
 
@@ -640,6 +717,7 @@ async function main() {
       console.log(
         `${t.name}, ${l.terminals} terminals: ${l.checkoutsPerS.toFixed(0)} checkouts/s = ${(100 * l.shareOfBare).toFixed(1)}% of bare Fastify's rate; ${l.cpuPerSignedRequestUs.toFixed(0)} µs server CPU per signed request = ${(l.cpuPerSignedRequestUs / b.cpuPerRequestUs).toFixed(1)}x bare${l.databaseCpuPerCheckoutUs !== undefined ? `; PostgreSQL's own ${l.databaseCpuPerCheckoutUs.toFixed(0)} µs per checkout` : ''}${l.database ? `, ${l.database.transactionsPerCheckout.toFixed(1)} round trips, ${l.database.rowWritesPerCheckout.toFixed(1)} row writes` : ''}; p50 / p99: ${stepsLine(l.steps)} (the budgets: npm run bench)`,
       );
+    for (const l of t.loads) console.log(`  ${machineLine(l)}`);
     if (t.steady)
       console.log(
         `  steady ${t.steady.rate.toFixed(0)} checkouts/s (half capacity): ${stepsLine(t.steady.steps)} (budget p99 <= 10 ms)`,

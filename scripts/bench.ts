@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repositoryRoot } from './root';
 import { installInEmptyProject, packWorkspace } from './sdk-install';
-import { benchServer, stepsLine } from './bench-server';
+import { benchServer, machineLine, stepsLine } from './bench-server';
 import { benchStatement } from './bench-statement';
 
 interface Row {
@@ -130,6 +130,17 @@ async function main() {
       baseline: 'SQLite on a file, same run',
       budget: '≥ 40 %',
       met: rate >= 0.4,
+    });
+    // Why the rate is what it is: with the cores busy in both runs, each target's rate is the
+    // cores it had over the machine's CPU per checkout.
+    const share = (x: typeof l) => x.machine.busyShare / x.machine.perCheckoutUs.all;
+    rows.push({
+      what: "PostgreSQL x1 against SQLite on a file: the machine's CPU per checkout, by process",
+      figure: `PostgreSQL x1: ${machineLine(l)}; SQLite on a file: ${machineLine(file)}; so ${((100 * share(l)) / share(file)).toFixed(0)} % of the rate, against ${(100 * rate).toFixed(0)} % measured`,
+      baseline: 'SQLite on a file, same run',
+      budget:
+        "none (explains the rate: PostgreSQL's own CPU per checkout is about what a whole checkout costs the machine on SQLite)",
+      met: true,
     });
     const same = server.atPostgresRate;
     if (same)
