@@ -150,6 +150,44 @@ describe('a session opened without a merchant order', () => {
   });
 });
 
+describe('a session opened for a merchant order', () => {
+  it('reads the order with its request’s begin, and nothing of it again', async () => {
+    const t = await terminal(platform);
+    const res = await fetch(`${platform.url}/v1/merchant/orders`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer strict-key-123', 'content-type': 'application/json' },
+      body: JSON.stringify({ merchantOrderId: 'read-ahead-order', amount: 2500, currency: 'CNY' }),
+    });
+    const { orderRef } = (await res.json()) as { orderRef: string };
+    const store = platform.store;
+    const spies = {
+      order: jest.spyOn(store, 'getMerchantOrder'),
+      begin: jest.spyOn(store, 'useNonceAndBegin'),
+      withCommit: jest.spyOn(store, 'beginWithCommit'),
+    };
+    try {
+      const opened = await t.client.createSession(
+        { merchantId: 'mch_strict', orderRef },
+        'open-for-order-key',
+      );
+      expect(opened.order).toMatchObject({ orderRef, amount: 2500, currency: 'CNY' });
+      expect(spies.begin).toHaveBeenCalledTimes(1);
+      expect(spies.begin.mock.calls[0][8]).toEqual({ order: orderRef });
+      expect(spies.order).not.toHaveBeenCalled();
+      expect(spies.withCommit).not.toHaveBeenCalled();
+      // An order the read found none of is refused as before.
+      await expect(
+        t.client.createSession(
+          { merchantId: 'mch_strict', orderRef: 'mor_nobody' },
+          await t.client.newIdempotencyKey(),
+        ),
+      ).rejects.toMatchObject({ code: 'order_unknown', status: 404 });
+    } finally {
+      Object.values(spies).forEach((s) => s.mockRestore());
+    }
+  });
+});
+
 describe('a repeat while the first is still being processed', () => {
   it('is answered idempotency_in_progress, retryable, and the first outcome stands', async () => {
     const t = await terminal(platform);

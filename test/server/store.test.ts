@@ -570,6 +570,30 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
     ).toEqual({ kind: 'new' });
   });
 
+  it('reads the merchant order a session opens for with its begin, only when the request may act', async () => {
+    const t = await terminal(store);
+    const o = order();
+    await store.putMerchantOrder(o);
+    const begin = (nonce: string, key: string, orderRef = o.orderRef) =>
+      store.useNonceAndBegin(t.id, nonce, NOW + 1000, key, 'fp', NOW, 60000, 5000, {
+        order: orderRef,
+      });
+    const key = id('key');
+    expect(await begin(id('n'), key)).toEqual({
+      kind: 'new',
+      read: { order: await store.getMerchantOrder(o.orderRef) },
+    });
+    expect(await begin(id('n'), key)).toEqual({ kind: 'in_progress' });
+    const nonce = id('n');
+    await begin(nonce, id('key'));
+    expect(await begin(nonce, id('key'))).toEqual({ kind: 'nonce_reused' });
+    // No such order: the request may act, and is told there is none.
+    expect(await begin(id('n'), id('key'), 'mor_none')).toEqual({
+      kind: 'new',
+      read: { order: undefined },
+    });
+  });
+
   it('moves the loyalty history of one currency with each decided payment and refund, in their transaction', async () => {
     const t = await terminal(store);
     const add = (amount: number, currency = 'CNY') => ({

@@ -10,7 +10,7 @@ import {
   type OrderRequest,
   type SessionView,
 } from 'cardpay';
-import { NO_ANSWER, type Ahead, type Answer, type Ctx } from './context';
+import { NO_ANSWER, type Ahead, type Answer, type Ctx, type OrderAhead } from './context';
 import { securityEvent } from './security-events';
 import { settle } from './settle';
 import { paymentView } from './views';
@@ -22,7 +22,7 @@ import type {
   Attempts,
   MerchantOrderRow,
   PaymentRow,
-  ReadWithBegin,
+  SessionRead,
   SessionFacts,
   SessionFactsWanted,
   SessionRow,
@@ -152,7 +152,7 @@ export const stepReads = {
     want: { terminal: true, attemptsSince: at - HOUR, history: true as const },
     lease: { until: at + LEASE_MS },
   }),
-} satisfies Record<string, (...args: never[]) => Omit<ReadWithBegin, 'session'>>;
+} satisfies Record<string, (...args: never[]) => Omit<SessionRead, 'session'>>;
 
 const sameWant = (a: SessionFactsWanted, b: SessionFactsWanted) =>
   !!a.terminal === !!b.terminal &&
@@ -252,32 +252,37 @@ export function opensWithoutReads(ctx: Ctx, body: CreateSessionRequest): boolean
  * `POST /v1/sessions`: the card-number input port (PROTOCOL.md §5.1). With `withBegin`, its
  * commit is made with its request's begin ({@link Store.beginWithCommit}); undefined then says
  * only that something did not hold (the nonce, the key, the cap), and the request is made again
- * the usual way, which says which.
+ * the usual way, which says which. With `order`, its merchant order as read with the begin.
  */
 export async function openSession(
   ctx: Ctx,
   terminal: TerminalRow,
   body: CreateSessionRequest,
   answer: Answer,
-  withBegin: (writes: Write[]) => Promise<boolean>,
+  ahead: { withBegin: (writes: Write[]) => Promise<boolean> },
 ): Promise<SessionView | undefined>;
 export async function openSession(
   ctx: Ctx,
   terminal: TerminalRow,
   body: CreateSessionRequest,
   answer?: Answer,
+  ahead?: { order?: OrderAhead },
 ): Promise<SessionView>;
 export async function openSession(
   ctx: Ctx,
   terminal: TerminalRow,
   body: CreateSessionRequest,
   answer: Answer = NO_ANSWER,
-  withBegin?: (writes: Write[]) => Promise<boolean>,
+  ahead: { withBegin?: (writes: Write[]) => Promise<boolean>; order?: OrderAhead } = {},
 ): Promise<SessionView | undefined> {
+  const { withBegin } = ahead;
   const merchant = merchantOf(ctx, body.merchantId);
   let order;
   if (body.orderRef) {
-    order = await ctx.store.getMerchantOrder(body.orderRef);
+    order =
+      ahead.order?.orderRef === body.orderRef
+        ? ahead.order.found
+        : await ctx.store.getMerchantOrder(body.orderRef);
     if (!order || order.merchantId !== merchant.id)
       throw new ApiError(404, 'order_unknown', `no order ${body.orderRef} for ${merchant.id}`);
     if (isPaid(order))

@@ -5,7 +5,14 @@ import type { Sealer } from '../infra/secrets';
 import type { SoterVerifier } from '../connectors/soter';
 import type { WeChatApi } from '../connectors/wechat';
 import type { Metrics } from '../infra/metrics';
-import type { AuthLease, ReadWithBegin, SessionWith, Store, Write } from '../store/types';
+import type {
+  AuthLease,
+  MerchantOrderRow,
+  SessionRead,
+  SessionWith,
+  Store,
+  Write,
+} from '../store/types';
 
 /** What the payment domain works with: storage, configuration, keys, the payment platform. */
 export interface Ctx {
@@ -49,8 +56,14 @@ export const NO_ANSWER: Answer = () => [];
  * terminal's authentication lease when the read asked for it.
  */
 export interface Ahead {
-  read: ReadWithBegin;
+  read: SessionRead;
   at: number;
   found: SessionWith;
   lease?: AuthLease;
+}
+
+/** The merchant order a session opens for, read with its request's begin (undefined: none). */
+export interface OrderAhead {
+  orderRef: string;
+  found: MerchantOrderRow | undefined;
 }

@@ -7,7 +7,7 @@ import Fastify, {
 import { createServer, type RequestListener } from 'node:http';
 import { canonicalRequest, canonicalResponse, validate, type Schema } from 'cardpay';
 import { idempotencyLeaseMs, type PlatformConfig } from '../infra/config';
-import type { Ahead, Ctx } from '../domain/context';
+import type { Ahead, Ctx, OrderAhead } from '../domain/context';
 import { ApiError, invalid } from '../infra/errors';
 import { PaymentConnector } from '../connectors/payments';
 import { Notifier } from '../domain/notifications';
@@ -90,8 +90,10 @@ declare module 'fastify' {
     bodyHash?: string;
     /** Its Idempotency-Key, and the answer recorded with its commit once there is one. */
     idempotency?: { key: string; answered?: { status: number; text: string } };
-    /** The route's {@link FastifyContextConfig.readAhead}, read. */
+    /** The route's {@link FastifyContextConfig.readAhead}, read: a step's session … */
     ahead?: Ahead;
+    /** … or the merchant order a session opens for. */
+    orderAhead?: OrderAhead;
     /**
      * A request whose begin its handler makes ({@link FastifyContextConfig.beginsWithCommit}):
      * `withCommit` with the writes of its change, in one transaction (true: all written); when
@@ -106,7 +108,7 @@ declare module 'fastify' {
     /** JSON schema of the body, checked with the SDK's validator. */
     body?: Schema;
     /** What the step reads first, read with the request's begin (a signed POST's) as of `at`. */
-    readAhead?: (req: FastifyRequest, at: number) => ReadWithBegin;
+    readAhead?: (req: FastifyRequest, at: number) => ReadWithBegin | undefined;
     /**
      * The route decides without the database until its commit, when this holds: its handler then
      * makes the request's begin with that commit (`req.begin`), one round trip for both.
@@ -366,8 +368,12 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
     if (seen.kind === 'nonce_reused') throw nonceReused();
     if (!actOn(sealer, b.terminalId, b.key, seen, reply)) return false;
     req.idempotency = { key: b.key };
-    if (read && seen.kind === 'new' && seen.read)
-      req.ahead = { read, at: b.now, found: seen.read.session, lease: seen.read.lease };
+    if (read && seen.kind === 'new' && seen.read) {
+      if ('order' in read && 'order' in seen.read)
+        req.orderAhead = { orderRef: read.order, found: seen.read.order };
+      else if ('session' in read && 'session' in seen.read)
+        req.ahead = { read, at: b.now, found: seen.read.session, lease: seen.read.lease };
+    }
     return true;
   }
 

@@ -450,15 +450,18 @@ export class PostgresStore implements Store {
       ttlMs,
       leaseMs,
       nonce: { nonce, expiresAt: nonceExpiresAt },
-      authLeaseUntil: read?.lease?.until,
+      authLeaseUntil: read && 'session' in read ? read.lease?.until : undefined,
     });
-    const lease = !!read?.lease;
+    const order = read && 'order' in read ? read.order : undefined;
+    const step = read && 'session' in read ? read : undefined;
+    const lease = !!step?.lease;
     const results = await this.run(
       [
         { sql: BEGIN_SQL, params },
         // After the begin (and its lease), each with a snapshot of its own.
         ...(lease ? [{ sql: LOCK_OF, params: [terminalId] }] : []),
-        ...(read ? [this.sessionWithStatement(read.session, read.want)] : []),
+        ...(step ? [this.sessionWithStatement(step.session, step.want)] : []),
+        ...(order !== undefined ? [{ sql: MERCHANT_ORDER, params: [order] }] : []),
       ],
       // A lease waits for the disk: its holder judges a password against the failures it read, and
       // a lease lost in a crash would let a second judge in beside it.
@@ -467,7 +470,8 @@ export class PostgresStore implements Store {
     const row = results[0][0] as unknown as BegunRow;
     const r = begun(row, fingerprint);
     if (r.kind !== 'new' || !read) return r;
-    const session = sessionWithOf(results[lease ? 2 : 1][0], read.want);
+    if (!step) return { kind: 'new', read: { order: toRow<MerchantOrderRow>(results[1][0]) } };
+    const session = sessionWithOf(results[lease ? 2 : 1][0], step.want);
     return {
       kind: 'new',
       read: lease
@@ -706,9 +710,7 @@ export class PostgresStore implements Store {
     }));
   }
   async getMerchantOrder(orderRef: string) {
-    return toRow<MerchantOrderRow>(
-      (await this.q('SELECT * FROM merchant_orders WHERE order_ref = $1', [orderRef]))[0],
-    );
+    return toRow<MerchantOrderRow>((await this.q(MERCHANT_ORDER, [orderRef]))[0]);
   }
 
   /**
@@ -901,6 +903,8 @@ const BEGIN_SQL = `${NONCE_AND_KEY},
  */
 const BEGUN_OR_UNDO = `${NONCE_AND_KEY}
    SELECT cardpay_holds(EXISTS (SELECT 1 FROM i), 'the request is new: its nonce unused, its idempotency key free')`;
+
+const MERCHANT_ORDER = 'SELECT * FROM merchant_orders WHERE order_ref = $1';
 
 /** The lease, taken only if free and the terminal not locked ({@link PostgresStore.acquireAuthLease}). */
 const TAKE_LEASE = `UPDATE terminals SET auth_lease_until = $1

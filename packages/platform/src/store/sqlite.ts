@@ -461,6 +461,7 @@ export class SqliteStore implements Store {
     );
     // In process, a read costs no round trip: it follows the begin (and the lease, when asked).
     if (begun.kind !== 'new' || !read) return begun;
+    if ('order' in read) return { kind: 'new', read: { order: this.merchantOrder(read.order) } };
     const lease = read.lease && (await this.acquireAuthLease(terminalId, now, read.lease.until));
     const session = await this.readSessionWith(read.session, read.want);
     return { kind: 'new', read: lease ? { session, lease } : { session } };
@@ -727,6 +728,10 @@ export class SqliteStore implements Store {
     return this.stmt(sql).all({ m: merchantId, from, to }) as DayFigures[];
   }
   async getMerchantOrder(orderRef: string) {
+    return this.merchantOrder(orderRef);
+  }
+  /** The order itself: what a begin reads for its session is not a read of the session's own. */
+  private merchantOrder(orderRef: string) {
     return this.row<MerchantOrderRow>(
       'SELECT * FROM merchant_orders WHERE order_ref = ?',
       orderRef,

@@ -332,8 +332,15 @@ export interface RequestBegin {
   leaseMs: number;
 }
 
-/** A read to make with a request's begin ({@link Store.useNonceAndBegin}), in its round trip. */
-export interface ReadWithBegin {
+/**
+ * A read to make with a request's begin ({@link Store.useNonceAndBegin}), in its round trip: a
+ * step's session with what the step asks ({@link SessionRead}), or the merchant order a session
+ * opens for.
+ */
+export type ReadWithBegin = SessionRead | { order: string };
+
+/** A step's session, with the facts it decides on, read with its request's begin. */
+export interface SessionRead {
   session: string;
   want: SessionFactsWanted;
   /**
@@ -364,7 +371,10 @@ export type IdempotencyBegin =
 /** A begin with the read asked for with it, when the request may act. */
 export type BeginWithRead =
   | Exclude<IdempotencyBegin, { kind: 'new' }>
-  | { kind: 'new'; read?: { session: SessionWith; lease?: AuthLease } };
+  | {
+      kind: 'new';
+      read?: { session: SessionWith; lease?: AuthLease } | { order: MerchantOrderRow | undefined };
+    };
 
 export interface Store {
   insertTerminal(row: TerminalRow): Promise<void>;

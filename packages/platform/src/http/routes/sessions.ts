@@ -36,24 +36,26 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
         ...signed,
         body: CreateSessionRequestSchema,
         beginsWithCommit: (req) => opensWithoutReads(ctx, req.body as CreateSessionRequest),
+        readAhead: (req) => {
+          const { orderRef } = req.body as CreateSessionRequest;
+          return orderRef ? { order: orderRef } : undefined;
+        },
       },
     },
     async (req, reply) => {
       const body = req.body as CreateSessionRequest;
       if (req.begin) {
-        const view = await openSession(
-          ctx,
-          req.terminal!,
-          body,
-          answerFor(ctx.sealer, req),
-          req.begin.withCommit,
-        );
+        const view = await openSession(ctx, req.terminal!, body, answerFor(ctx.sealer, req), {
+          withBegin: req.begin.withCommit,
+        });
         if (view) return reply.code(201).send(view);
         if (!(await req.begin.alone())) return reply;
       }
-      return reply
-        .code(201)
-        .send(await openSession(ctx, req.terminal!, body, answerFor(ctx.sealer, req)));
+      return reply.code(201).send(
+        await openSession(ctx, req.terminal!, body, answerFor(ctx.sealer, req), {
+          order: req.orderAhead,
+        }),
+      );
     },
   );
   app.get('/v1/sessions/:id', { config: signed }, async (req) =>
