@@ -31,6 +31,19 @@ async function charges(orderId: string) {
   ).charges;
 }
 
+/** Spies on the platform's store methods, by the names a test gives them. */
+function spyOnStore<K extends string>(methods: Record<K, keyof SandboxPlatform['store']>) {
+  const store = platform.store;
+  return Object.fromEntries(
+    Object.entries(methods).map(([name, method]) => [
+      name,
+      jest.spyOn(store, method as 'commit') as jest.SpyInstance,
+    ]),
+  ) as Record<K, jest.SpyInstance>;
+}
+const restore = (spies: Record<string, jest.SpyInstance>) =>
+  Object.values(spies).forEach((s) => s.mockRestore());
+
 describe('exactly one charge per order', () => {
   it('answers a retried authenticate from its record: one payment, one charge', async () => {
     const t = await terminal(platform);
@@ -123,12 +136,11 @@ describe('a step’s session, read with its request’s begin', () => {
 describe('a session opened without a merchant order', () => {
   it('is begun with its commit, one write for both, and a repeat still gets the first answer', async () => {
     const t = await terminal(platform);
-    const store = platform.store;
-    const spies = {
-      withCommit: jest.spyOn(store, 'beginWithCommit'),
-      alone: jest.spyOn(store, 'useNonceAndBegin'),
-      commit: jest.spyOn(store, 'commit'),
-    };
+    const spies = spyOnStore({
+      withCommit: 'beginWithCommit',
+      alone: 'useNonceAndBegin',
+      commit: 'commit',
+    });
     try {
       const opened = await t.client.createSession({ merchantId: 'mch_strict' }, 'open-once-key');
       expect(spies.withCommit).toHaveBeenCalledTimes(1);
@@ -145,7 +157,7 @@ describe('a session opened without a merchant order', () => {
       const other = await t.client.createSession({ merchantId: 'mch_strict' }, 'open-twice-key');
       expect(other.sessionId).not.toBe(opened.sessionId);
     } finally {
-      Object.values(spies).forEach((s) => s.mockRestore());
+      restore(spies);
     }
   });
 });
@@ -159,12 +171,11 @@ describe('a session opened for a merchant order', () => {
       body: JSON.stringify({ merchantOrderId: 'read-ahead-order', amount: 2500, currency: 'CNY' }),
     });
     const { orderRef } = (await res.json()) as { orderRef: string };
-    const store = platform.store;
-    const spies = {
-      order: jest.spyOn(store, 'getMerchantOrder'),
-      begin: jest.spyOn(store, 'useNonceAndBegin'),
-      withCommit: jest.spyOn(store, 'beginWithCommit'),
-    };
+    const spies = spyOnStore({
+      order: 'getMerchantOrder',
+      begin: 'useNonceAndBegin',
+      withCommit: 'beginWithCommit',
+    });
     try {
       const opened = await t.client.createSession(
         { merchantId: 'mch_strict', orderRef },
@@ -183,7 +194,7 @@ describe('a session opened for a merchant order', () => {
         ),
       ).rejects.toMatchObject({ code: 'order_unknown', status: 404 });
     } finally {
-      Object.values(spies).forEach((s) => s.mockRestore());
+      restore(spies);
     }
   });
 });

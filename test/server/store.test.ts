@@ -115,6 +115,15 @@ function order(): MerchantOrderRow {
   };
 }
 
+/** The cap on a terminal's open sessions, as a commit's condition (sessions of the last 15 minutes). */
+const capOpen = (terminalId: string, limit: number) => ({
+  kind: 'capOpenSessions' as const,
+  terminalId,
+  since: NOW - 900000,
+  now: NOW,
+  limit,
+});
+
 /** Undoes SQLite migration 15: the full indexes of payments and sessions, as before it. */
 const BEFORE_SQLITE_15 = `DROP INDEX payments_attempts_terminal; DROP INDEX payments_attempts_card;
   DROP INDEX sessions_open_terminal;
@@ -167,13 +176,7 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
       ttlMs: 60000,
       leaseMs: 5000,
     });
-    const cap = (limit: number) => ({
-      kind: 'capOpenSessions' as const,
-      terminalId: t.id,
-      since: NOW - 900000,
-      now: NOW,
-      limit,
-    });
+    const cap = (limit: number) => capOpen(t.id, limit);
     const answer = (key: string) => ({
       kind: 'answer' as const,
       scope: t.id,
@@ -462,13 +465,7 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
 
   it('opens no more sessions than the cap when eight arrive at once, and one more once one ends', async () => {
     const t = await terminal(store);
-    const cap = {
-      kind: 'capOpenSessions' as const,
-      terminalId: t.id,
-      since: NOW - 900000,
-      now: NOW,
-      limit: 3,
-    };
+    const cap = capOpen(t.id, 3);
     const opening = Array.from({ length: 8 }, () => ({
       ...session(t.id),
       state: 'awaiting_order' as const,
@@ -734,13 +731,7 @@ describe('the SQLite store', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'cardpay-store-')), 'attempts.db');
     const store = new SqliteStore(file);
     const t = await terminal(store);
-    const cap = (limit: number) => ({
-      kind: 'capOpenSessions' as const,
-      terminalId: t.id,
-      since: NOW - 900000,
-      now: NOW,
-      limit,
-    });
+    const cap = (limit: number) => capOpen(t.id, limit);
     // Twelve payments of one card: four declined, two pending, six succeeded; and one open session.
     const statuses = ['declined', 'pending', 'succeeded'] as const;
     for (let i = 0; i < 12; i++) {
