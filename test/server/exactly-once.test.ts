@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import Fastify from 'fastify';
 import { PlatformClient } from '../../packages/sdk/src/core/client';
+import { StoreUnavailable } from '../../packages/platform/src/store/types';
 import { startSandboxPlatform, type SandboxPlatform } from '../../packages/testing/src/platform';
 import { factorsFor, proof, terminal, toPrompt } from '../support/server-harness';
 
@@ -156,6 +157,29 @@ describe('a session opened without a merchant order', () => {
       // Another key opens another session.
       const other = await t.client.createSession({ merchantId: 'mch_strict' }, 'open-twice-key');
       expect(other.sessionId).not.toBe(opened.sessionId);
+    } finally {
+      restore(spies);
+    }
+  });
+
+  it('when its commit with the begin fails (the database gone), is begun alone, answered 503 and opened once by the retry', async () => {
+    const t = await terminal(platform);
+    const spies = spyOnStore({ withCommit: 'beginWithCommit', alone: 'useNonceAndBegin' });
+    spies.withCommit.mockRejectedValueOnce(new StoreUnavailable('the database is unavailable'));
+    const noRetry = new PlatformClient({ baseUrl: platform.url, host: t.host, maxAttempts: 1 });
+    noRetry.identity = t.client.identity;
+    try {
+      await expect(
+        noRetry.createSession({ merchantId: 'mch_strict' }, 'open-after-outage'),
+      ).rejects.toMatchObject({ status: 503, retryable: true });
+      // Begun alone before the error was answered; the 503 gave the key back.
+      expect(spies.alone).toHaveBeenCalledTimes(1);
+      const opened = await noRetry.createSession({ merchantId: 'mch_strict' }, 'open-after-outage');
+      expect(opened.state).toBe('awaiting_order');
+      expect(
+        await noRetry.createSession({ merchantId: 'mch_strict' }, 'open-after-outage'),
+      ).toEqual(opened);
+      expect(spies.withCommit).toHaveBeenCalledTimes(3);
     } finally {
       restore(spies);
     }

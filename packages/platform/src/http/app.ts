@@ -340,7 +340,11 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
           }
           return written;
         },
-        alone: () => beginAlone(req, reply, begin),
+        alone: () => {
+          // Whatever came before, the request has a record of its own only once this begins one.
+          req.idempotency = undefined;
+          return beginAlone(req, reply, begin);
+        },
       };
       return;
     }

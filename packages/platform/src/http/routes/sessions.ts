@@ -45,9 +45,16 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Ctx): Promise<voi
     async (req, reply) => {
       const body = req.body as CreateSessionRequest;
       if (req.begin) {
-        const view = await openSession(ctx, req.terminal!, body, answerFor(ctx.sealer, req), {
-          withBegin: req.begin.withCommit,
-        });
+        let view;
+        try {
+          view = await openSession(ctx, req.terminal!, body, answerFor(ctx.sealer, req), {
+            withBegin: req.begin.withCommit,
+          });
+        } catch (error) {
+          // Begun alone first, as any request is before its error is answered (PROTOCOL.md §3).
+          if (!(await req.begin.alone())) return reply;
+          throw error;
+        }
         if (view) return reply.code(201).send(view);
         if (!(await req.begin.alone())) return reply;
       }
