@@ -207,7 +207,7 @@ describe('a session opened for a merchant order', () => {
       );
       expect(opened.order).toMatchObject({ orderRef, amount: 2500, currency: 'CNY' });
       expect(spies.begin).toHaveBeenCalledTimes(1);
-      expect(spies.begin.mock.calls[0][8]).toEqual({ order: orderRef });
+      expect(spies.begin.mock.calls[0][1]).toEqual({ order: orderRef });
       expect(spies.order).not.toHaveBeenCalled();
       expect(spies.withCommit).not.toHaveBeenCalled();
       // An order the read found none of is refused as before.

@@ -7,7 +7,6 @@ import { SqliteStore } from '../../packages/platform/src/store/sqlite';
 import type {
   MerchantOrderRow,
   PaymentRow,
-  RequestBegin,
   SessionRow,
   Store,
 } from '../../packages/platform/src/store/types';
@@ -115,6 +114,18 @@ function order(): MerchantOrderRow {
   };
 }
 
+/** A signed POST's begin at NOW: its nonce for a second, its key for a minute (lease 5 s). */
+const requestBegin = (terminalId: string, nonce: string, key: string, fingerprint = 'fp') => ({
+  terminalId,
+  nonce,
+  nonceExpiresAt: NOW + 1000,
+  key,
+  fingerprint,
+  now: NOW,
+  ttlMs: 60000,
+  leaseMs: 5000,
+});
+
 /** The cap on a terminal's open sessions, as a commit's condition (sessions of the last 15 minutes). */
 const capOpen = (terminalId: string, limit: number) => ({
   kind: 'capOpenSessions' as const,
@@ -166,16 +177,7 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
   it('begins a request with the commit of its change, all of it or nothing, one of concurrent twins', async () => {
     const t = await terminal(store);
     const opening = () => ({ ...session(t.id), state: 'awaiting_order' as const });
-    const begin = (key: string, nonce = id('n')): RequestBegin => ({
-      terminalId: t.id,
-      nonce,
-      nonceExpiresAt: NOW + 1000,
-      key,
-      fingerprint: 'fp',
-      now: NOW,
-      ttlMs: 60000,
-      leaseMs: 5000,
-    });
+    const begin = (key: string, nonce = id('n')) => requestBegin(t.id, nonce, key);
     const cap = (limit: number) => capOpen(t.id, limit);
     const answer = (key: string) => ({
       kind: 'answer' as const,
@@ -328,8 +330,7 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
     await store.commit([{ kind: 'insertSession', row: s }]);
     const release = { kind: 'releaseAuthLease' as const, terminalId: t.id };
     const read = { session: s.id, want: { terminal: true }, lease: { until: NOW + 30000 } };
-    const begin = (key: string) =>
-      store.useNonceAndBegin(t.id, id('n'), NOW + 1000, key, 'fp', NOW, 60000, 5000, read);
+    const begin = (key: string) => store.useNonceAndBegin(requestBegin(t.id, id('n'), key), read);
     const first = await begin(id('key'));
     expect(first).toMatchObject({
       kind: 'new',
@@ -542,7 +543,7 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
     const want = { terminal: true, attemptsSince: NOW - 1000, history: true as const };
     const read = { session: s.id, want };
     const begin = (nonce: string, key: string, fingerprint = 'fp', r = read) =>
-      store.useNonceAndBegin(t.id, nonce, NOW + 1000, key, fingerprint, NOW, 60000, 5000, r);
+      store.useNonceAndBegin(requestBegin(t.id, nonce, key, fingerprint), r);
     const key = id('key');
     expect(await begin(id('n'), key)).toEqual({
       kind: 'new',
@@ -562,9 +563,9 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
       kind: 'new',
       read: { session: undefined },
     });
-    expect(
-      await store.useNonceAndBegin(t.id, id('n'), NOW + 1000, id('key'), 'fp', NOW, 60000, 5000),
-    ).toEqual({ kind: 'new' });
+    expect(await store.useNonceAndBegin(requestBegin(t.id, id('n'), id('key')))).toEqual({
+      kind: 'new',
+    });
   });
 
   it('reads the merchant order a session opens for with its begin, only when the request may act', async () => {
@@ -572,9 +573,7 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
     const o = order();
     await store.putMerchantOrder(o);
     const begin = (nonce: string, key: string, orderRef = o.orderRef) =>
-      store.useNonceAndBegin(t.id, nonce, NOW + 1000, key, 'fp', NOW, 60000, 5000, {
-        order: orderRef,
-      });
+      store.useNonceAndBegin(requestBegin(t.id, nonce, key), { order: orderRef });
     const key = id('key');
     expect(await begin(id('n'), key)).toEqual({
       kind: 'new',
@@ -825,16 +824,7 @@ describePg('the PostgreSQL store', () => {
       // The same (only) connection: a commit after it waits for the disk again.
       expect(await sees(true)).toBe('on');
       const t = await terminal(store);
-      const began = await store.useNonceAndBegin(
-        t.id,
-        'n-1',
-        NOW + 1000,
-        'k-1',
-        'fp',
-        NOW,
-        60000,
-        5000,
-      );
+      const began = await store.useNonceAndBegin(requestBegin(t.id, 'n-1', 'k-1'));
       expect(began).toEqual({ kind: 'new' });
       expect((await store.pool.query(setting)).rows[0].v).toBe('on');
       expect(await sees(true)).toBe('on');

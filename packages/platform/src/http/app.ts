@@ -358,17 +358,7 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
     b: RequestBegin,
   ): Promise<boolean> {
     const read = req.routeOptions.config.readAhead?.(req, b.now);
-    const seen = await ctx.store.useNonceAndBegin(
-      b.terminalId,
-      b.nonce,
-      b.nonceExpiresAt,
-      b.key,
-      b.fingerprint,
-      b.now,
-      b.ttlMs,
-      b.leaseMs,
-      read,
-    );
+    const seen = await ctx.store.useNonceAndBegin(b, read);
     if (seen.kind === 'nonce_reused') throw nonceReused();
     if (!actOn(sealer, b.terminalId, b.key, seen, reply)) return false;
     req.idempotency = { key: b.key };

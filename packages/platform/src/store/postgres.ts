@@ -432,24 +432,13 @@ export class PostgresStore implements Store {
    * loses at most a begin nothing came of, as if its request had not arrived.
    */
   async useNonceAndBegin(
-    terminalId: string,
-    nonce: string,
-    nonceExpiresAt: number,
-    key: string,
-    fingerprint: string,
-    now: number,
-    ttlMs: number,
-    leaseMs: number,
+    b: RequestBegin,
     read?: ReadWithBegin,
   ): Promise<BeginWithRead | { kind: 'nonce_reused' }> {
+    const { terminalId, now } = b;
     const params = beginParams({
-      terminalId,
-      key,
-      fingerprint,
-      now,
-      ttlMs,
-      leaseMs,
-      nonce: { nonce, expiresAt: nonceExpiresAt },
+      ...b,
+      nonce: { nonce: b.nonce, expiresAt: b.nonceExpiresAt },
       authLeaseUntil: read && 'session' in read ? read.lease?.until : undefined,
     });
     const order = read && 'order' in read ? read.order : undefined;
@@ -468,7 +457,7 @@ export class PostgresStore implements Store {
       { rows: true, flush: lease },
     );
     const row = results[0][0] as unknown as BegunRow;
-    const r = begun(row, fingerprint);
+    const r = begun(row, b.fingerprint);
     if (r.kind !== 'new' || !read) return r;
     if (!step) return { kind: 'new', read: { order: toRow<MerchantOrderRow>(results[1][0]) } };
     const session = sessionWithOf(results[lease ? 2 : 1][0], step.want);

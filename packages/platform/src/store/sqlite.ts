@@ -442,21 +442,15 @@ export class SqliteStore implements Store {
     return this.stmt(sql).run(terminalId, nonce, expiresAt, now).changes === 1;
   }
   async useNonceAndBegin(
-    terminalId: string,
-    nonce: string,
-    nonceExpiresAt: number,
-    key: string,
-    fingerprint: string,
-    now: number,
-    ttlMs: number,
-    leaseMs: number,
+    b: RequestBegin,
     read?: ReadWithBegin,
   ): Promise<BeginWithRead | { kind: 'nonce_reused' }> {
+    const { terminalId, now } = b;
     // One write of two statements; no savepoint: a nonce refused writes nothing, and a nonce
     // recorded before a failed second statement is simply spent (the client signs anew).
     const begun = await this.write((): IdempotencyBegin | { kind: 'nonce_reused' } =>
-      this.useNonceNow(terminalId, nonce, now, nonceExpiresAt)
-        ? this.beginIdempotentNow(terminalId, key, fingerprint, now, ttlMs, leaseMs)
+      this.useNonceNow(terminalId, b.nonce, now, b.nonceExpiresAt)
+        ? this.beginIdempotentNow(terminalId, b.key, b.fingerprint, now, b.ttlMs, b.leaseMs)
         : { kind: 'nonce_reused' },
     );
     // In process, a read costs no round trip: it follows the begin (and the lease, when asked).

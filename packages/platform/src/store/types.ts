@@ -425,14 +425,7 @@ export interface Store {
    * `read.lease`, such a request also takes its terminal's lease, before the session is read.
    */
   useNonceAndBegin(
-    terminalId: string,
-    nonce: string,
-    nonceExpiresAt: number,
-    key: string,
-    fingerprint: string,
-    now: number,
-    ttlMs: number,
-    leaseMs: number,
+    begin: RequestBegin,
     read?: ReadWithBegin,
   ): Promise<BeginWithRead | { kind: 'nonce_reused' }>;
   /**
