@@ -123,8 +123,10 @@ const ORDER_ALREADY_PAID = {
   retryable: false,
 };
 
+const merchantById = (ctx: Ctx, id: string) => ctx.config.merchants.find((x) => x.id === id);
+
 function merchantOf(ctx: Ctx, id: string): MerchantConfig {
-  const m = ctx.config.merchants.find((x) => x.id === id);
+  const m = merchantById(ctx, id);
   if (!m) throw new ApiError(404, 'merchant_unknown', `no merchant ${id}`);
   return m;
 }
@@ -243,9 +245,7 @@ function moved(s: SessionRow, now: SessionRow | undefined): ApiError {
  * its request's begin can go with that commit ({@link openSession}'s `withBegin`).
  */
 export function opensWithoutReads(ctx: Ctx, body: CreateSessionRequest): boolean {
-  return (
-    !body.orderRef && !!ctx.config.merchants.find((m) => m.id === body.merchantId)?.openAmounts
-  );
+  return !body.orderRef && !!merchantById(ctx, body.merchantId)?.openAmounts;
 }
 
 /**
