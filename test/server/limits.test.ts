@@ -12,7 +12,7 @@ import { factorsFor, terminal, toPrompt } from '../support/server-harness';
 // reads a signature header.
 
 describe('connections from one address', () => {
-  it('serves a second address within 100 ms while one address holds thousands of silent sockets', async () => {
+  it('serves a second address in a median of under 100 ms while one address holds thousands of silent sockets', async () => {
     const platform = await startSandboxPlatform({
       configObject: { throttle: { connectionsPerAddress: 64 } },
     });
@@ -40,20 +40,33 @@ describe('connections from one address', () => {
         platform.app.server.getConnections((e, n) => (e ? reject(e) : resolve(n))),
       );
       expect(held).toBeLessThanOrEqual(64);
-      const started = Date.now();
-      const status = await new Promise<number>((resolve, reject) => {
-        const req = httpRequest(
-          { host: '127.0.0.1', port, path: '/v1/health', localAddress: '127.0.0.2' },
-          (res) => {
-            res.resume();
-            resolve(res.statusCode ?? 0);
-          },
-        );
-        req.on('error', reject);
-        req.end();
-      });
-      expect(status).toBe(200);
-      expect(Date.now() - started).toBeLessThan(100);
+      // Five requests in turn from the second address: every one is served, and the median
+      // takes under 100 ms. One request alone can wait behind another jest worker on two cores;
+      // without the cap it is refused outright, or waits seconds.
+      const timings: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const started = Date.now();
+        const status = await new Promise<number>((resolve, reject) => {
+          const req = httpRequest(
+            {
+              host: '127.0.0.1',
+              port,
+              path: '/v1/health',
+              localAddress: '127.0.0.2',
+              agent: false,
+            },
+            (res) => {
+              res.resume();
+              resolve(res.statusCode ?? 0);
+            },
+          );
+          req.on('error', reject);
+          req.end();
+        });
+        expect(status).toBe(200);
+        timings.push(Date.now() - started);
+      }
+      expect(timings.sort((a, b) => a - b)[2]).toBeLessThan(100);
     } finally {
       sockets.forEach((s) => s.destroy());
       await platform.close();
