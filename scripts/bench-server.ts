@@ -43,12 +43,14 @@ async function serve(kind: string, db?: string, payments?: string): Promise<void
       paymentTimeoutMs: 3000,
       configObject: LOAD_TOOL_LIMITS,
       sandboxMerchantKey: 'sk_sandbox_bench',
+      // Its waits for the database and the payment platform, read around the steady load.
+      metricsPort: 0,
       ...(db ? { db, sandboxDb: ':memory:' } : {}),
       ...(payments ? { paymentUrl: payments } : {}),
       // The connections of each PostgreSQL instance (--db-pool), to compare pool sizes.
       ...(process.env.BENCH_DB_POOL ? { dbPool: Number(process.env.BENCH_DB_POOL) } : {}),
     });
-    console.log(`URL ${p.url} SANDBOX ${p.sandbox?.url ?? payments}`);
+    console.log(`URL ${p.url} SANDBOX ${p.sandbox?.url ?? payments} METRICS ${p.metricsUrl}`);
   }
 }
 
@@ -56,7 +58,7 @@ function child(
   kind: string,
   db = '',
   payments = '',
-): Promise<{ url: string; sandbox: string; proc: ChildProcess }> {
+): Promise<{ url: string; sandbox: string; metrics: string; proc: ChildProcess }> {
   const flags =
     process.env.BENCH_PROFILE && kind === 'platform'
       ? ['--cpu-prof', '--cpu-prof-dir=/tmp/cardpay-prof']
@@ -69,8 +71,9 @@ function child(
     let out = '';
     proc.stdout!.on('data', (c: Buffer) => {
       out += c;
-      const m = /URL (\S+)(?: SANDBOX (\S+))?/.exec(out);
-      if (m) resolve({ url: m[1], sandbox: m[2] ?? '', proc });
+      // The whole line: a platform's names its sandbox and its metrics after its URL.
+      const m = /URL (\S+)(?: SANDBOX (\S+) METRICS (\S+))?\n/.exec(out);
+      if (m) resolve({ url: m[1], sandbox: m[2] ?? '', metrics: m[3] ?? '', proc });
     });
     proc.on('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
   });
@@ -271,6 +274,8 @@ interface Target {
   name: string;
   /** Each instance's URL; requests go to them in turn. */
   urls: string[];
+  /** Each instance's metrics URL. */
+  metrics: string[];
   /** The trading platform's processes: their CPU is what is measured. */
   procs: ChildProcess[];
   /** The payment platform's. */
@@ -290,7 +295,7 @@ async function startTarget(
 ): Promise<Target> {
   if (options.inProcess) {
     const p = await child('platform', options.db);
-    return { name, urls: [p.url], procs: [p.proc], others: [] };
+    return { name, urls: [p.url], metrics: [p.metrics], procs: [p.proc], others: [] };
   }
   const payments = await child('payments');
   const platforms = [];
@@ -299,6 +304,7 @@ async function startTarget(
   return {
     name,
     urls: platforms.map((m) => m.url),
+    metrics: platforms.map((m) => m.metrics),
     procs: platforms.map((m) => m.proc),
     others: [payments.proc],
     ...(options.db?.startsWith('postgres') ? { db: options.db } : {}),
@@ -390,6 +396,16 @@ export interface Steady {
   rate: number;
   cpuPerSignedRequestUs: number;
   steps: Record<Step, StepLatency>;
+  /** Where a checkout's time went, from the platform's own metrics over the steady load. */
+  waits: Waits;
+}
+/** Per checkout: the platform's waits for the database, by kind, and for the payment platform. */
+export interface Waits {
+  /** The four steps' mean latencies added up, as the load generator saw them (ms). */
+  stepsMs: number;
+  database: Record<'read' | 'write' | 'write_unflushed', { perCheckout: number; meanMs: number }>;
+  /** The charges' mean time (ms). */
+  chargeMs: number;
 }
 
 /**
@@ -664,9 +680,51 @@ async function load(target: Target, terminals: Terminal[], pinKey: Buffer, check
   };
 }
 
+/** Sums and counts of the platform's wait histograms, over its instances. */
+async function waitTotals(target: Target): Promise<Map<string, number>> {
+  const totals = new Map<string, number>();
+  for (const url of target.metrics) {
+    const text = (await http(url, 'GET', '/metrics', {})).body;
+    const series =
+      /^cardpay_(database_wait_seconds|payment_platform_request_duration_seconds)_(sum|count)\{(?:call|kind)="(\w+)"[^}]*\} (\S+)$/gm;
+    for (const m of text.matchAll(series)) {
+      const key = `${m[1]} ${m[3]} ${m[2]}`;
+      totals.set(key, (totals.get(key) ?? 0) + Number(m[4]));
+    }
+  }
+  return totals;
+}
+
+function waitsOver(
+  before: Map<string, number>,
+  after: Map<string, number>,
+  checkouts: number,
+  latencies: Record<Step, number[]>,
+): Waits {
+  const delta = (key: string) => (after.get(key) ?? 0) - (before.get(key) ?? 0);
+  const of = (histogram: string, label: string) => {
+    const count = delta(`${histogram} ${label} count`);
+    return {
+      perCheckout: count / checkouts,
+      meanMs: count ? (delta(`${histogram} ${label} sum`) / count) * 1000 : 0,
+    };
+  };
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  return {
+    stepsMs: STEPS.reduce((sum, step) => sum + mean(latencies[step]), 0),
+    database: {
+      read: of('database_wait_seconds', 'read'),
+      write: of('database_wait_seconds', 'write'),
+      write_unflushed: of('database_wait_seconds', 'write_unflushed'),
+    },
+    chargeMs: of('payment_platform_request_duration_seconds', 'charge').meanMs,
+  };
+}
+
 /** A steady offered load: latency without the queue, and the platform's CPU at that rate. */
 async function steadyLoad(target: Target, terminals: Terminal[], pinKey: Buffer, rate: number) {
   const latencies = emptyLatencies();
+  const waited = await waitTotals(target);
   const total = Math.max(200, Math.round(rate * 10));
   const free = [...terminals];
   const running: Promise<void>[] = [];
@@ -682,7 +740,8 @@ async function steadyLoad(target: Target, terminals: Terminal[], pinKey: Buffer,
   }
   await Promise.all(running);
   const cpuPerSignedRequestUs = ((cpu() - cpu0) / (total * 4)) * 1e6;
-  return { rate, cpuPerSignedRequestUs, steps: stepFigures(latencies) };
+  const waits = waitsOver(waited, await waitTotals(target), total, latencies);
+  return { rate, cpuPerSignedRequestUs, steps: stepFigures(latencies), waits };
 }
 
 /** Where a checkout's CPU went on the machine, in ms, and how busy the cores were. */
@@ -697,6 +756,19 @@ export function machineLine(l: LoadFigures): string {
     `rest ${ms(u.rest)}`,
   ];
   return `${ms(u.all)} ms of the machine's CPU per checkout (${parts.join(', ')}), cores ${(100 * l.machine.busyShare).toFixed(0)} % busy`;
+}
+
+/** Where a checkout's time went at a steady load, per checkout. */
+export function waitsLine(w: Waits): string {
+  const d = w.database;
+  const count = d.read.perCheckout + d.write.perCheckout + d.write_unflushed.perCheckout;
+  const ms =
+    d.read.perCheckout * d.read.meanMs +
+    d.write.perCheckout * d.write.meanMs +
+    d.write_unflushed.perCheckout * d.write_unflushed.meanMs;
+  const part = (x: { perCheckout: number; meanMs: number }, what: string) =>
+    x.perCheckout >= 0.05 ? [`${x.perCheckout.toFixed(1)} ${what} ${x.meanMs.toFixed(2)} ms`] : [];
+  return `of a checkout's ${w.stepsMs.toFixed(1)} ms in its four steps: ${count.toFixed(1)} waits for the database, ${ms.toFixed(1)} ms (${[...part(d.write, 'writes'), ...part(d.write_unflushed, 'begins without a flush'), ...part(d.read, 'reads')].join(', ')}); the charge ${w.chargeMs.toFixed(1)} ms`;
 }
 
 export const stepsLine = (steps: Record<Step, StepLatency>) =>
@@ -720,7 +792,7 @@ async function main() {
     for (const l of t.loads) console.log(`  ${machineLine(l)}`);
     if (t.steady)
       console.log(
-        `  steady ${t.steady.rate.toFixed(0)} checkouts/s (half capacity): ${stepsLine(t.steady.steps)} (budget p99 <= 10 ms)`,
+        `  steady ${t.steady.rate.toFixed(0)} checkouts/s (half capacity): ${stepsLine(t.steady.steps)} (budget p99 <= 10 ms)\n  ${waitsLine(t.steady.waits)}`,
       );
   }
   const same = figures.atPostgresRate;

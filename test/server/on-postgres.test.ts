@@ -1,3 +1,4 @@
+import { Client } from 'pg';
 import { startSandboxPlatform } from '../../packages/testing/src/platform';
 import { describePg, freshDatabase } from '../support/postgres';
 import { pay, PASSWORD, raw, terminal } from '../support/server-harness';
@@ -62,6 +63,46 @@ describePg('on one PostgreSQL connection', () => {
         expect.objectContaining({ orderRef, status: 'partially_refunded' }),
       ]);
     } finally {
+      await platform.close();
+      await db.drop();
+    }
+  });
+});
+
+describePg('waits for PostgreSQL', () => {
+  it('are each told to the metrics: every round trip of a checkout, begins apart from commits that wait for the disk', async () => {
+    const db = await freshDatabase();
+    const platform = await startSandboxPlatform({ db: db.url });
+    // Round trips as the driver sees them: each statement or pipeline a connection sends.
+    const sent = jest.spyOn(Client.prototype, 'query');
+    try {
+      const t = await terminal(platform);
+      await pay(t, '4242424242424242');
+      // Read from the histogram itself: a scrape of the whole registry would read the database.
+      const waits = async () => {
+        const { values } = await platform.ctx.metrics.databaseWait.get();
+        const count = (kind: string) =>
+          values.find((v) => v.metricName?.endsWith('_count') && v.labels.kind === kind)?.value ??
+          0;
+        return { read: count('read'), write: count('write'), unflushed: count('write_unflushed') };
+      };
+      const before = await waits();
+      sent.mockClear();
+      expect(await pay(t, '4242424242424242')).toMatchObject({ state: 'succeeded' });
+      const after = await waits();
+      const told = {
+        read: after.read - before.read,
+        write: after.write - before.write,
+        unflushed: after.unflushed - before.unflushed,
+      };
+      expect(sent.mock.calls.length).toBeGreaterThanOrEqual(8);
+      expect(told.read + told.write + told.unflushed).toBe(sent.mock.calls.length);
+      // The order's and the confirmation's begins do not wait for the disk; the authentication's
+      // (its lease), the payment's record and its decision do.
+      expect(told.unflushed).toBeGreaterThanOrEqual(2);
+      expect(told.write).toBeGreaterThanOrEqual(3);
+    } finally {
+      sent.mockRestore();
       await platform.close();
       await db.drop();
     }

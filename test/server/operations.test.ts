@@ -207,6 +207,17 @@ describe('metrics', () => {
       expect(text).toMatch(/^cardpay_reconciler_backlog\{kind="payment"\} 1$/m);
       expect(text).toMatch(/^cardpay_notifications_pending 0$/m);
       expect(text).toMatch(/^cardpay_process_resident_memory_bytes \d+/m);
+      // The payment platform's time: two charges answered, the slow one unanswered (timed out).
+      expect(text).toMatch(
+        /^cardpay_payment_platform_request_duration_seconds_count\{call="charge",result="answered"\} 2$/m,
+      );
+      expect(text).toMatch(
+        /^cardpay_payment_platform_request_duration_seconds_count\{call="charge",result="unanswered"\} 1$/m,
+      );
+      // The database's: on SQLite, each write's wait for its batch's commit.
+      const writes = /^cardpay_database_wait_seconds_count\{kind="write"\} (\d+)$/m.exec(text);
+      // Each step of the three checkouts writes its begin at least.
+      expect(Number(writes?.[1])).toBeGreaterThanOrEqual(3 * 4);
       expect(text).not.toMatch(/ses_|trm_|4242/);
     } finally {
       await platform.close();

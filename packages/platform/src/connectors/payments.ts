@@ -173,7 +173,36 @@ export class PaymentConnector {
     this.agent.destroy();
   }
 
+  /**
+   * Told of each request sent, answered (any status) or not (a time-out, a lost connection), with
+   * its time in seconds: `cardpay_payment_platform_request_duration_seconds`.
+   */
+  onRequest?: (call: PaymentCall, answered: boolean, seconds: number) => void;
+
   private send(
+    method: string,
+    path: string,
+    timeoutMs: number,
+    headers: Record<string, string>,
+    body?: string,
+  ): Promise<{ status: number; text: string }> {
+    const told = this.onRequest;
+    if (!told) return this.exchange(method, path, timeoutMs, headers, body);
+    const start = performance.now();
+    const call = callOf(method, path);
+    return this.exchange(method, path, timeoutMs, headers, body).then(
+      (answer) => {
+        told(call, true, (performance.now() - start) / 1000);
+        return answer;
+      },
+      (error: unknown) => {
+        told(call, false, (performance.now() - start) / 1000);
+        throw error;
+      },
+    );
+  }
+
+  private exchange(
     method: string,
     path: string,
     timeoutMs: number,
@@ -215,6 +244,17 @@ export class PaymentConnector {
       req.end();
     });
   }
+}
+
+/** What a request to the payment platform is for, by its method and path (PROTOCOL.md §8). */
+export type PaymentCall =
+  'charge' | 'verification' | 'refund' | 'charge_lookup' | 'refund_lookup' | 'readiness';
+
+function callOf(method: string, path: string): PaymentCall {
+  if (path === '/v1/charges/chg_readiness_probe') return 'readiness';
+  if (path.startsWith('/v1/charges')) return method === 'POST' ? 'charge' : 'charge_lookup';
+  if (path.startsWith('/v1/refunds')) return method === 'POST' ? 'refund' : 'refund_lookup';
+  return 'verification';
 }
 
 function outcomeOf(charge: Charge): ChargeOutcome {

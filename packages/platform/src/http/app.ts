@@ -142,6 +142,8 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
     now,
   } as Ctx;
   ctx.metrics = new Metrics(options.store, now);
+  options.store.onWait = ctx.metrics.waited;
+  payments.onRequest = ctx.metrics.called;
   ctx.reconciler = new Reconciler(ctx);
   ctx.notifier = new Notifier(ctx);
 

@@ -51,7 +51,46 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly databaseWait = new Histogram({
+    name: 'cardpay_database_wait_seconds',
+    help: "Waits for the database, by kind: read, write (its commit waits for the disk), write_unflushed (a request's begin, which does not)",
+    labelNames: ['kind'] as const,
+    buckets: [0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+    registers: [this.registry],
+  });
+  readonly paymentPlatform = new Histogram({
+    name: 'cardpay_payment_platform_request_duration_seconds',
+    help: 'Requests to the payment platform, by call (charge, verification, refund, charge_lookup, refund_lookup, readiness) and result (answered with any status, or unanswered: a time-out or a lost connection)',
+    labelNames: ['call', 'result'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
   private readonly perRequest = new Map<string, { done(seconds: number): void }>();
+  private readonly waits = new Map<string, { observe(seconds: number): void }>();
+  private readonly calls = new Map<string, { observe(seconds: number): void }>();
+
+  /** Counts a wait for the database (the store tells each one: `Store.onWait`). */
+  readonly waited = (kind: string, seconds: number): void => {
+    let series = this.waits.get(kind);
+    if (!series) this.waits.set(kind, (series = this.databaseWait.labels({ kind })));
+    series.observe(seconds);
+  };
+
+  /** Counts a request to the payment platform (`PaymentConnector.onRequest`). */
+  readonly called = (call: string, answered: boolean, seconds: number): void => {
+    const key = `${call} ${answered}`;
+    let series = this.calls.get(key);
+    if (!series)
+      this.calls.set(
+        key,
+        (series = this.paymentPlatform.labels({
+          call,
+          result: answered ? 'answered' : 'unanswered',
+        })),
+      );
+    series.observe(seconds);
+  };
 
   /**
    * The series one answer counts in, found once per route, method and status (a few dozen):

@@ -16,6 +16,7 @@ import {
   StoreError,
   StoreUnavailable,
   type AuthLease,
+  type DatabaseWait,
   type BeginWithRead,
   type IdempotencyBegin,
   type LegacyIdempotency,
@@ -165,6 +166,20 @@ const parsers = {
 };
 
 /** Connection failures: the database is down or restarting, and a retry may succeed. */
+/**
+ * A statement sent alone reads, unless it changes rows: it is then a transaction of its own,
+ * whose commit waits for the disk. Known per text (the store's own texts, a bounded set).
+ */
+function waitOf(sql: string): DatabaseWait {
+  let kind = waits.get(sql);
+  if (!kind) {
+    kind = /\b(INSERT|UPDATE|DELETE|VACUUM)\b/i.test(sql) ? 'write' : 'read';
+    if (waits.size < 1000) waits.set(sql, kind);
+  }
+  return kind;
+}
+const waits = new Map<string, DatabaseWait>();
+
 function unavailable(error: unknown): boolean {
   const e = error as { code?: string; message?: string };
   const code = e?.code ?? '';
@@ -279,14 +294,18 @@ export class PostgresStore implements Store {
     sql: string,
     params: unknown[] = [],
   ): Promise<T[]> {
+    const start = performance.now();
     try {
       const rows = (await this.pool.query<T>(this.prepared(sql, params))).rows;
       if (!this.available) this.changed(true);
+      this.onWait?.(waitOf(sql), (performance.now() - start) / 1000);
       return rows;
     } catch (error) {
       throw this.failure(error);
     }
   }
+
+  onWait?: (kind: DatabaseWait, seconds: number) => void;
 
   onAvailability?: (available: boolean) => void;
   private available = true;
@@ -737,6 +756,7 @@ export class PostgresStore implements Store {
     statements: Sql[],
     { rows = false, flush = true } = {},
   ): Promise<Record<string, unknown>[][]> {
+    const start = performance.now();
     let client: PoolClient;
     try {
       client = await this.pool.connect();
@@ -757,6 +777,7 @@ export class PostgresStore implements Store {
       client.query(pipeline as unknown as Submittable);
       const results = await pipeline.done;
       if (!this.available) this.changed(true);
+      this.onWait?.(flush ? 'write' : 'write_unflushed', (performance.now() - start) / 1000);
       return flush ? results : results.slice(1);
     } catch (error) {
       const failure = this.failure(error);

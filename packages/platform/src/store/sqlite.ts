@@ -19,6 +19,7 @@ import {
   StoreError,
   StoreUnavailable,
   type AuthLease,
+  type DatabaseWait,
   type BeginWithRead,
   type IdempotencyBegin,
   type LegacyIdempotency,
@@ -233,7 +234,13 @@ export class SqliteStore implements Store {
    */
   private write<T>(run: () => T, several = false): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ run, several, resolve: resolve as (v: unknown) => void, reject });
+      this.pending.push({
+        run,
+        several,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        queuedAt: this.onWait ? performance.now() : 0,
+      });
       if (this.pending.length === 1) setImmediate(this.flush);
     });
   }
@@ -256,12 +263,16 @@ export class SqliteStore implements Store {
     }
     const alone = batch.length === 1 ? batch[0].result : undefined;
     if (alone && !alone.ok && isBusy(alone.error)) return this.waitForLock(batch);
+    const done = this.onWait ? performance.now() : 0;
     for (const w of batch) {
       const r = w.result!;
       if (r.ok) w.resolve(r.value);
       else w.reject(r.error);
+      this.onWait?.('write', (done - w.queuedAt) / 1000);
     }
   };
+
+  onWait?: (kind: DatabaseWait, seconds: number) => void;
 
   /**
    * Another process holds the database's write lock (a backup, a second platform on the file):
@@ -914,6 +925,8 @@ interface Pending {
   result?: { ok: true; value: unknown } | { ok: false; error: unknown };
   /** When it first found the database locked by another process. */
   lockedSince?: number;
+  /** `performance.now()` when it was queued, when someone is told of waits. */
+  queuedAt: number;
 }
 
 /** How long one try may wait inside SQLite for another process's lock, blocking the event loop. */

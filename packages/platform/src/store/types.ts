@@ -539,7 +539,20 @@ export interface Store {
    * (a SQLite file) never calls it.
    */
   onAvailability?: (available: boolean) => void;
+  /**
+   * Told the time of each wait for the database, in seconds (`cardpay_database_wait_seconds`).
+   * PostgreSQL tells each round trip, from asking the pool for a connection to the answer. SQLite
+   * tells each write, from its queueing to its batch's commit; its reads are calls within the
+   * process, not waits.
+   */
+  onWait?: (kind: DatabaseWait, seconds: number) => void;
 }
+
+/**
+ * What a wait for the database was: a read; a write whose commit waits for the disk; or a
+ * request's begin, whose commit does not (see `useNonceAndBegin`).
+ */
+export type DatabaseWait = 'read' | 'write' | 'write_unflushed';
 
 /** The database cannot be opened or reached; the CLI reports it in one line (exit 2 at start). */
 export class StoreError extends Error {
