@@ -324,6 +324,20 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
     });
   });
 
+  it('forgets failed authentications with a payment made, in a commit that holds whether there were any or not', async () => {
+    const t = await terminal(store);
+    const failure = { kind: 'authFailure' as const, terminalId: t.id, max: 5, lockUntil: NOW };
+    await store.commit([failure, failure]);
+    expect((await store.getTerminal(t.id))!.authFailures).toBe(2);
+    const clear = { kind: 'clearAuthFailures' as const, terminalId: t.id };
+    expect(await store.commit([clear])).toBe(true);
+    expect((await store.getTerminal(t.id))!.authFailures).toBe(0);
+    // None to forget: the commit holds all the same, with its other writes.
+    const s = session(t.id);
+    expect(await store.commit([clear, { kind: 'insertSession', row: s }])).toBe(true);
+    expect(await store.getSession(s.id)).toBeDefined();
+  });
+
   it('takes the lease with a begin asking for it, before the session is read, and only for a request that may act', async () => {
     const t = await terminal(store);
     const s = session(t.id);
@@ -805,6 +819,21 @@ describePg('the PostgreSQL store', () => {
       await Promise.all(stores.map((s) => s.close()));
     } finally {
       await fresh.drop();
+    }
+  });
+
+  it('leaves a terminal with no failed authentications as it is when a payment made clears them: no new row version', async () => {
+    const store = await PostgresStore.open(db.url);
+    try {
+      const t = await terminal(store);
+      const version = async () =>
+        (await store.pool.query('SELECT xmin::text AS v FROM terminals WHERE id = $1', [t.id]))
+          .rows[0].v as string;
+      const before = await version();
+      expect(await store.commit([{ kind: 'clearAuthFailures', terminalId: t.id }])).toBe(true);
+      expect(await version()).toBe(before);
+    } finally {
+      await store.close();
     }
   });
 

@@ -49,7 +49,7 @@ export async function settle(
     // Every payment carries a password or biometric the platform verified (cvv alone is refused),
     // so a payment made clears past failures; a declined one leaves them as they were.
     writes.push(
-      { kind: 'updateTerminal', id: p.terminalId, patch: { authFailures: 0 } },
+      { kind: 'clearAuthFailures', terminalId: p.terminalId },
       { kind: 'addHistory', terminalId: p.terminalId, currency: p.currency, amount: p.charged },
     );
     // A CVV the payment platform accepted proves the card is at hand: bind it to this terminal.

@@ -3,6 +3,7 @@ import {
   HISTORY_BY_CURRENCY,
   cardChecksTable,
   SAME_SHOPPER,
+  clearAuthFailures,
   STATEMENT_PAGE,
   DAY_FIGURES,
   deliveriesAndStatements,
@@ -1085,6 +1086,8 @@ function writeSql(w: Write): Sql[] {
       return [updateSql('payments', 'id', w.id, w.patch, w.version)];
     case 'updateTerminal':
       return [updateSql('terminals', 'id', w.id, w.patch, undefined)];
+    case 'clearAuthFailures':
+      return [{ sql: clearAuthFailures('$1'), params: [w.terminalId] }];
     case 'updateOrder':
       return [updateSql('merchant_orders', 'order_ref', w.orderRef, w.patch, undefined)];
     case 'claimOrder':

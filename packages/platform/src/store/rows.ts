@@ -148,6 +148,13 @@ export const SAME_SHOPPER = (t: string) =>
   `(SELECT ${t} UNION SELECT id FROM terminals
      WHERE openpid_hash = (SELECT openpid_hash FROM terminals WHERE id = ${t}))`;
 
+/**
+ * A payment made forgets the terminal's failed authentications. Most terminals have none: then
+ * the row is left as it is (one row version fewer per checkout on PostgreSQL).
+ */
+export const clearAuthFailures = (t: string) =>
+  `UPDATE terminals SET auth_failures = 0 WHERE id = ${t} AND auth_failures <> 0`;
+
 /** Delivery attempts of events, and when a refund was decided (PROTOCOL.md §7.3, §7.4). */
 export const deliveriesAndStatements = (time: 'INTEGER' | 'BIGINT', msOfIso: string) =>
   `CREATE TABLE event_deliveries (event_id TEXT NOT NULL, at ${time} NOT NULL, status INTEGER,

@@ -4,6 +4,7 @@ import {
   HISTORY_BY_CURRENCY,
   cardChecksTable,
   SAME_SHOPPER,
+  clearAuthFailures,
   toRow,
   STATEMENT_PAGE,
   DAY_FIGURES,
@@ -769,6 +770,9 @@ export class SqliteStore implements Store {
           break;
         case 'updateTerminal':
           ok = this.update('terminals', 'id', w.id, w.patch);
+          break;
+        case 'clearAuthFailures':
+          this.stmt(clearAuthFailures('?')).run(w.terminalId);
           break;
         case 'updateOrder':
           ok = this.update('merchant_orders', 'order_ref', w.orderRef, w.patch);

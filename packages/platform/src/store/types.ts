@@ -209,6 +209,8 @@ export interface EventRow {
 
 export type Write =
   | { kind: 'insertSession'; row: SessionRow }
+  /** Past failed authentications forgotten (a payment made); writes nothing when there are none. */
+  | { kind: 'clearAuthFailures'; terminalId: string }
   | { kind: 'updateSession'; id: string; version: number; patch: Partial<SessionRow> }
   | { kind: 'insertPayment'; row: PaymentRow }
   | { kind: 'updatePayment'; id: string; version: number; patch: Partial<PaymentRow> }
