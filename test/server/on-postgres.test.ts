@@ -69,6 +69,61 @@ describePg('on one PostgreSQL connection', () => {
   });
 });
 
+describePg('round trips on PostgreSQL', () => {
+  it('are one more for a merchant order than for an open amount: each step reads the order with its session', async () => {
+    const db = await freshDatabase();
+    const platform = await startSandboxPlatform({ db: db.url });
+    const sent = jest.spyOn(Client.prototype, 'query');
+    try {
+      const as = { authorization: `Bearer ${platform.merchantKey}` };
+      const t = await terminal(platform);
+      await pay(t, '4242424242424242');
+      const roundTrips = async (orderRef?: string) => {
+        sent.mockClear();
+        expect(await pay(t, '4242424242424242', 5000, PASSWORD, orderRef)).toMatchObject({
+          state: 'succeeded',
+        });
+        return sent.mock.calls.length;
+      };
+      const open = await roundTrips();
+      const order = await raw(platform, {
+        method: 'POST',
+        path: '/v1/merchant/orders',
+        body: JSON.stringify({ merchantOrderId: 'round-trips', amount: 5000, currency: 'CNY' }),
+        headers: as,
+      });
+      const ordered = await roundTrips(order.json.orderRef as string);
+      expect(open).toBe(8);
+      // The one more: a session for an order is opened once the order is read (it may be paid).
+      expect(ordered).toBe(open + 1);
+      // The merchant's notification says what was paid, from the order read before the charge.
+      const events = await raw(platform, {
+        method: 'GET',
+        path: '/v1/merchant/events',
+        headers: as,
+      });
+      const ofOrders = (events.json.events as { data: { order?: unknown } }[]).filter(
+        (e) => e.data.order,
+      );
+      expect(ofOrders).toHaveLength(1);
+      expect(ofOrders[0]).toMatchObject({
+        type: 'payment.succeeded',
+        data: {
+          order: expect.objectContaining({
+            orderRef: order.json.orderRef,
+            merchantOrderId: 'round-trips',
+            status: 'paid',
+          }),
+        },
+      });
+    } finally {
+      sent.mockRestore();
+      await platform.close();
+      await db.drop();
+    }
+  });
+});
+
 describePg('waits for PostgreSQL', () => {
   it('are each told to the metrics: every round trip of a checkout, begins apart from commits that wait for the disk', async () => {
     const db = await freshDatabase();

@@ -545,6 +545,17 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
       terminal: await store.getTerminal(t.id),
     });
     expect(await store.sessionWith('ses_none', all)).toBeUndefined();
+    // The merchant order a session pays, with its description and refunds as the order read has
+    // them; none for an open amount.
+    const o = { ...order(), description: 'two "coffees", 中杯', refundReserved: 500 };
+    await store.putMerchantOrder(o);
+    const paying = session(t.id, o.orderRef);
+    await store.commit([{ kind: 'insertSession', row: paying }]);
+    expect((await store.sessionWith(paying.id, { order: true }))!.facts).toEqual({
+      order: await store.getMerchantOrder(o.orderRef),
+    });
+    expect((await store.sessionWith(paying.id, { order: true }))!.facts.order).toMatchObject(o);
+    expect((await store.sessionWith(s.id, { order: true }))!.facts).toEqual({});
   });
 
   it('reads a session with a request begun, only when the request may act', async () => {

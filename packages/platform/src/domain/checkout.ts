@@ -143,7 +143,9 @@ async function owned(ctx: Ctx, terminal: TerminalRow, id: string): Promise<Sessi
  */
 export const stepReads = {
   /** The history in the order's currency, for the price the confirmation shows. */
-  order: (body: Pick<OrderRequest, 'currency'>) => ({ want: { history: body.currency } }),
+  order: (body: Pick<OrderRequest, 'currency'>) => ({
+    want: { history: body.currency, order: true },
+  }),
   /** The binding decides the methods; the terminal's row, the attempts the prompt shows. */
   confirm: () => ({ want: { cardBound: true, terminal: true } }),
   /**
@@ -151,7 +153,7 @@ export const stepReads = {
    * the lease), the card-testing attempts (a first look, before the slot), the loyalty history.
    */
   authenticate: (at: number) => ({
-    want: { terminal: true, attemptsSince: at - HOUR, history: true as const },
+    want: { terminal: true, attemptsSince: at - HOUR, history: true as const, order: true },
     lease: { until: at + LEASE_MS },
   }),
 } satisfies Record<string, (...args: never[]) => Omit<SessionRead, 'session'>>;
@@ -160,7 +162,8 @@ const sameWant = (a: SessionFactsWanted, b: SessionFactsWanted) =>
   !!a.terminal === !!b.terminal &&
   !!a.cardBound === !!b.cardBound &&
   a.attemptsSince === b.attemptsSince &&
-  a.history === b.history;
+  a.history === b.history &&
+  !!a.order === !!b.order;
 
 /**
  * {@link owned}, with the facts the step decides on read in the same round trip: the read made
@@ -363,7 +366,7 @@ export async function submitOrder(
   const { s, facts } = await ownedWith(ctx, terminal, id, stepReads.order(body).want, ahead);
   expect(s, 'awaiting_order');
   const merchant = merchantOf(ctx, s.merchantId);
-  const order = s.orderRef ? await ctx.store.getMerchantOrder(s.orderRef) : undefined;
+  const order = await orderOf(ctx, s, facts);
   if (order && (order.amount !== body.amount || order.currency !== body.currency)) {
     throw new ApiError(
       422,
@@ -501,6 +504,7 @@ export async function authenticate(
   let s: SessionRow;
   let facts: SessionFacts;
   let state: TerminalRow;
+  let order: MerchantOrderRow | undefined;
   let matches: boolean[];
   try {
     const read = await ownedWith(ctx, terminal, id, stepReads.authenticate(now).want, ahead);
@@ -534,7 +538,7 @@ export async function authenticate(
       throw invalid('factors: a password or biometric factor is required');
 
     // A merchant order already paid: say so before anything is judged or charged.
-    const order = s.orderRef ? await ctx.store.getMerchantOrder(s.orderRef) : undefined;
+    order = await orderOf(ctx, s, facts);
     if (order && isPaid(order)) await orderAlreadyPaid(ctx, s);
 
     // Card testing: too many attempts with this card, or on this terminal, in the last hour. A
@@ -723,7 +727,7 @@ export async function authenticate(
     payment.id,
     outcome,
     'request',
-    { payment, session: processing },
+    { payment, session: processing, order },
     (paid, final) => (final.state === 'succeeded' ? answer(200, paidView(final, paid)) : []),
   );
   const final = settled?.session ?? (await ctx.store.getSession(s.id))!;
@@ -763,6 +767,12 @@ function refuseCardTesting(ctx: Ctx, terminalId: string, n: Attempts, now: numbe
 
 const locked = (until: number) =>
   new ApiError(423, 'auth_locked', `authentication is locked until ${iso(until)}`);
+
+/** The merchant order the session pays, as read with it when the step asked; none for an open amount. */
+async function orderOf(ctx: Ctx, s: SessionRow, facts: SessionFacts) {
+  if (!s.orderRef) return undefined;
+  return facts.order ?? (await ctx.store.getMerchantOrder(s.orderRef));
+}
 
 function isPaid(order: MerchantOrderRow): boolean {
   return order.status !== 'open' && order.status !== 'failed';

@@ -1,5 +1,5 @@
 import type { ChargeOutcome } from '../connectors/payments';
-import type { PaymentRow, SessionRow, Write } from '../store/types';
+import type { MerchantOrderRow, PaymentRow, SessionRow, Write } from '../store/types';
 import type { Ctx } from './context';
 import { eventWrite } from './notifications';
 import { orderViewOf, paymentView } from './views';
@@ -21,7 +21,7 @@ export async function settle(
    * The payment and its session as the caller last wrote them, sparing their reads; if either
    * has moved on since, the versioned writes below find out and nothing is recorded.
    */
-  known?: { payment: PaymentRow; session: SessionRow },
+  known?: { payment: PaymentRow; session: SessionRow; order?: MerchantOrderRow },
   /** Writes that go with the outcome, given the payment and session as it leaves them. */
   withOutcome?: (payment: PaymentRow, session: SessionRow) => Write[],
 ): Promise<{ payment: PaymentRow; session: SessionRow } | undefined> {
@@ -100,7 +100,10 @@ export async function settle(
         : { status: 'failed' as const }),
   };
   const type = outcome.status === 'succeeded' ? 'payment.succeeded' : 'payment.failed';
-  const order = p.orderRef ? await ctx.store.getMerchantOrder(p.orderRef) : undefined;
+  // Claimed by this payment since it was read, the order changes by this settlement alone.
+  const order = p.orderRef
+    ? (known?.order ?? (await ctx.store.getMerchantOrder(p.orderRef)))
+    : undefined;
   writes.push(
     eventWrite(
       ctx,

@@ -384,7 +384,7 @@ export class PostgresStore implements Store {
     return sessionWithOf(row, want);
   }
   private sessionWithStatement(id: string, want: SessionFactsWanted): Sql {
-    const key = `${+!!want.terminal}${+!!want.cardBound}${+(want.attemptsSince !== undefined)}${+!!want.history}`;
+    const key = `${+!!want.terminal}${+!!want.cardBound}${+(want.attemptsSince !== undefined)}${+!!want.history}${+!!want.order}`;
     let sql = this.sessionWithSqls.get(key);
     if (!sql) this.sessionWithSqls.set(key, (sql = sessionWithSql(want)));
     const params: unknown[] = [id];
@@ -986,18 +986,18 @@ function sessionWithOf(
   want: SessionFactsWanted,
 ): SessionWith {
   if (!row) return undefined;
-  const { fact_terminal, fact_bound, fact_attempts, fact_history, ...session } = row as Record<
-    string,
-    unknown
-  > & {
-    fact_terminal?: Record<string, unknown> | null;
-    fact_bound?: boolean;
-    fact_attempts?: { card: number; card_oldest: number; term: number; term_oldest: number };
-    fact_history?: number;
-  };
+  const { fact_terminal, fact_bound, fact_attempts, fact_history, fact_order, ...session } =
+    row as Record<string, unknown> & {
+      fact_terminal?: Record<string, unknown> | null;
+      fact_order?: Record<string, unknown> | null;
+      fact_bound?: boolean;
+      fact_attempts?: { card: number; card_oldest: number; term: number; term_oldest: number };
+      fact_history?: number;
+    };
   const s = toRow<SessionRow>(session)!;
   const facts: SessionFacts = {};
   if (fact_terminal) facts.terminal = toRow<TerminalRow>(fact_terminal);
+  if (fact_order) facts.order = toRow<MerchantOrderRow>(fact_order);
   // A session without a card has no binding or attempts to speak of; without a currency, no history.
   if (s.cardHash && fact_bound !== undefined) facts.cardBound = fact_bound;
   if (s.cardHash && fact_attempts)
@@ -1033,6 +1033,9 @@ function sessionWithSql(want: SessionFactsWanted): string {
     columns.push(`(SELECT COALESCE(SUM(total), 0)::bigint FROM terminal_history
       WHERE currency = COALESCE($${++n}::text, s.currency) AND terminal_id IN ${SAME_SHOPPER(t)})
       AS fact_history`);
+  if (want.order)
+    columns.push(`(SELECT row_to_json(o) FROM merchant_orders o WHERE o.order_ref = s.order_ref)
+      AS fact_order`);
   return `SELECT ${columns.join(', ')} FROM sessions s WHERE s.id = $1`;
 }
 

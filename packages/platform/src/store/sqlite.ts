@@ -419,6 +419,7 @@ export class SqliteStore implements Store {
     if (want.attemptsSince !== undefined && card)
       facts.attempts = this.recentAttemptsNow(t, card, want.attemptsSince);
     if (currency) facts.history = await this.historyTotal(t, currency);
+    if (want.order && session.orderRef) facts.order = this.merchantOrder(session.orderRef);
     return { session, facts };
   }
   async recentAttempts(terminalId: string, cardHash: string, since: number) {

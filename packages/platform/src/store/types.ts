@@ -309,6 +309,8 @@ export interface SessionFactsWanted {
   attemptsSince?: number;
   /** The loyalty history of the session's shopper in this currency; `true`: the session's. */
   history?: string | true;
+  /** The merchant order the session pays, when it pays one. */
+  order?: boolean;
 }
 
 /** The facts asked for; one the session cannot have (no card yet, no currency) is left out. */
@@ -317,6 +319,7 @@ export interface SessionFacts {
   cardBound?: boolean;
   attempts?: Attempts;
   history?: number;
+  order?: MerchantOrderRow;
 }
 
 /** A session with its facts as {@link Store.sessionWith} reads it; undefined when there is none. */
