@@ -166,7 +166,6 @@ const parsers = {
   },
 };
 
-/** Connection failures: the database is down or restarting, and a retry may succeed. */
 /**
  * A statement sent alone reads, unless it changes rows: it is then a transaction of its own,
  * whose commit waits for the disk. Known per text (the store's own texts, a bounded set).
@@ -181,6 +180,7 @@ function waitOf(sql: string): DatabaseWait {
 }
 const waits = new Map<string, DatabaseWait>();
 
+/** Connection failures: the database is down or restarting, and a retry may succeed. */
 function unavailable(error: unknown): boolean {
   const e = error as { code?: string; message?: string };
   const code = e?.code ?? '';
