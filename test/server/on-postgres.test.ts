@@ -73,6 +73,9 @@ describePg('round trips on PostgreSQL', () => {
   it('are one more for a merchant order than for an open amount: each step reads the order with its session', async () => {
     const db = await freshDatabase();
     const platform = await startSandboxPlatform({ db: db.url });
+    // Nothing but the checkouts talks to the database: the passes on a timer stop.
+    await platform.ctx.reconciler.stop();
+    await platform.ctx.notifier.stop();
     const sent = jest.spyOn(Client.prototype, 'query');
     try {
       const as = { authorization: `Bearer ${platform.merchantKey}` };
@@ -128,6 +131,9 @@ describePg('waits for PostgreSQL', () => {
   it('are each told to the metrics: every round trip of a checkout, begins apart from commits that wait for the disk', async () => {
     const db = await freshDatabase();
     const platform = await startSandboxPlatform({ db: db.url });
+    // Nothing but the checkout talks to the database: the passes on a timer stop.
+    await platform.ctx.reconciler.stop();
+    await platform.ctx.notifier.stop();
     // Round trips as the driver sees them: each statement or pipeline a connection sends.
     const sent = jest.spyOn(Client.prototype, 'query');
     try {
