@@ -71,13 +71,7 @@ describePg('on one PostgreSQL connection', () => {
 
 describePg('round trips on PostgreSQL', () => {
   it('are one more for a merchant order than for an open amount: each step reads the order with its session', async () => {
-    const db = await freshDatabase();
-    const platform = await startSandboxPlatform({ db: db.url });
-    // Nothing but the checkouts talks to the database: the passes on a timer stop.
-    await platform.ctx.reconciler.stop();
-    await platform.ctx.notifier.stop();
-    const sent = jest.spyOn(Client.prototype, 'query');
-    try {
+    await onQuietPlatform(async (platform, sent) => {
       const as = { authorization: `Bearer ${platform.merchantKey}` };
       const t = await terminal(platform);
       await pay(t, '4242424242424242');
@@ -119,24 +113,13 @@ describePg('round trips on PostgreSQL', () => {
           }),
         },
       });
-    } finally {
-      sent.mockRestore();
-      await platform.close();
-      await db.drop();
-    }
+    });
   });
 });
 
 describePg('waits for PostgreSQL', () => {
   it('are each told to the metrics: every round trip of a checkout, begins apart from commits that wait for the disk', async () => {
-    const db = await freshDatabase();
-    const platform = await startSandboxPlatform({ db: db.url });
-    // Nothing but the checkout talks to the database: the passes on a timer stop.
-    await platform.ctx.reconciler.stop();
-    await platform.ctx.notifier.stop();
-    // Round trips as the driver sees them: each statement or pipeline a connection sends.
-    const sent = jest.spyOn(Client.prototype, 'query');
-    try {
+    await onQuietPlatform(async (platform, sent) => {
       const t = await terminal(platform);
       await pay(t, '4242424242424242');
       // Read from the histogram itself: a scrape of the whole registry would read the database.
@@ -162,10 +145,31 @@ describePg('waits for PostgreSQL', () => {
       // (its lease), the payment's record and its decision do.
       expect(told.unflushed).toBeGreaterThanOrEqual(2);
       expect(told.write).toBeGreaterThanOrEqual(3);
-    } finally {
-      sent.mockRestore();
-      await platform.close();
-      await db.drop();
-    }
+    });
   });
 });
+
+/**
+ * A platform on a database of its own whose passes on a timer are stopped, so that nothing but
+ * the test talks to the database; `sent` counts each statement or pipeline a connection sends
+ * (a round trip, as the driver sees it).
+ */
+async function onQuietPlatform(
+  test: (
+    platform: Awaited<ReturnType<typeof startSandboxPlatform>>,
+    sent: jest.SpyInstance,
+  ) => Promise<void>,
+) {
+  const db = await freshDatabase();
+  const platform = await startSandboxPlatform({ db: db.url });
+  await platform.ctx.reconciler.stop();
+  await platform.ctx.notifier.stop();
+  const sent = jest.spyOn(Client.prototype, 'query');
+  try {
+    await test(platform, sent);
+  } finally {
+    sent.mockRestore();
+    await platform.close();
+    await db.drop();
+  }
+}
