@@ -45,6 +45,40 @@ function spyOnStore<K extends string>(methods: Record<K, keyof SandboxPlatform['
 const restore = (spies: Record<string, jest.SpyInstance>) =>
   Object.values(spies).forEach((s) => s.mockRestore());
 
+describe('the sandbox payment platform', () => {
+  it('answers a charge retried under its key with its first answer, and keeps one charge', async () => {
+    const charge = {
+      chargeId: 'chg_sandbox_retry_1',
+      orderId: 'ord_sandbox_retry_1',
+      merchantId: 'mch_sandbox',
+      pan: '4242424242424242',
+      amount: 1000,
+      discount: { rateBps: 0, amountOff: 0 },
+      charged: 1000,
+      currency: 'CNY',
+    };
+    const post = () =>
+      fetch(`${platform.sandbox!.url}/v1/charges`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': charge.chargeId },
+        body: JSON.stringify(charge),
+      });
+    const first = await post();
+    const again = await post();
+    expect([first.status, again.status]).toEqual([201, 200]);
+    const answer = await first.json();
+    expect(answer).toMatchObject({
+      chargeId: charge.chargeId,
+      status: 'succeeded',
+      discount: charge.discount,
+      card: { brand: 'visa', last4: '4242' },
+    });
+    expect(answer).not.toHaveProperty('declineCode');
+    expect(await again.json()).toEqual(answer);
+    expect(await charges(charge.orderId)).toEqual([answer]);
+  });
+});
+
 describe('exactly one charge per order', () => {
   it('answers a retried authenticate from its record: one payment, one charge', async () => {
     const t = await terminal(platform);

@@ -74,23 +74,27 @@ export async function buildSandbox(options: SandboxOptions): Promise<FastifyInst
   const insert = db.prepare(
     `INSERT INTO charges VALUES (@chargeId, @orderId, @merchantId, @status, @declineCode, @amount, @discount, @charged, @currency, @card, @createdAt)`,
   );
-  const byId = db.prepare('SELECT * FROM charges WHERE charge_id = ?');
-  const byOrder = db.prepare('SELECT * FROM charges WHERE order_id = ? ORDER BY created_at');
+  // Rows as they are inserted: a charge just made is answered from what was written.
+  const CHARGE = `SELECT charge_id AS chargeId, order_id AS orderId, merchant_id AS merchantId,
+    status, decline_code AS declineCode, amount, discount, charged, currency, card,
+    created_at AS createdAt FROM charges`;
+  const byId = db.prepare(`${CHARGE} WHERE charge_id = ?`);
+  const byOrder = db.prepare(`${CHARGE} WHERE order_id = ? ORDER BY created_at`);
   const firstFlaky = db.prepare('INSERT OR IGNORE INTO flaky_attempts VALUES (?)');
   const slowDelayMs = options.slowDelayMs ?? 5000;
 
   const view = (row: Record<string, unknown>): Charge => ({
-    chargeId: row.charge_id as string,
-    orderId: row.order_id as string,
-    merchantId: row.merchant_id as string,
+    chargeId: row.chargeId as string,
+    orderId: row.orderId as string,
+    merchantId: row.merchantId as string,
     status: row.status as Charge['status'],
-    ...(row.decline_code ? { declineCode: row.decline_code as string } : {}),
+    ...(row.declineCode ? { declineCode: row.declineCode as string } : {}),
     amount: row.amount as number,
     discount: JSON.parse(row.discount as string),
     charged: row.charged as number,
     currency: row.currency as string,
     card: JSON.parse(row.card as string),
-    createdAt: row.created_at as string,
+    createdAt: row.createdAt as string,
   });
 
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: 16 * 1024 });
@@ -139,7 +143,7 @@ export async function buildSandbox(options: SandboxOptions): Promise<FastifyInst
     // The slow card is charged at once, but the answer arrives after the caller stopped waiting.
     if (c.pan === SANDBOX_CARDS.slow) await new Promise((r) => setTimeout(r, slowDelayMs));
     else if (options.chargeDelayMs) await new Promise((r) => setTimeout(r, options.chargeDelayMs));
-    return reply.code(201).send(view(byId.get(c.chargeId) as Record<string, unknown>));
+    return reply.code(201).send(view(row));
   });
 
   // CVV checks without a charge (§8): the same answer to a retry under the same key. Nothing of
