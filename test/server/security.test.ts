@@ -2,7 +2,7 @@ import { request as httpRequest } from 'node:http';
 import { PlatformClient } from '../../packages/sdk/src/core/client';
 import type { Host } from '../../packages/sdk/src/core/host';
 import { startSandboxPlatform, type SandboxPlatform } from '../../packages/testing/src/platform';
-import { factorsFor, pay, proof, terminal, toPrompt } from '../support/server-harness';
+import { factorsFor, pay, PASSWORD, proof, terminal, toPrompt } from '../support/server-harness';
 
 // PROTOCOL.md §5.3: binding a card to a terminal, velocity, and failures that count.
 
@@ -204,6 +204,51 @@ describe('failures that count', () => {
         sessions.map((s) => s.confirmation.orderId),
       ),
     ).toBe(paid);
+  });
+});
+
+describe('an authentication whose lease was lost while it was judged', () => {
+  it('tells nothing of what was judged and counts nothing: a right and a wrong password get the same 429', async () => {
+    const t = await terminal(platform);
+    const card = '6222021000000000009';
+    // Between the judging and the commit that would tell it, the lease goes: lost in a crash of
+    // the database (its begin does not wait for the disk), then taken by another request for 1 ms.
+    const commit = platform.store.commit.bind(platform.store);
+    const loseTheLease = () =>
+      jest.spyOn(platform.store, 'commit').mockImplementationOnce(async (writes) => {
+        const held = (await platform.store.getTerminal(t.id))!.authLeaseUntil;
+        await commit([{ kind: 'releaseAuthLease', terminalId: t.id, lease: held }]);
+        expect(
+          await platform.store.acquireAuthLease(t.id, Date.now(), Date.now() + 1),
+        ).toMatchObject({ kind: 'ok' });
+        return commit(writes);
+      });
+    const attempt = async (password: string) => {
+      const { sessionId, confirmation, prompt } = await toPrompt(t, card);
+      const spy = loseTheLease();
+      const answer = await t.client
+        .authenticate(
+          sessionId,
+          {
+            challenge: prompt.challenge,
+            factors: factorsFor(sessionId, prompt, confirmation, password),
+          },
+          await t.client.newIdempotencyKey(),
+        )
+        .catch((e: { status: number; code: string; retryable: boolean }) => e);
+      spy.mockRestore();
+      await new Promise((r) => setTimeout(r, 5));
+      return { answer, orderId: confirmation.orderId, sessionId };
+    };
+    const right = await attempt(PASSWORD);
+    const wrong = await attempt('999999');
+    for (const { answer } of [right, wrong])
+      expect(answer).toMatchObject({ status: 429, code: 'rate_limited', retryable: true });
+    expect(await chargeCount(platform, [right.orderId, wrong.orderId])).toBe(0);
+    // Nothing counted: all five attempts are left, and the right password then pays.
+    const next = await toPrompt(t, card);
+    expect(next.prompt.attemptsLeft).toBe(5);
+    expect(await pay(t, card)).toMatchObject({ state: 'succeeded' });
   });
 });
 

@@ -312,9 +312,16 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
     );
     expect(leases.filter((l) => l.kind === 'ok')).toHaveLength(1);
     expect(leases.filter((l) => l.kind === 'busy')).toHaveLength(5);
+    // Each failure counted under the lease it was judged under, which it ends.
     for (let i = 0; i < 2; i++) {
       await store.commit([
-        { kind: 'authFailure', terminalId: t.id, max: 2, lockUntil: NOW + 900000 },
+        {
+          kind: 'authFailure',
+          terminalId: t.id,
+          max: 2,
+          lockUntil: NOW + 900000,
+          lease: NOW + 30000,
+        },
       ]);
       if (i === 0) expect((await store.acquireAuthLease(t.id, NOW, NOW + 30000)).kind).toBe('ok');
     }
@@ -322,6 +329,56 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
       kind: 'locked',
       lockedUntil: NOW + 900000,
     });
+  });
+
+  it('ends a lease only for its holder: what was judged under a lease no longer held writes nothing', async () => {
+    const t = await terminal(store);
+    const ours = await store.acquireAuthLease(t.id, NOW, NOW + 30000);
+    expect(ours).toEqual({ kind: 'ok', failures: 0, until: NOW + 30000 });
+    // Lost (a crash of the database) and taken by another request after it.
+    const other = { kind: 'releaseAuthLease' as const, terminalId: t.id, lease: NOW + 30000 };
+    await store.commit([other]);
+    expect(await store.acquireAuthLease(t.id, NOW + 1000, NOW + 31000)).toMatchObject({
+      kind: 'ok',
+    });
+    const s = session(t.id);
+    await store.commit([{ kind: 'insertSession', row: s }]);
+    const move = {
+      kind: 'updateSession' as const,
+      id: s.id,
+      version: 0,
+      patch: { challenge: 'ab' },
+    };
+    const failure = {
+      kind: 'authFailure' as const,
+      terminalId: t.id,
+      max: 5,
+      lockUntil: NOW + 900000,
+      lease: NOW + 30000,
+    };
+    // Neither a payment's record nor a failure made under the lost lease is written.
+    expect(
+      await store.commit([{ kind: 'endAuthLease', terminalId: t.id, lease: NOW + 30000 }, move]),
+    ).toBe(false);
+    expect(await store.commit([failure, move])).toBe(false);
+    expect(await store.getSession(s.id)).toMatchObject({ version: 0, challenge: s.challenge });
+    // Giving the lost lease back leaves the other's alone.
+    expect(await store.commit([other, move])).toBe(true);
+    expect(await store.getTerminal(t.id)).toMatchObject({
+      authFailures: 0,
+      authLeaseUntil: NOW + 31000,
+    });
+    // A failure counted without a lease (a password reset's card check) leaves the lease alone.
+    await store.commit([{ ...failure, lease: undefined }]);
+    expect(await store.getTerminal(t.id)).toMatchObject({
+      authFailures: 1,
+      authLeaseUntil: NOW + 31000,
+    });
+    // The holder's own: ended, and the next request may take it.
+    expect(
+      await store.commit([{ kind: 'endAuthLease', terminalId: t.id, lease: NOW + 31000 }]),
+    ).toBe(true);
+    expect((await store.acquireAuthLease(t.id, NOW + 2000, NOW + 32000)).kind).toBe('ok');
   });
 
   it('forgets failed authentications with a payment made, in a commit that holds whether there were any or not', async () => {
@@ -342,7 +399,7 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
     const t = await terminal(store);
     const s = session(t.id);
     await store.commit([{ kind: 'insertSession', row: s }]);
-    const release = { kind: 'releaseAuthLease' as const, terminalId: t.id };
+    const release = { kind: 'releaseAuthLease' as const, terminalId: t.id, lease: NOW + 30000 };
     const read = { session: s.id, want: { terminal: true }, lease: { until: NOW + 30000 } };
     const begin = (key: string) => store.useNonceAndBegin(requestBegin(t.id, id('n'), key), read);
     const first = await begin(id('key'));
@@ -355,7 +412,13 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
     // The holder fails and moves the session in the commit that gives the lease back; the next
     // holder's read, made after its lease, sees both.
     await store.commit([
-      { kind: 'authFailure', terminalId: t.id, max: 5, lockUntil: NOW + 900000 },
+      {
+        kind: 'authFailure',
+        terminalId: t.id,
+        max: 5,
+        lockUntil: NOW + 900000,
+        lease: NOW + 30000,
+      },
       { kind: 'updateSession', id: s.id, version: 0, patch: { challenge: 'ef'.repeat(32) } },
     ]);
     const key = id('key');
@@ -373,6 +436,7 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
     expect(await store.acquireAuthLease(t.id, NOW, NOW + 30000)).toEqual({
       kind: 'ok',
       failures: 1,
+      until: NOW + 30000,
     });
     await store.commit([release]);
     // Locked: said with the lock's end.

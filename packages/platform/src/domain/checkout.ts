@@ -553,18 +553,14 @@ export async function authenticate(
     if (lease.kind === 'locked') throw locked(lease.lockedUntil);
     if (lease.kind === 'busy') {
       securityEvent(ctx, 'auth_lease_busy', { terminalId: terminal.id });
-      throw new ApiError(
-        429,
-        'rate_limited',
-        'another authentication of this terminal is being checked',
-        { retryAfter: 1 },
-        true,
-      );
+      throw leaseBusy();
     }
     matches = await Promise.all(body.factors.map((f) => checkFactor(ctx, f, s, state)));
   } catch (error) {
     if (lease.kind === 'ok')
-      await ctx.store.commit([{ kind: 'releaseAuthLease', terminalId: terminal.id }]);
+      await ctx.store.commit([
+        { kind: 'releaseAuthLease', terminalId: terminal.id, lease: lease.until },
+      ]);
     throw error;
   }
   if (matches.includes(false)) {
@@ -577,33 +573,37 @@ export async function authenticate(
       message: 'too many failed authentications',
       retryable: false,
     };
-    await commit(ctx, s, [
-      {
-        kind: 'authFailure',
-        terminalId: terminal.id,
-        max: ctx.config.maxAuthFailures,
-        lockUntil: lockedUntil,
-      },
-      {
-        kind: 'updateSession',
-        id: s.id,
-        version: s.version,
-        patch: lockNow
-          ? { state: 'failed', panSealed: null, challenge: null, error }
-          : { challenge },
-      },
-    ]).catch(async (e) => {
-      // The session moved on meanwhile: the failure still counts.
-      await ctx.store.commit([
+    // Counted under the lease it was judged under, which it ends.
+    const failure: Write = {
+      kind: 'authFailure',
+      terminalId: terminal.id,
+      max: ctx.config.maxAuthFailures,
+      lockUntil: lockedUntil,
+      lease: lease.until,
+    };
+    const recorded = await ctx.store
+      .commit([
+        failure,
         {
-          kind: 'authFailure',
-          terminalId: terminal.id,
-          max: ctx.config.maxAuthFailures,
-          lockUntil: lockedUntil,
+          kind: 'updateSession',
+          id: s.id,
+          version: s.version,
+          patch: lockNow
+            ? { state: 'failed', panSealed: null, challenge: null, error }
+            : { challenge },
         },
-      ]);
-      throw e;
-    });
+      ])
+      .catch(async (e) => {
+        // The failure still counts if it can (the database may be gone).
+        await ctx.store.commit([failure]);
+        throw e;
+      });
+    if (!recorded) {
+      // Which condition failed: the lease (no longer held, so nothing judged is told or counted),
+      // or the session (it moved on meanwhile: the failure still counts).
+      if (!(await ctx.store.commit([failure]))) throw leaseLost(ctx, terminal.id);
+      throw moved(s, await ctx.store.getSession(s.id));
+    }
     if (lockNow) {
       securityEvent(
         ctx,
@@ -673,7 +673,8 @@ export async function authenticate(
       cardLimit: cardDeclinesPerHour,
       terminalLimit: terminalDeclinesPerHour,
     },
-    { kind: 'releaseAuthLease', terminalId: terminal.id },
+    // Ended, not merely given back: a payment judged under a lease no longer held is not made.
+    { kind: 'endAuthLease', terminalId: terminal.id, lease: lease.until },
     { kind: 'insertPayment', row: payment },
     ...(s.orderRef
       ? [{ kind: 'claimOrder' as const, orderRef: s.orderRef, paymentId: payment.id }]
@@ -686,8 +687,14 @@ export async function authenticate(
     },
   ]);
   if (!recorded) {
-    await ctx.store.commit([{ kind: 'releaseAuthLease', terminalId: terminal.id }]);
-    // Which condition failed: the slot (others' attempts filled it meanwhile), the order, the session.
+    // Which condition failed. The lease first: no longer held, the factors that matched are told
+    // as one that did not would be under a lost lease (the same answer, nothing counted).
+    if ((await ctx.store.getTerminal(terminal.id))?.authLeaseUntil !== lease.until)
+      throw leaseLost(ctx, terminal.id);
+    await ctx.store.commit([
+      { kind: 'releaseAuthLease', terminalId: terminal.id, lease: lease.until },
+    ]);
+    // Then the slot (others' attempts filled it meanwhile), the order, the session.
     const at = ctx.now();
     refuseCardTesting(
       ctx,
@@ -764,6 +771,26 @@ function refuseCardTesting(ctx: Ctx, terminalId: string, n: Attempts, now: numbe
     true,
   );
 }
+
+/**
+ * The authentication's lease is no longer its own: lost in a crash of the database (a lease's
+ * begin does not wait for the disk), or held past its time and taken by another request. What
+ * was judged under it is not told, whichever way it went, and not counted: the answer is the one
+ * a request gets while another holds the lease.
+ */
+function leaseLost(ctx: Ctx, terminalId: string): ApiError {
+  securityEvent(ctx, 'auth_lease_lost', { terminalId });
+  return leaseBusy();
+}
+
+const leaseBusy = () =>
+  new ApiError(
+    429,
+    'rate_limited',
+    'another authentication of this terminal is being checked',
+    { retryAfter: 1 },
+    true,
+  );
 
 const locked = (until: number) =>
   new ApiError(423, 'auth_locked', `authentication is locked until ${iso(until)}`);

@@ -4,6 +4,8 @@ import {
   cardChecksTable,
   SAME_SHOPPER,
   clearAuthFailures,
+  authFailureSql,
+  releaseLeaseSql,
   STATEMENT_PAGE,
   DAY_FIGURES,
   deliveriesAndStatements,
@@ -364,9 +366,10 @@ export class PostgresStore implements Store {
         { sql: TAKE_LEASE, params: [until, id, now] },
         { sql: LOCK_OF, params: [id] },
       ],
-      { rows: true },
+      // As a begin's lease: fenced, not flushed (see useNonceAndBegin).
+      { rows: true, flush: false },
     );
-    return leaseOf(taken?.auth_failures as number | undefined, row, now);
+    return leaseOf(taken?.auth_failures as number | undefined, row, now, until);
   }
   async isCardBound(terminalId: string, cardHash: string) {
     return (
@@ -472,9 +475,10 @@ export class PostgresStore implements Store {
         ...(step ? [this.sessionWithStatement(step.session, step.want)] : []),
         ...(order !== undefined ? [{ sql: MERCHANT_ORDER, params: [order] }] : []),
       ],
-      // A lease waits for the disk: its holder judges a password against the failures it read, and
-      // a lease lost in a crash would let a second judge in beside it.
-      { rows: true, flush: lease },
+      // A lease does not wait for the disk either: lost in a crash, it lets a second judge in,
+      // but whatever its holder judged is then neither told nor counted (every commit that tells
+      // a judgment ends the lease by its `until`, and fails when the lease is no longer held).
+      { rows: true, flush: false },
     );
     const row = results[0][0] as unknown as BegunRow;
     const r = begun(row, b.fingerprint);
@@ -484,7 +488,10 @@ export class PostgresStore implements Store {
     return {
       kind: 'new',
       read: lease
-        ? { session, lease: leaseOf(row.lease_failures ?? undefined, results[1][0], now) }
+        ? {
+            session,
+            lease: leaseOf(row.lease_failures ?? undefined, results[1][0], now, step.lease!.until),
+          }
         : { session },
     };
   }
@@ -927,8 +934,9 @@ function leaseOf(
   failures: number | undefined,
   lock: Record<string, unknown> | undefined,
   now: number,
+  until: number,
 ): AuthLease {
-  if (failures !== undefined) return { kind: 'ok', failures };
+  if (failures !== undefined) return { kind: 'ok', failures, until };
   if (lock && (lock.locked_until as number) > now)
     return { kind: 'locked', lockedUntil: lock.locked_until as number };
   return { kind: 'busy' };
@@ -1115,16 +1123,24 @@ function writeSql(w: Write): Sql[] {
     case 'authFailure':
       return [
         {
-          sql: `UPDATE terminals SET auth_lease_until = 0,
-             locked_until = CASE WHEN auth_failures + 1 >= $2 THEN $3 ELSE locked_until END,
-             auth_failures = CASE WHEN auth_failures + 1 >= $2 THEN 0 ELSE auth_failures + 1 END
-           WHERE id = $1`,
-          params: [w.terminalId, w.max, w.lockUntil],
+          sql: changesOne(
+            authFailureSql('$1', '$2', '$3', '$4::bigint'),
+            'the authentication lease is no longer held',
+          ),
+          params: [w.terminalId, w.max, w.lockUntil, w.lease ?? null],
         },
       ];
     case 'releaseAuthLease':
+      return [{ sql: releaseLeaseSql('$1', '$2'), params: [w.terminalId, w.lease] }];
+    case 'endAuthLease':
       return [
-        { sql: 'UPDATE terminals SET auth_lease_until = 0 WHERE id = $1', params: [w.terminalId] },
+        {
+          sql: changesOne(
+            releaseLeaseSql('$1', '$2'),
+            'the authentication lease is no longer held',
+          ),
+          params: [w.terminalId, w.lease],
+        },
       ];
     case 'reserveAttempt':
       // Per card, then per terminal (always in that order: no two commits wait on each other),

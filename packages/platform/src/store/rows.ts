@@ -155,6 +155,22 @@ export const SAME_SHOPPER = (t: string) =>
 export const clearAuthFailures = (t: string) =>
   `UPDATE terminals SET auth_failures = 0 WHERE id = ${t} AND auth_failures <> 0`;
 
+/**
+ * One failed authentication counted, and judged in the same statement: at `max` the terminal
+ * locks and the count restarts. With a lease (`lease` not NULL), only while that lease is held,
+ * which it ends; without (a password reset's card check), the lease is left as it is.
+ */
+export const authFailureSql = (id: string, max: string, lockUntil: string, lease: string) =>
+  `UPDATE terminals SET
+     auth_lease_until = CASE WHEN ${lease} IS NULL THEN auth_lease_until ELSE 0 END,
+     locked_until = CASE WHEN auth_failures + 1 >= ${max} THEN ${lockUntil} ELSE locked_until END,
+     auth_failures = CASE WHEN auth_failures + 1 >= ${max} THEN 0 ELSE auth_failures + 1 END
+   WHERE id = ${id} AND (${lease} IS NULL OR auth_lease_until = ${lease})`;
+
+/** The lease taken until `lease` given back, if it is still held (a lease's `until` is its own). */
+export const releaseLeaseSql = (id: string, lease: string) =>
+  `UPDATE terminals SET auth_lease_until = 0 WHERE id = ${id} AND auth_lease_until = ${lease}`;
+
 /** Delivery attempts of events, and when a refund was decided (PROTOCOL.md §7.3, §7.4). */
 export const deliveriesAndStatements = (time: 'INTEGER' | 'BIGINT', msOfIso: string) =>
   `CREATE TABLE event_deliveries (event_id TEXT NOT NULL, at ${time} NOT NULL, status INTEGER,

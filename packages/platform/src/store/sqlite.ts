@@ -5,6 +5,8 @@ import {
   cardChecksTable,
   SAME_SHOPPER,
   clearAuthFailures,
+  authFailureSql,
+  releaseLeaseSql,
   toRow,
   STATEMENT_PAGE,
   DAY_FIGURES,
@@ -389,7 +391,7 @@ export class SqliteStore implements Store {
     const taken = this.stmt(
       'UPDATE terminals SET auth_lease_until = ? WHERE id = ? AND auth_lease_until <= ? AND locked_until <= ? RETURNING auth_failures',
     ).get(until, id, now, now) as { auth_failures: number } | undefined;
-    if (taken) return { kind: 'ok' as const, failures: taken.auth_failures };
+    if (taken) return { kind: 'ok' as const, failures: taken.auth_failures, until };
     const row = this.stmt('SELECT locked_until FROM terminals WHERE id = ?').get(id) as
       { locked_until: number } | undefined;
     if (row && row.locked_until > now)
@@ -790,16 +792,19 @@ export class SqliteStore implements Store {
           ).run(w.orderRef, w.paymentId);
           break;
         case 'authFailure':
-          // Counted and judged in one statement: at `max` the terminal locks and the count restarts.
-          this.stmt(
-            `UPDATE terminals SET auth_lease_until = 0,
-               locked_until = CASE WHEN auth_failures + 1 >= @max THEN @lockUntil ELSE locked_until END,
-               auth_failures = CASE WHEN auth_failures + 1 >= @max THEN 0 ELSE auth_failures + 1 END
-             WHERE id = @id`,
-          ).run({ id: w.terminalId, max: w.max, lockUntil: w.lockUntil });
+          ok =
+            this.stmt(authFailureSql('@id', '@max', '@lockUntil', '@lease')).run({
+              id: w.terminalId,
+              max: w.max,
+              lockUntil: w.lockUntil,
+              lease: w.lease ?? null,
+            }).changes === 1;
           break;
         case 'releaseAuthLease':
-          this.stmt('UPDATE terminals SET auth_lease_until = 0 WHERE id = ?').run(w.terminalId);
+          this.stmt(releaseLeaseSql('?', '?')).run(w.terminalId, w.lease);
+          break;
+        case 'endAuthLease':
+          ok = this.stmt(releaseLeaseSql('?', '?')).run(w.terminalId, w.lease).changes === 1;
           break;
         case 'reserveAttempt': {
           // One writer at a time: the count and the payment's insert cannot interleave with another's.

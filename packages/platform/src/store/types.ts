@@ -240,9 +240,19 @@ export type Write =
   | { kind: 'claimOrder'; orderRef: string; paymentId: string }
   /** Gives the order back after a payment that did not succeed, if that payment still holds it. */
   | { kind: 'releaseOrder'; orderRef: string; paymentId: string }
-  /** Counts one failed authentication and ends the lease; locks the terminal at `max`. */
-  | { kind: 'authFailure'; terminalId: string; max: number; lockUntil: number }
-  | { kind: 'releaseAuthLease'; terminalId: string }
+  /**
+   * Counts one failed authentication; locks the terminal at `max`. With `lease` (the lease the
+   * failure was judged under, by its `until`), also ends that lease, and fails the commit when
+   * it is no longer held: a judgment made under a lost lease is neither counted nor told.
+   */
+  | { kind: 'authFailure'; terminalId: string; max: number; lockUntil: number; lease?: number }
+  /** Gives back the authentication lease taken until `lease`, if it is still held. */
+  | { kind: 'releaseAuthLease'; terminalId: string; lease: number }
+  /**
+   * Gives back the authentication lease taken until `lease`, failing the commit when it is no
+   * longer held (lost in a crash of the database, or held past its time and taken by another).
+   */
+  | { kind: 'endAuthLease'; terminalId: string; lease: number }
   /**
    * Takes a card-testing slot for a payment about to be inserted in the same commit: fails the
    * commit when the card or the terminal already has its limit of attempts (see
@@ -357,7 +367,9 @@ export interface SessionRead {
 
 /** What asking for a terminal's authentication lease came to. */
 export type AuthLease =
-  { kind: 'ok'; failures: number } | { kind: 'busy' } | { kind: 'locked'; lockedUntil: number };
+  | { kind: 'ok'; failures: number; until: number }
+  | { kind: 'busy' }
+  | { kind: 'locked'; lockedUntil: number };
 
 export interface LegacyIdempotency {
   /** The terminal id, or `merchant:<id>` for a merchant's requests. */
