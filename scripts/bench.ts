@@ -133,7 +133,7 @@ async function main() {
     });
     rows.push({
       what: 'PostgreSQL x1: checkouts per second against SQLite on a file',
-      figure: `${(100 * rate).toFixed(0)} % (${l.checkoutsPerS.toFixed(0)} against ${file.checkoutsPerS.toFixed(0)}/s)`,
+      figure: `${(100 * rate).toFixed(1)} % (${l.checkoutsPerS.toFixed(0)} against ${file.checkoutsPerS.toFixed(0)}/s)`,
       baseline: 'SQLite on a file, same run',
       budget: '≥ 40 %',
       met: rate >= 0.4,
