@@ -474,9 +474,10 @@ export class PostgresStore implements Store {
         ...(step ? [this.sessionWithStatement(step.session, step.want)] : []),
         ...(order !== undefined ? [{ sql: MERCHANT_ORDER, params: [order] }] : []),
       ],
-      // A lease waits for the disk: lost in a crash, it would let a second judge in (whose
-      // judgment the fence below would keep untold: see `endAuthLease`). Not waiting was
-      // measured slower: PostgreSQL's CPU per checkout rose by a tenth, and its rate fell as much.
+      // A lease waits for the disk. Lost in a crash, it would let a second judge in, whose
+      // judgment the fence (`endAuthLease`, an `authFailure` with its lease) would keep untold;
+      // but not waiting was measured slower: PostgreSQL's CPU per checkout up a tenth, its rate
+      // down as much (operator guide, "What a crash of PostgreSQL can lose").
       { rows: true, flush: lease },
     );
     const row = results[0][0] as unknown as BegunRow;
