@@ -773,10 +773,9 @@ function refuseCardTesting(ctx: Ctx, terminalId: string, n: Attempts, now: numbe
 }
 
 /**
- * The authentication's lease is no longer its own: lost in a crash of the database (a lease's
- * begin does not wait for the disk), or held past its time and taken by another request. What
- * was judged under it is not told, whichever way it went, and not counted: the answer is the one
- * a request gets while another holds the lease.
+ * The authentication's lease is no longer its own: held past its time and taken by another
+ * request, or lost. What was judged under it is not told, whichever way it went, and not
+ * counted: the answer is the one a request gets while another holds the lease.
  */
 function leaseLost(ctx: Ctx, terminalId: string): ApiError {
   securityEvent(ctx, 'auth_lease_lost', { terminalId });
