@@ -211,8 +211,8 @@ describe('an authentication whose lease was lost while it was judged', () => {
   it('tells nothing of what was judged and counts nothing: a right and a wrong password get the same 429', async () => {
     const t = await terminal(platform);
     const card = '6222021000000000009';
-    // Between the judging and the commit that would tell it, the lease goes: lost in a crash of
-    // the database (its begin does not wait for the disk), then taken by another request for 1 ms.
+    // Between the judging and the commit that would tell it, the lease goes (held past its time,
+    // or lost) and another request takes it, for 1 ms.
     const commit = platform.store.commit.bind(platform.store);
     const loseTheLease = () =>
       jest.spyOn(platform.store, 'commit').mockImplementationOnce(async (writes) => {
