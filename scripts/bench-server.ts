@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import Fastify from 'fastify';
 import { Client } from 'pg';
 import { buildSandbox } from '../packages/platform/src/sandbox/payment-platform';
+import type { DatabaseWait } from '../packages/platform/src/store/types';
 import { startSandboxPlatform } from '../packages/testing/src/platform';
 
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
@@ -403,7 +404,7 @@ export interface Steady {
 export interface Waits {
   /** The four steps' mean latencies added up, as the load generator saw them (ms). */
   stepsMs: number;
-  database: Record<'read' | 'write' | 'write_unflushed', { perCheckout: number; meanMs: number }>;
+  database: Record<DatabaseWait, { perCheckout: number; meanMs: number }>;
   /** The charges' mean time (ms). */
   chargeMs: number;
 }
