@@ -15,7 +15,7 @@ import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
-import { Client } from 'pg';
+import { Client, Pool } from 'pg';
 import { buildSandbox } from '../packages/platform/src/sandbox/payment-platform';
 import type { DatabaseWait } from '../packages/platform/src/store/types';
 import { startSandboxPlatform } from '../packages/testing/src/platform';
@@ -30,7 +30,9 @@ const agent = new Agent({ keepAlive: true, maxSockets: 512 });
 
 /** `db`: a database for the platform; `payments`: join another instance's sandbox. */
 async function serve(kind: string, db?: string, payments?: string): Promise<void> {
-  if (kind === 'bare') {
+  if (kind === 'floor') {
+    await serveFloor(db!, payments!);
+  } else if (kind === 'bare') {
     const app = Fastify();
     app.get('/v1/health', async () => ({ status: 'ok' }));
     console.log(`URL ${await app.listen({ port: 0, host: '127.0.0.1' })}`);
@@ -53,6 +55,52 @@ async function serve(kind: string, db?: string, payments?: string): Promise<void
     });
     console.log(`URL ${p.url} SANDBOX ${p.sandbox?.url ?? payments} METRICS ${p.metricsUrl}`);
   }
+}
+
+/**
+ * The floor under the platform's step latency on PostgreSQL: each step's round trips as the
+ * platform makes them, with nothing else. A session's one commit; the order's and the
+ * confirmation's begin (without a flush) and commit; the authentication's begin with its lease,
+ * its record, a request to the payment platform and its decision (three commits that wait for
+ * the disk). Each round trip writes one row; no signature is checked, nothing is read or sealed,
+ * and the payment platform is asked for a charge it does not have (its cheapest answer). What the
+ * load generator sees of it at PostgreSQL x1's steady rate is what no platform making those round
+ * trips could beat on this machine.
+ */
+async function serveFloor(db: string, payments: string): Promise<void> {
+  const pool = new Pool({ connectionString: db, max: 6 });
+  await pool.query('CREATE TABLE IF NOT EXISTS bench_floor (id TEXT PRIMARY KEY)');
+  const id = () => randomBytes(12).toString('hex');
+  const commit = () => pool.query('INSERT INTO bench_floor VALUES ($1)', [id()]);
+  // One round trip of the simple protocol; the id is hex, safe to write into the text.
+  const begin = () =>
+    pool.query(
+      `BEGIN; SET LOCAL synchronous_commit = off; INSERT INTO bench_floor VALUES ('${id()}'); COMMIT`,
+    );
+  const app = Fastify();
+  app.post('/v1/sessions', async () => {
+    await commit();
+    return { sessionId: id() };
+  });
+  app.post('/v1/sessions/:id/order', async (req) => {
+    await begin();
+    await commit();
+    const { amount } = req.body as { amount: number };
+    return { confirmation: { confirmToken: id(), orderId: id(), amount } };
+  });
+  app.post('/v1/sessions/:id/confirm', async () => {
+    await begin();
+    await commit();
+    return { authPrompt: { challenge: id(), mandatory: [] } };
+  });
+  app.post('/v1/sessions/:id/authenticate', async () => {
+    await commit();
+    await commit();
+    await http(payments, 'GET', '/v1/charges/ch_bench_floor', {});
+    await commit();
+    return { state: 'succeeded' };
+  });
+  console.log(`URL ${await app.listen({ port: 0, host: '127.0.0.1' })}`);
 }
 
 function child(
@@ -392,6 +440,11 @@ export interface ServerFigures {
    * platform with a PostgreSQL one that waits on its database; this compares like with like.
    */
   atPostgresRate?: Steady;
+  /**
+   * PostgreSQL x1's round trips with nothing between them (`serveFloor`), offered PostgreSQL x1's
+   * steady rate: the step latency no platform making those round trips could beat here.
+   */
+  floor?: Steady;
 }
 export interface Steady {
   rate: number;
@@ -455,11 +508,17 @@ export async function benchServer(options: {
   );
   rmSync(dir, { recursive: true, force: true });
   const pg = options.postgres ? await pgDatabase() : undefined;
+  let floor: Steady | undefined;
   if (pg) {
     try {
       // With its steady half-capacity load: the step latency budget holds on PostgreSQL too.
       await measure(await startTarget('PostgreSQL x1', { db: pg.url }), [64], true);
       await measure(await startTarget('PostgreSQL x2', { db: pg.url, instances: 2 }), [64], false);
+      const half = targets.find((t) => t.name === 'PostgreSQL x1')?.steady?.rate;
+      if (half) {
+        floor = await floorAt(pg.url, pinKey, half);
+        log(`PostgreSQL x1's round trips alone, steady at ${half.toFixed(0)} checkouts/s`);
+      }
     } finally {
       // A run that fails leaves no database behind either.
       await pg.drop();
@@ -495,7 +554,33 @@ export async function benchServer(options: {
     },
     targets,
     ...(atPostgresRate ? { atPostgresRate } : {}),
+    ...(floor ? { floor } : {}),
   };
+}
+
+/** The floor (`serveFloor`), warmed, then offered `rate` checkouts a second. */
+async function floorAt(db: string, pinKey: Buffer, rate: number): Promise<Steady> {
+  const payments = await child('payments');
+  const floor = await child('floor', db, payments.url);
+  const target: Target = {
+    name: 'the floor',
+    urls: [floor.url],
+    metrics: [],
+    procs: [floor.proc],
+    others: [payments.proc],
+  };
+  try {
+    // Its terminals sign as any other's; the floor does not check them.
+    const terminals = Array.from({ length: 64 }, (_, i) => ({
+      id: `trm_floor_${i}`,
+      secret: randomBytes(32),
+      card: cardOf(i),
+    }));
+    await load(target, terminals, pinKey, 400);
+    return await steadyLoad(target, terminals, pinKey, rate);
+  } finally {
+    for (const p of [floor.proc, payments.proc]) await stop(p);
+  }
 }
 
 async function registerTerminals(target: Target, salt: Buffer, pinKey: Buffer, n: number) {
@@ -796,6 +881,10 @@ async function main() {
         `  steady ${t.steady.rate.toFixed(0)} checkouts/s (half capacity): ${stepsLine(t.steady.steps)} (budget p99 <= 10 ms)\n  ${waitsLine(t.steady.waits)}`,
       );
   }
+  if (figures.floor)
+    console.log(
+      `PostgreSQL x1's round trips alone (the floor), steady ${figures.floor.rate.toFixed(0)} checkouts/s: ${stepsLine(figures.floor.steps)}`,
+    );
   const same = figures.atPostgresRate;
   if (same)
     console.log(
