@@ -710,6 +710,41 @@ describe('the SQLite store', () => {
     (s) => s.close(),
   );
 
+  it('prunes a backlog of expired nonces and idempotency records a few hundred at a time, letting the event loop run between, and keeps what has not expired', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cardpay-store-')), 'prune.db');
+    const store = new SqliteStore(file);
+    const t = await terminal(store);
+    const later = { nonceExpiresAt: NOW + 1e7, ttlMs: 1e7 };
+    await Promise.all(
+      Array.from({ length: 12000 }, (_, i) =>
+        store.useNonceAndBegin({
+          ...requestBegin(t.id, `n${i}`, `k${i}`),
+          ...(i % 12 === 0 ? later : {}),
+        }),
+      ),
+    );
+    // Something else waiting to run, as requests are: it runs at each turn of the event loop.
+    let turns = 0;
+    let pruning = true;
+    const other = () => {
+      turns++;
+      if (pruning) setImmediate(other);
+    };
+    setImmediate(other);
+    await store.prune(NOW + 120000, NOW - 86400000);
+    pruning = false;
+    await store.close();
+    // 22,000 rows deleted: in one statement, nothing else ran meanwhile; in chunks of a few
+    // hundred, the other work ran between every two (at least once for every 500 rows).
+    expect(turns).toBeGreaterThanOrEqual(22000 / 500);
+    const db = new Database(file, { readonly: true });
+    const count = (table: string) =>
+      (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
+    expect(count('nonces')).toBe(1000);
+    expect(count('idempotency')).toBe(1000);
+    db.close();
+  });
+
   it('applies writes made at once together, undoing only those that lost a race, and answers once they are committed', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'cardpay-store-')), 'group.db');
     const store = new SqliteStore(file);
