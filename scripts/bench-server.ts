@@ -68,7 +68,8 @@ async function serve(kind: string, db?: string, payments?: string): Promise<void
  * trips could beat on this machine.
  */
 async function serveFloor(db: string, payments: string): Promise<void> {
-  const pool = new Pool({ connectionString: db, max: 6 });
+  // As many connections as the platform keeps: its default (6), or BENCH_DB_POOL's.
+  const pool = new Pool({ connectionString: db, max: Number(process.env.BENCH_DB_POOL) || 6 });
   await pool.query('CREATE TABLE IF NOT EXISTS bench_floor (id TEXT PRIMARY KEY)');
   const id = () => randomBytes(12).toString('hex');
   const commit = () => pool.query('INSERT INTO bench_floor VALUES ($1)', [id()]);
