@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PostgresStore } from '../../packages/platform/src/store/postgres';
+import { PostgresStore, PRUNE_LOCK } from '../../packages/platform/src/store/postgres';
 import { SqliteStore } from '../../packages/platform/src/store/sqlite';
 import type {
   MerchantOrderRow,
@@ -149,6 +149,20 @@ function storeSuite(open: () => Promise<Store>, close: (s: Store) => Promise<voi
     store = await open();
   });
   afterAll(() => close(store));
+
+  it('prunes: an open session past its expiry becomes expired without its card, a finished one past retention goes, a live one stays', async () => {
+    const t = await terminal(store);
+    const stale = { ...session(t.id), expiresAt: NOW + 1000 };
+    const live = { ...session(t.id), expiresAt: NOW + 1e9 };
+    const finished = { ...session(t.id), state: 'cancelled' as const, expiresAt: NOW - 5000 };
+    for (const row of [stale, live, finished]) await store.commit([{ kind: 'insertSession', row }]);
+    const pass = await store.prune(NOW + 2000, NOW);
+    expect(pass.pruned).toBe(true);
+    expect(pass.expired).toBeGreaterThanOrEqual(1);
+    expect(await store.getSession(stale.id)).toMatchObject({ state: 'expired', panSealed: null });
+    expect((await store.getSession(live.id))?.state).toBe('awaiting_authentication');
+    expect(await store.getSession(finished.id)).toBeUndefined();
+  });
 
   it('lets exactly one of eight concurrent first uses of an idempotency key act', async () => {
     const t = await terminal(store);
@@ -915,6 +929,27 @@ describePg('the PostgreSQL store', () => {
     () => PostgresStore.open(db.url),
     (s) => s.close(),
   );
+
+  it('prunes on one instance at a time: a pass that finds another pruning does nothing', async () => {
+    const store = await PostgresStore.open(db.url);
+    const t = await terminal(store);
+    const stale = { ...session(t.id), expiresAt: NOW + 1000 };
+    await store.commit([{ kind: 'insertSession', row: stale }]);
+    // Another instance's pass, holding the prune's lock in its transaction.
+    const other = await store.pool.connect();
+    await other.query('BEGIN');
+    await other.query('SELECT pg_advisory_xact_lock($1)', [PRUNE_LOCK]);
+    try {
+      expect(await store.prune(NOW + 2000, NOW)).toEqual({ expired: 0, pruned: false });
+      expect((await store.getSession(stale.id))?.state).toBe('awaiting_authentication');
+    } finally {
+      await other.query('COMMIT');
+      other.release();
+    }
+    expect((await store.prune(NOW + 2000, NOW)).pruned).toBe(true);
+    expect((await store.getSession(stale.id))?.state).toBe('expired');
+    await store.close();
+  });
 
   it('migrates an empty database exactly once when three instances start at the same moment', async () => {
     const fresh = await freshDatabase();

@@ -151,6 +151,8 @@ const MIGRATIONS: string[] = [
 
 /** One number for the advisory lock that serialises migrations across instances. */
 const MIGRATION_LOCK = 7316020140;
+/** And one for the lock of a prune pass (`prune`): one instance prunes at a time. */
+export const PRUNE_LOCK = 7316020141;
 
 /**
  * Connections per instance unless the operator says (`--db-pool`). More is not faster: on two
@@ -797,25 +799,34 @@ export class PostgresStore implements Store {
     }
   }
 
+  /**
+   * One statement, one round trip: every expiry and deletion of a pass, made only by the
+   * instance that gets the prune's advisory lock (without waiting for it). Several instances on
+   * one database no longer delete the same rows at once, each waiting on the others' row locks,
+   * and a pass costs one round trip instead of seven. An instance that finds the lock taken does
+   * nothing: the one holding it is pruning.
+   */
   async prune(now: number, retainBefore: number) {
-    const expired = await this.q(
-      `UPDATE sessions SET state = 'expired', pan_sealed = NULL, challenge = NULL, confirm_token = NULL,
-         version = version + 1
-       WHERE state IN ('awaiting_order', 'awaiting_confirmation', 'awaiting_authentication') AND expires_at < $1
-       RETURNING id`,
-      [now],
+    const held = '(SELECT held FROM lock)';
+    const [row] = await this.q<{ pruned: boolean; expired: string }>(
+      `WITH lock AS (SELECT pg_try_advisory_xact_lock(${PRUNE_LOCK}) AS held),
+       expired AS (
+         UPDATE sessions SET state = 'expired', pan_sealed = NULL, challenge = NULL,
+           confirm_token = NULL, version = version + 1
+         WHERE ${held} AND state IN ('awaiting_order', 'awaiting_confirmation', 'awaiting_authentication')
+           AND expires_at < $1
+         RETURNING 1),
+       n AS (DELETE FROM nonces WHERE ${held} AND expires_at <= $1),
+       i AS (DELETE FROM idempotency WHERE ${held} AND expires_at <= $1),
+       r AS (DELETE FROM rate_limits WHERE ${held} AND window_start < $2),
+       c AS (DELETE FROM card_checks WHERE ${held} AND created_at < $3),
+       d AS (DELETE FROM event_deliveries WHERE ${held} AND at < $4),
+       s AS (DELETE FROM sessions WHERE ${held} AND payment_id IS NULL
+               AND state IN ('expired', 'cancelled', 'failed') AND expires_at < $5)
+       SELECT ${held} AS pruned, (SELECT COUNT(*) FROM expired) AS expired`,
+      [now, now - 3600000, now - 2 * 86400000, now - 30 * 86400000, retainBefore],
     );
-    await this.q('DELETE FROM nonces WHERE expires_at <= $1', [now]);
-    await this.q('DELETE FROM idempotency WHERE expires_at <= $1', [now]);
-    await this.q('DELETE FROM rate_limits WHERE window_start < $1', [now - 3600000]);
-    await this.q('DELETE FROM card_checks WHERE created_at < $1', [now - 2 * 86400000]);
-    await this.q('DELETE FROM event_deliveries WHERE at < $1', [now - 30 * 86400000]);
-    await this.q(
-      `DELETE FROM sessions WHERE payment_id IS NULL AND state IN ('expired', 'cancelled', 'failed')
-         AND expires_at < $1`,
-      [retainBefore],
-    );
-    return { expired: expired.length };
+    return { expired: Number(row.expired), pruned: row.pruned };
   }
   async getMeta(key: string) {
     return (await this.q<{ value: string }>('SELECT value FROM meta WHERE key = $1', [key]))[0]

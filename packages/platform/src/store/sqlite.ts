@@ -898,7 +898,7 @@ export class SqliteStore implements Store {
       `payment_id IS NULL AND state IN ('expired', 'cancelled', 'failed') AND expires_at < ?`,
       retainBefore,
     );
-    return { expired };
+    return { expired, pruned: true };
   }
 
   /**

@@ -543,9 +543,11 @@ export interface Store {
   /**
    * Background housekeeping: sessions past their expiry become `expired` and lose their sealed
    * card number; nonces and idempotency records past their time, and finished sessions without a
-   * payment older than `retainBefore`, are deleted. Returns how many sessions it expired.
+   * payment older than `retainBefore`, are deleted. Returns how many sessions it expired, and
+   * whether it pruned at all: on PostgreSQL one instance prunes at a time, and a pass that finds
+   * another pruning does nothing.
    */
-  prune(now: number, retainBefore: number): Promise<{ expired: number }>;
+  prune(now: number, retainBefore: number): Promise<{ expired: number; pruned: boolean }>;
   /** A small value kept by the platform itself (the master key's check value). */
   getMeta(key: string): Promise<string | undefined>;
   putMeta(key: string, value: string): Promise<void>;
