@@ -201,10 +201,8 @@ function randomPooled(n: number): Buffer {
   return pool.subarray(poolAt - n, poolAt);
 }
 
-const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-
-/** The same characters in byte order: a number written with them sorts as the number does. */
-const SORTED = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+/** [A-Za-z0-9] in byte order: a number written with them sorts as the number does. */
+const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
 /**
  * An opaque id: the type prefix, the time it was made in 8 characters that sort as the time does
@@ -219,7 +217,7 @@ const SORTED = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 export function newId(prefix: string, at = Date.now()): string {
   let id = '';
   for (let t = Math.max(0, Math.floor(at)), i = 0; i < 8; i++, t = Math.floor(t / 62))
-    id = SORTED[t % 62] + id;
+    id = ALPHABET[t % 62] + id;
   id = `${prefix}_${id}`;
   const length = prefix.length + 22;
   while (id.length < length) {
