@@ -14,6 +14,7 @@ import {
   orderQuerySql,
   toColumns,
   toRow,
+  KEPT_MS,
 } from './rows';
 import {
   StoreError,
@@ -824,7 +825,13 @@ export class PostgresStore implements Store {
        s AS (DELETE FROM sessions WHERE ${held} AND payment_id IS NULL
                AND state IN ('expired', 'cancelled', 'failed') AND expires_at < $5)
        SELECT ${held} AS pruned, (SELECT COUNT(*) FROM expired) AS expired`,
-      [now, now - 3600000, now - 2 * 86400000, now - 30 * 86400000, retainBefore],
+      [
+        now,
+        now - KEPT_MS.rateLimits,
+        now - KEPT_MS.cardChecks,
+        now - KEPT_MS.eventDeliveries,
+        retainBefore,
+      ],
     );
     return { expired: Number(row.expired), pruned: row.pruned };
   }

@@ -209,3 +209,10 @@ export const DAY_FIGURES = `SELECT currency, SUM(payments) AS payments, SUM(succ
     SELECT currency, 0, 0, 0, amount FROM refunds
     WHERE merchant_id = $1 AND decided_at >= $2 AND decided_at < $3 AND status = 'succeeded'
   ) AS lines GROUP BY currency ORDER BY currency`;
+
+/** How long both stores keep what `prune` deletes by age alone (ms). */
+export const KEPT_MS = {
+  rateLimits: 3600000,
+  cardChecks: 2 * 86400000,
+  eventDeliveries: 30 * 86400000,
+};
