@@ -22,6 +22,8 @@ import { startSandboxPlatform } from '../packages/testing/src/platform';
 
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const CHECKOUTS = Number(process.env.BENCH_CHECKOUTS ?? 2000);
+/** How long each measurement of bare Fastify lasts: about as long as a capacity load here. */
+const BARE_MS = Number(process.env.BENCH_BARE_MS ?? 2000);
 const STEPS = ['session', 'order', 'confirm', 'authenticate'] as const;
 type Step = (typeof STEPS)[number];
 const agent = new Agent({ keepAlive: true, maxSockets: 512 });
@@ -297,28 +299,49 @@ const summary = (lat: Record<string, number[]>) =>
     (s) => `${s} p50 ${pct(lat[s], 50).toFixed(1)} / p99 ${pct(lat[s], 99).toFixed(1)} ms`,
   ).join('; ');
 
-async function bare(requests: number): Promise<{ rate: number; cpuPerRequest: number }> {
+/**
+ * Bare Fastify, the baseline: one server, warmed once, measured for a burst of requests right
+ * before and right after each capacity load, so that a load's ratios compare it with the machine
+ * as it was then (its load moves by a third within one run), not with its start or its end.
+ */
+async function startBare(ms: number) {
   const { url, proc } = await child('bare');
-  // Warm up (JIT, sockets) before measuring, as for the platform below.
-  let next = -Math.round(requests / 4);
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next++ < 0) await http(url, 'GET', '/v1/health', {});
-    }),
-  );
-  next = 0;
-  const cpu0 = cpuSeconds(proc.pid!);
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next++ < requests) await http(url, 'GET', '/v1/health', {});
-    }),
-  );
-  const rate = requests / ((performance.now() - t0) / 1000);
-  const cpuPerRequest = (cpuSeconds(proc.pid!) - cpu0) / requests;
-  await stop(proc);
-  return { rate, cpuPerRequest };
+  // Requests back to back on every connection for `ms`: how many were answered.
+  const run = async (ms: number) => {
+    const end = performance.now() + ms;
+    let answered = 0;
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (performance.now() < end) {
+          await http(url, 'GET', '/v1/health', {});
+          answered++;
+        }
+      }),
+    );
+    return answered;
+  };
+  // Warm up (JIT, sockets) before measuring, as the platform is warmed before its loads.
+  await run(ms);
+  return {
+    /** As long as a capacity load here lasts, so that both see the machine for as long. */
+    async measure(): Promise<BareFigures> {
+      const cpu0 = cpuSeconds(proc.pid!);
+      const t0 = performance.now();
+      const requests = await run(ms);
+      return {
+        rate: requests / ((performance.now() - t0) / 1000),
+        cpuPerRequestUs: ((cpuSeconds(proc.pid!) - cpu0) / requests) * 1e6,
+      };
+    },
+    stop: () => stop(proc),
+  };
 }
+
+/** Two measurements of bare Fastify taken as one: their mean rate and CPU. */
+const meanBare = (xs: BareFigures[]): BareFigures => ({
+  rate: xs.reduce((sum, x) => sum + x.rate, 0) / xs.length,
+  cpuPerRequestUs: xs.reduce((sum, x) => sum + x.cpuPerRequestUs, 0) / xs.length,
+});
 
 interface Target {
   name: string;
@@ -396,7 +419,9 @@ export interface LoadFigures {
   terminals: number;
   checkouts: number;
   checkoutsPerS: number;
-  /** Signed requests per second as a share of bare Fastify's request rate (same run). */
+  /** Bare Fastify measured right before and right after this load: its baseline. */
+  bare: BareFigures;
+  /** Signed requests per second as a share of that bare Fastify's request rate. */
   shareOfBare: number;
   cpuPerSignedRequestUs: number;
   /** PostgreSQL's own CPU per checkout (PostgreSQL targets only). */
@@ -427,8 +452,15 @@ export interface LoadFigures {
   database?: { transactionsPerCheckout: number; rowWritesPerCheckout: number };
   steps: Record<Step, StepLatency>;
 }
+export interface BareFigures {
+  /** Requests a second. */
+  rate: number;
+  /** The server's CPU per request (µs). */
+  cpuPerRequestUs: number;
+}
 export interface ServerFigures {
-  bare: { rate: number; cpuPerRequestUs: number; before: number; after: number };
+  /** Bare Fastify over the run: the mean of its measurements, and its first and last rates. */
+  bare: BareFigures & { before: number; after: number };
   targets: {
     name: string;
     loads: LoadFigures[];
@@ -461,11 +493,18 @@ export interface Waits {
   database: Record<DatabaseWait, { perCheckout: number; meanMs: number }>;
   /** The charges' mean time (ms). */
   chargeMs: number;
+  /**
+   * Each step's share of answers over the 10 ms budget: as the load generator saw them, and as
+   * the platform's own request histogram timed them (from its first byte read to its last
+   * written; absent where the server keeps no metrics). The difference is time spent outside
+   * the platform: in the load generator's turn on the cores and in the kernel's queues.
+   */
+  overTenMs: Record<Step, { client: number; platform?: number }>;
 }
 
 /**
- * The server's figures: bare Fastify before and after, then full checkouts on each target at each
- * number of terminals, and (on the first target) a steady load at half the 64-terminal capacity.
+ * The server's figures: full checkouts on each target at each number of terminals, each load
+ * between two measurements of bare Fastify, and (on the first target) a steady load at half the 64-terminal capacity.
  */
 export async function benchServer(options: {
   terminals: number[];
@@ -476,14 +515,18 @@ export async function benchServer(options: {
   const log = options.log ?? (() => undefined);
   const salt = Buffer.alloc(16, 15);
   const pinKey = pbkdf2Sync('204816', salt, 10000, 32, 'sha256');
-  const bareBefore = await bare(options.checkouts * 4);
+  const baseline = await startBare(BARE_MS);
+  const bares: BareFigures[] = [];
   const targets: ServerFigures['targets'] = [];
   const measure = async (target: Target, loads: number[], steady: boolean) => {
     const figures: ServerFigures['targets'][number] = { name: target.name, loads: [] };
     const terminals = await registerTerminals(target, salt, pinKey, Math.max(...loads));
     for (const n of loads) {
+      const before = await baseline.measure();
       const r = await load(target, terminals.slice(0, n), pinKey, options.checkouts);
-      figures.loads.push({ ...r, shareOfBare: 0 });
+      const bare = meanBare([before, await baseline.measure()]);
+      bares.push(bare);
+      figures.loads.push({ ...r, bare, shareOfBare: (r.checkoutsPerS * 4) / bare.rate });
       log(`${target.name}, ${n} terminals: ${r.checkoutsPerS.toFixed(0)} checkouts/s`);
       // The steady load right after the capacity it is half of, on the same warm server.
       if (steady && n === Math.min(64, Math.max(...loads))) {
@@ -543,16 +586,9 @@ export async function benchServer(options: {
       rmSync(again, { recursive: true, force: true });
     }
   }
-  const bareAfter = await bare(options.checkouts * 4);
-  const rate = (bareBefore.rate + bareAfter.rate) / 2;
-  for (const t of targets) for (const l of t.loads) l.shareOfBare = (l.checkoutsPerS * 4) / rate;
+  await baseline.stop();
   return {
-    bare: {
-      rate,
-      cpuPerRequestUs: ((bareBefore.cpuPerRequest + bareAfter.cpuPerRequest) / 2) * 1e6,
-      before: bareBefore.rate,
-      after: bareAfter.rate,
-    },
+    bare: { ...meanBare(bares), before: bares[0].rate, after: bares[bares.length - 1].rate },
     targets,
     ...(atPostgresRate ? { atPostgresRate } : {}),
     ...(floor ? { floor } : {}),
@@ -767,16 +803,32 @@ async function load(target: Target, terminals: Terminal[], pinKey: Buffer, check
   };
 }
 
-/** Sums and counts of the platform's wait histograms, over its instances. */
+/** The POST route of each step, as the platform's request metrics name it. */
+const STEP_ROUTES: Record<string, Step> = {
+  '/v1/sessions': 'session',
+  '/v1/sessions/:id/order': 'order',
+  '/v1/sessions/:id/confirm': 'confirm',
+  '/v1/sessions/:id/authenticate': 'authenticate',
+};
+
+/**
+ * Sums and counts of the platform's wait histograms, and each step's answers in all and within
+ * 10 ms, over its instances.
+ */
 async function waitTotals(target: Target): Promise<Map<string, number>> {
   const totals = new Map<string, number>();
+  const add = (key: string, value: string) =>
+    totals.set(key, (totals.get(key) ?? 0) + Number(value));
   for (const url of target.metrics) {
     const text = (await http(url, 'GET', '/metrics', {})).body;
     const series =
       /^cardpay_(database_wait_seconds|payment_platform_request_duration_seconds)_(sum|count)\{(?:call|kind)="(\w+)"[^}]*\} (\S+)$/gm;
-    for (const m of text.matchAll(series)) {
-      const key = `${m[1]} ${m[3]} ${m[2]}`;
-      totals.set(key, (totals.get(key) ?? 0) + Number(m[4]));
+    for (const m of text.matchAll(series)) add(`${m[1]} ${m[3]} ${m[2]}`, m[4]);
+    const answers =
+      /^cardpay_http_request_duration_seconds_bucket\{(?=[^}]*method="POST")(?=[^}]*le="(0\.01|\+Inf)")[^}]*route="([^"]+)"[^}]*\} (\S+)$/gm;
+    for (const m of text.matchAll(answers)) {
+      const step = STEP_ROUTES[m[2]];
+      if (step) add(`answers ${step} ${m[1] === '0.01' ? 'within' : 'all'}`, m[3]);
     }
   }
   return totals;
@@ -805,6 +857,18 @@ function waitsOver(
       write_unflushed: of('database_wait_seconds', 'write_unflushed'),
     },
     chargeMs: of('payment_platform_request_duration_seconds', 'charge').meanMs,
+    overTenMs: Object.fromEntries(
+      STEPS.map((step) => {
+        const all = delta(`answers ${step} all`);
+        const client = latencies[step].filter((ms) => ms > 10).length / latencies[step].length;
+        return [
+          step,
+          all > 0
+            ? { client, platform: (all - delta(`answers ${step} within`)) / all }
+            : { client },
+        ];
+      }),
+    ) as Waits['overTenMs'],
   };
 }
 
@@ -855,7 +919,12 @@ export function waitsLine(w: Waits): string {
     d.write_unflushed.perCheckout * d.write_unflushed.meanMs;
   const part = (x: { perCheckout: number; meanMs: number }, what: string) =>
     x.perCheckout >= 0.05 ? [`${x.perCheckout.toFixed(1)} ${what} ${x.meanMs.toFixed(2)} ms`] : [];
-  return `of a checkout's ${w.stepsMs.toFixed(1)} ms in its four steps: ${count.toFixed(1)} waits for the database, ${ms.toFixed(1)} ms (${[...part(d.write, 'writes'), ...part(d.write_unflushed, 'begins without a flush'), ...part(d.read, 'reads')].join(', ')}); the charge ${w.chargeMs.toFixed(1)} ms`;
+  return `of a checkout's ${w.stepsMs.toFixed(1)} ms in its four steps: ${count.toFixed(1)} waits for the database, ${ms.toFixed(1)} ms (${[...part(d.write, 'writes'), ...part(d.write_unflushed, 'begins without a flush'), ...part(d.read, 'reads')].join(', ')}); the charge ${w.chargeMs.toFixed(1)} ms; over 10 ms, as the load generator saw them / as the platform timed them: ${STEPS.map(
+    (step) => {
+      const o = w.overTenMs[step];
+      return `${step} ${(100 * o.client).toFixed(2)} %${o.platform === undefined ? '' : ` / ${(100 * o.platform).toFixed(2)} %`}`;
+    },
+  ).join('; ')}`;
 }
 
 export const stepsLine = (steps: Record<Step, StepLatency>) =>
@@ -869,12 +938,12 @@ async function main() {
   });
   const { bare: b } = figures;
   console.log(
-    `bare Fastify GET /v1/health: ${b.rate.toFixed(0)} req/s (${b.before.toFixed(0)} before, ${b.after.toFixed(0)} after), ${b.cpuPerRequestUs.toFixed(0)} µs of server CPU per request`,
+    `bare Fastify GET /v1/health: ${b.rate.toFixed(0)} req/s (${b.before.toFixed(0)} around the first load, ${b.after.toFixed(0)} around the last), ${b.cpuPerRequestUs.toFixed(0)} µs of server CPU per request`,
   );
   for (const t of figures.targets) {
     for (const l of t.loads)
       console.log(
-        `${t.name}, ${l.terminals} terminals: ${l.checkoutsPerS.toFixed(0)} checkouts/s = ${(100 * l.shareOfBare).toFixed(1)}% of bare Fastify's rate; ${l.cpuPerSignedRequestUs.toFixed(0)} µs server CPU per signed request = ${(l.cpuPerSignedRequestUs / b.cpuPerRequestUs).toFixed(1)}x bare${l.databaseCpuPerCheckoutUs !== undefined ? `; PostgreSQL's own ${l.databaseCpuPerCheckoutUs.toFixed(0)} µs per checkout` : ''}${l.database ? `, ${l.database.transactionsPerCheckout.toFixed(1)} round trips, ${l.database.rowWritesPerCheckout.toFixed(1)} row writes` : ''}; p50 / p99: ${stepsLine(l.steps)} (the budgets: npm run bench)`,
+        `${t.name}, ${l.terminals} terminals: ${l.checkoutsPerS.toFixed(0)} checkouts/s = ${(100 * l.shareOfBare).toFixed(1)}% of bare Fastify's rate; ${l.cpuPerSignedRequestUs.toFixed(0)} µs server CPU per signed request = ${(l.cpuPerSignedRequestUs / l.bare.cpuPerRequestUs).toFixed(1)}x bare (${l.bare.cpuPerRequestUs.toFixed(0)} µs, ${l.bare.rate.toFixed(0)}/s around this load)${l.databaseCpuPerCheckoutUs !== undefined ? `; PostgreSQL's own ${l.databaseCpuPerCheckoutUs.toFixed(0)} µs per checkout` : ''}${l.database ? `, ${l.database.transactionsPerCheckout.toFixed(1)} round trips, ${l.database.rowWritesPerCheckout.toFixed(1)} row writes` : ''}; p50 / p99: ${stepsLine(l.steps)} (the budgets: npm run bench)`,
       );
     for (const l of t.loads) console.log(`  ${machineLine(l)}`);
     if (t.steady)
