@@ -424,6 +424,12 @@ export interface LoadFigures {
   /** Signed requests per second as a share of that bare Fastify's request rate. */
   shareOfBare: number;
   cpuPerSignedRequestUs: number;
+  /**
+   * The protocol's envelope alone, at 64 terminals: the platform's CPU per signed GET of a
+   * session (its signature checked, its nonce written, one read, its answer signed), sent back to
+   * back. What every signed request pays before its step does anything.
+   */
+  envelopeUs?: number;
   /** PostgreSQL's own CPU per checkout (PostgreSQL targets only). */
   databaseCpuPerCheckoutUs?: number;
   /**
@@ -526,7 +532,14 @@ export async function benchServer(options: {
       const r = await load(target, terminals.slice(0, n), pinKey, options.checkouts);
       const bare = meanBare([before, await baseline.measure()]);
       bares.push(bare);
-      figures.loads.push({ ...r, bare, shareOfBare: (r.checkoutsPerS * 4) / bare.rate });
+      const envelopeUs =
+        n === 64 ? await envelope(target, terminals.slice(0, n), options.checkouts * 4) : undefined;
+      figures.loads.push({
+        ...r,
+        bare,
+        shareOfBare: (r.checkoutsPerS * 4) / bare.rate,
+        ...(envelopeUs ? { envelopeUs } : {}),
+      });
       log(`${target.name}, ${n} terminals: ${r.checkoutsPerS.toFixed(0)} checkouts/s`);
       // The steady load right after the capacity it is half of, on the same warm server.
       if (steady && n === Math.min(64, Math.max(...loads))) {
@@ -803,6 +816,33 @@ async function load(target: Target, terminals: Terminal[], pinKey: Buffer, check
   };
 }
 
+/**
+ * The platform's CPU per signed GET of a session, `requests` of them back to back over the
+ * terminals (each reads a session of its own), after a quarter as many unmeasured.
+ */
+async function envelope(target: Target, terminals: Terminal[], requests: number) {
+  const sessions = await Promise.all(
+    terminals.map(async (t, i) => {
+      const url = target.urls[i % target.urls.length];
+      const s = await signed(url, t, 'POST', '/v1/sessions', { merchantId: 'mch_sandbox' });
+      return { url, t, path: `/v1/sessions/${s.sessionId}` };
+    }),
+  );
+  const cpu = () => target.procs.reduce((sum, p) => sum + cpuSeconds(p.pid!), 0);
+  const run = async (n: number) => {
+    let sent = 0;
+    await Promise.all(
+      sessions.map(async ({ url, t, path }) => {
+        while (sent++ < n) await signed(url, t, 'GET', path);
+      }),
+    );
+  };
+  await run(requests / 4);
+  const cpu0 = cpu();
+  await run(requests);
+  return ((cpu() - cpu0) / requests) * 1e6;
+}
+
 /** The POST route of each step, as the platform's request metrics name it. */
 const STEP_ROUTES: Record<string, Step> = {
   '/v1/sessions': 'session',
@@ -943,7 +983,7 @@ async function main() {
   for (const t of figures.targets) {
     for (const l of t.loads)
       console.log(
-        `${t.name}, ${l.terminals} terminals: ${l.checkoutsPerS.toFixed(0)} checkouts/s = ${(100 * l.shareOfBare).toFixed(1)}% of bare Fastify's rate; ${l.cpuPerSignedRequestUs.toFixed(0)} µs server CPU per signed request = ${(l.cpuPerSignedRequestUs / l.bare.cpuPerRequestUs).toFixed(1)}x bare (${l.bare.cpuPerRequestUs.toFixed(0)} µs, ${l.bare.rate.toFixed(0)}/s around this load)${l.databaseCpuPerCheckoutUs !== undefined ? `; PostgreSQL's own ${l.databaseCpuPerCheckoutUs.toFixed(0)} µs per checkout` : ''}${l.database ? `, ${l.database.transactionsPerCheckout.toFixed(1)} round trips, ${l.database.rowWritesPerCheckout.toFixed(1)} row writes` : ''}; p50 / p99: ${stepsLine(l.steps)} (the budgets: npm run bench)`,
+        `${t.name}, ${l.terminals} terminals: ${l.checkoutsPerS.toFixed(0)} checkouts/s = ${(100 * l.shareOfBare).toFixed(1)}% of bare Fastify's rate; ${l.cpuPerSignedRequestUs.toFixed(0)} µs server CPU per signed request = ${(l.cpuPerSignedRequestUs / l.bare.cpuPerRequestUs).toFixed(1)}x bare (${l.bare.cpuPerRequestUs.toFixed(0)} µs, ${l.bare.rate.toFixed(0)}/s around this load)${l.envelopeUs ? `; a signed GET alone ${l.envelopeUs.toFixed(0)} µs = ${(l.envelopeUs / l.bare.cpuPerRequestUs).toFixed(1)}x bare` : ''}${l.databaseCpuPerCheckoutUs !== undefined ? `; PostgreSQL's own ${l.databaseCpuPerCheckoutUs.toFixed(0)} µs per checkout` : ''}${l.database ? `, ${l.database.transactionsPerCheckout.toFixed(1)} round trips, ${l.database.rowWritesPerCheckout.toFixed(1)} row writes` : ''}; p50 / p99: ${stepsLine(l.steps)} (the budgets: npm run bench)`,
       );
     for (const l of t.loads) console.log(`  ${machineLine(l)}`);
     if (t.steady)
