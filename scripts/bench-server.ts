@@ -510,7 +510,8 @@ export interface Waits {
 
 /**
  * The server's figures: full checkouts on each target at each number of terminals, each load
- * between two measurements of bare Fastify, and (on the first target) a steady load at half the 64-terminal capacity.
+ * between two measurements of bare Fastify and followed, at 64 terminals, by signed GETs alone;
+ * and (on the first target) a steady load at half the 64-terminal capacity.
  */
 export async function benchServer(options: {
   terminals: number[];
