@@ -982,6 +982,81 @@ describePg('the PostgreSQL store', () => {
     }
   });
 
+  it('commits twelve requests that come at once in two transactions: the first alone, then the eleven that came while it was on its way', async () => {
+    // Two connections: one for writes at a time, one for reads.
+    const store = await PostgresStore.open(db.url, { max: 2 });
+    try {
+      const t = await terminal(store);
+      const rows = Array.from({ length: 12 }, () => session(t.id));
+      const made = await Promise.all(
+        rows.map((row) => store.commit([{ kind: 'insertSession', row }])),
+      );
+      expect(made).toEqual(rows.map(() => true));
+      // Rows inserted by one transaction carry its id.
+      const { rows: found } = await store.pool.query(
+        'SELECT COUNT(*)::int AS n, COUNT(DISTINCT xmin::text)::int AS transactions FROM sessions WHERE id = ANY($1)',
+        [rows.map((r) => r.id)],
+      );
+      expect(found[0]).toEqual({ n: 12, transactions: 2 });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('refuses, of requests committed together, only the one whose condition fails, and makes the others', async () => {
+    const store = await PostgresStore.open(db.url, { max: 2 });
+    try {
+      const [t, other, third] = [
+        await terminal(store),
+        await terminal(store),
+        await terminal(store),
+      ];
+      const open = (terminalId: string) => ({
+        ...session(terminalId),
+        state: 'awaiting_order' as const,
+      });
+      const [first, second, elsewhere] = [open(t.id), open(t.id), open(other.id)];
+      // The first commit goes alone; the three after it wait for it, and go together.
+      const made = await Promise.all([
+        store.commit([{ kind: 'insertSession', row: session(third.id) }]),
+        store.commit([capOpen(t.id, 1), { kind: 'insertSession', row: first }]),
+        store.commit([capOpen(t.id, 1), { kind: 'insertSession', row: second }]),
+        store.commit([capOpen(other.id, 1), { kind: 'insertSession', row: elsewhere }]),
+      ]);
+      // One open session allowed on t: one of its two is made, whichever got there first alone.
+      expect(made[0]).toBe(true);
+      expect([made[1], made[2]].sort()).toEqual([false, true]);
+      expect(made[3]).toBe(true);
+      const kept = await Promise.all([first, second, elsewhere].map((r) => store.getSession(r.id)));
+      expect(kept.filter(Boolean).map((r) => r!.id)).toEqual([
+        made[1] ? first.id : second.id,
+        elsewhere.id,
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('answers each request begun together with its own outcome', async () => {
+    const store = await PostgresStore.open(db.url, { max: 2 });
+    try {
+      const t = await terminal(store);
+      const begins = ['a', 'b', 'c', 'd'].map((n) => requestBegin(t.id, `nonce-${n}`, `key-${n}`));
+      // The second of each pair reuses its nonce: in a group, after the first's insert.
+      const outcomes = await Promise.all(
+        [...begins, ...begins.map((b) => ({ ...b, key: `${b.key}-again` }))].map((b) =>
+          store.useNonceAndBegin(b),
+        ),
+      );
+      expect(outcomes).toEqual([
+        ...begins.map(() => ({ kind: 'new' })),
+        ...begins.map(() => ({ kind: 'nonce_reused' })),
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('lets a begin commit without waiting for the disk, and no other transaction after it on its connection', async () => {
     const store = await PostgresStore.open(db.url, { max: 1 });
     try {
