@@ -960,12 +960,16 @@ export function waitsLine(w: Waits): string {
     d.write_unflushed.perCheckout * d.write_unflushed.meanMs;
   const part = (x: { perCheckout: number; meanMs: number }, what: string) =>
     x.perCheckout >= 0.05 ? [`${x.perCheckout.toFixed(1)} ${what} ${x.meanMs.toFixed(2)} ms`] : [];
-  return `of a checkout's ${w.stepsMs.toFixed(1)} ms in its four steps: ${count.toFixed(1)} waits for the database, ${ms.toFixed(1)} ms (${[...part(d.write, 'writes'), ...part(d.write_unflushed, 'begins without a flush'), ...part(d.read, 'reads')].join(', ')}); the charge ${w.chargeMs.toFixed(1)} ms; over 10 ms, as the load generator saw them / as the platform timed them: ${STEPS.map(
-    (step) => {
-      const o = w.overTenMs[step];
-      return `${step} ${(100 * o.client).toFixed(2)} %${o.platform === undefined ? '' : ` / ${(100 * o.platform).toFixed(2)} %`}`;
-    },
-  ).join('; ')}`;
+  return `of a checkout's ${w.stepsMs.toFixed(1)} ms in its four steps: ${count.toFixed(1)} waits for the database, ${ms.toFixed(1)} ms (${[...part(d.write, 'writes'), ...part(d.write_unflushed, 'begins without a flush'), ...part(d.read, 'reads')].join(', ')}); the charge ${w.chargeMs.toFixed(1)} ms; over 10 ms, as the load generator saw them / as the platform timed them: ${overTenLine(w)}`;
+}
+
+/** Each step's share of answers over 10 ms: the load generator's, then the platform's. */
+function overTenLine(w: Waits): string {
+  const share = (x: number) => `${(100 * x).toFixed(2)} %`;
+  return STEPS.map((step) => {
+    const { client, platform } = w.overTenMs[step];
+    return `${step} ${share(client)}${platform === undefined ? '' : ` / ${share(platform)}`}`;
+  }).join('; ');
 }
 
 export const stepsLine = (steps: Record<Step, StepLatency>) =>
