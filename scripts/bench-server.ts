@@ -456,6 +456,12 @@ export interface LoadFigures {
    * trips; and the rows it inserted, updated or deleted per checkout.
    */
   database?: { transactionsPerCheckout: number; rowWritesPerCheckout: number };
+  /**
+   * Requests' writes per commit to the database over the load, from the platform's
+   * `cardpay_database_commit_writes`: how much the group commit gathered (absent where the server
+   * keeps no metrics).
+   */
+  writesPerCommit?: number;
   steps: Record<Step, StepLatency>;
 }
 export interface BareFigures {
@@ -506,6 +512,8 @@ export interface Waits {
    * the platform: in the load generator's turn on the cores and in the kernel's queues.
    */
   overTenMs: Record<Step, { client: number; platform?: number }>;
+  /** Requests' writes per commit to the database over the steady load (see `LoadFigures`). */
+  writesPerCommit?: number;
 }
 
 /**
@@ -759,6 +767,7 @@ async function load(target: Target, terminals: Terminal[], pinKey: Buffer, check
   const cpu = () => target.procs.reduce((sum, p) => sum + cpuSeconds(p.pid!), 0);
   const onPostgres = target.name.startsWith('PostgreSQL');
   const counts0 = target.db ? await databaseCounts(target.db) : undefined;
+  const waited0 = await waitTotals(target);
   const others = () => target.others.reduce((sum, p) => sum + cpuSeconds(p.pid!), 0);
   const generator = () => {
     const u = process.cpuUsage();
@@ -798,6 +807,7 @@ async function load(target: Target, terminals: Terminal[], pinKey: Buffer, check
     },
   };
   const counts1 = target.db ? await databaseCounts(target.db) : undefined;
+  const writesPerCommit = commitsOver(waited0, await waitTotals(target));
   return {
     terminals: terminals.length,
     checkouts: total,
@@ -813,6 +823,7 @@ async function load(target: Target, terminals: Terminal[], pinKey: Buffer, check
           },
         }
       : {}),
+    ...(writesPerCommit !== undefined ? { writesPerCommit } : {}),
     steps: stepFigures(latencies),
   };
 }
@@ -865,6 +876,8 @@ async function waitTotals(target: Target): Promise<Map<string, number>> {
     const series =
       /^cardpay_(database_wait_seconds|payment_platform_request_duration_seconds)_(sum|count)\{(?:call|kind)="(\w+)"[^}]*\} (\S+)$/gm;
     for (const m of text.matchAll(series)) add(`${m[1]} ${m[3]} ${m[2]}`, m[4]);
+    for (const m of text.matchAll(/^cardpay_database_commit_writes_(sum|count) (\S+)$/gm))
+      add(`commit_writes ${m[1]}`, m[2]);
     const answers =
       /^cardpay_http_request_duration_seconds_bucket\{(?=[^}]*method="POST")(?=[^}]*le="(0\.01|\+Inf)")[^}]*route="([^"]+)"[^}]*\} (\S+)$/gm;
     for (const m of text.matchAll(answers)) {
@@ -873,6 +886,13 @@ async function waitTotals(target: Target): Promise<Map<string, number>> {
     }
   }
   return totals;
+}
+
+/** Requests' writes per commit between two scrapes; undefined without metrics or commits. */
+function commitsOver(before: Map<string, number>, after: Map<string, number>) {
+  const delta = (key: string) => (after.get(key) ?? 0) - (before.get(key) ?? 0);
+  const commits = delta('commit_writes count');
+  return commits > 0 ? delta('commit_writes sum') / commits : undefined;
 }
 
 function waitsOver(
@@ -890,6 +910,7 @@ function waitsOver(
     };
   };
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const writesPerCommit = commitsOver(before, after);
   return {
     stepsMs: STEPS.reduce((sum, step) => sum + mean(latencies[step]), 0),
     database: {
@@ -910,6 +931,7 @@ function waitsOver(
         ];
       }),
     ) as Waits['overTenMs'],
+    ...(writesPerCommit !== undefined ? { writesPerCommit } : {}),
   };
 }
 
@@ -960,7 +982,9 @@ export function waitsLine(w: Waits): string {
     d.write_unflushed.perCheckout * d.write_unflushed.meanMs;
   const part = (x: { perCheckout: number; meanMs: number }, what: string) =>
     x.perCheckout >= 0.05 ? [`${x.perCheckout.toFixed(1)} ${what} ${x.meanMs.toFixed(2)} ms`] : [];
-  return `of a checkout's ${w.stepsMs.toFixed(1)} ms in its four steps: ${count.toFixed(1)} waits for the database, ${ms.toFixed(1)} ms (${[...part(d.write, 'writes'), ...part(d.write_unflushed, 'begins without a flush'), ...part(d.read, 'reads')].join(', ')}); the charge ${w.chargeMs.toFixed(1)} ms; over 10 ms, as the load generator saw them / as the platform timed them: ${overTenLine(w)}`;
+  const gathered =
+    w.writesPerCommit !== undefined ? `, ${w.writesPerCommit.toFixed(1)} writes a commit` : '';
+  return `of a checkout's ${w.stepsMs.toFixed(1)} ms in its four steps: ${count.toFixed(1)} waits for the database, ${ms.toFixed(1)} ms (${[...part(d.write, 'writes'), ...part(d.write_unflushed, 'begins without a flush'), ...part(d.read, 'reads')].join(', ')}${gathered}); the charge ${w.chargeMs.toFixed(1)} ms; over 10 ms, as the load generator saw them / as the platform timed them: ${overTenLine(w)}`;
 }
 
 /** Each step's share of answers over 10 ms: the load generator's, then the platform's. */
@@ -988,7 +1012,7 @@ async function main() {
   for (const t of figures.targets) {
     for (const l of t.loads)
       console.log(
-        `${t.name}, ${l.terminals} terminals: ${l.checkoutsPerS.toFixed(0)} checkouts/s = ${(100 * l.shareOfBare).toFixed(1)}% of bare Fastify's rate; ${l.cpuPerSignedRequestUs.toFixed(0)} µs server CPU per signed request = ${(l.cpuPerSignedRequestUs / l.bare.cpuPerRequestUs).toFixed(1)}x bare (${l.bare.cpuPerRequestUs.toFixed(0)} µs, ${l.bare.rate.toFixed(0)}/s around this load)${l.envelopeUs ? `; a signed GET alone ${l.envelopeUs.toFixed(0)} µs = ${(l.envelopeUs / l.bare.cpuPerRequestUs).toFixed(1)}x bare` : ''}${l.databaseCpuPerCheckoutUs !== undefined ? `; PostgreSQL's own ${l.databaseCpuPerCheckoutUs.toFixed(0)} µs per checkout` : ''}${l.database ? `, ${l.database.transactionsPerCheckout.toFixed(1)} round trips, ${l.database.rowWritesPerCheckout.toFixed(1)} row writes` : ''}; p50 / p99: ${stepsLine(l.steps)} (the budgets: npm run bench)`,
+        `${t.name}, ${l.terminals} terminals: ${l.checkoutsPerS.toFixed(0)} checkouts/s = ${(100 * l.shareOfBare).toFixed(1)}% of bare Fastify's rate; ${l.cpuPerSignedRequestUs.toFixed(0)} µs server CPU per signed request = ${(l.cpuPerSignedRequestUs / l.bare.cpuPerRequestUs).toFixed(1)}x bare (${l.bare.cpuPerRequestUs.toFixed(0)} µs, ${l.bare.rate.toFixed(0)}/s around this load)${l.envelopeUs ? `; a signed GET alone ${l.envelopeUs.toFixed(0)} µs = ${(l.envelopeUs / l.bare.cpuPerRequestUs).toFixed(1)}x bare` : ''}${l.databaseCpuPerCheckoutUs !== undefined ? `; PostgreSQL's own ${l.databaseCpuPerCheckoutUs.toFixed(0)} µs per checkout` : ''}${l.database ? `, ${l.database.transactionsPerCheckout.toFixed(1)} round trips, ${l.database.rowWritesPerCheckout.toFixed(1)} row writes` : ''}${l.writesPerCommit !== undefined ? `; ${l.writesPerCommit.toFixed(1)} writes a commit` : ''}; p50 / p99: ${stepsLine(l.steps)} (the budgets: npm run bench)`,
       );
     for (const l of t.loads) console.log(`  ${machineLine(l)}`);
     if (t.steady)

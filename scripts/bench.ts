@@ -52,10 +52,13 @@ async function main() {
     l.envelopeUs
       ? `; a signed GET of a session alone (signature, nonce, one read, signed answer) ${l.envelopeUs.toFixed(0)} µs = ${(l.envelopeUs / l.bare.cpuPerRequestUs).toFixed(1)}x bare`
       : '';
+  // How much each commit gathered: the group commit's rhythm at this load.
+  const gathered = (l: LoadFigures) =>
+    l.writesPerCommit !== undefined ? `; ${l.writesPerCommit.toFixed(1)} writes a commit` : '';
   for (const l of sqlite.loads) {
     rows.push({
       what: `SQLite, ${l.terminals} terminal${l.terminals > 1 ? 's' : ''}: full checkouts`,
-      figure: `${l.checkoutsPerS.toFixed(0)}/s = ${(100 * l.shareOfBare).toFixed(1)} % of bare Fastify; ${l.cpuPerSignedRequestUs.toFixed(0)} µs CPU per signed request; p50 / p99 ${stepsLine(l.steps)}`,
+      figure: `${l.checkoutsPerS.toFixed(0)}/s = ${(100 * l.shareOfBare).toFixed(1)} % of bare Fastify; ${l.cpuPerSignedRequestUs.toFixed(0)} µs CPU per signed request${gathered(l)}; p50 / p99 ${stepsLine(l.steps)}`,
       baseline: bareOf(l),
       budget: 'none (capacity curve; the budgets are the rows below)',
       met: true,
@@ -110,7 +113,7 @@ async function main() {
         : '';
     rows.push({
       what: `${t.name}, ${l.terminals} terminals: full checkouts`,
-      figure: `${l.checkoutsPerS.toFixed(0)}/s = ${(100 * l.shareOfBare).toFixed(1)} % of bare Fastify; ${l.cpuPerSignedRequestUs.toFixed(0)} µs of the platform's CPU per signed request (${timesBare(l).toFixed(1)}x bare)${vsFile}${pgOwn}${pgCounts}`,
+      figure: `${l.checkoutsPerS.toFixed(0)}/s = ${(100 * l.shareOfBare).toFixed(1)} % of bare Fastify; ${l.cpuPerSignedRequestUs.toFixed(0)} µs of the platform's CPU per signed request (${timesBare(l).toFixed(1)}x bare)${vsFile}${pgOwn}${pgCounts}${gathered(l)}`,
       baseline: bareOf(l),
       budget: 'capacity (budgets in the rows below)',
       met: true,

@@ -218,6 +218,12 @@ describe('metrics', () => {
       const writes = /^cardpay_database_wait_seconds_count\{kind="write"\} (\d+)$/m.exec(text);
       // Each step of the three checkouts writes its begin at least.
       expect(Number(writes?.[1])).toBeGreaterThanOrEqual(3 * 4);
+      // Its commits: every write made is in one, and one at a time (as these came) each carries one.
+      const commits = /^cardpay_database_commit_writes_count (\d+)$/m.exec(text);
+      const carried = /^cardpay_database_commit_writes_sum (\d+)$/m.exec(text);
+      expect(Number(commits?.[1])).toBeGreaterThanOrEqual(3 * 4);
+      expect(Number(carried?.[1])).toBeGreaterThanOrEqual(Number(commits?.[1]));
+      expect(text).toMatch(/^cardpay_database_commit_writes_bucket\{le="1"\} \d+$/m);
       expect(text).not.toMatch(/ses_|trm_|4242/);
     } finally {
       await platform.close();

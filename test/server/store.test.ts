@@ -759,10 +759,12 @@ describe('the SQLite store', () => {
     db.close();
   });
 
-  it('applies writes made at once together, undoing only those that lost a race, and answers once they are committed', async () => {
+  it('applies writes made at once together, undoing only those that lost a race, answers once they are committed, and tells what each commit made', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'cardpay-store-')), 'group.db');
     const store = new SqliteStore(file);
     const t = await terminal(store);
+    const commits: number[] = [];
+    store.onCommit = (writes) => commits.push(writes);
     const sessions = Array.from({ length: 12 }, () => session(t.id));
     await Promise.all(sessions.map((s) => store.commit([{ kind: 'insertSession', row: s }])));
     // Twelve requests in one turn: every third holds a stale version, and its payment must go too.
@@ -796,6 +798,8 @@ describe('the SQLite store', () => {
       [1, 2, 3].map(() => store.useNonce(t.id, 'ef'.repeat(16), NOW, NOW + 1000)),
     );
     expect(twins.filter(Boolean)).toHaveLength(1);
+    // Three commits, each telling the writes it made: twelve sessions, eight payments, one nonce.
+    expect(commits).toEqual([12, 8, 1]);
     await store.close();
   });
 
@@ -987,11 +991,15 @@ describePg('the PostgreSQL store', () => {
     const store = await PostgresStore.open(db.url, { max: 1 });
     try {
       const t = await terminal(store);
+      const commits: number[] = [];
+      store.onCommit = (writes) => commits.push(writes);
       const rows = Array.from({ length: 12 }, () => session(t.id));
       const made = await Promise.all(
         rows.map((row) => store.commit([{ kind: 'insertSession', row }])),
       );
       expect(made).toEqual(rows.map(() => true));
+      // As the metric of commits tells them.
+      expect(commits).toEqual([1, 11]);
       // Rows inserted by one transaction carry its id.
       const { rows: found } = await store.pool.query(
         'SELECT COUNT(*)::int AS n, COUNT(DISTINCT xmin::text)::int AS transactions FROM sessions WHERE id = ANY($1)',
@@ -1016,6 +1024,8 @@ describePg('the PostgreSQL store', () => {
         state: 'awaiting_order' as const,
       });
       const [first, second, elsewhere] = [open(t.id), open(t.id), open(other.id)];
+      const commits: number[] = [];
+      store.onCommit = (writes) => commits.push(writes);
       // The first commit goes alone; the three after it wait for it, and go together.
       const made = await Promise.all([
         store.commit([{ kind: 'insertSession', row: session(third.id) }]),
@@ -1027,6 +1037,8 @@ describePg('the PostgreSQL store', () => {
       expect(made[0]).toBe(true);
       expect([made[1], made[2]].sort()).toEqual([false, true]);
       expect(made[3]).toBe(true);
+      // Three commits of one write each: the group undone is none, nor the request refused.
+      expect(commits).toEqual([1, 1, 1]);
       const kept = await Promise.all([first, second, elsewhere].map((r) => store.getSession(r.id)));
       expect(kept.filter(Boolean).map((r) => r!.id)).toEqual([
         made[1] ? first.id : second.id,

@@ -143,6 +143,7 @@ export async function buildApp(options: AppOptions): Promise<{ app: FastifyInsta
   } as Ctx;
   ctx.metrics = new Metrics(options.store, now);
   options.store.onWait = ctx.metrics.waited;
+  options.store.onCommit = ctx.metrics.committed;
   payments.onRequest = ctx.metrics.called;
   ctx.reconciler = new Reconciler(ctx);
   ctx.notifier = new Notifier(ctx);

@@ -58,6 +58,12 @@ export class Metrics {
     buckets: [0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
     registers: [this.registry],
   });
+  readonly commitWrites = new Histogram({
+    name: 'cardpay_database_commit_writes',
+    help: "Requests' writes each commit to the database carried: 1 when requests come one at a time, more when the writes of requests that arrive together commit as one transaction (group commit)",
+    buckets: [1, 2, 4, 8, 16, 32, 64],
+    registers: [this.registry],
+  });
   readonly paymentPlatform = new Histogram({
     name: 'cardpay_payment_platform_request_duration_seconds',
     help: 'Requests to the payment platform, by call (charge, verification, refund, charge_lookup, refund_lookup, readiness) and result (answered with any status, or unanswered: a time-out or a lost connection)',
@@ -76,6 +82,9 @@ export class Metrics {
     if (!series) this.waits.set(kind, (series = this.databaseWait.labels({ kind })));
     series.observe(seconds);
   };
+
+  /** Counts a commit and the writes it carried (the store tells each one: `Store.onCommit`). */
+  readonly committed = (writes: number): void => this.commitWrites.observe(writes);
 
   /** Counts a request to the payment platform (`PaymentConnector.onRequest`). */
   readonly called = (call: string, answered: boolean, seconds: number): void => {

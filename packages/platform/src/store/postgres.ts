@@ -320,7 +320,10 @@ export class PostgresStore implements Store {
     try {
       const rows = (await this.pool.query<T>(this.prepared(sql, params))).rows;
       if (!this.available) this.changed(true);
-      this.onWait?.(waitOf(sql), (performance.now() - start) / 1000);
+      const kind = waitOf(sql);
+      this.onWait?.(kind, (performance.now() - start) / 1000);
+      // A statement that writes commits by itself: a commit of one write.
+      if (kind === 'write') this.onCommit?.(1);
       return rows;
     } catch (error) {
       throw this.failure(error);
@@ -328,6 +331,7 @@ export class PostgresStore implements Store {
   }
 
   onWait?: (kind: DatabaseWait, seconds: number) => void;
+  onCommit?: (writes: number) => void;
 
   onAvailability?: (available: boolean) => void;
   private available = true;
@@ -831,6 +835,7 @@ export class PostgresStore implements Store {
     const alone = (w: Waiting) =>
       this.runAlone(w.statements, w.rows, w.flush).then((results) => {
         this.onWait?.(flush ? 'write' : 'write_unflushed', (performance.now() - w.start) / 1000);
+        this.onCommit?.(1);
         w.resolve(results);
       }, w.reject);
     if (group.length === 1) return alone(group[0]);
@@ -846,6 +851,7 @@ export class PostgresStore implements Store {
       else await Promise.all(group.map(alone));
       return;
     }
+    this.onCommit?.(group.length);
     let at = 0;
     for (const w of group) {
       this.onWait?.(flush ? 'write' : 'write_unflushed', (performance.now() - w.start) / 1000);

@@ -267,6 +267,12 @@ export class SqliteStore implements Store {
     }
     const alone = batch.length === 1 ? batch[0].result : undefined;
     if (alone && !alone.ok && isBusy(alone.error)) return this.waitForLock(batch);
+    if (this.onCommit) {
+      // A write that lost its race or found its nonce used answers false: it carried nothing.
+      let made = 0;
+      for (const w of batch) if (w.result!.ok && w.result!.value !== false) made++;
+      if (made > 0) this.onCommit(made);
+    }
     const done = this.onWait ? performance.now() : 0;
     for (const w of batch) {
       const r = w.result!;
@@ -277,6 +283,7 @@ export class SqliteStore implements Store {
   };
 
   onWait?: (kind: DatabaseWait, seconds: number) => void;
+  onCommit?: (writes: number) => void;
 
   /**
    * Another process holds the database's write lock (a backup, a second platform on the file):

@@ -565,6 +565,14 @@ export interface Store {
    * process, not waits.
    */
   onWait?: (kind: DatabaseWait, seconds: number) => void;
+  /**
+   * Told, at each commit of requests' writes, how many it carried
+   * (`cardpay_database_commit_writes`): 1 when requests come one at a time, more when the writes
+   * of requests that arrive together commit as one transaction (group commit). A write refused
+   * (its condition, a lost race, a nonce already used) is not counted, and a transaction that
+   * fails as a whole is not a commit.
+   */
+  onCommit?: (writes: number) => void;
 }
 
 /**
