@@ -218,7 +218,7 @@ describe('metrics', () => {
       const writes = /^cardpay_database_wait_seconds_count\{kind="write"\} (\d+)$/m.exec(text);
       // Each step of the three checkouts writes its begin at least.
       expect(Number(writes?.[1])).toBeGreaterThanOrEqual(3 * 4);
-      // Its commits: every write made is in one, and one at a time (as these came) each carries one.
+      // Its commits, each counted with the writes it carried: at least one a step.
       const commits = /^cardpay_database_commit_writes_count (\d+)$/m.exec(text);
       const carried = /^cardpay_database_commit_writes_sum (\d+)$/m.exec(text);
       expect(Number(commits?.[1])).toBeGreaterThanOrEqual(3 * 4);
