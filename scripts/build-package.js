@@ -23,13 +23,18 @@ function declarations(name) {
 }
 
 /** Builds `names` (default: all three) ready to pack. */
-function buildForPack(names = ORDER) {
+/**
+ * Builds what packing `names` needs. `plugin: false` ships the plugin already in dist/plugin as it
+ * is: the tests' global setup built it, and other tests load it while this runs, so building it
+ * again (which empties the folder first) would pull its files from under them.
+ */
+function buildForPack(names = ORDER, { plugin = true } = {}) {
   const build = require('./build.js');
   build.buildPackages();
   for (const name of ORDER.filter((n) => names.includes(n))) {
     declarations(name);
     if (name === 'testing') {
-      build.main(); // the plugin, as DevTools and the kit load it
+      if (plugin) build.main(); // the plugin, as DevTools and the kit load it
       const shipped = path.join(root, 'packages/testing/plugin');
       fs.rmSync(shipped, { recursive: true, force: true });
       fs.cpSync(path.join(root, 'dist/plugin'), shipped, { recursive: true });

@@ -22,7 +22,11 @@ const packed: Record<string, { file: string; files: string[] }> = {};
 beforeAll(() => {
   // The packages' JavaScript and the plugin were built by jest's global setup (other tests load
   // them: rebuilding here would pull files from under them): only the declarations are added.
-  (require('../scripts/build-package.js') as { buildForPack(): void }).buildForPack();
+  (
+    require('../scripts/build-package.js') as {
+      buildForPack(names?: string[], options?: { plugin?: boolean }): void;
+    }
+  ).buildForPack(undefined, { plugin: false });
   for (const name of ['sdk', 'platform', 'testing']) packed[name] = packWorkspace(root, name, out);
 }, 120000);
 
